@@ -1,0 +1,51 @@
+"""`quantdesk` command line: the same engine as the window, for scripts and power users.
+
+Each sub-command lives in its own module with `register(subparsers)`; the parser sets
+`func(args) -> int` on the namespace. Bad input raises `UserError`: one line on stderr, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that contribute sub-commands, in help order.
+COMMAND_MODULES = [
+    "quantdesk.core.cli.inspect_cmd",
+    "quantdesk.core.cli.chat_cmd",
+]
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported as one line and exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quantdesk", description="Run quantized LLMs locally.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a sub-command not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"quantdesk: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("quantdesk: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

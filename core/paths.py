@@ -1,0 +1,24 @@
+"""Where Quantdesk keeps its files. `QUANTDESK_HOME` overrides the per-user folder (tests use it)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """Per-user data folder (chat history, library list, settings), created on demand."""
+    override = os.environ.get("QUANTDESK_HOME")
+    if override:
+        path = Path(override)
+    else:
+        from platformdirs import user_data_dir
+        path = Path(user_data_dir("Quantdesk", "Quantdesk"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    """Where models Quantdesk makes itself (quantized, converted) are written."""
+    path = data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,55 @@
+"""One registry of quantization kernels keyed by (GGML type name, backend).
+
+A kernel is `fn(rows, imatrix, threads) -> np.ndarray[uint8] of shape (n_rows, row_bytes)`, where
+`rows` is validated C-contiguous float32 (n_rows, n_per_row) with n_per_row a multiple of the
+block size, and `imatrix` is None or float32 (n_per_row,). Kernel modules register themselves at
+import; `KERNEL_MODULES` lists them so importing stays lazy (numba compiles on first use).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import numpy as np
+
+BACKENDS = ("reference", "cpu", "cuda")
+
+Kernel = Callable[[np.ndarray, "np.ndarray | None", "int | None"], np.ndarray]
+
+_KERNELS: dict[tuple[str, str], Kernel] = {}
+
+# Modules that call `register` for their types. Each kernel family adds its module here.
+KERNEL_MODULES: list[str] = []
+
+_loaded: set[str] = set()
+
+
+def register(qtype: str, backend: str) -> Callable[[Kernel], Kernel]:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}")
+
+    def deco(fn: Kernel) -> Kernel:
+        _KERNELS[(qtype, backend)] = fn
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    for name in KERNEL_MODULES:
+        if name not in _loaded:
+            importlib.import_module(name)
+            _loaded.add(name)
+
+
+def get_kernel(qtype: str, backend: str) -> Kernel:
+    _load_all()
+    try:
+        return _KERNELS[(qtype, backend)]
+    except KeyError:
+        raise ValueError(f"no {backend} kernel for {qtype}") from None
+
+
+def available(backend: str | None = None) -> list[tuple[str, str]]:
+    _load_all()
+    return sorted(k for k in _KERNELS if backend is None or k[1] == backend)
