@@ -53,7 +53,8 @@ def _float_passthrough(rows: np.ndarray, qtype: str) -> np.ndarray:
     if qtype == "F32":
         out = rows
     elif qtype == "F16":
-        out = rows.astype(np.float16)
+        with np.errstate(over="ignore"):   # beyond fp16 range becomes inf, as in ggml
+            out = rows.astype(np.float16)
     else:  # BF16, rounded to nearest even as ggml_fp32_to_bf16 does (NaN never reaches here)
         bits = rows.view(np.uint32).astype(np.uint64)
         out = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)

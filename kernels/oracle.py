@@ -60,3 +60,15 @@ def ggml_quantize(rows: np.ndarray, qtype: str, imatrix: np.ndarray | None = Non
                                        out[bounds[i]:bounds[i + 1]], imatrix),
                       range(len(bounds) - 1)))
     return out
+
+
+def ggml_dequantize(data: np.ndarray, qtype: str, n_per_row: int) -> np.ndarray:
+    """llama.cpp's own dequantize_row_<type> over every row of `data` (uint8, row_bytes wide)."""
+    fmt = get_format(qtype)
+    fn = getattr(_lib(), f"dequantize_row_q{fmt.name[1:]}")   # q4_0, q6_K
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1, row_bytes(fmt.name, n_per_row))
+    out = np.empty((data.shape[0], n_per_row), dtype=np.float32)
+    fn(data.ctypes.data, out.ctypes.data, out.size)
+    return out

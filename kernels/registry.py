@@ -19,7 +19,19 @@ Kernel = Callable[[np.ndarray, "np.ndarray | None", "int | None"], np.ndarray]
 _KERNELS: dict[tuple[str, str], Kernel] = {}
 
 # Modules that call `register` for their types. Each kernel family adds its module here.
-KERNEL_MODULES: list[str] = []
+KERNEL_MODULES: list[str] = [
+    "quantdesk.kernels.legacy",
+    "quantdesk.kernels.legacy_cpu",
+    "quantdesk.kernels.legacy_cuda",
+    "quantdesk.kernels.q6_k",
+    "quantdesk.kernels.q6_k_cpu",
+    "quantdesk.kernels.q3_k",
+    "quantdesk.kernels.q3_k_cpu",
+    "quantdesk.kernels.q36_k_cuda",
+    "quantdesk.kernels.q4_k",
+    "quantdesk.kernels.q5_k",
+    "quantdesk.kernels.q2_k",
+]
 
 _loaded: set[str] = set()
 

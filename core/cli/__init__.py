@@ -13,6 +13,12 @@ import sys
 COMMAND_MODULES = [
     "quantdesk.core.cli.inspect_cmd",
     "quantdesk.core.cli.chat_cmd",
+    "quantdesk.core.cli.quantize_cmd",
+    "quantdesk.core.cli.plan_cmd",
+    "quantdesk.core.cli.hardware_cmd",
+    "quantdesk.core.cli.hub_cmd",
+    "quantdesk.core.cli.eval_cmd",
+    "quantdesk.core.cli.imatrix_cmd",
 ]
 
 

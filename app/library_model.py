@@ -1,0 +1,78 @@
+"""Qt table model over Library.entries(). The data is fetched in a worker; the model only shows it."""
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+
+from . import formatting
+
+COLUMNS = ("Name", "Quant", "Params", "Size", "Context", "Template", "Source")
+PATH_ROLE = Qt.ItemDataRole.UserRole
+ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class LibraryTableModel(QAbstractTableModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._entries: list = []
+
+    # The whole list is swapped at once: entries are few and a full reset keeps views simple.
+    def set_entries(self, entries: list) -> None:
+        self.beginResetModel()
+        self._entries = list(entries)
+        self.endResetModel()
+
+    def entries(self) -> list:
+        return list(self._entries)
+
+    def entry(self, row: int):
+        return self._entries[row] if 0 <= row < len(self._entries) else None
+
+    def row_of(self, path) -> int:
+        target = str(path)
+        for row, entry in enumerate(self._entries):
+            if str(entry.path) == target or (entry.info and str(entry.info.path) == target):
+                return row
+        return -1
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt API
+        return 0 if parent.isValid() else len(self._entries)
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def flags(self, index):
+        entry = self.entry(index.row())
+        if entry is None:
+            return Qt.ItemFlag.NoItemFlags
+        base = Qt.ItemFlag.ItemIsSelectable
+        # Broken files stay listed (so the user sees why) but cannot be picked for chat.
+        return base | Qt.ItemFlag.ItemIsEnabled if entry.info is not None else base
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        entry = self.entry(index.row())
+        if entry is None:
+            return None
+        if role == PATH_ROLE:
+            return str(entry.path)
+        if role == ENTRY_ROLE:
+            return entry
+        info = entry.info
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return str(entry.path) if info else f"{entry.path}\n{entry.error}"
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        col = index.column()
+        if col == 0:
+            return formatting.display_name(entry)
+        if col == 6:
+            return entry.source
+        if info is None:
+            return "error" if col == 1 else ""
+        return (None, info.file_type, formatting.params(info.parameters),
+                formatting.size(info.size_bytes), str(info.context_length),
+                "yes" if info.has_chat_template else "no")[col]

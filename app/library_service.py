@@ -1,0 +1,85 @@
+"""The Library seen from the GUI: one Library object used from one worker thread at a time.
+
+Opening a file (any door: menu, drag-and-drop, command line) validates it with inspect_gguf and
+adds it to the library off the GUI thread; on failure nothing is added and the one-line reason
+is reported.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from .jobs import serial_pool, start_job
+from .library_model import LibraryTableModel
+
+
+class LibraryService(QObject):
+    refreshed = Signal()
+    opened = Signal(object)            # ModelInfo of a file that was validated and added
+    open_failed = Signal(str, str)     # path, one-line reason
+    failed = Signal(str)               # refresh/remove problems
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.model = LibraryTableModel(self)
+        self._pool = serial_pool(self)
+        self._library = None
+
+    def _lib(self):
+        if self._library is None:  # built in the worker: it may scan the HF cache
+            from quantdesk.core.library import Library
+            self._library = Library()
+        return self._library
+
+    def refresh(self) -> None:
+        start_job(self._pool, self, lambda: self._lib().entries(), self._set_entries,
+                  lambda exc: self.failed.emit(f"Could not read the library: {exc}"))
+
+    def _set_entries(self, entries) -> None:
+        self.model.set_entries(entries)
+        self.refreshed.emit()
+
+    def open_paths(self, paths) -> None:
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        start_job(self._pool, self, lambda: self._open_all(paths), self._opened_all,
+                  lambda exc: self.failed.emit(str(exc)))
+
+    def _open_all(self, paths: list[str]):
+        from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+        results, seen = [], set()
+        for path in paths:
+            try:
+                info = inspect_gguf(path)
+                if info.path in seen:  # the other parts of a split model already opened
+                    continue
+                seen.add(info.path)
+                self._lib().add(info.path)
+                results.append((path, info, None))
+            except GGUFError as exc:
+                results.append((path, None, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - e.g. library.json not writable
+                results.append((path, None, f"{Path(path).name}: {exc}"))
+        return results, self._lib().entries()
+
+    def _opened_all(self, outcome) -> None:
+        results, entries = outcome
+        self._set_entries(entries)
+        for path, info, error in results:
+            if info is not None:
+                self.opened.emit(info)
+            else:
+                self.open_failed.emit(path, error)
+
+    def remove(self, path) -> None:
+        """Forget a model (the file stays on disk)."""
+        def job():
+            self._lib().remove(path)
+            return self._lib().entries()
+        start_job(self._pool, self, job, self._set_entries,
+                  lambda exc: self.failed.emit(f"Could not remove {Path(str(path)).name}: {exc}"))
+
+    def wait_idle(self, ms: int = 5000) -> bool:
+        return self._pool.waitForDone(ms)

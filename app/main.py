@@ -1,0 +1,73 @@
+"""Entry point of the desktop app (`quantdesk-gui [MODEL.gguf ...]`, `python -m quantdesk.app.main`).
+
+Paths on the command line are opened like a drop (that is what the OS file association calls).
+Only Qt and our light modules load before the window shows; llama.cpp lives in the engine's child
+process, markdown/Pygments load on the first rendered message.
+QUANTDESK_STARTUP_PROBE=1 prints the time from process start to the window's first show and exits.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+# Must not be imported before the window shows (the startup probe reports any that were).
+HEAVY_MODULES = ("llama_cpp", "numba", "huggingface_hub", "markdown", "pygments", "numpy")
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="quantdesk-gui", description="Quantdesk desktop app")
+    parser.add_argument("models", nargs="*", help="GGUF files to open")
+    return parser.parse_known_args(argv)  # the rest (e.g. -platform offscreen) is Qt's
+
+
+def _since_process_start_ms() -> float:
+    """Milliseconds since this process started (Linux: /proc, 10 ms ticks; else psutil)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return (uptime - start_ticks / os.sysconf("SC_CLK_TCK")) * 1000
+    except (OSError, ValueError, IndexError, AttributeError):
+        import psutil  # probe only
+        return (time.time() - psutil.Process().create_time()) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, qt_args = _parse(sys.argv[1:] if argv is None else argv)
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
+    from .resources import icon_path, stylesheet
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setApplicationName("Quantdesk")
+    app.setOrganizationName("Quantdesk")
+    app.setDesktopFileName("quantdesk")
+    app.setStyle("Fusion")
+    app.setWindowIcon(QIcon(str(icon_path())))
+    app.setStyleSheet(stylesheet())
+    window = MainWindow()
+    window.show()
+    heavy = [m for m in HEAVY_MODULES if m in sys.modules]  # before any worker has started
+    if args.models:
+        QTimer.singleShot(0, lambda: window.open_paths(args.models))
+    if os.environ.get("QUANTDESK_STARTUP_PROBE"):
+        def probe():
+            print(f"startup: window shown after {_since_process_start_ms():.0f} ms "
+                  f"(visible={window.isVisible()}, heavy modules loaded: {heavy or 'none'})",
+                  flush=True)
+            window.close()
+            app.quit()
+        QTimer.singleShot(0, probe)
+    code = app.exec()
+    window.chat_page.store.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The main window: sidebar of pages, File menu, drag-and-drop of .gguf files, status bar."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QMainWindow,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from . import formatting
+from .banner import ErrorBanner
+from .chat_page import ChatPage
+from .engine_worker import EngineController
+from .library_page import LibraryPage
+from .library_service import LibraryService
+from .placeholder_page import DISCOVER_TEXT, QUANTIZE_TEXT, LazyPage
+
+PAGES = ("Library", "Discover", "Quantize", "Chat")
+
+
+def local_files(mime) -> list[str]:
+    """Local file paths carried by a drag (remote URLs are not ours to fetch)."""
+    if not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
+def _page_class(module: str, name: str):
+    """The page class if its module exists yet (pages land in later issues), else None."""
+    import importlib
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+
+
+class MainWindow(QMainWindow):
+    def __init__(self):
+        super().__init__()
+        self.setWindowTitle("Quantdesk")
+        self.resize(1200, 760)
+        self.setAcceptDrops(True)
+        self.library = LibraryService(self)
+        self.engine = EngineController(self)
+        self._open_errors: list[str] = []
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.addItems(PAGES)
+        self.sidebar.setFixedWidth(150)
+        self.library_page = LibraryPage(self.library)
+        self.discover_page = LazyPage("Discover", DISCOVER_TEXT, self._make_discover)
+        self.quantize_page = LazyPage("Quantize", QUANTIZE_TEXT, self._make_quantize)
+        self.chat_page = ChatPage(self.library, self.engine)
+        self.stack = QStackedWidget()
+        for page in (self.library_page, self.discover_page, self.quantize_page, self.chat_page):
+            self.stack.addWidget(page)
+        self.banner = ErrorBanner()
+
+        brand = QLabel("  Quantdesk")
+        brand.setObjectName("brand")
+        brand.setFixedWidth(150)
+        left = QWidget()
+        left.setObjectName("sidebarColumn")
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.setSpacing(0)
+        lv.addWidget(brand)
+        lv.addWidget(self.sidebar, 1)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.addWidget(self.banner)
+        rv.addWidget(self.stack, 1)
+        central = QWidget()
+        h = QHBoxLayout(central)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.setSpacing(0)
+        h.addWidget(left)
+        h.addWidget(right, 1)
+        self.setCentralWidget(central)
+        self.library_count = QLabel()
+        self.statusBar().addPermanentWidget(self.library_count)
+        self._build_menu()
+
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.setCurrentRow(0)
+        self.library_page.open_requested.connect(self.open_dialog)
+        self.library_page.chat_requested.connect(self.chat_with)
+        self.library.opened.connect(self._opened)
+        self.library.open_failed.connect(self._open_failed)
+        self.library.failed.connect(lambda msg: self.banner.show_messages([msg]))
+        self.library.refreshed.connect(self._library_refreshed)
+        QTimer.singleShot(0, self.library.refresh)  # after the first paint, off the GUI thread
+
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("&Open GGUF…", self, shortcut=QKeySequence.StandardKey.Open)
+        self.open_action.triggered.connect(self.open_dialog)
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(self.open_action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+
+    # ---- pages ---------------------------------------------------------------------------
+    def _make_discover(self):
+        cls = _page_class("quantdesk.app.pages.discover", "DiscoverPage")
+        if cls is None:
+            return None
+        page = cls()
+        page.downloaded.connect(lambda _path: self.library.refresh())  # lands in the HF cache
+        page.quantize_requested.connect(lambda _repo: self.show_page("Quantize"))
+        return page
+
+    def _make_quantize(self):
+        cls = _page_class("quantdesk.app.pages.quantize", "QuantizePage")
+        return None if cls is None else cls()
+
+    def show_page(self, name: str) -> None:
+        self.sidebar.setCurrentRow(PAGES.index(name))
+
+    def current_page(self) -> str:
+        return PAGES[self.stack.currentIndex()]
+
+    def chat_with(self, path: str) -> None:
+        self.show_page("Chat")
+        self.chat_page.chat_with(path)
+
+    # ---- opening models ------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open GGUF model", "",
+                                                "GGUF models (*.gguf);;All files (*)")
+        self.open_paths(paths)
+
+    def open_paths(self, paths) -> None:
+        """Every door ends here: validate and add in a worker, report what happened."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        self._open_errors = []
+        self.banner.hide()
+        names = ", ".join(Path(p).name for p in paths[:3]) + ("…" if len(paths) > 3 else "")
+        self.statusBar().showMessage(f"Checking {names}…")
+        self.library.open_paths(paths)
+
+    def _opened(self, info) -> None:
+        self.show_page("Library")
+        self.library_page.select_path(info.path)
+        self.statusBar().showMessage(f"Added {info.name}: {formatting.model_summary(info)}", 15000)
+
+    def _open_failed(self, path: str, message: str) -> None:
+        self._open_errors.append(message)
+        self.banner.show_messages(self._open_errors)
+        self.statusBar().showMessage(f"Could not open {Path(path).name}", 15000)
+
+    def _library_refreshed(self) -> None:
+        n = self.library.model.rowCount()
+        self.library_count.setText(f"{n} model{'s' if n != 1 else ''} in the library")
+
+    # ---- drag and drop -------------------------------------------------------------------
+    def dragEnterEvent(self, event):  # noqa: N802 - Qt override
+        if local_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event):  # noqa: N802
+        if local_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        paths = local_files(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    # ---- exit ----------------------------------------------------------------------------
+    def closeEvent(self, event):  # noqa: N802
+        self.chat_page.shutdown()
+        self.engine.shutdown()
+        self.library.wait_idle(3000)
+        super().closeEvent(event)

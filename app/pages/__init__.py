@@ -1,0 +1,1 @@
+"""Self-contained pages mounted by the main window (see discover.py for the Discover page)."""

@@ -1,0 +1,318 @@
+"""Discover page: search the hub, open a model's page (card, licence, quant variants with fit
+badges read from each variant's remote header), download into the HF cache, or hand a
+safetensors repo to the Quantize page.
+
+Every network call runs in a QThreadPool job (quantdesk.app.jobs); download progress comes from
+the core DownloadManager's worker threads through a queued signal. Mount it with
+`DiscoverPage(manager=None)`; it emits `downloaded(path)` when a file lands (refresh the Library)
+and `quantize_requested(repo_id)`.
+"""
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPushButton, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget)
+
+from quantdesk.app import formatting
+from quantdesk.app.jobs import start_job
+from quantdesk.app.pages.discover_models import DownloadsModel, SearchResultsModel, VariantsModel
+
+FILTERS = (("GGUF models", "gguf"), ("Safetensors (text generation)", "safetensors"), ("All", "all"))
+SORTS = (("Trending", "trending"), ("Downloads", "downloads"), ("Likes", "likes"), ("Recently updated", "updated"))
+
+
+class CardBrowser(QTextBrowser):
+    """Read-only Markdown view that never loads anything: no images, no remote content."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.anchorClicked.connect(lambda url: QDesktopServices.openUrl(url) if url.scheme() in ("http", "https") else None)
+
+    def loadResource(self, kind, url):  # noqa: N802 - Qt override
+        return None
+
+    def show_markdown(self, text: str) -> None:
+        try:
+            from quantdesk.app.markdown_view import markdown_to_html  # strips raw HTML
+            self.setHtml(markdown_to_html(text or "*This repo has no model card.*"))
+        except ImportError:
+            self.setMarkdown(text)
+
+
+class _Bridge(QObject):
+    """Receives DownloadManager updates (any thread) and re-emits them on the GUI thread."""
+    task_updated = Signal(object)
+    _from_worker = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._from_worker.connect(self._deliver)   # queued: this object lives in the GUI thread
+
+    def __call__(self, task) -> None:
+        self._from_worker.emit(task)
+
+    @Slot(object)
+    def _deliver(self, task) -> None:
+        self.task_updated.emit(task)
+
+
+def _table(model, stretch: int = 0) -> QTableView:
+    view = QTableView()
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.verticalHeader().hide()
+    header = view.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    view.setWordWrap(False)
+    return view
+
+
+class DiscoverPage(QWidget):
+    downloaded = Signal(str)            # snapshot path of a finished file
+    quantize_requested = Signal(str)    # repo id of a safetensors repo
+
+    def __init__(self, manager=None, parent=None, n_ctx: int = 4096):
+        super().__init__(parent)
+        self.n_ctx, self._generation, self._pager, self.details = n_ctx, 0, None, None
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(3)
+        self.bridge = _Bridge(self)
+        if manager is None:
+            from quantdesk.core.hub.manager import DownloadManager
+            manager = DownloadManager()
+        manager.on_update = self.bridge
+        self.manager = manager
+
+        title = QLabel("Discover")
+        title.setObjectName("pageTitle")
+        self.query = QLineEdit(placeholderText="Search models on the Hugging Face hub")
+        self.filter_box, self.sort_box = QComboBox(), QComboBox()
+        for box, items in ((self.filter_box, FILTERS), (self.sort_box, SORTS)):
+            for label, value in items:
+                box.addItem(label, value)
+        self.search_button = QPushButton("Search")
+        self.search_button.setObjectName("primary")
+        bar = QHBoxLayout()
+        for w, stretch in ((title, 0), (self.query, 1), (self.filter_box, 0), (self.sort_box, 0), (self.search_button, 0)):
+            bar.addWidget(w, stretch)
+        self.message = QLabel()
+        self.message.setObjectName("discoverMessage")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color:#8a1c12")
+        self.message.hide()
+
+        self.results = SearchResultsModel(self)
+        self.results_view = _table(self.results)
+        self.repo_title = QLabel("Select a model to see its page.")
+        self.repo_title.setWordWrap(True)
+        self.repo_title.setTextFormat(Qt.TextFormat.RichText)
+        self.card = CardBrowser()
+        self.variants = VariantsModel(self)
+        self.variants_view = _table(self.variants, stretch=4)
+        self.download_button = QPushButton("Download")
+        self.download_button.setObjectName("primary")
+        self.quantize_button = QPushButton("Quantize locally…")
+        self.recommendation = QLabel()
+        self.recommendation.setWordWrap(True)
+        actions = QHBoxLayout()
+        for w in (self.recommendation, self.quantize_button, self.download_button):
+            actions.addWidget(w, 1 if w is self.recommendation else 0)
+        detail = QWidget()
+        dv = QVBoxLayout(detail)
+        dv.setContentsMargins(0, 0, 0, 0)
+        dv.addWidget(self.repo_title)
+        dv.addWidget(self.card, 3)
+        dv.addWidget(self.variants_view, 2)
+        dv.addLayout(actions)
+        split = QSplitter()
+        split.addWidget(self.results_view)
+        split.addWidget(detail)
+        split.setSizes([480, 620])
+
+        self.downloads = DownloadsModel(self)
+        self.downloads_view = _table(self.downloads)
+        self.downloads_view.setMaximumHeight(150)
+        self.pause_button, self.resume_button, self.cancel_button = (QPushButton(t) for t in ("Pause", "Resume", "Cancel"))
+        self.token_edit = QLineEdit(placeholderText="Access token (hf_…) for gated or private repos")
+        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_button = QPushButton("Save token")
+        self.token_row = QWidget()
+        tr = QHBoxLayout(self.token_row)
+        tr.setContentsMargins(0, 0, 0, 0)
+        tr.addWidget(QLabel("This repo is gated: accept its terms on the hub, then paste a token:"))
+        tr.addWidget(self.token_edit, 1)
+        tr.addWidget(self.token_button)
+        self.token_row.hide()
+        dl_bar = QHBoxLayout()
+        dl_bar.addWidget(QLabel("Downloads"))
+        dl_bar.addStretch(1)
+        for b in (self.pause_button, self.resume_button, self.cancel_button):
+            dl_bar.addWidget(b)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.message)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.token_row)
+        layout.addLayout(dl_bar)
+        layout.addWidget(self.downloads_view)
+
+        self.search_button.clicked.connect(self.search)
+        self.query.returnPressed.connect(self.search)
+        self.results.more_wanted.connect(self._fetch_more)
+        self.results_view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.open_repo(cur.row()))
+        self.download_button.clicked.connect(self.download_selected)
+        self.quantize_button.clicked.connect(lambda: self.details and self.quantize_requested.emit(self.details.repo_id))
+        self.pause_button.clicked.connect(lambda: self._on_task(self.manager.pause))
+        self.resume_button.clicked.connect(lambda: self._on_task(self.manager.resume))
+        self.cancel_button.clicked.connect(lambda: self._on_task(self.manager.cancel))
+        self.token_button.clicked.connect(self.save_token)
+        self.bridge.task_updated.connect(self._task_updated)
+        self.downloads.set_rows(self.manager.tasks())   # paused downloads from the last session
+        self._show_repo(None)
+
+    # ---- search ---------------------------------------------------------------------------
+    def _error(self, exc) -> None:
+        self.message.setText(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        self.message.show()
+
+    def search(self) -> None:
+        from quantdesk.core.hub import HubError, SearchPager
+        self._generation += 1
+        self.message.hide()
+        self.results.reset(has_more=False)
+        try:   # checks offline mode at once; the request itself runs in the pool
+            self._pager = SearchPager(self.query.text().strip(), filter=self.filter_box.currentData(),
+                                      sort=self.sort_box.currentData())
+        except HubError as exc:
+            return self._error(exc)
+        self.results.loading = True
+        self._fetch_more()
+
+    def _fetch_more(self) -> None:
+        pager, gen = self._pager, self._generation
+        if pager is None:
+            return
+
+        def done(rows):
+            if gen == self._generation:
+                self.results.append(rows, not pager.exhausted)
+
+        def failed(exc):
+            if gen == self._generation:
+                self.results.loading = False
+                self._error(exc)
+        start_job(self.pool, self, pager.next_page, done, failed)
+
+    # ---- model page -------------------------------------------------------------------------
+    def open_repo(self, row: int) -> None:
+        result = self.results.item(row)
+        if result is None:
+            return
+        from quantdesk.core.hub import repo_details
+        from quantdesk.core.hub.card import model_card
+        self._generation += 1
+        gen = self._generation
+        self._show_repo(None, f"<b>{html.escape(result.repo_id)}</b> — loading…")
+        start_job(self.pool, self, lambda: repo_details(result.repo_id),
+                  lambda d: gen == self._generation and self._show_repo(d), self._error)
+        start_job(self.pool, self, lambda: model_card(result.repo_id),
+                  lambda text: gen == self._generation and self.card.show_markdown(text), self._error)
+
+    def _show_repo(self, details, title: str | None = None) -> None:
+        self.details = details
+        self.variants.set_rows(details.variants if details else [])
+        self.download_button.setEnabled(bool(details and details.variants))
+        self.quantize_button.setVisible(bool(details and details.kind == "safetensors"))
+        self.recommendation.setText("")
+        if details is None:
+            self.repo_title.setText(title or "Select a model to see its page.")
+            self.card.clear()
+            return
+        bits = [f"licence: {html.escape(details.license or 'unknown')}",
+                "<span style='color:#9a6a00'>gated: needs a token</span>" if details.gated else "not gated",
+                f"{formatting.params(details.parameters)} parameters"]
+        if details.kind == "safetensors":
+            bits.append(f"original {details.safetensors_dtype or '?'}, {formatting.size(details.safetensors_bytes)}")
+        self.repo_title.setText(f"<b>{html.escape(details.repo_id)}</b><br>{' · '.join(bits)}")
+        if details.variants:
+            self.variants_view.selectRow(0)
+        gen = self._generation
+        for variant in details.variants:
+            start_job(self.pool, self, lambda v=variant: self._read_header(details, v),
+                      lambda v: gen == self._generation and self.variants.update_variant(v),
+                      lambda exc, v=variant: self._variant_failed(v, exc))
+        if details.kind == "safetensors":
+            from quantdesk.core.hub.fit import recommend_for_safetensors
+            start_job(self.pool, self, lambda: recommend_for_safetensors(details, n_ctx=self.n_ctx),
+                      lambda r: gen == self._generation and self._show_recommendation(r), self._error)
+
+    def _read_header(self, details, variant):
+        from quantdesk.core.hub import fit_variant, read_variant_header
+        read_variant_header(details.repo_id, variant, details.sha or "main")
+        return fit_variant(variant, n_ctx=self.n_ctx)
+
+    def _variant_failed(self, variant, exc) -> None:
+        variant.fit_note = str(exc).splitlines()[0]
+        self.variants.update_variant(variant)
+
+    def _show_recommendation(self, result) -> None:
+        _rows, best, note = result
+        if best:
+            self.recommendation.setText(f"Recommended here: <b>{best['type']}</b> "
+                                        f"({formatting.size(best['size_bytes'])}, {best['fit']})")
+        else:
+            self.recommendation.setText(note or "No quant type fits this machine.")
+
+    # ---- downloads --------------------------------------------------------------------------
+    def download_selected(self) -> None:
+        row = self.variants_view.currentIndex().row()
+        variant = self.variants.item(row if row >= 0 else 0)
+        if self.details is None or variant is None:
+            return
+        for f in variant.files:
+            self.manager.add(self.details.repo_id, f.name, sha256=f.sha256, size=f.size)
+
+    def _selected_task(self):
+        return self.downloads.item(self.downloads_view.currentIndex().row())
+
+    def _on_task(self, action) -> None:
+        task = self._selected_task()
+        if task is not None:
+            action(task.id)
+
+    @Slot(object)
+    def _task_updated(self, task) -> None:
+        self.downloads.upsert(task)
+        if task.state == "done" and task.path:
+            self.downloaded.emit(task.path)
+        elif task.state == "failed" and task.needs_token:
+            self.token_row.show()
+            self.token_edit.setFocus()
+
+    def save_token(self) -> None:
+        from quantdesk.core.hub.connection import save_token
+        token = self.token_edit.text().strip()
+        if not token:
+            return
+
+        def saved(_user):
+            self.token_edit.clear()
+            self.token_row.hide()
+            self.message.hide()
+            for t in self.manager.tasks():
+                if t.state == "failed" and t.needs_token:
+                    self.manager.resume(t.id)
+        start_job(self.pool, self, lambda: save_token(token), saved, self._error)
+
+    def shutdown(self) -> None:
+        """Pause running downloads (their partial files resume next time) and wait for jobs."""
+        self.manager.shutdown()
+        self.pool.waitForDone(5000)

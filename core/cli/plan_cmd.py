@@ -1,0 +1,97 @@
+"""`quantdesk plan MODEL [--ctx N] [--vram BYTES] [--ram BYTES] [--json]`: which quant of this
+model fits, with how many GPU layers, and which one to use."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from quantdesk.core.cli import UserError
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40}
+
+
+def parse_bytes(text: str) -> int:
+    """'8589934592', '8G', '8 GiB', '512MiB' -> bytes (binary units)."""
+    s = text.strip().lower().replace(" ", "").replace("_", "")
+    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
+    try:
+        value = float(num)
+        unit = _UNITS[s[len(num):]]
+    except (ValueError, KeyError):
+        # argparse turns this into one usage line and exit status 2
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use bytes, or a number with K/M/G)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"size must not be negative: {text!r}")
+    return int(value * unit)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("plan", help="show which quant types fit this machine",
+                              description="Plan a GGUF model: per quant type the size, RAM and "
+                                          "VRAM needed at the context length, GPU layers, fit, "
+                                          "and the recommended type.")
+    p.add_argument("model", metavar="MODEL", help="path to a .gguf file")
+    p.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
+    p.add_argument("--vram", type=parse_bytes, help="plan with this much free VRAM (bytes or 8G)")
+    p.add_argument("--ram", type=parse_bytes, help="plan with this much free RAM (bytes or 16G)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from quantdesk.core import planner
+    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.hardware import detect
+
+    if args.ctx < 1:
+        raise UserError(f"--ctx must be positive, got {args.ctx}")
+    try:
+        info = inspect_gguf(args.model)  # full validation: a clear message for a bad file
+    except GGUFError as exc:
+        raise UserError(str(exc)) from None
+    hw = detect().with_overrides(vram=args.vram, ram=args.ram)
+    try:
+        profile = planner.load_profile(info)
+    except planner.PlannerError as exc:
+        raise UserError(str(exc)) from None
+    plans = planner.plan_options(profile, hw, n_ctx=args.ctx)
+    best = planner.recommend(plans, profile, hw)
+    data = {
+        "model": str(info.path), "type": profile.file_type, "n_ctx": args.ctx,
+        "hardware": hw.to_json(),
+        "options": [_option(p, profile.file_type) for p in plans],
+        "recommended": _option(best, profile.file_type) if best else None,
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_plan(data))
+    return 0
+
+
+def _option(plan, file_type: str) -> dict:
+    d = plan.to_json()
+    d["this_file"] = plan.type == file_type
+    return d
+
+
+def _layers(o: dict) -> str:
+    # n_layer + 1 offloads the output matrix too: show it as "all".
+    return "all" if o["gpu_layers"] > o["n_layer"] else f"{o['gpu_layers']}/{o['n_layer']}"
+
+
+def format_plan(data: dict) -> str:
+    def mib(n):
+        return f"{n / (1 << 20):,.0f} MiB"
+    rows = [f"{'type':<8} {'size':>10} {'RAM':>10} {'VRAM':>10} {'GPU layers':>10}  fit"]
+    for o in data["options"]:
+        mark = "*" if o["this_file"] else " "
+        rows.append(f"{o['type']:<7}{mark} {mib(o['size_bytes']):>10} {mib(o['ram_bytes']):>10} "
+                    f"{mib(o['vram_bytes']):>10} {_layers(o):>10}  {o['fit']}")
+    rec = data["recommended"]
+    rows.append("")
+    rows.append("* this file; other types are estimates of the same model")
+    rows.append(f"Recommended: {rec['type']} - {rec['note']}" if rec else
+                "Recommended: none - no type fits this machine")
+    return "\n".join(rows)

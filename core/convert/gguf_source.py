@@ -1,0 +1,119 @@
+"""A GGUF file as a quantizer `Source`: its metadata copied, its tensors read through gguf-py's
+memory-mapped reader (one tensor paged in at a time).
+
+Tensors already quantized are refused unless the caller allows re-quantization: quantizing a
+quantized model compounds the error, and llama.cpp refuses it by default too.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConvertError
+from .source import ModelParams, Source, SourceTensor
+
+_FLOAT = ("F32", "F16", "BF16")
+# Keys the quantizer sets itself, or that describe the input's layout rather than the model.
+_SKIP_KEYS = ("general.architecture", "general.file_type", "general.quantization_version",
+              "split.no", "split.count", "split.tensors.count", "general.alignment")
+
+
+def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
+    from gguf import GGUFReader, GGUFValueType
+    path = Path(path)
+    try:
+        from quantdesk.core.gguf_info import inspect_gguf, GGUFError
+    except ImportError:  # the inspector is written alongside; the reader below still validates
+        inspect_gguf = GGUFError = None
+    if inspect_gguf is not None:
+        try:
+            info = inspect_gguf(path)
+        except GGUFError as exc:
+            raise ConvertError(str(exc)) from None
+        if len(info.files) > 1:
+            raise ConvertError(f"{path.name} is split in {len(info.files)} parts; "
+                               "merge it first")
+    try:
+        reader = GGUFReader(path, "r")
+    except (OSError, ValueError) as exc:
+        raise ConvertError(f"{path.name} is not a readable GGUF file: {exc}") from None
+
+    def field(key: str, default: Any = None) -> Any:
+        f = reader.get_field(key)
+        if f is None:
+            return default
+        v = f.contents()
+        return v[0] if isinstance(v, list) and v else v
+
+    arch = field("general.architecture")
+    if not arch:
+        raise ConvertError(f"{path.name} names no architecture")
+    n_head = int(field(f"{arch}.attention.head_count", 0) or 0)
+    params = ModelParams(arch=arch, n_layer=int(field(f"{arch}.block_count", 0) or 0),
+                         n_head=n_head,
+                         n_head_kv=int(field(f"{arch}.attention.head_count_kv", n_head) or n_head),
+                         n_expert=int(field(f"{arch}.expert_count", 0) or 0))
+
+    tensors: list[SourceTensor] = []
+    quantized = []
+    for t in reader.tensors:
+        dtype = t.tensor_type.name
+        shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml ne → numpy order
+        if dtype not in _FLOAT:
+            quantized.append(dtype)
+        tensors.append(SourceTensor(name=t.name, shape=shape, dtype=dtype, nbytes=int(t.n_bytes),
+                                    load=lambda t=t, s=shape: _to_f32(t, s),
+                                    load_rows=(lambda r0, r1, t=t, s=shape: _rows_f32(t, s, r0, r1))
+                                    if dtype in _FLOAT and len(shape) >= 2 else None,
+                                    raw=lambda t=t: np.asarray(t.data).view(np.uint8).reshape(-1)))
+    if quantized and not allow_requantize:
+        raise ConvertError(f"{path.name} is already quantized ({quantized[0]}); re-quantizing "
+                           "compounds the error — start from an F32/F16/BF16 model or allow "
+                           "re-quantization explicitly")
+
+    def write_metadata(gw: Any) -> None:
+        for key, f in reader.fields.items():
+            if key.startswith("GGUF.") or key in _SKIP_KEYS:
+                continue
+            vtype = f.types[0]
+            if vtype == GGUFValueType.ARRAY:
+                sub = f.types[-1]
+                if len(f.types) > 2:
+                    continue  # nested arrays: none of the keys llama.cpp reads
+                if sub == GGUFValueType.STRING:
+                    value = [bytes(f.parts[i]) for i in f.data]
+                else:
+                    value = [f.parts[i].tolist()[0] for i in f.data]
+                gw.add_key_value(key, value, vtype, sub_type=sub)
+            elif vtype == GGUFValueType.STRING:
+                gw.add_key_value(key, bytes(f.parts[f.data[0]]), vtype)
+            else:
+                gw.add_key_value(key, f.parts[f.data[0]].tolist()[0], vtype)
+
+    name = str(field("general.name") or path.stem)
+    return Source(path=path, name=name, params=params, tensors=tensors,
+                  write_metadata=write_metadata, source_bytes=sum(t.nbytes for t in tensors))
+
+
+def _to_f32(t: Any, shape: tuple[int, ...]) -> np.ndarray:
+    from gguf.quants import dequantize
+    data = np.asarray(t.data)
+    kind = t.tensor_type.name
+    if kind == "F32":
+        return np.array(data, dtype=np.float32).reshape(shape)
+    if kind == "F16":
+        return data.astype(np.float32).reshape(shape)
+    if kind == "BF16":
+        return (data.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(shape)
+    return np.asarray(dequantize(data, t.tensor_type), dtype=np.float32).reshape(shape)
+
+
+def _rows_f32(t: Any, shape: tuple[int, ...], r0: int, r1: int) -> np.ndarray:
+    data = np.asarray(t.data)
+    kind = t.tensor_type.name
+    if kind == "BF16":
+        rows = data.view(np.uint16).reshape(-1, shape[-1])[r0:r1]
+        return (rows.astype(np.uint32) << 16).view(np.float32)
+    return np.ascontiguousarray(data.reshape(-1, shape[-1])[r0:r1], dtype=np.float32)

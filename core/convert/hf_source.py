@@ -1,0 +1,79 @@
+"""A Hugging Face model folder (config.json, tokenizer, safetensors) as a quantizer `Source`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .architectures import adapter_for
+from .errors import ConvertError
+from .safetensors import SafetensorsCheckpoint
+from .source import ModelParams, Source, SourceTensor
+from .vocab import add_vocab, has_tokenizer
+
+
+def is_hf_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def open_hf_folder(folder: Path) -> Source:
+    folder = Path(folder)
+    try:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConvertError(f"{folder.name} has no config.json") from None
+    except (OSError, ValueError) as exc:
+        raise ConvertError(f"config.json in {folder.name} cannot be read: {exc}") from None
+    adapter = adapter_for(cfg)  # refuses an unsupported architecture before touching weights
+    if not has_tokenizer(folder):
+        raise ConvertError(f"no tokenizer in {folder.name} (tokenizer.json or tokenizer.model)")
+    ckpt = SafetensorsCheckpoint(folder)
+
+    tensors: list[SourceTensor] = []
+    for hf_name in ckpt.names():
+        if adapter.skip(hf_name):
+            continue
+        ref = ckpt.refs[hf_name]
+        if ref.dtype not in ("F32", "F16", "BF16"):
+            raise ConvertError(f"tensor {hf_name} is {ref.dtype}; only F32, F16 and BF16 "
+                               "checkpoints can be converted")
+        tensors.append(SourceTensor(
+            name=adapter.gguf_name(hf_name), shape=ref.shape, dtype="F32", nbytes=ref.nbytes,
+            load=lambda n=hf_name: adapter.transform(n, ckpt.load(n)),
+            load_rows=_row_loader(ckpt, adapter, hf_name) if len(ref.shape) == 2 else None))
+    for name, load, shape in adapter.extra_tensors():
+        tensors.append(SourceTensor(name=name, shape=shape, dtype="F32", nbytes=0, load=load))
+    names = [t.name for t in tensors]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConvertError(f"two checkpoint tensors map to {dup}")
+
+    model_name = str(cfg.get("_name_or_path") or folder.name).rstrip("/").split("/")[-1] or folder.name
+
+    def write_metadata(gw: Any) -> None:
+        gw.add_type("model")
+        gw.add_name(model_name)
+        adapter.add_hparams(gw)
+        add_vocab(gw, folder, adapter.vocab_size, prefer_spm=adapter.prefer_spm)
+
+    params = ModelParams(arch=adapter.gguf_arch, n_layer=adapter.n_layer, n_head=adapter.n_head,
+                         n_head_kv=adapter.n_head_kv,
+                         n_expert=int(cfg.get("num_local_experts") or cfg.get("num_experts") or 0))
+    return Source(path=folder, name=model_name, params=params, tensors=tensors,
+                  write_metadata=write_metadata, source_bytes=sum(t.nbytes for t in tensors),
+                  close=ckpt.close)
+
+
+def _row_loader(ckpt: SafetensorsCheckpoint, adapter, hf_name: str):
+    """Rows of a 2-D tensor read straight from the file (2-D transforms only reorder rows)."""
+    n_rows = ckpt.refs[hf_name].shape[0]
+    order = adapter.row_order(hf_name, n_rows)
+
+    def rows(r0: int, r1: int) -> np.ndarray:
+        if order is None:
+            return ckpt.read_rows(hf_name, r0, r1)
+        return ckpt.read_rows(hf_name, 0, n_rows)[order[r0:r1]]  # q/k: small, read whole
+
+    return rows

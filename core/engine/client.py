@@ -1,0 +1,245 @@
+"""EngineClient: the app's and the CLI's handle on the inference host process.
+
+Why a child process: llama.cpp aborts the whole process on some bad inputs and the OS kills it
+on out-of-memory. Both must end the host, never the app. Unloading ends the host, so every byte
+the model took goes back to the system.
+
+Why multiprocessing "spawn" with Pipes (and not subprocess + stdin/stdout):
+  * the same on Windows, macOS and Linux (spawn is the only start method on Windows and the
+    default on macOS; fork would copy a Qt app's threads into the child);
+  * it keeps working when the app is frozen with PyInstaller, provided the frozen entry point
+    calls multiprocessing.freeze_support() first thing (app/main.py and the CLI main do);
+  * messages are pickled tuples over two one-way Pipes (commands in, events out), so a cancel can
+    be sent from any thread while another thread is reading tokens;
+  * the host's stdout/stderr are pointed at a log file, so llama.cpp never writes to the terminal.
+Death of the host (abort, segfault, kill -9, OOM) shows up as EOF on the event pipe or as the
+process no longer being alive; the client then raises EngineError and forgets the host, so the
+next load() starts a fresh one.
+
+Use from one thread at a time (a worker thread in the app), except cancel(), which any thread
+may call while generate() is running.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from .types import Done, EngineError, LoadResult, SamplingParams, Token
+
+POLL_SECONDS = 0.25
+
+
+def default_threads() -> int:
+    """Physical cores: llama.cpp is slower with hyper-threads than without."""
+    try:
+        import psutil
+        n = psutil.cpu_count(logical=False)
+    except Exception:
+        n = None
+    return max(1, n or os.cpu_count() or 1)
+
+
+def log_path() -> Path:
+    from quantdesk.core.paths import data_dir
+    folder = data_dir() / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "engine-host.log"
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "stopped responding"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown signal"
+        hint = ", possibly out of memory" if -code == getattr(signal, "SIGKILL", 9) else ""
+        return f"killed by signal {-code} {name}{hint}"
+    if code > 255:  # Windows NTSTATUS, e.g. 0xC0000005 access violation
+        return f"exit code 0x{code & 0xFFFFFFFF:08X}"
+    return f"exit status {code}"
+
+
+class EngineClient:
+    def __init__(self):
+        self._proc = None
+        self._commands = None      # our end: send commands
+        self._events = None        # our end: receive events
+        self._send_lock = threading.Lock()
+        self._loaded: LoadResult | None = None
+        self._gen_id = 0
+        self._closing = False
+
+    # -- properties ------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> LoadResult | None:
+        return self._loaded
+
+    @property
+    def host_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # -- process management ----------------------------------------------------------------------
+    def _start(self) -> None:
+        import multiprocessing as mp
+        from .host import run_host
+
+        ctx = mp.get_context("spawn")
+        cmd_recv, cmd_send = ctx.Pipe(duplex=False)
+        evt_recv, evt_send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=run_host, args=(cmd_recv, evt_send, str(log_path())),
+                           name="quantdesk-engine-host", daemon=True)
+        proc.start()
+        # Close the child's ends here, so its death reads as EOF on ours.
+        cmd_recv.close()
+        evt_send.close()
+        self._proc, self._commands, self._events = proc, cmd_send, evt_recv
+        self._closing = False
+
+    def _send(self, kind: str, payload: dict) -> None:
+        with self._send_lock:
+            if self._commands is None:
+                raise EngineError("no model is loaded")
+            try:
+                self._commands.send((kind, payload))
+            except (BrokenPipeError, EOFError, OSError):
+                raise self._died() from None
+
+    def _receive(self):
+        """Next event from the host; raises EngineError (and forgets the host) if it died."""
+        events, proc = self._events, self._proc
+        if events is None:
+            raise EngineError("no model is loaded")
+        try:
+            while not events.poll(POLL_SECONDS):
+                if not proc.is_alive():
+                    if events.poll(0):   # it wrote something before dying: read that first
+                        break
+                    raise self._died()
+            return events.recv()
+        except (EOFError, OSError):
+            raise self._died() from None
+
+    def _died(self) -> EngineError:
+        proc, closing = self._proc, self._closing
+        if proc is not None:
+            proc.join(timeout=2)
+        code = proc.exitcode if proc is not None else None
+        self._forget()
+        if closing:
+            return EngineError("the model was unloaded")
+        return EngineError(f"the model process exited unexpectedly ({describe_exit(code)}); "
+                           f"load the model again to continue")
+
+    def _forget(self) -> None:
+        for conn in (self._commands, self._events):
+            if conn is not None:
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+        self._proc = self._commands = self._events = None
+        self._loaded = None
+
+    def _stop_host(self, timeout: float = 5.0) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        self._closing = True
+        try:
+            with self._send_lock:
+                self._commands.send(("cancel", {"id": self._gen_id}))
+                self._commands.send(("shutdown", {}))
+        except (BrokenPipeError, EOFError, OSError, AttributeError):
+            pass
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(2)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2)
+        self._forget()
+
+    # -- public API ------------------------------------------------------------------------------
+    def load(self, path, *, n_gpu_layers: int = 0, n_ctx: int = 2048,
+             n_threads: int | None = None) -> LoadResult:
+        path = str(Path(path))
+        if not os.path.isfile(path):
+            raise EngineError(f"{path}: no such file")
+        if self._loaded is not None:      # a fresh process per model: memory really goes back
+            self._stop_host()
+        if self._proc is None:
+            self._start()
+        threads = int(n_threads or default_threads())
+        self._send("load", dict(path=path, n_gpu_layers=int(n_gpu_layers), n_ctx=int(n_ctx),
+                                n_threads=threads))
+        kind, payload = self._receive()
+        if kind == "error":
+            raise EngineError(payload)
+        self._loaded = LoadResult.from_dict(payload)
+        return self._loaded
+
+    def generate(self, messages: list[dict], params: SamplingParams | None = None
+                 ) -> Iterator[Token | Done]:
+        if self._loaded is None:
+            raise EngineError("no model is loaded")
+        params = params or SamplingParams()
+        self._gen_id += 1
+        gen_id = self._gen_id
+        clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+        self._send("generate", dict(id=gen_id, messages=clean, sampling=params.to_dict()))
+        finished = False
+        try:
+            while True:
+                kind, payload = self._receive()
+                if kind == "token":
+                    yield Token(payload)
+                elif kind == "done":
+                    finished = True
+                    yield Done.from_dict(payload)
+                    return
+                elif kind == "error":
+                    finished = True
+                    raise EngineError(payload)
+        finally:
+            if not finished and self._proc is not None:
+                # The caller stopped reading early: cancel and drain, so the next request
+                # does not read this reply's leftovers.
+                self._drain(gen_id)
+
+    def _drain(self, gen_id: int) -> None:
+        try:
+            self._send("cancel", {"id": gen_id})
+            while True:
+                kind, _ = self._receive()
+                if kind in ("done", "error"):
+                    return
+        except EngineError:
+            pass
+
+    def cancel(self) -> None:
+        """Stop the reply in progress (any thread); generate() ends with finish_reason cancelled."""
+        with self._send_lock:
+            if self._commands is None:
+                return
+            try:
+                self._commands.send(("cancel", {"id": self._gen_id}))
+            except (BrokenPipeError, EOFError, OSError):
+                pass  # the host is gone; the generating thread reports that
+
+    def unload(self) -> None:
+        self._stop_host()
+
+    def shutdown(self) -> None:
+        self._stop_host()
+
+    def __enter__(self) -> "EngineClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()

@@ -1,0 +1,215 @@
+"""The inference host: a child process that owns llama_cpp.Llama.
+
+Started by EngineClient through multiprocessing's "spawn" context (see client.py for why), it
+talks over two one-way Pipes: commands in, events out. A reader thread takes commands off the
+pipe so that "cancel" is seen between two tokens even while the main thread is generating.
+
+Commands (client -> host), each a (kind, payload) tuple:
+    ("load", {path, n_gpu_layers, n_ctx, n_threads})   -> ("loaded", LoadResult fields) | ("error", msg)
+    ("generate", {id, messages, sampling})             -> ("token", text)* then ("done", Done fields) | ("error", msg)
+    ("cancel", {id})                                    ends generation `id` early (finish_reason "cancelled")
+    ("unload", {})                                      -> ("unloaded", {})  frees the model, keeps the process
+    ("shutdown", {})                                    the process exits
+llama.cpp writes its logs to stdout/stderr from C; both file descriptors are pointed at a log file
+so nothing ever lands in the user's terminal (or in `quantdesk chat --json` output).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from .prompt import chat_template_prompt, completion_prompt
+
+LOG_LIMIT = 4 * 1024 * 1024
+
+
+def _route_output_to(log_path: str | None) -> None:
+    if not log_path:
+        return
+    try:
+        if os.path.exists(log_path) and os.path.getsize(log_path) > LOG_LIMIT:
+            os.replace(log_path, log_path + ".1")
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    print(f"--- engine host {os.getpid()} started {time.strftime('%Y-%m-%d %H:%M:%S')}",
+          file=sys.stderr, flush=True)
+
+
+def _rss() -> int:
+    import psutil
+    return psutil.Process().memory_info().rss
+
+
+class Host:
+    def __init__(self, commands, events):
+        self.commands = commands
+        self.events = events
+        self.inbox: queue.Queue = queue.Queue()
+        self.cancelled_id = -1           # highest generation id the client cancelled
+        self.llm = None
+        self.template: str | None = None
+
+    # -- reader thread ---------------------------------------------------------------------------
+    def read_commands(self) -> None:
+        while True:
+            try:
+                kind, payload = self.commands.recv()
+            except (EOFError, OSError):       # the client is gone: stop whatever we do and exit
+                self.cancelled_id = 1 << 62
+                self.inbox.put(("shutdown", {}))
+                return
+            if kind == "cancel":
+                self.cancelled_id = max(self.cancelled_id, int(payload.get("id", 0)))
+            else:
+                self.inbox.put((kind, payload))
+            if kind == "shutdown":
+                return
+
+    # -- main loop -------------------------------------------------------------------------------
+    def serve(self) -> None:
+        threading.Thread(target=self.read_commands, name="engine-commands", daemon=True).start()
+        while True:
+            kind, payload = self.inbox.get()
+            if kind == "shutdown":
+                return
+            try:
+                if kind == "load":
+                    self.events.send(("loaded", self.load(**payload)))
+                elif kind == "generate":
+                    self.generate(payload["id"], payload["messages"], payload["sampling"])
+                elif kind == "unload":
+                    self.unload()
+                    self.events.send(("unloaded", {}))
+                else:
+                    self.events.send(("error", f"unknown engine command {kind!r}"))
+            except (BrokenPipeError, EOFError):
+                return
+            except Exception as exc:  # report, stay up: the client decides what to do next
+                traceback.print_exc()
+                msg = " ".join(str(exc).split()) or type(exc).__name__
+                self.events.send(("error", msg))
+
+    def unload(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
+            self.llm = None
+            gc.collect()
+
+    def load(self, path: str, n_gpu_layers: int, n_ctx: int, n_threads: int) -> dict:
+        self.unload()
+        import llama_cpp   # before measuring: rss_before..rss_after is what the model costs
+        rss_before = _rss()
+        start = time.perf_counter()
+        offload = bool(llama_cpp.llama_supports_gpu_offload())
+        try:
+            llm = llama_cpp.Llama(model_path=path, n_gpu_layers=n_gpu_layers if offload else 0,
+                                  n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                                  verbose=False)
+        except ValueError as exc:  # llama-cpp-python's "Failed to load model from file: ..."
+            raise RuntimeError(f"llama.cpp could not load {os.path.basename(path)} ({exc})") from None
+        load_seconds = time.perf_counter() - start
+        self.llm = llm
+        self.template = llm.metadata.get("tokenizer.chat_template") or None
+        n_layers = int(llama_cpp.llama_model_n_layer(llm.model))
+        used_layers = 0
+        if offload:
+            used_layers = n_layers + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layers + 1)
+        return dict(path=path, n_ctx=llm.n_ctx(), n_gpu_layers=used_layers,
+                    load_seconds=load_seconds, has_chat_template=self.template is not None,
+                    n_ctx_train=int(llm._model.n_ctx_train()), rss_before=rss_before,
+                    rss_after=_rss(), n_threads=n_threads, n_layers=n_layers,
+                    gpu_offload_supported=offload)
+
+    def build_prompt(self, messages: list[dict]):
+        llm = self.llm
+        if self.template is None:
+            return completion_prompt(messages)
+        model = llm._model
+        eos, bos = llm.token_eos(), llm.token_bos()
+        return chat_template_prompt(
+            self.template, messages,
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+            eos_token=model.token_get_text(eos) if eos != -1 else "")
+
+    def generate(self, gen_id: int, messages: list[dict], sampling: dict) -> None:
+        llm = self.llm
+        if llm is None:
+            raise RuntimeError("no model is loaded")
+        prompt = self.build_prompt(messages)
+        tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise RuntimeError(f"the conversation ({len(tokens)} tokens) does not fit the context "
+                               f"size ({n_ctx}); start a new chat or load with a larger context")
+        n_prompt = len(tokens)
+        start = time.perf_counter()
+        count = 0
+        first_at = start
+        cancelled = False
+
+        def between_tokens(input_ids, logits) -> bool:
+            # Called by llama-cpp-python after every sampled token: count it, honour cancel.
+            # llama-cpp-python calls it once more after the loop with the same ids, hence the
+            # count from the ids rather than from the calls (the k-th token sees prompt + k-1).
+            nonlocal count, first_at, cancelled
+            if count == 0:
+                first_at = time.perf_counter()
+            count = max(count, len(input_ids) - n_prompt + 1)
+            if self.cancelled_id >= gen_id:
+                cancelled = True
+            return cancelled
+
+        from llama_cpp import StoppingCriteriaList
+        # llama-cpp-python's own "no seed" draws from a fixed generator (every reply the same);
+        # -1 means a fresh reply each time, so draw one here.
+        seed = int(sampling.get("seed", -1))
+        if seed < 0:
+            seed = random.randrange(2**31)
+        finish = "length"
+        stream = llm.create_completion(
+            list(tokens), max_tokens=int(sampling["max_tokens"]),
+            temperature=float(sampling["temperature"]),
+            top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
+            min_p=float(sampling["min_p"]), repeat_penalty=float(sampling["repeat_penalty"]),
+            seed=seed, stop=prompt.stop, stream=True,
+            stopping_criteria=StoppingCriteriaList([between_tokens]))
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            if choice["text"]:
+                self.events.send(("token", choice["text"]))
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+        end = time.perf_counter()
+        if cancelled:
+            finish = "cancelled"
+        gen_seconds = end - first_at
+        rate = (count - 1) / gen_seconds if count > 1 and gen_seconds > 0 else (
+            count / (end - start) if end > start else 0.0)
+        self.events.send(("done", dict(
+            prompt_tokens=n_prompt, completion_tokens=count, tokens_per_second=rate,
+            finish_reason=finish, used_chat_template=prompt.used_chat_template, n_ctx=n_ctx,
+            prompt_seconds=first_at - start, generation_seconds=gen_seconds)))
+
+
+def run_host(commands, events, log_path: str | None = None) -> None:
+    """Entry point of the child process (a picklable top-level function for spawn)."""
+    # Ctrl-C in a terminal reaches the whole process group; the client decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _route_output_to(log_path)
+    try:
+        Host(commands, events).serve()
+    finally:
+        sys.stderr.flush()

@@ -1,0 +1,68 @@
+"""Values that cross the client/host boundary. Plain dataclasses: they pickle and print well."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+class EngineError(Exception):
+    """Loading or generating failed, or the model process died. str(e) is one line for the user."""
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    seed: int = -1            # -1: a fresh random seed per reply
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LoadResult:
+    path: str
+    n_ctx: int
+    n_gpu_layers: int         # layers actually offloaded (0 when this llama.cpp build has no GPU)
+    load_seconds: float
+    has_chat_template: bool
+    n_ctx_train: int
+    rss_before: int           # host process RSS in bytes before / after the model load
+    rss_after: int
+    n_threads: int = 0
+    n_layers: int = 0
+    gpu_offload_supported: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LoadResult":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Token:
+    text: str
+
+
+@dataclass
+class Done:
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_per_second: float  # generation speed, after the prompt was processed
+    finish_reason: str        # "stop" | "length" | "cancelled"
+    used_chat_template: bool  # False: the model has no template, a plain completion prompt was used
+    n_ctx: int
+    prompt_seconds: float = 0.0      # prompt processing up to the first token
+    generation_seconds: float = 0.0  # first token to last
+
+    @property
+    def context_used(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Done":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,132 @@
+"""Run one llama.cpp job (see jobs.py) in a child process, with progress and cancel.
+
+Why a child process, as for chat (core/engine): llama.cpp aborts the whole process on some bad
+inputs and the OS kills it when memory runs out; either must end the job, never the app. Each job
+gets a fresh process, so the memory of every model it loaded goes back when it ends. "spawn" for
+the same reasons as the engine host (Windows/macOS default, no Qt threads copied, PyInstaller).
+
+Messages child -> parent over a one-way Pipe: ("progress", done, total), ("result", obj),
+("error", one_line), ("cancelled", None). Cancel is a shared Event the child checks between chunks;
+a child that does not stop within a grace period is terminated.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+POLL_SECONDS = 0.2
+CANCEL_GRACE_SECONDS = 10.0
+
+
+class EvaluationError(Exception):
+    """One clear line for the user (bad file, model process died, text too short, ...)."""
+
+
+class Cancelled(EvaluationError):
+    """The user cancelled; whatever was half-written has been removed."""
+
+
+def _log_path() -> str | None:
+    try:
+        from quantdesk.core.paths import data_dir
+        folder = data_dir() / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder / "evaluate.log")
+    except OSError:
+        return None
+
+
+def _route_output(log_path: str | None) -> None:
+    """llama.cpp writes from C to fds 1/2: point both at the log so the terminal stays clean."""
+    try:
+        fd = os.open(log_path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _child_main(job: str, payload: dict, conn, cancel_event, log_path: str | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    _route_output(log_path)
+    from . import jobs
+
+    def progress(done: int, total: int) -> None:
+        conn.send(("progress", done, total))
+
+    try:
+        result = getattr(jobs, job)(payload, progress, cancel_event.is_set)
+        conn.send(("result", result))
+    except jobs.JobCancelled:
+        conn.send(("cancelled", None))
+    except Exception as exc:
+        traceback.print_exc()
+        conn.send(("error", " ".join(str(exc).split()) or type(exc).__name__))
+    finally:
+        sys.stderr.flush()
+        conn.close()
+
+
+def _describe_exit(code: int | None) -> str:
+    try:
+        from quantdesk.core.engine.client import describe_exit
+        return describe_exit(code)
+    except ImportError:
+        return f"exit status {code}"
+
+
+def run_job(job: str, payload: dict, *, progress: Callable[[int, int], None] | None = None,
+            cancelled: Callable[[], bool] | None = None) -> Any:
+    """Run jobs.<job>(payload) in a fresh child process and return its result (blocking)."""
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    cancel_event = ctx.Event()
+    proc = ctx.Process(target=_child_main, args=(job, payload, send, cancel_event, _log_path()),
+                       name=f"quantdesk-{job}", daemon=True)
+    proc.start()
+    send.close()            # the child's end: its death now reads as EOF here
+    cancel_sent_at = None
+    try:
+        while True:
+            if cancelled is not None and cancelled() and cancel_sent_at is None:
+                cancel_event.set()
+                cancel_sent_at = time.monotonic()
+            if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > CANCEL_GRACE_SECONDS:
+                raise Cancelled("cancelled")
+            try:
+                if not recv.poll(POLL_SECONDS):
+                    if not proc.is_alive() and not recv.poll(0):
+                        raise EOFError
+                    continue
+                msg = recv.recv()
+            except (EOFError, OSError):
+                proc.join(2)
+                raise EvaluationError(f"the evaluation process exited unexpectedly "
+                                      f"({_describe_exit(proc.exitcode)})") from None
+            kind = msg[0]
+            if kind == "progress":
+                if progress is not None:
+                    progress(msg[1], msg[2])
+            elif kind == "result":
+                return msg[1]
+            elif kind == "cancelled":
+                raise Cancelled("cancelled")
+            elif kind == "error":
+                raise EvaluationError(msg[1])
+    finally:
+        recv.close()
+        proc.join(5)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(2)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2)

@@ -1,0 +1,106 @@
+"""The fit planner: which quant of a model fits this machine, with how many GPU layers.
+
+    plan_for_model(path_or_info, n_ctx=4096)            -> Plan for the file as it is
+    plan_options(load_profile(path), hw, n_ctx=4096)    -> Plan per quant type (what-ifs)
+    recommend(plans, profile, hw)                        -> the Plan to use
+    profile_from_header(metadata, tensors)               -> a remote file's first megabytes
+    profile_from_hf_config(config, parameters=N)         -> a safetensors repo
+
+Fast and light: no llama_cpp import, headers parsed once per (path, size, mtime).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .gguf_header import ArrayInfo, GGUFHeader, HeaderError, HeaderIncomplete, parse_header, read_header
+from .hf_config import estimate_for_type, profile_from_hf_config
+from .memory import MemoryEstimate, compute_reserved, estimate_memory, kv_layer_bytes
+from .plan import (DEFAULT_TYPES, Plan, max_gpu_layers, plan_options, plan_profile, recommend,
+                   ram_budget, vram_budget)
+from .profile import ModelProfile, profile_from_header, retype, tensor_type_for
+from .quality import KLD_LLAMA3_8B, KLD_SOURCE, quality_note, quality_rank
+
+__all__ = ["PlannerError", "plan_for_model", "load_profile", "plan_options", "plan_profile",
+           "recommend", "Plan", "ModelProfile", "MemoryEstimate", "estimate_memory",
+           "profile_from_header", "profile_from_hf_config", "estimate_for_type", "retype",
+           "parse_header", "read_header", "HeaderIncomplete", "HeaderError", "quality_note",
+           "options_for", "DEFAULT_TYPES"]
+
+_SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
+_profiles: dict[tuple, ModelProfile] = {}
+
+
+class PlannerError(Exception):
+    """One line for the user: the model cannot be planned (unreadable, not GGUF, ...)."""
+
+
+def _parts(path: Path) -> list[Path]:
+    m = _SPLIT.match(path.name)
+    if not m:
+        return [path]
+    total = int(m.group(3))
+    return [path.with_name(f"{m.group(1)}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
+
+
+def load_profile(source) -> ModelProfile:
+    """A ModelProfile from a path, a gguf_info.ModelInfo (anything with .path/.files) or a
+    profile. Cached by (path, size, mtime) of every part."""
+    if isinstance(source, ModelProfile):
+        return source
+    files = getattr(source, "files", None) or None
+    path = Path(getattr(source, "path", source))
+    parts = [Path(p) for p in files] if files else _parts(path)
+    try:
+        key = tuple((str(p), st.st_size, st.st_mtime_ns) for p in parts for st in [os.stat(p)])
+    except FileNotFoundError as exc:
+        raise PlannerError(f"{Path(exc.filename or path).name}: no such file") from None
+    except OSError as exc:
+        raise PlannerError(f"{path.name}: cannot read ({exc.strerror})") from None
+    cached = _profiles.get(key)
+    if cached is not None:
+        return cached
+    try:
+        headers = [read_header(p) for p in parts]
+    except HeaderError as exc:
+        raise PlannerError(f"{path.name}: {exc}") from None
+    except OSError as exc:
+        raise PlannerError(f"{path.name}: cannot read ({exc.strerror})") from None
+    tensors = [t for h in headers for t in h.tensors]
+    name = headers[0].metadata.get("general.name") or path.stem
+    profile = profile_from_header(headers[0].metadata, tensors, name=str(name))
+    if profile.n_layer <= 0 or profile.n_embd <= 0:
+        raise PlannerError(f"{path.name}: not a language model we can plan "
+                           f"(architecture {profile.architecture!r} has no block count)")
+    _profiles[key] = profile
+    return profile
+
+
+def plan_for_model(info_or_path, *, n_ctx: int, hardware=None, vram: int | None = None,
+                   ram: int | None = None, n_gpu_layers: int | None = None,
+                   lower_ctx: bool = True, **kw) -> Plan:
+    """Plan the model file as it is. vram/ram override what was detected (bytes);
+    n_gpu_layers forces a layer count; lower_ctx halves n_ctx when that is what makes it fit."""
+    if hardware is None:
+        from quantdesk.core.hardware import detect
+        hardware = detect()
+    if vram is not None or ram is not None:
+        hardware = hardware.with_overrides(vram=vram, ram=ram)
+    profile = load_profile(info_or_path)
+    return plan_profile(profile, hardware, n_ctx=n_ctx, lower_ctx=lower_ctx,
+                        n_gpu_layers=n_gpu_layers, **kw)
+
+
+def options_for(source, *, n_ctx: int, hardware=None, types=None, **kw) -> tuple[list[Plan], Plan | None]:
+    """(plans per quant type, recommended plan) for a path, ModelInfo, profile, or HF config dict
+    (with kw `parameters=`). The Quantize page's type table and the hub's variant list use this."""
+    if hardware is None:
+        from quantdesk.core.hardware import detect
+        hardware = detect()
+    if isinstance(source, dict):
+        profile = profile_from_hf_config(source, parameters=kw.pop("parameters", None))
+    else:
+        profile = load_profile(source)
+    plans = plan_options(profile, hardware, n_ctx=n_ctx, types=types, **kw)
+    return plans, recommend(plans, profile, hardware, **kw)

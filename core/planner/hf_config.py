@@ -1,0 +1,95 @@
+"""A ModelProfile from an HF config.json, for repos that have safetensors but no GGUF yet.
+
+We lay out the tensors convert_hf_to_gguf.py would write for a llama-like decoder (attention,
+gated FFN or experts, norms, embeddings), so `retype()` can price every quant type. When the repo
+states its parameter count (safetensors metadata) and our layout misses some (biases, extra norms,
+odd blocks), the per-layer matrices are scaled so the total matches.
+"""
+from __future__ import annotations
+
+from gguf.constants import GGMLQuantizationType as T
+
+from .profile import SWA_PATTERN, ModelProfile, retype
+
+# HF model_type -> llama.cpp architecture name, where they differ.
+_ARCH = {"mistral": "llama", "mixtral": "llama", "gemma3_text": "gemma3", "qwen2_moe": "qwen2moe",
+         "qwen3_moe": "qwen3moe", "phi3": "phi3", "gpt_oss": "gpt-oss"}
+
+
+def _text_config(config: dict) -> dict:
+    # Multimodal repos (gemma3, llava...) nest the language model's config.
+    return config.get("text_config") or config
+
+
+def profile_from_hf_config(config: dict, *, parameters: int | None = None,
+                           source_type: str = "BF16", name: str | None = None) -> ModelProfile:
+    c = _text_config(config)
+    n_layer = int(c["num_hidden_layers"])
+    n_embd = int(c["hidden_size"])
+    n_head = int(c.get("num_attention_heads", 1))
+    n_head_kv = int(c.get("num_key_value_heads") or n_head)
+    head_dim = int(c.get("head_dim") or n_embd // n_head)
+    n_vocab = int(c.get("vocab_size") or config.get("vocab_size"))
+    n_ff = int(c.get("intermediate_size") or 4 * n_embd)
+    n_expert = int(c.get("num_local_experts") or c.get("num_experts") or 0)
+    n_ff_exp = int(c.get("moe_intermediate_size") or n_ff)
+    model_type = str(c.get("model_type") or config.get("model_type") or "llama")
+    arch = _ARCH.get(model_type, model_type)
+    tied = bool(config.get("tie_word_embeddings", c.get("tie_word_embeddings", False)))
+    window = int(c.get("sliding_window") or 0) if (c.get("use_sliding_window", True)) else 0
+
+    q, kv = n_head * head_dim, n_head_kv * head_dim
+    rows: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (n_embd, n_vocab)),
+                                               ("output_norm.weight", (n_embd,))]
+    if not tied:
+        rows.append(("output.weight", (n_embd, n_vocab)))
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        rows += [(p + "attn_norm.weight", (n_embd,)), (p + "ffn_norm.weight", (n_embd,)),
+                 (p + "attn_q.weight", (n_embd, q)), (p + "attn_k.weight", (n_embd, kv)),
+                 (p + "attn_v.weight", (n_embd, kv)), (p + "attn_output.weight", (q, n_embd))]
+        if n_expert:
+            rows += [(p + "ffn_gate_inp.weight", (n_embd, n_expert)),
+                     (p + "ffn_gate_exps.weight", (n_embd, n_ff_exp, n_expert)),
+                     (p + "ffn_up_exps.weight", (n_embd, n_ff_exp, n_expert)),
+                     (p + "ffn_down_exps.weight", (n_ff_exp, n_embd, n_expert))]
+        else:
+            rows += [(p + "ffn_gate.weight", (n_embd, n_ff)), (p + "ffn_up.weight", (n_embd, n_ff)),
+                     (p + "ffn_down.weight", (n_ff, n_embd))]
+    if parameters:
+        rows = _scale_layers(rows, parameters)
+    src = T[source_type.upper()] if source_type.upper() in T.__members__ else T.BF16
+    tensors = tuple((n, s, int(src) if len(s) >= 2 else int(T.F32)) for n, s in rows)
+    pattern = SWA_PATTERN.get(arch, 1)
+    swa = tuple((i % pattern < pattern - 1) if pattern > 1 else True for i in range(n_layer)) \
+        if window else (False,) * n_layer
+    profile = ModelProfile(
+        name=name or str(config.get("_name_or_path") or model_type), architecture=arch,
+        file_type=source_type.upper(), n_layer=n_layer, n_embd=n_embd, n_vocab=n_vocab,
+        n_ctx_train=int(c.get("max_position_embeddings") or 0), n_ff=n_ff_exp if n_expert else n_ff,
+        n_head=(n_head,) * n_layer, n_head_kv=(n_head_kv,) * n_layer, head_dim_k=head_dim,
+        head_dim_v=head_dim, swa_window=window, swa_layers=swa, tensors=tensors)
+    return profile
+
+
+def _scale_layers(rows, parameters: int):
+    """Stretch each layer matrix's last dimension so the model totals `parameters` weights."""
+    def count(shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+    fixed = sum(count(s) for n, s in rows if not n.startswith("blk.") or len(s) < 2)
+    scalable = sum(count(s) for n, s in rows if n.startswith("blk.") and len(s) >= 2)
+    if scalable == 0 or parameters <= fixed:
+        return rows
+    ratio = (parameters - fixed) / scalable
+    if abs(ratio - 1) < 0.01:
+        return rows
+    return [(n, s[:-1] + (max(1, round(s[-1] * ratio)),))
+            if n.startswith("blk.") and len(s) >= 2 else (n, s) for n, s in rows]
+
+
+def estimate_for_type(config: dict, qtype: str, *, parameters: int | None = None) -> ModelProfile:
+    """Shortcut for the hub: an HF config + parameter count priced as one quant type."""
+    return retype(profile_from_hf_config(config, parameters=parameters), qtype)

@@ -1,0 +1,44 @@
+"""What each quant type costs in quality, in published llama.cpp figures, labelled as such.
+
+KLD_LLAMA3_8B: mean KL divergence of the quantized Llama-3-8B's token distribution from the F16
+model's, as published by llama.cpp (perplexity tool, --kl-divergence). We quote only the figures we
+have; other types get a qualitative note, never an invented number.
+"""
+from __future__ import annotations
+
+KLD_SOURCE = "llama.cpp published figure: Llama-3-8B, mean KLD vs F16"
+KLD_LLAMA3_8B = {"Q8_0": 0.0014, "Q6_K": 0.0055, "Q5_K_M": 0.0108, "Q4_K_M": 0.031,
+                 "Q3_K_M": 0.102, "Q2_K": 0.445}
+
+# Best first. F16/BF16/F32 lead because they are the source, but the recommendation prefers Q8_0
+# (same answers in practice at half the memory).
+QUALITY_ORDER = ("F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0",
+                 "Q4_K_M", "Q4_K_S", "Q4_1", "Q4_0", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K")
+UNQUANTIZED = ("F32", "BF16", "F16")
+
+_NOTES = {
+    "F32": "unquantized source precision", "BF16": "unquantized source precision",
+    "F16": "unquantized source precision", "Q5_K_S": "between Q5_K_M and Q4_K_M",
+    "Q5_1": "legacy type, about Q5_K_S quality", "Q5_0": "legacy type, about Q5_K_S quality",
+    "Q4_K_S": "between Q4_K_M and Q3_K_M", "Q4_1": "legacy type, below Q4_K_M",
+    "Q4_0": "legacy type, below Q4_K_M", "Q3_K_L": "between Q4_K_M and Q3_K_M",
+    "Q3_K_S": "below Q3_K_M",
+}
+
+
+def quality_rank(qtype: str) -> int:
+    """0 = best. Unknown types (IQ*, MXFP4, ...) sort after the ones we know."""
+    try:
+        return QUALITY_ORDER.index(qtype.upper())
+    except ValueError:
+        return len(QUALITY_ORDER)
+
+
+def quality_note(qtype: str) -> dict:
+    """{"kld": float | None, "note": str, "source": str | None} for one type."""
+    q = qtype.upper()
+    if q in KLD_LLAMA3_8B:
+        kld = KLD_LLAMA3_8B[q]
+        return {"kld": kld, "note": f"KLD {kld:g} vs F16 ({KLD_SOURCE.split(': ')[1]})",
+                "source": KLD_SOURCE}
+    return {"kld": None, "note": _NOTES.get(q, "no published figure"), "source": None}

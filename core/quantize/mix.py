@@ -1,0 +1,238 @@
+"""Which GGML type each tensor gets for a file type such as Q4_K_M: llama.cpp's rules.
+
+This follows `llama_tensor_get_type` in llama.cpp's src/llama-quant.cpp (the version
+llama-cpp-python 0.3.36 ships), restricted to the file types we produce:
+  * only 2-D+ tensors whose names end in "weight" (not norms, not MoE gates) are quantized;
+  * output.weight (and token_embd.weight when the embeddings are tied) gets Q6_K, or Q8_0 when its
+    rows are not a multiple of the block size;
+  * attn_v / ffn_down get more bits on the `use_more_bits` layers for the _M mixes, etc.;
+  * a type whose block does not divide the row length falls back (Q4_K → Q5_0, Q6_K → Q8_0 ...).
+The counters that pick "more bits" layers advance in llama.cpp's tensor order: non-layer tensors
+first, then by layer number, then by name — we sort the same way.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from quantdesk.kernels.formats import get_format
+
+from ..convert.source import ModelParams
+
+
+@dataclass(frozen=True)
+class FileType:
+    name: str
+    ftype: int          # llama_ftype, written as general.file_type
+    default: str        # the GGML type most tensors get
+    note: str           # one-line quality note for the UI
+
+    @property
+    def is_float(self) -> bool:
+        return self.default in ("F32", "F16", "BF16")
+
+
+FILE_TYPES: dict[str, FileType] = {f.name: f for f in (
+    FileType("F32", 0, "F32", "lossless, largest"),
+    FileType("F16", 1, "F16", "practically lossless"),
+    FileType("BF16", 32, "BF16", "practically lossless, keeps the training range"),
+    FileType("Q8_0", 7, "Q8_0", "near lossless"),
+    FileType("Q6_K", 18, "Q6_K", "near lossless, smaller"),
+    FileType("Q5_K_M", 17, "Q5_K", "very low loss, recommended when it fits"),
+    FileType("Q5_K_S", 16, "Q5_K", "very low loss"),
+    FileType("Q5_1", 9, "Q5_1", "legacy; prefer Q5_K_M"),
+    FileType("Q5_0", 8, "Q5_0", "legacy; prefer Q5_K_S"),
+    FileType("Q4_K_M", 15, "Q4_K", "balanced: the usual choice"),
+    FileType("Q4_K_S", 14, "Q4_K", "small, some quality loss"),
+    FileType("Q4_1", 3, "Q4_1", "legacy; prefer Q4_K_M"),
+    FileType("Q4_0", 2, "Q4_0", "legacy; prefer Q4_K_S"),
+    FileType("Q3_K_L", 13, "Q3_K", "small, noticeable loss"),
+    FileType("Q3_K_M", 12, "Q3_K", "very small, noticeable loss"),
+    FileType("Q3_K_S", 11, "Q3_K", "very small, high loss"),
+    FileType("Q2_K", 10, "Q2_K", "smallest, large loss"),
+)}
+
+
+def file_type(name: str) -> FileType:
+    try:
+        return FILE_TYPES[name.upper()]
+    except KeyError:
+        raise ValueError(f"unknown output type {name!r}; choose one of "
+                         f"{', '.join(FILE_TYPES)}") from None
+
+
+_FLOATS = ("F32", "F16", "BF16")
+# Names llama.cpp never quantizes although they are 2-D weights (checked by substring).
+_NEVER = ("_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel",
+          "per_layer_model_proj", "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight",
+          "indexer.q_proj.weight", "attn_rel_b.weight", ".position_embd", "time_mix_first.weight",
+          "time_mix_w0.weight", "time_mix_w1.weight", "time_mix_w2.weight", "time_mix_v0.weight",
+          "time_mix_v1.weight", "time_mix_v2.weight", "time_mix_a0.weight", "time_mix_a1.weight",
+          "time_mix_a2.weight", "time_mix_g1.weight", "time_mix_g2.weight",
+          "time_mix_decay_w1.weight", "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight")
+_LAYER = re.compile(r"^blk\.(-?\d+)\.")
+
+
+def llama_order_key(name: str) -> tuple[int, str]:
+    """llama.cpp's weight order: by layer number (non-layer tensors first), then by name."""
+    m = _LAYER.match(name)
+    return (int(m.group(1)) if m else -1, name)
+
+
+def _allows_quantization(name: str, n_dims: int) -> bool:
+    if n_dims < 2 or not name.endswith("weight"):
+        return False
+    if name in ("position_embd.weight", "token_types.weight"):
+        return False
+    return not any(s in name for s in _NEVER)
+
+
+def _category(name: str) -> str:
+    if name == "output.weight":
+        return "output"
+    if name in ("token_embd.weight", "per_layer_token_embd.weight"):
+        return "token_embd"
+    for key, cat in (("attn_qkv.weight", "attn_qkv"), ("attn_kv_b.weight", "attn_kv_b"),
+                     ("attn_v.weight", "attn_v"), ("attn_k.weight", "attn_k"),
+                     ("attn_q.weight", "attn_q"), ("attn_output.weight", "attn_output"),
+                     ("ffn_up", "ffn_up"), ("ffn_gate", "ffn_gate"), ("ffn_down", "ffn_down")):
+        if key in name:
+            return cat
+    return "other"
+
+
+def _more_bits(i: int, n: int) -> bool:
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def _block(qtype: str) -> int:
+    return get_format(qtype).block_size
+
+
+_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+
+
+def _fallback(qtype: str, ncols: int) -> str:
+    if ncols % _block(qtype) == 0:
+        return qtype
+    if qtype not in _FALLBACK:
+        raise ValueError(f"no fallback type for {qtype}")
+    new = _FALLBACK[qtype]
+    return new if ncols % _block(new) == 0 else "F16"
+
+
+class _State:
+    def __init__(self, names: list[str], params: ModelParams, has_imatrix: bool):
+        self.has_imatrix = has_imatrix
+        cats = [_category(n) for n in names]
+        self.n_attention_wv = sum(c in ("attn_v", "attn_qkv", "attn_kv_b") for c in cats)
+        self.tied = "output" not in cats
+        self.n_layer = params.n_layer
+        self.i_attention_wv = self.i_ffn_down = self.i_ffn_gate = self.i_ffn_up = 0
+
+
+def _pick(st: _State, ft: FileType, p: ModelParams, name: str, ncols: int, cat: str) -> str:
+    """llama_tensor_get_type_impl for the K-quant and legacy file types."""
+    new = ft.default
+    f = ft.name
+    gqa = p.n_head // p.n_head_kv if p.n_head_kv else 0
+    falcon = p.arch == "falcon"
+    if cat == "output" or (st.tied and cat == "token_embd"):
+        if falcon or ncols % _block(new) != 0:
+            return "Q8_0"
+        return new if new == "Q8_0" else "Q6_K"
+    if cat == "token_embd":
+        return new
+    if cat in ("attn_v", "attn_qkv", "attn_kv_b"):
+        i, n = st.i_attention_wv, st.n_attention_wv
+        if f == "Q2_K":
+            new = "Q4_K" if gqa >= 4 else "Q3_K"
+        elif f == "Q3_K_M":
+            new = "Q5_K" if i < 2 else "Q4_K"
+        elif f == "Q3_K_L":
+            new = "Q5_K"
+        elif f in ("Q4_K_M", "Q5_K_M") and _more_bits(i, n):
+            new = "Q6_K"
+        elif f == "Q4_K_S" and i < 4:
+            new = "Q5_K"
+        if p.arch == "llama" and p.n_layer == 80 and p.n_head != p.n_head_kv:  # LLM_TYPE_70B
+            if new in ("Q3_K", "Q4_K"):
+                new = "Q5_K"
+        if p.n_expert == 8:
+            new = "Q8_0"
+        st.i_attention_wv += 1
+        return new
+    if cat == "attn_k":
+        return "Q8_0" if p.n_expert == 8 else new
+    if cat == "ffn_down":
+        i, n = _layer_info(st.i_ffn_down, st.n_layer, name, p)
+        if f == "Q2_K":
+            new = "Q3_K"
+        elif f == "Q3_K_M":
+            new = "Q5_K" if i < n // 16 else ("Q4_K" if not falcon or _more_bits(i, n) else "Q3_K")
+        elif f == "Q3_K_L":
+            new = "Q4_K" if falcon else "Q5_K"
+        elif f == "Q4_K_M":
+            if falcon:
+                new = "Q6_K" if i < n // 16 else ("Q5_K" if _more_bits(i, n) else "Q4_K")
+            elif _more_bits(i, n):
+                new = "Q6_K"
+        elif f == "Q5_K_M" and _more_bits(i, n):
+            new = "Q6_K"
+        elif f == "Q4_K_S" and not falcon and i < n // 8:
+            new = "Q5_K"
+        elif f in ("Q4_0", "Q5_0") and st.has_imatrix and i < n // 8:
+            # llama.cpp guards the first ffn_down layers, but only with an imatrix (reproducibility)
+            new = "Q4_1" if f == "Q4_0" else "Q5_1"
+        st.i_ffn_down += 1
+        return new
+    if cat == "attn_output":
+        if not falcon:
+            if p.n_expert == 8:
+                if f in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M"):
+                    new = "Q5_K"
+            else:
+                new = {"Q2_K": "Q3_K", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K"}.get(f, new)
+        elif f == "Q3_K_L":
+            new = "Q4_K"
+        return new
+    if cat == "attn_qkv":  # unreachable: handled with attn_v above, as in llama.cpp
+        return new
+    if cat == "ffn_gate":
+        st.i_ffn_gate += 1
+    elif cat == "ffn_up":
+        st.i_ffn_up += 1
+    return new
+
+
+def _layer_info(i: int, n: int, name: str, p: ModelParams) -> tuple[int, int]:
+    if p.n_expert > 1:
+        m = _LAYER.match(name)
+        if not m:
+            raise ValueError(f"cannot tell the layer of {name}")
+        return int(m.group(1)), n
+    return i, n
+
+
+def plan_types(tensors: list[tuple[str, tuple[int, ...], str]], ftype: str,
+               params: ModelParams, *, has_imatrix: bool = False) -> dict[str, str]:
+    """GGML type for each (name, numpy shape, current type), in llama.cpp's decision order."""
+    ft = file_type(ftype)
+    ordered = sorted(tensors, key=lambda t: llama_order_key(t[0]))
+    st = _State([t[0] for t in ordered], params, has_imatrix)
+    quantized_default = not ft.is_float
+    out: dict[str, str] = {}
+    for name, shape, current in ordered:
+        dims = list(shape)
+        while len(dims) > 1 and dims[0] == 1:
+            dims.pop(0)
+        if not _allows_quantization(name, len(dims)):
+            out[name] = current
+            continue
+        if not quantized_default:
+            out[name] = ft.default
+            continue
+        ncols = shape[-1]
+        new = _pick(st, ft, params, name, ncols, _category(name))
+        out[name] = _fallback(new, ncols) if new not in _FLOATS else new
+    return out

@@ -1,0 +1,214 @@
+"""The streaming quantizing writer: Source → NAME.gguf.part → verified → renamed to NAME.gguf.
+
+Tensor by tensor, and large tensors in row chunks, so memory stays near one chunk plus buffers.
+The header, metadata and tensor table go out first through gguf-py's GGUFWriter (every output
+size is known up front); the tensor data follows in the same order with GGUF's 32-byte alignment.
+Any failure — bad data, a full disk, a read error, a cancel — removes the .part file and raises
+ConvertError with one line; an existing file is never replaced unless `overwrite=True`.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from quantdesk import kernels
+
+from ..convert import ConvertError, Source, open_source
+from .mix import file_type, llama_order_key, plan_types
+from .progress import CancelToken, Progress
+
+QUANTIZATION_VERSION = 2          # GGML_QNT_VERSION, written as general.quantization_version
+CHUNK_BYTES = 64 * 1024 * 1024    # float32 input per chunk: bounds memory, keeps cancel prompt
+
+
+class Cancelled(ConvertError):
+    """The user cancelled; nothing was left behind."""
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    path: Path
+    file_type: str
+    tensor_types: dict[str, str]
+    size_bytes: int
+    source_bytes: int
+    seconds: float
+
+
+def write_bytes(f, data: np.ndarray) -> None:
+    """The one place tensor bytes reach the disk (tests replace it to simulate a full disk)."""
+    f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
+
+
+def _pad(f, align: int = 32) -> None:
+    pad = -f.tell() % align
+    if pad:
+        f.write(b"\0" * pad)
+
+
+def _io_message(exc: OSError, target: Path) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"not enough disk space to write {target.name} in {target.parent}"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write to {target.parent}: permission denied"
+    return f"cannot write {target.name}: {exc.strerror or exc}"
+
+
+def quantize_model(src: str | Path | Source, out: str | Path, qtype: str, *,
+                   backend: str = "auto", threads: int | None = None,
+                   imatrix: str | Path | dict | None = None,
+                   progress: Callable[[Progress], None] | None = None,
+                   cancel: CancelToken | None = None, overwrite: bool = False,
+                   allow_requantize: bool = False) -> QuantizeResult:
+    """Convert/quantize `src` (HF folder, GGUF or an open Source) to `out` as type `qtype`."""
+    start = time.monotonic()
+    try:
+        ft = file_type(qtype)
+    except ValueError as exc:
+        raise ConvertError(str(exc)) from None
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConvertError(f"{out} already exists (choose another name or allow overwriting)")
+    if not out.parent.is_dir():
+        raise ConvertError(f"output folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise ConvertError(f"cannot write to {out.parent}: permission denied")
+    part = out.with_name(out.name + ".part")
+
+    source = src if isinstance(src, Source) else open_source(src, allow_requantize=allow_requantize)
+    try:
+        imat = _load_imatrix(imatrix)
+        ordered = sorted(source.tensors, key=lambda t: llama_order_key(t.name))
+        types = plan_types([(t.name, t.shape, t.dtype) for t in ordered], ft.name, source.params,
+                           has_imatrix=bool(imat))
+        _check_kernels(set(types.values()) - {t.dtype for t in ordered}, backend)
+        gw = _prepare_writer(source, ordered, types, ft.ftype)
+        try:
+            _write(gw, part, source, ordered, types, backend=backend, threads=threads, imat=imat,
+                   progress=progress, cancel=cancel, start=start)
+            _verify(part, ordered, types)
+            if out.exists() and not overwrite:
+                raise ConvertError(f"{out} appeared while writing; not replacing it")
+            os.replace(part, out)
+        except BaseException:
+            gw.close()
+            part.unlink(missing_ok=True)
+            raise
+    finally:
+        source.close()
+    return QuantizeResult(path=out, file_type=ft.name, tensor_types=types,
+                          size_bytes=out.stat().st_size, source_bytes=source.source_bytes,
+                          seconds=time.monotonic() - start)
+
+
+def _check_kernels(needed: set[str], backend: str) -> None:
+    from quantdesk.kernels import registry
+    be = ("cuda" if kernels.cuda_usable() else "cpu") if backend == "auto" else backend
+    for q in sorted(needed - {"F32", "F16", "BF16"}):
+        try:
+            registry.get_kernel(q, be)
+        except ValueError:
+            raise ConvertError(f"this build has no {be} kernel for {q} yet; "
+                               "choose another type or backend") from None
+
+
+def _prepare_writer(source: Source, ordered, types: dict[str, str], ftype: int):
+    import gguf
+    gw = gguf.GGUFWriter(path=None, arch=source.params.arch)
+    source.write_metadata(gw)  # may raise ConvertError (tokenizer etc.) before any file exists
+    gw.add_quantization_version(QUANTIZATION_VERSION)
+    gw.add_file_type(ftype)
+    for t in ordered:
+        q = types[t.name]
+        n_rows = int(np.prod(t.shape[:-1], dtype=np.int64)) if len(t.shape) > 1 else 1
+        nbytes = n_rows * kernels.row_bytes(q, t.shape[-1])
+        gw.add_tensor_info(t.name, t.shape, np.dtype(np.float32), nbytes,
+                           raw_dtype=gguf.GGMLQuantizationType[q])
+    return gw
+
+
+def _write(gw, part: Path, source: Source, ordered, types, *, backend, threads, imat, progress,
+           cancel, start) -> None:
+    total = sum(t.nbytes for t in ordered) or 1
+    done = 0
+    try:
+        gw.write_header_to_file(path=part)
+        gw.write_kv_data_to_file()
+        gw.write_ti_data_to_file()
+        f = gw.fout[0]
+        for index, t in enumerate(ordered, 1):
+            q = types[t.name]
+            _pad(f)
+            ncols = t.shape[-1]
+            n_rows = int(np.prod(t.shape[:-1], dtype=np.int64)) if len(t.shape) > 1 else 1
+            if q == t.dtype and t.raw is not None:  # same type: copy the stored bytes
+                _check_cancel(cancel)
+                write_bytes(f, t.raw())
+                done += t.nbytes
+            else:
+                step = max(1, CHUNK_BYTES // (4 * ncols)) if t.load_rows is not None else n_rows
+                im = imat.get(t.name) if imat else None
+                for r0 in range(0, n_rows, step):
+                    _check_cancel(cancel)
+                    r1 = min(n_rows, r0 + step)
+                    rows = (t.load_rows(r0, r1) if t.load_rows is not None
+                            else np.ascontiguousarray(t.load(), dtype=np.float32).reshape(n_rows, ncols))
+                    write_bytes(f, _convert(rows, q, t.name, backend, threads, im))
+                    done += t.nbytes * (r1 - r0) // n_rows
+                    if progress is not None and r1 < n_rows:
+                        progress(Progress(done, total, t.name, index, len(ordered),
+                                          time.monotonic() - start))
+            _pad(f)
+            if progress is not None:
+                progress(Progress(done, total, t.name, index, len(ordered), time.monotonic() - start))
+        f.flush()
+        os.fsync(f.fileno())
+        gw.close()
+    except OSError as exc:
+        raise ConvertError(_io_message(exc, part.with_suffix(""))) from None
+
+
+def _convert(rows: np.ndarray, q: str, name: str, backend, threads, im) -> np.ndarray:
+    if im is not None and im.shape != (rows.shape[1],):
+        im = None  # llama.cpp ignores a mis-sized entry for the embeddings; we do for all
+    try:
+        return kernels.quantize(np.ascontiguousarray(rows, dtype=np.float32), q,
+                                backend=backend, imatrix=im, threads=threads)
+    except ValueError as exc:
+        if "NaN" in str(exc):
+            raise ConvertError(f"tensor {name} contains NaN or Inf values; the weights are damaged") from None
+        raise ConvertError(f"tensor {name}: {exc}") from None
+
+
+def _check_cancel(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("quantization cancelled")
+
+
+def _verify(part: Path, ordered, types) -> None:
+    """Re-read the finished file: full GGUF validation, then its tensor table against the plan."""
+    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    try:
+        inspect_gguf(part)
+        try:  # the validator's own summary of the tensor table, when it offers one
+            from quantdesk.core.gguf_check import read_part
+        except ImportError:
+            return
+        got = {t.name: t.type_name for t in read_part(part).tensors}
+    except GGUFError as exc:
+        raise ConvertError(f"the written file failed validation: {exc}") from None
+    if got != {t.name: types[t.name] for t in ordered}:
+        raise ConvertError("the written file's tensor table does not match what was planned")
+
+
+def _load_imatrix(imatrix) -> dict[str, np.ndarray] | None:
+    if imatrix is None or isinstance(imatrix, dict):
+        return imatrix
+    from .imatrix import load_imatrix
+    return load_imatrix(Path(imatrix))

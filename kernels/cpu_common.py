@@ -1,0 +1,35 @@
+"""numba CPU plumbing shared by the *_cpu kernel modules: thread count and row statistics."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .ops import F, seq_sumsq
+
+# Blocks per parallel task: scratch buffers are allocated once per task, not per block.
+CHUNK = 64
+
+
+def set_threads(threads: int | None) -> None:
+    """Use `threads` numba threads for the next parallel call from this thread (None: all)."""
+    import numba
+    n = numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(n if not threads else max(1, min(int(threads), n)))
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def row_mean_squares(x, n_per_row):
+    """ggml's sigma2 = sum(x*x)/n_per_row of each row, summed in element order."""
+    n_rows = x.size // n_per_row
+    sig = np.empty(n_rows, np.float32)
+    for r in prange(n_rows):
+        sig[r] = seq_sumsq(x, r * n_per_row, n_per_row) / F(n_per_row)
+    return sig
+
+
+def flat(rows: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rows, dtype=np.float32).reshape(-1)
+
+
+def weights_or_dummy(imatrix) -> np.ndarray:
+    return np.zeros(1, np.float32) if imatrix is None else np.ascontiguousarray(imatrix, np.float32)

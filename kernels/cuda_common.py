@@ -1,0 +1,66 @@
+"""numba-cuda plumbing shared by the *_cuda kernel modules.
+
+`load_cuda_twin(name)` loads kernels/<name>.py a second time as `quantdesk.kernels.<name>_cuda`,
+so its functions become CUDA device functions (see ops.jit_for): the CPU and GPU kernels run
+one source. The simulator (NUMBA_ENABLE_CUDASIM=1) must be chosen before numba.cuda is
+first imported; the tests run the CUDA backend in a child process for that reason.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+from numba import cuda
+
+_HERE = Path(__file__).resolve().parent
+THREADS_PER_BLOCK = 128
+
+
+def load_cuda_twin(name: str):
+    modname = f"{__package__}.{name}_cuda"
+    if modname in sys.modules:
+        return sys.modules[modname]
+    spec = importlib.util.spec_from_file_location(modname, _HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[modname]
+        raise
+    return module
+
+
+def launch(kernel, n_items: int, *args) -> None:
+    """One thread per item (block or super-block), THREADS_PER_BLOCK threads per CUDA block."""
+    grid = max(1, (n_items + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK)
+    kernel[grid, THREADS_PER_BLOCK](n_items, *args)
+
+
+def to_device_inputs(rows: np.ndarray, imatrix):
+    """Flat device copies of the rows and of the imatrix (a 1-element dummy when None)."""
+    d_x = cuda.to_device(np.ascontiguousarray(rows, dtype=np.float32).reshape(-1))
+    w = np.zeros(1, np.float32) if imatrix is None else imatrix
+    return d_x, cuda.to_device(np.ascontiguousarray(w, dtype=np.float32))
+
+
+_seq_sumsq = load_cuda_twin("ops").seq_sumsq
+
+
+@cuda.jit
+def _sigma_kernel(n, x, n_per_row, sig):
+    r = cuda.grid(1)
+    if r < n:
+        sig[r] = _seq_sumsq(x, r * n_per_row, n_per_row) / np.float32(n_per_row)
+
+
+def row_mean_squares(d_x, n_rows: int, n_per_row: int, needed: bool):
+    """Device array of each row's sum(x*x)/n_per_row in element order (one thread per row);
+    a zero array when the imatrix path does not need it."""
+    if not needed:
+        return cuda.to_device(np.zeros(n_rows, np.float32))
+    sig = cuda.device_array(n_rows, dtype=np.float32)
+    launch(_sigma_kernel, n_rows, d_x, n_per_row, sig)
+    return sig

@@ -1,0 +1,145 @@
+"""make_qx_quants(16, nmax, x, L, rmse_type=1, w) for many 16-weight sub-blocks side by side
+(numba CPU), so LLVM vectorizes across sub-blocks while each sub-block's sums keep ggml's order.
+
+The sub-blocks are laid out transposed, X[i, lane] = weight i of sub-block `lane`; every inner
+loop walks the lanes. Instead of L, the search returns per lane the scale and the iscale whose
+rounding gave L (ggml rewrites L from the same iscale each time it finds a better scale), so
+L[i] = nmax + clamp(nearest_int(iscale * x[i])) can be recomputed when it is needed. For lanes
+that are all zero (amax < GROUP_MAX_EPS) `zero[lane]` is set and ggml's L is 0.
+Inside a non-zero lane |iscale * x| <= nmax + 1, where `int(v + 1.5*2**23) - 1.5*2**23` is
+exactly ggml's nearest_int (and vectorizes, unlike the mantissa read).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .ops import F, GROUP_MAX_EPS
+
+MAGIC = np.float32(12582912.0)
+_JIT = dict(cache=True, error_model="numpy", boundscheck=False)
+
+
+@njit(**_JIT)
+def _sums(X, W, iscale, nmax, nl, sumlx, suml2):
+    for l in range(nl):
+        sumlx[l] = F(0)
+        suml2[l] = F(0)
+    for i in range(X.shape[0]):
+        for l in range(nl):
+            x = X[i, l]
+            q = np.int32(F(iscale[l] * x + MAGIC)) - np.int32(12582912)
+            q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
+            fl = F(q)
+            w = W[i, l]
+            sumlx[l] += (w * x) * fl
+            suml2[l] += (w * fl) * fl
+
+
+@njit(**_JIT)
+def qx_lanes(X, W, nmax, nl, scale, ibest, zero, work):
+    """Search lanes 0..nl-1; results in scale, ibest (float32) and zero (bool) per lane.
+    `work` is float32 scratch of shape (6, lanes)."""
+    mx, isc, sumlx, suml2, best = work[0], work[1], work[2], work[3], work[4]
+    amax = work[5]
+    for l in range(nl):
+        mx[l] = F(0)
+        amax[l] = F(0)
+    for i in range(X.shape[0]):
+        for l in range(nl):
+            a = abs(X[i, l])
+            c = a > amax[l]
+            mx[l] = X[i, l] if c else mx[l]
+            amax[l] = a if c else amax[l]
+    for l in range(nl):
+        z = amax[l] < GROUP_MAX_EPS
+        zero[l] = z
+        mx[l] = F(1) if z else mx[l]        # keeps the dead lanes finite
+        isc[l] = F(-nmax) / mx[l]
+    _sums(X, W, isc, nmax, nl, sumlx, suml2)
+    for l in range(nl):
+        scale[l] = sumlx[l] / suml2[l] if suml2[l] != 0 else F(0)
+        best[l] = scale[l] * sumlx[l]
+        ibest[l] = isc[l]
+    for step in range(-9, 10):
+        if step == 0:
+            continue
+        for l in range(nl):
+            isc[l] = -(F(nmax) + F(0.1) * F(step)) / mx[l]
+        _sums(X, W, isc, nmax, nl, sumlx, suml2)
+        for l in range(nl):
+            better = suml2[l] > 0 and sumlx[l] * sumlx[l] > best[l] * suml2[l]
+            if better:
+                scale[l] = sumlx[l] / suml2[l]
+                best[l] = scale[l] * sumlx[l]
+                ibest[l] = isc[l]
+    for l in range(nl):
+        if zero[l]:
+            scale[l] = F(0)
+
+
+@njit(**_JIT)
+def q3_lanes(X, nmax, nl, L, scale, work):
+    """make_q3_quants(16, nmax, x, L, do_rmse=true) for lanes 0..nl-1: L[i, lane] in
+    [0, 2*nmax), scale per lane. Returns False when some x*sl2/slx fell outside ggml's
+    nearest_int range (|v| > 2**22, NaN): the caller then redoes those super-blocks with the
+    exact scalar code. Lanes that converge early run the remaining passes as no-ops, just as
+    ggml's `break` leaves them (the state does not change, so neither do the decisions)."""
+    mx, isc, sumlx, suml2, amax = work[0], work[1], work[2], work[3], work[4]
+    for l in range(nl):
+        mx[l] = F(0)
+        amax[l] = F(0)
+    for i in range(X.shape[0]):
+        for l in range(nl):
+            a = abs(X[i, l])
+            c = a > amax[l]
+            mx[l] = X[i, l] if c else mx[l]
+            amax[l] = a if c else amax[l]
+    for l in range(nl):
+        mx[l] = F(1) if amax[l] < GROUP_MAX_EPS else mx[l]
+        isc[l] = F(-nmax) / mx[l]
+        sumlx[l] = F(0)
+        suml2[l] = F(0)
+    for i in range(X.shape[0]):
+        for l in range(nl):
+            x = X[i, l]
+            q = np.int32(F(isc[l] * x + MAGIC)) - np.int32(12582912)
+            q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
+            L[i, l] = q
+            w = x * x
+            fl = F(q)
+            sumlx[l] += (w * x) * fl
+            suml2[l] += (w * fl) * fl
+    exact = True
+    for _ in range(5):
+        changed = 0
+        for i in range(X.shape[0]):
+            for l in range(nl):
+                x = X[i, l]
+                w = x * x
+                li = F(L[i, l])
+                slx = sumlx[l] - (w * x) * li
+                sl2 = suml2[l] - (w * li) * li
+                v = x * sl2 / slx
+                ok = abs(v) <= F(4194303.0)
+                pos = slx > 0
+                exact = exact and (ok or not pos)
+                q = np.int32(F((v if ok else F(0)) + MAGIC)) - np.int32(12582912)
+                q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
+                fq = F(q)
+                slx2 = slx + (w * x) * fq
+                sl22 = sl2 + (w * fq) * fq
+                take = pos and q != L[i, l] and sl22 > 0 and \
+                    slx2 * slx2 * suml2[l] > sumlx[l] * sumlx[l] * sl22
+                L[i, l] = q if take else L[i, l]
+                sumlx[l] = slx2 if take else sumlx[l]
+                suml2[l] = sl22 if take else suml2[l]
+                changed += 1 if take else 0
+        if changed == 0:
+            break
+    for l in range(nl):
+        z = amax[l] < GROUP_MAX_EPS
+        scale[l] = F(0) if z else (sumlx[l] / suml2[l] if suml2[l] > 0 else F(0))
+        for i in range(X.shape[0]):
+            L[i, l] = 0 if z else L[i, l] + nmax
+    return exact

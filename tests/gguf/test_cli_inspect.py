@@ -1,0 +1,53 @@
+"""`quantdesk inspect` as a user runs it: a real subprocess, JSON values, exit status 2 on bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from quantdesk.core.gguf_info import inspect_gguf
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "quantdesk.core.cli", "inspect", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_json_output(gemma_model):
+    out = _run(gemma_model, "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    info = inspect_gguf(gemma_model)   # itself checked against llama.cpp in test_gguf_inspect.py
+    expected = {"architecture": "gemma3", "file_type": "Q4_K_M", "has_chat_template": False,
+                "parameters": info.parameters, "block_count": info.block_count,
+                "context_length": info.context_length, "tensor_count": info.tensor_count,
+                "size_bytes": gemma_model.stat().st_size, "files": [str(gemma_model)]}
+    assert {k: data[k] for k in expected} == expected
+
+
+def test_table_output(starter_model):
+    out = _run(starter_model)
+    assert out.returncode == 0, out.stderr
+    rows = {line[:18].strip(): line[18:] for line in out.stdout.splitlines() if line[:1] != " "}
+    info = inspect_gguf(starter_model)
+    assert rows["File type"] == "Q4_1" and rows["Architecture"] == "llama"
+    assert rows["Parameters"].endswith(f"({info.parameters:,})")
+    assert rows["Chat template"] == "yes" and rows["Layers"] == str(info.block_count)
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "truncated", "folder"])
+def test_bad_input_exits_2_with_one_line(case, tmp_path, tiny_gguf):
+    target = {"missing": tmp_path / "nope.gguf", "text": tmp_path / "notes.txt",
+              "truncated": tmp_path / "cut.gguf", "folder": tmp_path}[case]
+    if case == "text":
+        target.write_text("hello\n")
+    if case == "truncated":
+        target.write_bytes(tiny_gguf.read_bytes()[:-10])
+    out = _run(target, "--json")
+    assert out.returncode == 2
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"quantdesk: {target.name} "), out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,195 @@
+"""The chat page driven by qtbot with the real starter model (SmolLM2-135M through the engine host).
+
+Model loads are the slow part on a 2-core machine, so one test walks a whole conversation with a
+single load; the host-death test needs a second one by design (the next load is a fresh host).
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+import pytest
+from PySide6.QtCore import Qt, QUrl
+
+pytestmark = pytest.mark.gui
+
+QUESTION = "What is the capital of France? Answer in one sentence."
+STORY = "Write a long story about a lighthouse keeper and a storm."
+
+
+@pytest.fixture
+def chat(window, starter_model):
+    page = window.chat_page
+    window.show_page("Chat")
+    page.select_model(starter_model)
+    s = page.settings
+    s.temperature.setValue(0.0)  # greedy: reproducible replies
+    s.max_tokens.setValue(40)
+    s.n_ctx.setValue(1024)
+    s.gpu_layers.setValue(0)
+    return page
+
+
+def fresh_store_messages(cid):
+    """The conversation as a new ChatStore (as after a restart) sees it."""
+    from quantdesk.core.chatstore import ChatStore
+    store = ChatStore()
+    try:
+        return store.messages(cid)
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_send_streams_persists_stops_regenerates_and_edits(chat, window, qtbot):
+    # Library > "Chat with this" opens the Chat page with the model picked and loading.
+    window.show_page("Library")
+    assert window.library_page.select_path(chat._model_path)
+    with qtbot.waitSignal(chat.model_loaded, timeout=180000) as loaded:
+        window.library_page.chat_button.click()
+    assert window.current_page() == "Chat" and loaded.args[0].n_ctx == 1024
+    assert chat.model_picker.currentText() == "SmolLM2-135M-Instruct.Q4_1"
+    assert "Loaded" in chat.status.text()
+
+    streamed = []
+    chat.token_received.connect(streamed.append)
+
+    # Send with Enter in the composer; tokens arrive as signals, then the reply is finalised.
+    chat.composer.setFocus()
+    qtbot.keyClicks(chat.composer, QUESTION)
+    with qtbot.waitSignal(chat.reply_finished, timeout=180000) as finished:
+        qtbot.keyClick(chat.composer, "\r")
+    done = finished.args[0]
+    assert done.finish_reason in ("stop", "length") and done.completion_tokens > 0
+    assert len(streamed) >= 2 and chat.composer.toPlainText() == ""
+    cid = chat.current_conversation_id()
+    stored = fresh_store_messages(cid)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[0].content == QUESTION
+    reply = stored[1]
+    assert reply.complete and reply.content == "".join(streamed) and "Paris" in reply.content
+    assert reply.stats["tokens_per_second"] > 0
+    assert "Paris" in chat.view.toPlainText()
+    assert "tokens/s" in chat.status.text() and f"/ {done.n_ctx}" in chat.status.text()
+    assert chat.conversations.conversation(0).title.startswith("What is the capital")
+
+    # Stop mid-reply: press Stop as soon as the first token is shown.
+    chat.settings.max_tokens.setValue(400)
+    chat.token_received.connect(lambda _t: chat.stop_button.click() if chat.is_busy() else None)
+    with qtbot.waitSignal(chat.reply_finished, timeout=180000) as finished:
+        assert chat.send(STORY)
+    stopped = finished.args[0]
+    assert stopped.finish_reason == "cancelled" and stopped.completion_tokens < 400
+    chat.token_received.disconnect()
+    chat.token_received.connect(streamed.append)
+    last = fresh_store_messages(cid)[-1]
+    assert last.role == "assistant" and last.stats["finish_reason"] == "cancelled"
+    assert not chat.is_busy() and chat.send_button.isEnabled()
+
+    # Regenerate replaces the last reply (a new message, the old one gone).
+    chat.settings.max_tokens.setValue(30)
+    old_ids = {m.id for m in fresh_store_messages(cid)}
+    with qtbot.waitSignal(chat.reply_finished, timeout=180000):
+        chat.regen_button.click()
+    after = fresh_store_messages(cid)
+    assert [m.role for m in after] == ["user", "assistant", "user", "assistant"]
+    assert after[-1].id not in old_ids and after[-1].complete and after[-1].content
+    assert after[-2].content == STORY
+
+    # Edit-and-resend the last user message: it and its reply are replaced.
+    chat.edit_button.click()
+    assert chat.composer.toPlainText() == STORY and chat.edit_label.isVisibleTo(chat)
+    chat.composer.setPlainText("Name one colour of the rainbow.")
+    with qtbot.waitSignal(chat.reply_finished, timeout=180000):
+        chat.send_button.click()
+    edited = fresh_store_messages(cid)
+    assert [m.content for m in edited if m.role == "user"] == [
+        QUESTION, "Name one colour of the rainbow."]
+    assert edited[-1].role == "assistant" and edited[-1].complete and edited[-1].content
+
+
+@pytest.mark.slow
+def test_killed_host_is_reported_and_the_next_send_loads_again(chat, window, qtbot):
+    chat.settings.max_tokens.setValue(400)
+
+    def kill_host(_text):
+        pid = window.engine.host_pid()
+        if pid and chat.is_busy():
+            chat.token_received.disconnect(kill_host)
+            os.kill(pid, signal.SIGKILL)
+
+    chat.token_received.connect(kill_host)
+    with qtbot.waitSignal(chat.reply_failed, timeout=180000) as failed:
+        chat.send(STORY)
+    assert "exited unexpectedly" in failed.args[0]
+    assert window.isVisible() and not chat.is_busy()
+    assert "exited unexpectedly" in chat.view.toPlainText()
+    cid = chat.current_conversation_id()
+    partial = fresh_store_messages(cid)[-1]
+    assert partial.role == "assistant" and not partial.complete and partial.content
+
+    # The next send starts a fresh host; GPU layers "auto" is decided by the planner.
+    from quantdesk.app.engine_worker import AUTO_GPU_LAYERS
+    from quantdesk.core.planner import plan_for_model
+    chat.settings.max_tokens.setValue(20)
+    chat.settings.gpu_layers.setValue(AUTO_GPU_LAYERS)
+    assert chat.settings.gpu_layers.text() == "auto"
+    loads = []
+    chat.model_loaded.connect(loads.append)
+    with qtbot.waitSignal(chat.reply_finished, timeout=180000) as finished:
+        chat.send(QUESTION)
+    assert finished.args[0].completion_tokens > 0
+    assert fresh_store_messages(cid)[-1].complete
+    planned = plan_for_model(loads[0].path, n_ctx=1024, lower_ctx=False).gpu_layers
+    assert [r.n_gpu_layers for r in loads] == [max(0, planned)]
+
+    # Closing the window ends the host process.
+    pid = window.engine.host_pid()
+    assert pid and psutil.pid_exists(pid)
+    window.close()
+    assert not psutil.pid_exists(pid)
+
+
+def test_conversations_new_rename_delete(window, qtbot, monkeypatch):
+    chat = window.chat_page
+    first = chat.new_conversation()
+    second = chat.new_conversation()
+    assert chat.current_conversation_id() == second
+    assert chat.conversations.rowCount() == 2
+    chat.rename_conversation("Trip planning")
+    titles = [c.title for c in chat.store.list_conversations()]
+    assert "Trip planning" in titles
+    row = chat.conversations.row_of(second)
+    assert chat.conversations.index(row).data() == "Trip planning"
+
+    monkeypatch.setattr(chat, "ask_confirmation", lambda text: False)
+    chat.delete_button.click()
+    assert chat.conversations.rowCount() == 2  # the user said no
+    monkeypatch.setattr(chat, "ask_confirmation", lambda text: True)
+    chat.delete_button.click()
+    assert [c.id for c in chat.store.list_conversations()] == [first]
+    assert chat.current_conversation_id() == first
+
+
+def test_composer_enter_sends_and_shift_enter_adds_a_line(window, qtbot):
+    composer = window.chat_page.composer
+    sent = []
+    composer.submitted.connect(sent.append)
+    qtbot.keyClicks(composer, "first line")
+    qtbot.keyClick(composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(composer, "second line")
+    assert sent == [] and composer.toPlainText() == "first line\nsecond line"
+    qtbot.keyClick(composer, Qt.Key.Key_Return)
+    assert sent == ["first line\nsecond line"]
+
+
+def test_transcript_shows_markdown_code_and_never_raw_html(window):
+    from quantdesk.app.markdown_view import message_html
+    html = message_html("assistant", "Use **this**:\n\n```python\nx = 1  # one\n```\n"
+                        "<img src='http://example.com/t.png'><script>alert(1)</script>")
+    assert "<strong>this</strong>" in html
+    assert 'style="color' in html  # Pygments colours the code
+    assert "<img" not in html and "&lt;img" in html and "<script" not in html
+    view = window.chat_page.view
+    assert view.loadResource(0, QUrl("http://example.com/t.png")) is None

@@ -1,0 +1,151 @@
+"""The main window: pages, and opening GGUF files by File > Open's path, drag-and-drop, startup."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+pytestmark = pytest.mark.gui
+
+
+def library_paths(win) -> set[str]:
+    return {str(e.path) for e in win.library.model.entries()}
+
+
+def persisted_paths() -> set[str]:
+    """What a fresh Library (as after a restart) lists."""
+    from quantdesk.core.library import Library
+    return {str(e.path) for e in Library().entries()}
+
+
+def test_window_has_the_four_pages(window, qtbot):
+    sidebar = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
+    assert sidebar == ["Library", "Discover", "Quantize", "Chat"]
+    for row, page in enumerate((window.library_page, window.discover_page,
+                                window.quantize_page, window.chat_page)):
+        window.sidebar.setCurrentRow(row)
+        assert window.stack.currentWidget() is page
+    assert window.library.model.entries()[0].source == "starter"
+    menu = [a.text() for a in window.menuBar().actions()[0].menu().actions() if a.text()]
+    assert menu == ["&Open GGUF…", "&Quit"]
+
+
+@pytest.mark.parametrize("bad", ["not_gguf", "truncated"])
+def test_opening_a_bad_file_shows_why_and_changes_nothing(window, qtbot, request, monkeypatch,
+                                                          bad):
+    path = request.getfixturevalue(bad)
+    before = library_paths(window)
+    # File > Open, with the dialog answered as a user picking the file would.
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(path)], ""))
+    with qtbot.waitSignal(window.library.open_failed, timeout=20000) as blocker:
+        window.open_action.trigger()
+    failed_path, message = blocker.args
+    assert failed_path == str(path)
+    assert path.name in message and "\n" not in message
+    assert window.banner.isVisible() and message in window.banner.text()
+    assert library_paths(window) == before
+    assert str(path) not in persisted_paths()
+    assert path.read_bytes()[:4] != b""  # the file itself is untouched
+
+
+def test_opening_a_valid_file_adds_it_and_shows_its_metadata(window, qtbot, model_copy):
+    with qtbot.waitSignal(window.library.opened, timeout=20000) as blocker:
+        window.open_paths([model_copy])
+    info = blocker.args[0]
+    assert (info.architecture, info.file_type, info.block_count) == ("llama", "Q4_1", 30)
+    assert str(model_copy) in library_paths(window)
+    assert str(model_copy) in persisted_paths()
+    assert window.current_page() == "Library"
+    details = window.library_page.details.text()
+    for expected in ("llama", "Q4_1", "30", "8,192", "Chat template", "yes", "135M"):
+        assert expected in details
+    assert not window.banner.isVisible()
+    assert "Added" in window.statusBar().currentMessage()
+
+
+def _drop(win, paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(win, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(win, drop)
+    return drop
+
+
+def test_drag_and_drop_adds_good_files_and_reports_bad_ones(window, qtbot, model_copy, not_gguf):
+    failures = []
+    window.library.open_failed.connect(lambda p, m: failures.append(p))
+    with qtbot.waitSignal(window.library.opened, timeout=20000) as blocker:
+        drop = _drop(window, [model_copy, not_gguf])
+    assert drop.isAccepted()
+    assert Path(blocker.args[0].path) == model_copy
+    assert str(model_copy) in persisted_paths()
+    assert failures == [str(not_gguf)]  # emitted in the same batch, before we got here
+    assert not_gguf.name in window.banner.text()
+
+
+def test_remove_forgets_the_model_but_keeps_the_file(window, qtbot, model_copy):
+    with qtbot.waitSignal(window.library.opened, timeout=20000):
+        window.open_paths([model_copy])
+    assert window.library_page.select_path(model_copy)
+    with qtbot.waitSignal(window.library.refreshed, timeout=20000):
+        window.library_page.remove_button.click()
+    assert str(model_copy) not in library_paths(window)
+    assert model_copy.is_file()
+
+
+def test_startup_shows_the_window_without_heavy_imports(home):
+    # With a chat history to show, Markdown rendering must still wait until the Chat page opens.
+    from quantdesk.core.chatstore import ChatStore
+    with ChatStore() as store:
+        cid = store.create_conversation(title="Earlier").id
+        store.add_message(cid, "user", "Show me code")
+        store.add_message(cid, "assistant", "```python\nprint('hi')\n```")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QUANTDESK_STARTUP_PROBE="1",
+               QUANTDESK_HOME=str(home))
+    proc = subprocess.run([sys.executable, "-m", "quantdesk.app.main"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("startup:"))
+    assert "visible=True" in line and "heavy modules loaded: none" in line
+    print(line)  # the time is reported, not asserted (no timed asserts)
+
+
+def test_paths_on_the_command_line_are_opened(qapp, home, model_copy):
+    """`quantdesk-gui MODEL.gguf` (what the OS file association runs) opens and adds the file."""
+    from quantdesk.app import main as app_main
+    from quantdesk.app.main_window import MainWindow
+    seen = []
+
+    def finish(result):
+        seen.append(result)
+        for w in qapp.topLevelWidgets():
+            if isinstance(w, MainWindow):
+                w.close()
+        qapp.quit()
+
+    def hook():
+        win = next(w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow))
+        win.library.opened.connect(lambda info: finish(info.path))
+        win.library.open_failed.connect(lambda path, message: finish(message))
+
+    safety = QTimer(singleShot=True, interval=120000)
+    safety.timeout.connect(lambda: finish("timed out"))
+    safety.start()
+    QTimer.singleShot(0, hook)
+    try:
+        assert app_main.main([str(model_copy)]) == 0
+    finally:
+        safety.stop()
+    assert seen == [model_copy]
+    assert str(model_copy) in persisted_paths()

@@ -1,0 +1,48 @@
+"""The CUDA kernels produce llama.cpp's bytes, run through numba's CUDA simulator on small rows
+(every distribution of kernel_cases, with and without imatrix). The simulator has to be chosen
+before numba.cuda is imported, so one child process quantizes everything once per session.
+On a machine with a GPU, test_cuda_device.py runs the same kernels for real."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kernel_cases import mismatch
+from quantdesk import kernels
+from quantdesk.kernels import oracle
+
+HERE = Path(__file__).resolve().parent
+ROWS_PER_DIST, N_PER_ROW = 1, 256
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cudasim") / "bytes.npz"
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, str(HERE / "cuda_sim_child.py"), str(out),
+                           str(ROWS_PER_DIST), str(N_PER_ROW)],
+                          env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = np.load(out)
+    return {k: data[k] for k in data.files} | {"errors": json.loads(str(data["errors"]))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "imatrix"])
+@pytest.mark.parametrize("qtype", kernels.QUANT_TYPES)
+def test_simulated_cuda_bytes_match_ggml(simulated, qtype, weighted):
+    key = f"{qtype}-{'imatrix' if weighted else 'plain'}"
+    assert key not in simulated["errors"], simulated["errors"].get(key)
+    if key not in simulated:
+        pytest.skip(f"no cuda kernel registered for {qtype} yet")
+    imatrix = simulated["imatrix"] if weighted else None
+    theirs = oracle.ggml_quantize(simulated["rows"], qtype, imatrix)
+    msg = mismatch(simulated[key], theirs, kernels.get_format(qtype).type_size, f"{qtype} cuda {key}")
+    assert msg is None, msg

@@ -1,0 +1,60 @@
+"""Fixtures for conversion/quantization tests: tiny HF checkpoints built here, their F32 GGUFs,
+and llama.cpp's own quantizer as the reference."""
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import pytest
+
+from .tiny_llama import build_tiny_llama
+
+# Two shapes: (a) untied output, 4 layers, all rows multiples of 256; (b) tied embeddings,
+# 9 layers and ffn rows of 320, so the fallbacks (row length not a multiple of 256) are exercised.
+VARIANTS = {
+    "a": dict(n_layer=4, n_ff=512, tied=False),
+    "b": dict(n_layer=9, n_ff=320, tied=True, seed=1),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_hf(tmp_path_factory):
+    """Variant (a) as an HF folder with BF16 weights; returns (folder, stored weights)."""
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    weights = build_tiny_llama(folder, **VARIANTS["a"])
+    return folder, weights
+
+
+@pytest.fixture(scope="session")
+def tiny_f32(tmp_path_factory):
+    """Our F32 GGUF of each variant, converted from its HF folder: {"a": path, "b": path}."""
+    from quantdesk.core.quantize import quantize_model
+    out = {}
+    for name, kw in VARIANTS.items():
+        base = tmp_path_factory.mktemp(f"tiny-{name}")
+        build_tiny_llama(base / "hf", **kw)
+        out[name] = quantize_model(base / "hf", base / f"tiny-{name}-f32.gguf", "F32").path
+    return out
+
+
+def llama_cpp_quantize(src: Path, dst: Path, ftype: int, threads: int = 2) -> Path:
+    """llama.cpp's llama_model_quantize, the reference route."""
+    import llama_cpp
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    assert rc == 0, f"llama_model_quantize failed for {src}"
+    return dst
+
+
+def missing_kernels(types) -> list[str]:
+    """Quantized types among `types` with no CPU kernel registered yet."""
+    from quantdesk.kernels import registry
+    have = {q for q, _ in registry.available("cpu")}
+    return sorted(set(types) - have - {"F32", "F16", "BF16"})
+
+
+def gguf_tensors(path: Path) -> dict[str, tuple[str, bytes]]:
+    from gguf import GGUFReader
+    return {t.name: (t.tensor_type.name, t.data.tobytes()) for t in GGUFReader(path).tensors}
