@@ -6,6 +6,8 @@ the GUI thread.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListView, QMessageBox,
                                QProgressBar, QPushButton, QScrollArea, QSplitter, QVBoxLayout,
@@ -14,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListView, QMessa
 from .chat_settings import ChatSettingsPanel
 from .composer import Composer
 from .conversation_model import ID_ROLE, ConversationListModel
-from .chat_reply import RENDER_EVERY_MS, ReplyMixin
+from .chat_reply import RENDER_EVERY_MS, ReplyMixin, _Stream
 from .engine_worker import EngineController, LoadSpec
 from .library_model import PATH_ROLE
 from .markdown_view import MessageView
@@ -29,8 +31,13 @@ class ChatPage(ReplyMixin, QWidget):
 
     def __init__(self, library_service, engine: EngineController, parent=None):
         super().__init__(parent)
-        from quantdesk.core.chatstore import ChatStore
-        self.store = ChatStore()
+        from quantdesk.core.chatstore import ChatStore, ChatStoreError
+        self.store_error: str | None = None
+        try:
+            self.store = ChatStore()
+        except ChatStoreError as exc:  # unreadable history: keep it untouched, chat in memory
+            self.store_error = f"{exc}. Chats in this session will not be saved."
+            self.store = ChatStore(Path(":memory:"))
         self.engine = engine
         self.library = library_service
         self.conversations = ConversationListModel(self.store, self)

@@ -90,7 +90,9 @@ class LibraryPage(QWidget):
         self.remove_button.clicked.connect(self._remove)
         self.table.doubleClicked.connect(self._chat)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
-        service.model.modelReset.connect(self._selection_changed)
+        self._keep_path = None
+        service.model.modelAboutToBeReset.connect(self._remember_selection)
+        service.model.modelReset.connect(self._restore_selection)
         self._selection_changed()
 
     def selected_entry(self):
@@ -102,6 +104,17 @@ class LibraryPage(QWidget):
         if row >= 0:
             self.table.selectRow(row)
         return row >= 0
+
+    def _remember_selection(self) -> None:
+        entry = self.selected_entry()
+        self._keep_path = entry.path if entry is not None else None
+
+    def _restore_selection(self) -> None:
+        # A refresh keeps the row the user had; otherwise the first model shows its details.
+        if not (self._keep_path and self.select_path(self._keep_path)) and \
+                self.service.model.rowCount():
+            self.table.selectRow(0)
+        self._selection_changed()
 
     def _selection_changed(self, *args) -> None:
         entry = self.selected_entry()

@@ -36,7 +36,11 @@ def _since_process_start_ms() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, qt_args = _parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--self-test"]:  # smoke test of an installed build: app/self_test.py
+        from .self_test import main as self_test
+        return self_test(argv[1:])
+    args, qt_args = _parse(argv)
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
@@ -65,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             app.quit()
         QTimer.singleShot(0, probe)
     code = app.exec()
-    window.chat_page.store.close()
+    if window.chat_holder.page is not None:
+        window.chat_holder.page.store.close()
     return code
 
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QMainWindow,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from . import formatting
 from .banner import ErrorBanner
-from .chat_page import ChatPage
 from .engine_worker import EngineController
 from .library_page import LibraryPage
 from .library_service import LibraryService
@@ -54,9 +53,11 @@ class MainWindow(QMainWindow):
         self.library_page = LibraryPage(self.library)
         self.discover_page = LazyPage("Discover", DISCOVER_TEXT, self._make_discover)
         self.quantize_page = LazyPage("Quantize", QUANTIZE_TEXT, self._make_quantize)
-        self.chat_page = ChatPage(self.library, self.engine)
+        # Built on first use (first show, "Chat with this"): its modules and the chat store
+        # stay out of the time to first window.
+        self.chat_holder = LazyPage("Chat", "", self._make_chat)
         self.stack = QStackedWidget()
-        for page in (self.library_page, self.discover_page, self.quantize_page, self.chat_page):
+        for page in (self.library_page, self.discover_page, self.quantize_page, self.chat_holder):
             self.stack.addWidget(page)
         self.banner = ErrorBanner()
 
@@ -115,6 +116,18 @@ class MainWindow(QMainWindow):
         page.downloaded.connect(lambda _path: self.library.refresh())  # lands in the HF cache
         page.quantize_requested.connect(lambda _repo: self.show_page("Quantize"))
         return page
+
+    def _make_chat(self):
+        from .chat_page import ChatPage
+        page = ChatPage(self.library, self.engine)
+        if page.store_error:
+            self.banner.show_messages([page.store_error])
+        return page
+
+    @property
+    def chat_page(self):
+        """The Chat page, built now if it was not yet."""
+        return self.chat_holder.page or self.chat_holder.build()
 
     def _make_quantize(self):
         cls = _page_class("quantdesk.app.pages.quantize", "QuantizePage")
@@ -178,7 +191,8 @@ class MainWindow(QMainWindow):
 
     # ---- exit ----------------------------------------------------------------------------
     def closeEvent(self, event):  # noqa: N802
-        self.chat_page.shutdown()
+        if self.chat_holder.page is not None:
+            self.chat_holder.page.shutdown()
         self.engine.shutdown()
         self.library.wait_idle(3000)
         super().closeEvent(event)

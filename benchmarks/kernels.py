@@ -19,13 +19,17 @@ import time
 import numpy as np
 
 
-def _best(fn, repeat: int) -> tuple[float, np.ndarray]:
-    best, out = float("inf"), None
+def _interleaved(fns, repeat: int) -> list[tuple[float, np.ndarray]]:
+    """Best time of each function over `repeat` rounds, running them alternately so that a
+    shared, busy machine slows them alike; returns (seconds, last result) per function."""
+    best = [float("inf")] * len(fns)
+    outs = [None] * len(fns)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        for k, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            outs[k] = fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return list(zip(best, outs))
 
 
 def weights_like(n_rows: int, n_cols: int, seed: int = 0) -> np.ndarray:
@@ -48,7 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--types", default=",".join(kernels.QUANT_TYPES))
     ap.add_argument("--imatrix", action="store_true", help="use a random importance matrix")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--cuda", action="store_true", help="also time CUDA (default: when usable)")
     args = ap.parse_args(argv)
 
@@ -71,17 +75,18 @@ def main(argv=None) -> int:
             continue
         warm = rows[: max(1, 4096 // args.cols) * 2]
         kernels.quantize(warm, qtype, backend="cpu", imatrix=imatrix, threads=args.threads)
-        t_ours, ours = _best(lambda: kernels.quantize(rows, qtype, backend="cpu", imatrix=imatrix,
-                                                      threads=args.threads), args.repeat)
-        t_ref, ref = _best(lambda: oracle.ggml_quantize(rows, qtype, imatrix, threads=args.threads),
-                           args.repeat)
+        (t_ours, ours), (t_ref, ref) = _interleaved([
+            lambda: kernels.quantize(rows, qtype, backend="cpu", imatrix=imatrix,
+                                     threads=args.threads),
+            lambda: oracle.ggml_quantize(rows, qtype, imatrix, threads=args.threads)],
+            args.repeat)
         same = "identical" if np.array_equal(ours, ref) else "DIFFER"
         line = (f"{qtype:6} {n / t_ours / 1e6:13.1f} {n / t_ref / 1e6:14.1f} "
                 f"{t_ref / t_ours:6.2f}x  {same:>9}")
         if use_cuda and (qtype, "cuda") in registry.available("cuda"):
             kernels.quantize(warm, qtype, backend="cuda", imatrix=imatrix)
-            t_cuda, got = _best(lambda: kernels.quantize(rows, qtype, backend="cuda",
-                                                         imatrix=imatrix), args.repeat)
+            [(t_cuda, got)] = _interleaved([lambda: kernels.quantize(
+                rows, qtype, backend="cuda", imatrix=imatrix)], args.repeat)
             cuda_same = "identical" if np.array_equal(got, ref) else "DIFFER"
             line += f" {n / t_cuda / 1e6:10.1f} {t_ref / t_cuda:9.1f}x  {cuda_same:>10}"
         print(line, flush=True)

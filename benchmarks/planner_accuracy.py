@@ -1,6 +1,6 @@
 """Planner accuracy: predicted RAM vs the RSS growth of a real llama.cpp load, on the CPU.
 
-    .venv/bin/python benchmarks/planner_accuracy.py [--no-mmap-too]
+    .venv/bin/python benchmarks/planner_accuracy.py [--no-mmap-too] [--flash-attn]
 
 For SmolLM2-135M (starter, Q4_1), Gemma 3 270M (Q4_K_M) and a held-out random llama (built here;
 no constant was fitted on it) at n_ctx 512, 2048, 8192: a fresh child process
@@ -23,23 +23,24 @@ PROBE = ROOT / "tests" / "planner" / "rss_probe.py"
 CONTEXTS = (512, 2048, 8192)
 
 
-def measure(path: Path, n_ctx: int, mmap: bool = True) -> tuple[dict, float]:
+def measure(path: Path, n_ctx: int, mmap: bool = True, fa: bool = False) -> tuple[dict, float]:
     out = subprocess.run([sys.executable, str(PROBE), str(path), str(n_ctx), "verbose",
-                          "mmap" if mmap else "nommap"],
+                          "mmap" if mmap else "nommap"] + (["fa"] if fa else []),
                          capture_output=True, text=True, timeout=600, check=True)
     m = re.search(r"CPU compute buffer size =\s*([\d.]+) MiB", out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1]), float(m.group(1)) * 2**20 if m else 0.0
 
 
-def compare(path: Path, n_ctx: int, mmap: bool = True) -> dict:
+def compare(path: Path, n_ctx: int, mmap: bool = True, fa: bool = False) -> dict:
     from quantdesk.core.planner import compute_reserved, estimate_memory, load_profile
-    m, reserved = measure(path, n_ctx, mmap)
+    m, reserved = measure(path, n_ctx, mmap, fa)
     prof = load_profile(path)
-    est = estimate_memory(prof, n_ctx=n_ctx, use_mmap=mmap)
+    est = estimate_memory(prof, n_ctx=n_ctx, use_mmap=mmap, flash_attn=fa)
     measured = m["rss_after"] - m["rss_before"]
     return {"model": path.name, "n_ctx": n_ctx, "mmap": mmap, "ram_needed": est.ram_bytes,
             "predicted": est.rss_bytes, "measured": measured,
-            "error": est.rss_bytes / measured - 1, "reserved_pred": compute_reserved(prof, n_ctx),
+            "error": est.rss_bytes / measured - 1, "fa": fa,
+            "reserved_pred": compute_reserved(prof, n_ctx, flash_attn=fa),
             "reserved_llama": reserved}
 
 
@@ -55,9 +56,11 @@ def models(tmp: Path) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     modes = (True, False) if "--no-mmap-too" in argv else (True,)
+    fa = "--flash-attn" in argv
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [compare(p, c, m) for p in models(Path(tmp)) for m in modes for c in CONTEXTS]
+        rows = [compare(p, c, m, fa) for p in models(Path(tmp)) for m in modes for c in CONTEXTS]
     mib = 2**20
+    print(f"flash attention: {'on' if fa else 'off (llama-cpp-python default)'}\n")
     print("| model | n_ctx | mmap | RAM needed (MiB) | predicted RSS (MiB) | measured RSS growth "
           "(MiB) | error | compute buffer: predicted / llama.cpp (MiB) |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")

@@ -41,6 +41,10 @@ def launch(kernel, n_items: int, *args) -> None:
 
 def to_device_inputs(rows: np.ndarray, imatrix):
     """Flat device copies of the rows and of the imatrix (a 1-element dummy when None)."""
+    from numba import config
+    if not config.ENABLE_CUDASIM and not cuda.is_available():
+        raise RuntimeError("the cuda backend needs an NVIDIA GPU with a working driver; "
+                           "none was found (use backend='cpu')")
     d_x = cuda.to_device(np.ascontiguousarray(rows, dtype=np.float32).reshape(-1))
     w = np.zeros(1, np.float32) if imatrix is None else imatrix
     return d_x, cuda.to_device(np.ascontiguousarray(w, dtype=np.float32))

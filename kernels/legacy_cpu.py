@@ -1,11 +1,13 @@
-"""numba CPU kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: the per-block code of legacy_ops.py run
-over all blocks in parallel (prange over chunks of CHUNK blocks)."""
+"""numba CPU kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1. Without an imatrix: legacy_lanes.py (SIMD
+across blocks); with one: the per-block code of legacy_ops.py (shared with CUDA) over all blocks
+in parallel (prange over chunks of CHUNK blocks)."""
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
 from .cpu_common import CHUNK, flat, row_mean_squares, set_threads, weights_or_dummy
+from .legacy_lanes import quantize_ref
 from .legacy_ops import legacy_block
 from .registry import register
 
@@ -39,8 +41,11 @@ def _make(qtype: str):
         x = flat(rows)
         # Q8_0 has no imatrix path in ggml (quantize_q8_0 ignores quant_weights)
         use_w = imatrix is not None and qtype != "Q8_0"
-        sig = row_mean_squares(x, n_per_row) if use_w else np.zeros(n_rows, np.float32)
         out = np.empty(n_rows * (n_per_row // 32) * type_size, np.uint8)
+        if not use_w:       # ggml's quantize_row_*_ref, SIMD across blocks
+            quantize_ref(kind, type_size, x, out)
+            return out.reshape(n_rows, -1)
+        sig = row_mean_squares(x, n_per_row)
         _quantize(kind, type_size, x, n_per_row, weights_or_dummy(imatrix), use_w, sig, out)
         return out.reshape(n_rows, -1)
 

@@ -61,7 +61,7 @@ def quantize_reference(rows: np.ndarray, imatrix: np.ndarray | None) -> np.ndarr
     n_rows = rows.shape[0]
     d16, dmin16, sb, L = search_q2_k(rows.reshape(-1, QK_K), superblock_weights(rows, imatrix))
     tail = np.concatenate([d16[:, None].view(np.uint8), dmin16[:, None].view(np.uint8)], axis=1)
-    return np.concatenate([sb, pack_q2_levels(L), tail], axis=1).reshape(n_rows, -1)
+    return np.concatenate([sb, pack_q2_levels(L), tail], axis=1).reshape(n_rows, rows.shape[1] // QK_K * 84)
 
 
 @register("Q2_K", "reference")

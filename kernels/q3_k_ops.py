@@ -54,9 +54,9 @@ def finish_q3_k(x, xo, L, Ls, dh, out, oo):
     for m in range(32):
         hm = 0
         for b in range(8):                  # weight 32*b + m: high bit into bit b of byte m
-            if L[32 * b + m] > 3:
-                hm |= 1 << b
-                L[32 * b + m] -= 4
+            hi = 1 if L[32 * b + m] > 3 else 0  # branch-free: the bit is a coin flip
+            hm |= hi << b
+            L[32 * b + m] -= 4 * hi
         out[oo + m] = hm
     for h in range(2):
         j = 128 * h

@@ -77,7 +77,7 @@ def quantize_reference(rows: np.ndarray, imatrix: np.ndarray | None) -> np.ndarr
                                       clamp_qp=False)
     L4 = L.reshape(-1, 4, 64)
     qs = (L4[:, :, :32] | (L4[:, :, 32:] << 4)).astype(np.uint8).reshape(-1, 128)
-    return np.concatenate([_header(d16, dmin16, q), qs], axis=1).reshape(n_rows, -1)
+    return np.concatenate([_header(d16, dmin16, q), qs], axis=1).reshape(n_rows, n // QK_K * 144)
 
 
 @register("Q4_K", "reference")

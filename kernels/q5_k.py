@@ -28,7 +28,7 @@ def quantize_reference(rows: np.ndarray, imatrix: np.ndarray | None) -> np.ndarr
     n_rows = rows.shape[0]
     d16, dmin16, q, L = search_q45_k(rows.reshape(-1, QK_K), superblock_weights(rows, imatrix),
                                       31, -0.5, 0.1, 15, clamp_qp=True)
-    return np.concatenate([_header(d16, dmin16, q), pack_q5_levels(L)], axis=1).reshape(n_rows, -1)
+    return np.concatenate([_header(d16, dmin16, q), pack_q5_levels(L)], axis=1).reshape(n_rows, rows.shape[1] // QK_K * 176)
 
 
 @register("Q5_K", "reference")

@@ -68,11 +68,11 @@ def qx_lanes(X, W, nmax, nl, scale, ibest, zero, work):
             isc[l] = -(F(nmax) + F(0.1) * F(step)) / mx[l]
         _sums(X, W, isc, nmax, nl, sumlx, suml2)
         for l in range(nl):
-            better = suml2[l] > 0 and sumlx[l] * sumlx[l] > best[l] * suml2[l]
-            if better:
-                scale[l] = sumlx[l] / suml2[l]
-                best[l] = scale[l] * sumlx[l]
-                ibest[l] = isc[l]
+            better = (suml2[l] > 0) & (sumlx[l] * sumlx[l] > best[l] * suml2[l])
+            s = sumlx[l] / suml2[l]
+            scale[l] = s if better else scale[l]
+            best[l] = s * sumlx[l] if better else best[l]
+            ibest[l] = isc[l] if better else ibest[l]
     for l in range(nl):
         if zero[l]:
             scale[l] = F(0)
@@ -123,14 +123,14 @@ def q3_lanes(X, nmax, nl, L, scale, work):
                 v = x * sl2 / slx
                 ok = abs(v) <= F(4194303.0)
                 pos = slx > 0
-                exact = exact and (ok or not pos)
+                exact = exact & (ok | (not pos))   # bitwise: no branches in the lane loop
                 q = np.int32(F((v if ok else F(0)) + MAGIC)) - np.int32(12582912)
                 q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
                 fq = F(q)
                 slx2 = slx + (w * x) * fq
                 sl22 = sl2 + (w * fq) * fq
-                take = pos and q != L[i, l] and sl22 > 0 and \
-                    slx2 * slx2 * suml2[l] > sumlx[l] * sumlx[l] * sl22
+                take = pos & (q != L[i, l]) & (sl22 > 0) & \
+                    (slx2 * slx2 * suml2[l] > sumlx[l] * sumlx[l] * sl22)
                 L[i, l] = q if take else L[i, l]
                 sumlx[l] = slx2 if take else sumlx[l]
                 suml2[l] = sl22 if take else suml2[l]

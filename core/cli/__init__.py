@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The engine's host is a multiprocessing "spawn" child: in a frozen (PyInstaller) build the
+    # child re-runs this executable, and freeze_support() turns it into the host there.
+    import multiprocessing
+    multiprocessing.freeze_support()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -20,15 +20,27 @@ def register(subparsers) -> None:
     p.add_argument("--ctx", type=int, default=512, metavar="N", help="context window (default 512)")
     p.add_argument("--chunks", type=int, default=None, metavar="N", help="score at most N windows")
     p.add_argument("--threads", type=int, default=None, metavar="N")
+    p.add_argument("--gpu-layers", type=int, default=0, metavar="N",
+                   help="layers to offload to the GPU (-1: all; default 0, CPU)")
     p.add_argument("--csv", metavar="OUT.csv", help="also write the table as CSV")
     p.add_argument("--json", action="store_true", help="print JSON (one object, or a list)")
     p.set_defaults(func=run)
 
 
+_shown = {"bar": False}
+
+
 def _bar(p) -> None:
+    _shown["bar"] = True
     sys.stderr.write(f"\r{p.stage:<9} {p.model[:40]:<40} chunk {p.done}/{p.total}  "
                      f"{p.fraction * 100:5.1f}%")
     sys.stderr.flush()
+
+
+def _end_bar() -> None:
+    if _shown["bar"]:
+        sys.stderr.write("\n")
+        _shown["bar"] = False
 
 
 def run(args) -> int:
@@ -43,13 +55,14 @@ def run(args) -> int:
     try:
         text = read_text(args.text or sample_text_path())
         reports = compare(args.models, args.reference, text, n_ctx=args.ctx,
-                          max_chunks=args.chunks, threads=args.threads, progress=_bar)
+                          max_chunks=args.chunks, threads=args.threads,
+                          n_gpu_layers=args.gpu_layers, progress=_bar)
         if args.csv:
             write_csv(reports, args.csv)
     except EvaluationError as exc:
-        sys.stderr.write("\n")
+        _end_bar()
         raise UserError(str(exc)) from None
-    sys.stderr.write("\n")
+    _end_bar()
     if args.json:
         data = [r.to_json() for r in reports]
         print(json.dumps(data[0] if len(data) == 1 else data, indent=2))

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--ctx", type=int, default=512, metavar="N", help="chunk size (default 512)")
     p.add_argument("--chunks", type=int, default=None, metavar="N", help="use at most N chunks")
     p.add_argument("--threads", type=int, default=None, metavar="N")
+    p.add_argument("--gpu-layers", type=int, default=0, metavar="N",
+                   help="layers to offload to the GPU (-1: all; default 0, CPU)")
     p.add_argument("--process-output", action="store_true",
                    help="also collect output.weight (as llama-imatrix --process-output)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -38,20 +40,26 @@ def run(args) -> int:
         raise UserError("--ctx must be at least 16")
     text_path = Path(args.text) if args.text else sample_text_path()
 
+    shown = []
+
     def bar(done: int, total: int) -> None:
+        shown.append(1)
         sys.stderr.write(f"\rchunk {done}/{total}")
         sys.stderr.flush()
 
     try:
         text = read_text(text_path)
         imx = compute_imatrix(args.source, text, n_ctx=args.ctx, max_chunks=args.chunks,
-                              threads=args.threads, dataset=text_path.name,
+                              threads=args.threads, n_gpu_layers=args.gpu_layers,
+                              dataset=text_path.name,
                               process_output=args.process_output, progress=bar)
         save_imatrix(out, imx)
     except (ImatrixError, EvaluationError) as exc:
-        sys.stderr.write("\n")
+        if shown:
+            sys.stderr.write("\n")
         raise UserError(str(exc)) from None
-    sys.stderr.write("\n")
+    if shown:
+        sys.stderr.write("\n")
     print(f"wrote {out} ({len(imx.entries)} tensors, {imx.chunk_count} chunks of "
           f"{imx.chunk_size} tokens)")
     return 0

@@ -73,6 +73,7 @@ class EngineClient:
         self._loaded: LoadResult | None = None
         self._gen_id = 0
         self._closing = False
+        self._loading: str | None = None   # file name while a load is in flight (for messages)
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -125,13 +126,20 @@ class EngineClient:
             raise self._died() from None
 
     def _died(self) -> EngineError:
-        proc, closing = self._proc, self._closing
+        proc, closing, loading = self._proc, self._closing, self._loading
+        code = None                      # None: "stopped responding"
         if proc is not None:
             proc.join(timeout=2)
-        code = proc.exitcode if proc is not None else None
+            code = proc.exitcode
+            if code is None:             # its pipe broke but it lingers: don't leave it behind
+                proc.kill()
+                proc.join(timeout=2)
         self._forget()
         if closing:
             return EngineError("the model was unloaded")
+        if loading:
+            return EngineError(f"the model process exited unexpectedly while loading {loading} "
+                               f"({describe_exit(code)}); details in {log_path()}")
         return EngineError(f"the model process exited unexpectedly ({describe_exit(code)}); "
                            f"load the model again to continue")
 
@@ -176,9 +184,13 @@ class EngineClient:
         if self._proc is None:
             self._start()
         threads = int(n_threads or default_threads())
-        self._send("load", dict(path=path, n_gpu_layers=int(n_gpu_layers), n_ctx=int(n_ctx),
-                                n_threads=threads))
-        kind, payload = self._receive()
+        self._loading = os.path.basename(path)
+        try:
+            self._send("load", dict(path=path, n_gpu_layers=int(n_gpu_layers), n_ctx=int(n_ctx),
+                                    n_threads=threads))
+            kind, payload = self._receive()
+        finally:
+            self._loading = None
         if kind == "error":
             raise EngineError(payload)
         self._loaded = LoadResult.from_dict(payload)

@@ -84,6 +84,7 @@ class Host:
         while True:
             kind, payload = self.inbox.get()
             if kind == "shutdown":
+                self.unload()     # free llama.cpp before interpreter teardown, not during it
                 return
             try:
                 if kind == "load":

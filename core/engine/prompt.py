@@ -8,6 +8,7 @@ that the model continues, stopped when it starts the next "User:" line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 FALLBACK_STOP = ["\nUser:"]
 
@@ -20,14 +21,22 @@ class Prompt:
     used_chat_template: bool = True
 
 
+@lru_cache(maxsize=4)
+def _formatter(template: str, eos_token: str, bos_token: str):
+    # Compiling a template takes milliseconds; a chat renders the same one every turn.
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    return Jinja2ChatFormatter(template=template, eos_token=eos_token, bos_token=bos_token,
+                               add_generation_prompt=True)
+
+
 def chat_template_prompt(template: str, messages: list[dict], *, bos_token: str,
                          eos_token: str) -> Prompt:
     """Render `messages` with the model's own Jinja chat template (sandboxed)."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    formatter = Jinja2ChatFormatter(template=template, eos_token=eos_token, bos_token=bos_token,
-                                    add_generation_prompt=True)
-    result = formatter(messages=messages)
+    try:
+        result = _formatter(template, eos_token, bos_token)(messages=messages)
+    except Exception as exc:  # a template may refuse a conversation (e.g. roles must alternate)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"the model's chat template rejected this conversation: {detail}") from None
     stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
     # The template writes BOS itself when it wants one (added_special); don't add a second.
     return Prompt(text=result.prompt, add_bos=not result.added_special,

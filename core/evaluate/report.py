@@ -94,6 +94,8 @@ def compare(models: list[str | Path], reference: str | Path, text: str, *, n_ctx
         raise EvaluationError("the context must be at least 16 tokens")
     if not text.strip():
         raise EvaluationError("the text is empty")
+    if not models:
+        raise EvaluationError("choose at least one model to compare with the reference")
     ref_info = _model_info(reference)
     infos = [_model_info(m) for m in models]
     cancelled = (lambda: cancel.cancelled) if cancel is not None else None

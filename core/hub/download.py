@@ -33,7 +33,7 @@ READ_TIMEOUT = 30.0  # seconds without a byte before the connection counts as lo
 class DownloadControl:
     """Pause / cancel flags checked between chunks; safe to set from any thread.
 
-    Setting one also closes the response being read, so a stalled connection stops at once
+    Setting one also shuts down the connection being read, so a stalled download stops at once
     instead of after the read timeout.
     """
 
@@ -46,22 +46,17 @@ class DownloadControl:
         self._response = response
 
     def _interrupt(self) -> None:
+        # A read blocked in recv() is woken by shutting its socket down; the worker then sees the
+        # flag and closes the response itself. (Closing the response from this thread instead would
+        # race the worker inside the HTTP library.) Without a socket, the read timeout ends the wait.
         response = self._response
-        if response is None:
-            return
-        # A read blocked in recv() is only woken by shutting the socket down; closing the
-        # response object alone waits for the read to return.
         try:
-            stream = response.extensions.get("network_stream")
+            stream = response.extensions.get("network_stream") if response is not None else None
             sock = stream.get_extra_info("socket") if stream is not None else None
             if sock is not None:
                 import socket
                 sock.shutdown(socket.SHUT_RDWR)
         except (OSError, AttributeError):
-            pass
-        try:
-            response.close()
-        except Exception:  # noqa: BLE001 - closing from another thread may race; the flag stays set
             pass
 
     def pause(self):

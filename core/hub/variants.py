@@ -167,8 +167,10 @@ def read_variant_header(repo_id: str, variant: Variant, revision: str = "main", 
     variant.header = merged.to_json()
     variant.header["parts"] = len(heads)
     variant.file_type = merged.file_type
-    label = variant.quant.upper().removeprefix("UD-")
-    variant.confirmed = label == merged.file_type or label.startswith(merged.file_type.rsplit("_", 1)[0])
+    label, ftype = variant.quant.upper().removeprefix("UD-"), merged.file_type
+    # "Q4_K_XL" (a maker's own K-quant mix) agrees with a Q4_K_M header; "Q4_K_M" vs "Q4_0" does not
+    family = ftype[:-2] if re.fullmatch(r"I?Q\d_K_[SML]", ftype) else ftype
+    variant.confirmed = label == ftype or label.startswith(family + "_") or label == family
     if parse_quant(variant.first_file) is None:   # no label in the name: the header names it
         variant.quant = merged.file_type
     variant.bits_per_weight = merged.bits_per_weight

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from itertools import repeat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,13 +124,15 @@ class _Cursor:
         if etype != _STRING:
             raise HeaderError(f"cannot skip an array of GGUF type {etype}")
         # Strings are length-prefixed, so walking them is the only way past (the vocabulary).
-        buf, pos, end, unpack = self.buf, self.pos, self.end, _U64.unpack_from
-        for _ in range(count):
-            if pos + 8 > end:
-                raise HeaderIncomplete(end)
-            pos += 8 + unpack(buf, pos)[0]
-        if pos > end:
-            raise HeaderIncomplete(end)
+        # The tightest loop we can write: unpack_from itself reports running off the end.
+        buf, pos, unpack = self.buf, self.pos, _U64.unpack_from
+        try:
+            for _ in repeat(None, count):
+                pos += 8 + unpack(buf, pos)[0]
+        except struct.error:
+            raise HeaderIncomplete(self.end) from None
+        if pos > self.end:
+            raise HeaderIncomplete(self.end)
         self.pos = pos
 
 

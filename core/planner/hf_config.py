@@ -60,9 +60,7 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
         rows = _scale_layers(rows, parameters)
     src = T[source_type.upper()] if source_type.upper() in T.__members__ else T.BF16
     tensors = tuple((n, s, int(src) if len(s) >= 2 else int(T.F32)) for n, s in rows)
-    pattern = SWA_PATTERN.get(arch, 1)
-    swa = tuple((i % pattern < pattern - 1) if pattern > 1 else True for i in range(n_layer)) \
-        if window else (False,) * n_layer
+    swa = _swa_layers(c, arch, n_layer) if window else (False,) * n_layer
     profile = ModelProfile(
         name=name or str(config.get("_name_or_path") or model_type), architecture=arch,
         file_type=source_type.upper(), n_layer=n_layer, n_embd=n_embd, n_vocab=n_vocab,
@@ -70,6 +68,17 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
         n_head=(n_head,) * n_layer, n_head_kv=(n_head_kv,) * n_layer, head_dim_k=head_dim,
         head_dim_v=head_dim, swa_window=window, swa_layers=swa, tensors=tensors)
     return profile
+
+
+def _swa_layers(c: dict, arch: str, n_layer: int) -> tuple[bool, ...]:
+    """Which layers slide: `layer_types` (newer configs), `sliding_window_pattern`, else the
+    pattern llama.cpp hard-codes for the architecture (every layer when it has none)."""
+    types = c.get("layer_types")
+    if isinstance(types, list) and len(types) >= n_layer:
+        return tuple(t == "sliding_attention" for t in types[:n_layer])
+    pattern = c.get("sliding_window_pattern")
+    pattern = int(pattern) if isinstance(pattern, int) and pattern > 0 else SWA_PATTERN.get(arch, 1)
+    return tuple((i % pattern < pattern - 1) if pattern > 1 else True for i in range(n_layer))
 
 
 def _scale_layers(rows, parameters: int):

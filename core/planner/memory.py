@@ -129,7 +129,7 @@ def estimate_memory(profile: ModelProfile, *, n_ctx: int, n_gpu_layers: int = 0,
     layers, embd, out, other = profile.group_bytes()
     kv = kv_layer_bytes(profile, n_ctx, type_k=type_k, type_v=type_v, swa_full=swa_full)
 
-    tied = not any(n == "output.weight" for n, _, _ in profile.tensors)
+    tied = profile.tied
     w_vram = sum(layers[first_gpu:]) + (out if output_on_gpu else 0)
     w_ram = embd + other + sum(layers[:first_gpu])
     if not output_on_gpu:
@@ -148,6 +148,10 @@ def estimate_memory(profile: ModelProfile, *, n_ctx: int, n_gpu_layers: int = 0,
         if any_cpu_layers or not output_on_gpu else 4 * min(n_ubatch, n_ctx) * profile.n_embd * 2
     compute_vram = compute_reserved(profile, n_ctx, n_ubatch=n_ubatch, flash_attn=flash_attn,
                                     with_output=output_on_gpu) if gl else 0
+    if gl and any_cpu_layers:
+        # op_offload: prompt batches run CPU layers' matmuls on the GPU, copying that layer's
+        # weights into the GPU compute buffer. Not yet checked on a GPU: kept conservative.
+        compute_vram += max(layers[:first_gpu], default=0)
     overhead_ram = (RUNTIME_BASE + PER_VOCAB_TOKEN * profile.n_vocab + PER_MERGE * profile.n_merges
                     + 4 * profile.n_vocab)  # + the output buffer: one row of logits
     overhead_vram = GPU_CONTEXT.get(gpu_backend, 0) if gl else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T, LlamaFileType
 
@@ -25,8 +26,11 @@ _FALLBACK = {T.Q2_K: T.IQ4_NL, T.Q3_K: T.IQ4_NL, T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1,
 SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gpt-oss": 2, "exaone4": 4}
 
 
+_SIZES = {int(k): v for k, v in GGML_QUANT_SIZES.items()}
+
+
 def tensor_bytes(ggml_type: int, shape) -> int:
-    block, size = GGML_QUANT_SIZES[T(ggml_type)]
+    block, size = _SIZES[int(ggml_type)]
     n = 1
     for d in shape:
         n *= d
@@ -86,6 +90,11 @@ class ModelProfile:
     def group_bytes(self) -> tuple[list[int], int, int, int]:
         """(bytes per layer, token_embd bytes, output bytes, other bytes). With tied embeddings
         llama.cpp loads token_embd a second time as the output matrix: output bytes = its size."""
+        layers, embd, out, other = self._groups
+        return list(layers), embd, out, other
+
+    @cached_property
+    def _groups(self) -> tuple[tuple[int, ...], int, int, int]:  # the planner asks many times
         layers = [0] * self.n_layer
         embd = out = other = 0
         has_output = False
@@ -103,10 +112,21 @@ class ModelProfile:
                 other += b
         if not has_output:
             out += embd
-        return layers, embd, out, other
+        return tuple(layers), embd, out, other
 
     def layer_repack_bytes(self, repack_types: frozenset[int]) -> list[int]:
         """Per layer: bytes of matrices the CPU backend copies into its repacked layout."""
+        cache = self.__dict__.setdefault("_repack_cache", {})  # frozen: bypass __setattr__
+        if repack_types not in cache:
+            cache[repack_types] = self._repack(repack_types)
+        return list(cache[repack_types])
+
+    @cached_property
+    def tied(self) -> bool:
+        """No output.weight: llama.cpp uses token_embd as the output matrix."""
+        return not any(n == "output.weight" for n, _, _ in self.tensors)
+
+    def _repack(self, repack_types: frozenset[int]) -> list[int]:
         layers = [0] * self.n_layer
         for name, shape, ty in self.tensors:
             m = _BLK.match(name)

@@ -34,7 +34,7 @@ def test_chat_json_from_a_real_process(starter_model):
 def test_chat_streams_text_to_stdout(starter_model, capsys):
     code = main(["chat", str(starter_model), "--prompt", "What is the capital of France?",
                  "--system", "You answer in one short sentence.", "--temperature", "0",
-                 "--max-tokens", "24", "--ctx", "512", "--seed", "3"])
+                 "--max-tokens", "24", "--ctx", "512", "--seed", "3", "--threads", "1"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.endswith("\n") and len(out.strip()) > 0

@@ -131,3 +131,15 @@ def test_unusable_files_are_reported_and_left_untouched(tmp_path):
     with pytest.raises(ChatStoreError, match="newer Quantdesk"):
         ChatStore(newer)
     assert newer.read_bytes() == before
+
+
+def test_in_memory_store_for_an_unusable_history(tmp_path, monkeypatch):
+    # The chat page falls back to ":memory:" when the history file is unusable.
+    from pathlib import Path
+    monkeypatch.chdir(tmp_path)
+    store = ChatStore(Path(":memory:"))
+    cid = store.create_conversation("session only").id
+    store.add_message(cid, "user", "hi")
+    assert [m.content for m in store.messages(cid)] == ["hi"]
+    store.close()
+    assert list(tmp_path.iterdir()) == []

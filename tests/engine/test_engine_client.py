@@ -27,9 +27,13 @@ def client():
     c.shutdown()
 
 
+# One thread: on a busy 2-core CI machine llama.cpp's spinning thread pool slows to a crawl.
+THREADS = 1
+
+
 def ensure_loaded(client: EngineClient, path) -> None:
     if client.loaded is None or client.loaded.path != str(path):
-        client.load(path, n_ctx=1024)
+        client.load(path, n_ctx=1024, n_threads=THREADS)
 
 
 def collect(events) -> tuple[str, Done]:
@@ -46,13 +50,13 @@ def collect(events) -> tuple[str, Done]:
 
 def test_load_runs_in_a_separate_process(client, starter_model):
     assert client.loaded is None and client.host_pid is None
-    result = client.load(starter_model, n_ctx=1024)
+    result = client.load(starter_model, n_ctx=1024, n_threads=THREADS)
     assert client.loaded == result
     assert client.host_pid not in (None, os.getpid())
     assert psutil.Process(client.host_pid).is_running()
     assert result.path == str(starter_model)
     assert result.n_ctx == 1024 and result.n_ctx_train >= 2048
-    assert result.has_chat_template is True
+    assert result.has_chat_template is True and result.n_threads == THREADS
     assert result.load_seconds > 0
     assert result.rss_after > result.rss_before > 0
     assert "llama_cpp" not in __import__("sys").modules  # this process never loads llama.cpp
@@ -125,7 +129,7 @@ def test_host_killed_mid_reply_is_reported_and_next_load_works(client, starter_m
     with pytest.raises(EngineError, match="no model is loaded"):
         next(client.generate(PARIS, GREEDY))
 
-    client.load(starter_model, n_ctx=1024)
+    client.load(starter_model, n_ctx=1024, n_threads=THREADS)
     assert client.host_pid != pid
     text, _ = collect(client.generate(PARIS, GREEDY))
     assert "Paris" in text

@@ -88,7 +88,7 @@ def test_send_streams_persists_stops_regenerates_and_edits(chat, window, qtbot):
     assert not chat.is_busy() and chat.send_button.isEnabled()
 
     # Regenerate replaces the last reply (a new message, the old one gone).
-    chat.settings.max_tokens.setValue(30)
+    chat.settings.max_tokens.setValue(12)
     old_ids = {m.id for m in fresh_store_messages(cid)}
     with qtbot.waitSignal(chat.reply_finished, timeout=180000):
         chat.regen_button.click()
@@ -135,14 +135,17 @@ def test_killed_host_is_reported_and_the_next_send_loads_again(chat, window, qtb
     chat.settings.max_tokens.setValue(20)
     chat.settings.gpu_layers.setValue(AUTO_GPU_LAYERS)
     assert chat.settings.gpu_layers.text() == "auto"
-    loads = []
+    loads, notes = [], []
     chat.model_loaded.connect(loads.append)
+    window.engine.worker.planned.connect(notes.append)
     with qtbot.waitSignal(chat.reply_finished, timeout=180000) as finished:
         chat.send(QUESTION)
     assert finished.args[0].completion_tokens > 0
     assert fresh_store_messages(cid)[-1].complete
-    planned = plan_for_model(loads[0].path, n_ctx=1024, lower_ctx=False).gpu_layers
-    assert [r.n_gpu_layers for r in loads] == [max(0, planned)]
+    plan = plan_for_model(loads[0].path, n_ctx=1024, lower_ctx=False)
+    assert notes == [f"auto: {plan.fit}"] and len(loads) == 1
+    # The host offloads what the planner asked for, or fewer when its build has no GPU backend.
+    assert 0 <= loads[0].n_gpu_layers <= max(0, plan.gpu_layers)
 
     # Closing the window ends the host process.
     pid = window.engine.host_pid()
@@ -172,8 +175,10 @@ def test_conversations_new_rename_delete(window, qtbot, monkeypatch):
     assert chat.current_conversation_id() == first
 
 
-def test_composer_enter_sends_and_shift_enter_adds_a_line(window, qtbot):
-    composer = window.chat_page.composer
+def test_composer_enter_sends_and_shift_enter_adds_a_line(qtbot):
+    from quantdesk.app.composer import Composer
+    composer = Composer()  # on its own: on the chat page, Enter would start a real reply
+    qtbot.addWidget(composer)
     sent = []
     composer.submitted.connect(sent.append)
     qtbot.keyClicks(composer, "first line")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
 
@@ -28,9 +28,10 @@ def test_window_has_the_four_pages(window, qtbot):
     sidebar = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
     assert sidebar == ["Library", "Discover", "Quantize", "Chat"]
     for row, page in enumerate((window.library_page, window.discover_page,
-                                window.quantize_page, window.chat_page)):
+                                window.quantize_page, window.chat_holder)):
         window.sidebar.setCurrentRow(row)
         assert window.stack.currentWidget() is page
+    assert window.chat_holder.page is window.chat_page  # built when first shown
     assert window.library.model.entries()[0].source == "starter"
     menu = [a.text() for a in window.menuBar().actions()[0].menu().actions() if a.text()]
     assert menu == ["&Open GGUF…", "&Quit"]
@@ -72,7 +73,7 @@ def test_opening_a_valid_file_adds_it_and_shows_its_metadata(window, qtbot, mode
 def _drop(win, paths):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime,
+    enter = QDragEnterEvent(QPoint(400, 300), Qt.DropAction.CopyAction, mime,
                             Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(win, enter)
     assert enter.isAccepted()
@@ -149,3 +150,19 @@ def test_paths_on_the_command_line_are_opened(qapp, home, model_copy):
         safety.stop()
     assert seen == [model_copy]
     assert str(model_copy) in persisted_paths()
+
+
+def test_unreadable_chat_history_is_reported_and_left_untouched(home, qtbot):
+    home.mkdir(parents=True, exist_ok=True)
+    history = home / "chats.sqlite3"
+    garbage = b"not a database, but the user's file all the same\n" * 100
+    history.write_bytes(garbage)
+    from quantdesk.app.main_window import MainWindow
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.show_page("Chat")  # the chat store is opened with the Chat page
+    assert "chats.sqlite3" in win.banner.text() and "not be saved" in win.banner.text()
+    cid = win.chat_page.new_conversation()  # chatting still works, in memory
+    assert [c.id for c in win.chat_page.store.list_conversations()] == [cid]
+    assert history.read_bytes() == garbage

@@ -132,6 +132,7 @@ def test_offline_mode_blocks_downloads_without_requests(hub_env, fakehub, monkey
     assert fakehub.requests == []
 
 
+@pytest.mark.timeout(120)
 def test_network_loss_keeps_the_partial(hub_env, fakehub, gguf_files):
     fakehub.drop_after[Q4] = 1_500_000
     stopped = []
@@ -185,6 +186,7 @@ def test_disk_full_while_writing_keeps_the_partial(hub_env, fakehub, monkeypatch
     assert partial.stat().st_size > 0
 
 
+@pytest.mark.timeout(120)
 def test_stalled_connection_times_out_and_resumes(hub_env, fakehub, gguf_files, monkeypatch):
     monkeypatch.setattr(dl, "READ_TIMEOUT", 0.5)
     fakehub.stall_after[Q4] = 700_000
@@ -193,6 +195,7 @@ def test_stalled_connection_times_out_and_resumes(hub_env, fakehub, gguf_files, 
     assert fakehub.resolve_requests(Q4)[-1][2] == "bytes=700000-"
 
 
+@pytest.mark.timeout(120)
 def test_pause_interrupts_a_stalled_connection(hub_env, fakehub, gguf_files, monkeypatch):
     """Pausing closes the silent connection instead of waiting for a read timeout (set huge here)."""
     import threading

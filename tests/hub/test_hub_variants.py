@@ -164,3 +164,18 @@ def test_model_card_without_front_matter(hub_env, fakehub):
     assert model_card(GGUF_REPO) == "# Tiny\n\nBody **bold**.\n"
     fakehub.repos[ST_REPO].files.pop("README.md")
     assert model_card(ST_REPO) == ""
+
+
+@pytest.mark.parametrize("name, header_type, confirmed", [
+    ("m-Q4_K_M.gguf", "Q4_K_M", True), ("m-UD-Q4_K_XL.gguf", "Q4_K_M", True),
+    ("m-Q4_K_M.gguf", "Q4_0", False), ("m-Q8_0.gguf", "Q4_K_S", False), ("m-F16.gguf", "F16", True)])
+def test_header_confirms_or_contradicts_the_file_name(name, header_type, confirmed, monkeypatch):
+    from gguf import LlamaFileType
+    import quantdesk.core.hub.remote_gguf as remote_gguf
+    from quantdesk.core.hub.remote_gguf import RemoteGGUF
+    ftype = int(LlamaFileType["MOSTLY_" + header_type])
+    header = RemoteGGUF("url", 10, 10, 0, {"general.architecture": "llama", "general.file_type": ftype}, [])
+    monkeypatch.setattr(remote_gguf, "read_remote_header", lambda *a, **k: header)
+    (v,), _ = group_variants([RepoFile(name, 10, None)])
+    hub.read_variant_header("org/repo", v)
+    assert v.file_type == header_type and v.confirmed is confirmed

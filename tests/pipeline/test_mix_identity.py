@@ -60,3 +60,63 @@ def test_tensor_bytes_match_llama_cpp(tiny_f32, reference, tmp_path, variant, qt
     llm.eval([3, 4, 5])
     assert len(llm.scores[2]) == llm.n_vocab()
     llm.close()
+
+
+def _write_imatrix(path, values: dict):
+    """An imatrix in llama-imatrix's GGUF form: NAME.in_sum2 (sums) and NAME.counts per tensor."""
+    import gguf
+    import numpy as np
+    w = gguf.GGUFWriter(path, "imatrix")
+    for name, v in values.items():
+        w.add_tensor(f"{name}.in_sum2", (v * 4.0).reshape(1, -1).astype(np.float32))
+        # a power of two as the count, so sums / counts gives back exactly v
+        w.add_tensor(f"{name}.counts", np.array([[4.0]], dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("variant, qtype", [("a", "Q4_K_M"), ("b", "Q4_0")])
+def test_imatrix_quantization_matches_llama_cpp(tiny_f32, tmp_path, variant, qtype):
+    """With an importance matrix: same data as llama.cpp given the same matrix (and its
+    imatrix-only rule: Q4_0 files give the first ffn_down layers Q4_1)."""
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+    source = open_source(tiny_f32[variant])
+    planned = plan_types([(t.name, t.shape, t.dtype) for t in source.tensors], qtype,
+                         source.params, has_imatrix=True)
+    gaps = missing_kernels(planned.values())
+    if gaps:
+        pytest.skip(f"no CPU kernel registered yet for {', '.join(gaps)}")
+    rng = np.random.default_rng(7)
+    values = {t.name: rng.uniform(0.1, 4.0, t.shape[-1]).astype(np.float32)
+              for t in source.tensors if len(t.shape) == 2 and t.name != "token_embd.weight"}
+    _write_imatrix(tmp_path / "imatrix.gguf", values)
+
+    ours = quantize_model(tiny_f32[variant], tmp_path / "ours.gguf", qtype, backend="cpu",
+                          imatrix=tmp_path / "imatrix.gguf").path
+
+    entries = (llama_cpp.llama_model_imatrix_data * (len(values) + 1))()
+    keep = []
+    for i, (name, v) in enumerate(values.items()):
+        arr = np.ascontiguousarray(v)
+        keep.append(arr)
+        entries[i].name = name.encode()
+        entries[i].data = arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        entries[i].size = arr.size
+    entries[len(values)].name = None
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype, params.nthread = FILE_TYPES[qtype].ftype, 2
+    params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+    ref = tmp_path / "ref.gguf"
+    assert llama_cpp.llama_model_quantize(str(tiny_f32[variant]).encode(), str(ref).encode(),
+                                          ctypes.byref(params)) == 0
+    got, want = gguf_tensors(ours), gguf_tensors(ref)
+    assert {n: k for n, (k, _) in got.items()} == planned
+    for name in want:
+        assert got[name] == want[name], f"{name} ({want[name][0]}) differs"
+    if qtype == "Q4_0":
+        assert planned["blk.0.ffn_down.weight"] == "Q4_1"

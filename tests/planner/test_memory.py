@@ -2,6 +2,8 @@
 shapes and types) and against files llama.cpp's own quantizer wrote."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from quantdesk.core.planner import (HeaderError, HeaderIncomplete, PlannerError, compute_reserved,
@@ -125,7 +127,7 @@ def test_retype_reproduces_llama_cpp_quantizer(gemma_model):
     re-deriving every tensor's type from shapes alone must give the same table."""
     actual = load_profile(gemma_model)
     assert actual.file_type == "Q4_K_M"
-    predicted = retype(actual.__class__(**{**actual.__dict__, "file_type": "F16"}), "Q4_K_M")
+    predicted = retype(dataclasses.replace(actual, file_type="F16"), "Q4_K_M")
     assert [t[2] for t in predicted.tensors] == [t[2] for t in actual.tensors]
     assert predicted.size_bytes == actual.size_bytes
 
@@ -147,3 +149,15 @@ def test_hf_config_parameter_count_stretches_layers(llama3_8b_config):
     assert prof.parameters == pytest.approx(9e9, rel=0.002)
     prof_kv = estimate_memory(prof, n_ctx=8192).kv_ram    # KV depends on dims, not on the count
     assert prof_kv == 32 * 8192 * (1024 + 1024) * 2
+
+
+def test_hf_config_sliding_window_layers():
+    cfg = {"model_type": "gemma3_text", "hidden_size": 640, "num_hidden_layers": 6,
+           "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256,
+           "intermediate_size": 2048, "vocab_size": 262144, "sliding_window": 512,
+           "tie_word_embeddings": True}
+    assert profile_from_hf_config(cfg).swa_layers == (True,) * 5 + (False,)   # gemma3: 5 of 6
+    cfg["layer_types"] = ["sliding_attention", "full_attention"] * 3
+    prof = profile_from_hf_config(cfg)
+    assert prof.swa_layers == (True, False) * 3 and prof.architecture == "gemma3"
+    assert prof.head_dim_k == 256 and prof.tied

@@ -88,3 +88,33 @@ def test_plan_for_model_table(request, fixture, vram, ram, n_ctx, fit, ctx_out):
 def test_forced_gpu_layers(gemma_model):
     plan = plan_for_model(gemma_model, n_ctx=2048, hardware=hw(8), n_gpu_layers=5)
     assert plan.gpu_layers == 5 and plan.fit == "partial"
+
+
+def test_options_for_every_source_kind(gemma_model, llama3_8b_config):
+    """The GUI's entry point: a GGUF path, a gguf_info.ModelInfo, an HF config + parameters."""
+    from quantdesk.core.gguf_info import inspect_gguf
+    from quantdesk.core.planner import options_for, plan_header, read_header
+    h = hw(8)
+    by_path, best_path = options_for(gemma_model, n_ctx=4096, hardware=h, types=["Q8_0", "Q4_K_M"])
+    by_info, _ = options_for(inspect_gguf(gemma_model), n_ctx=4096, hardware=h,
+                             types=["Q8_0", "Q4_K_M"])
+    assert [p.to_json() for p in by_path] == [p.to_json() for p in by_info]
+    assert [p.type for p in by_path] == ["Q8_0", "Q4_K_M"] and best_path.type == "Q8_0"
+    assert [p.estimated for p in by_path] == [True, False]
+    hf, best = options_for(llama3_8b_config, n_ctx=8192, hardware=h, parameters=8_030_261_248)
+    assert best.type == "Q6_K" and len(hf) >= 10
+    header = read_header(gemma_model)
+    remote = plan_header(header.metadata, header.tensors, n_ctx=4096, hardware=h)
+    assert remote.to_json() == by_path[1].to_json()
+
+
+def test_planning_never_loads_llama_cpp(starter_model):
+    """The GUI plans in its own process: llama.cpp (and its GPU backends) must stay out of it."""
+    import subprocess
+    import sys
+    code = ("import sys; from quantdesk.core.planner import plan_for_model; "
+            f"p = plan_for_model({str(starter_model)!r}, n_ctx=2048); "
+            "print(p.fit, 'llama_cpp' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "False"

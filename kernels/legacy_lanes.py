@@ -1,0 +1,126 @@
+"""numba CPU kernel for the reference path of the legacy types (no imatrix; Q8_0 always):
+quantize_row_{q8_0,q4_0,q4_1,q5_0,q5_1}_ref for LANES blocks side by side.
+
+The blocks are transposed (X[j, lane] = weight j of block `lane`) so every step of ggml's
+per-block code (the strict first-max / min / max scans, the scaling, C's float->int casts)
+is an element-wise select across lanes that LLVM vectorizes; the packing stays per block.
+C's casts are x86's: truncate, and INT_MIN for NaN/inf/out of range (1/d overflows to inf
+for denormal blocks); the selects below reproduce that without branches.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .ops import F, fp16_bits, put_half
+
+LANES = 64
+INT_MIN = np.int32(-2147483648)
+_JIT = dict(cache=True, error_model="numpy", boundscheck=False)
+
+
+@njit(inline="always", **_JIT)
+def _cvt(v):
+    """(int) of a float as x86 converts it, branch-free."""
+    ok = (v >= F(-2147483648.0)) & (v < F(2147483648.0))
+    return np.int32(v if ok else F(0)) if ok else INT_MIN
+
+
+@njit(inline="always", **_JIT)
+def _cvt8(v):
+    """(int8_t) of a float: the low byte of _cvt, sign-extended."""
+    return ((_cvt(v) & 0xFF) ^ 0x80) - 0x80
+
+
+@njit(inline="always", **_JIT)
+def _roundf(v):
+    """roundf (half away from zero) then the int conversion, branch-free."""
+    a = abs(v)
+    ok = a < F(2147483648.0)
+    t = np.int32(a if ok else F(0))
+    r = t + (np.int32(1) if a - F(t) >= F(0.5) else np.int32(0))
+    r = -r if v < 0 else r
+    return r if ok else INT_MIN
+
+
+@njit(parallel=True, **_JIT)
+def quantize_ref(kind, type_size, x, out):
+    """kind: 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q5_0, 4 Q5_1 (as legacy_ops.legacy_block)."""
+    total = x.size // 32
+    n_batches = (total + LANES - 1) // LANES
+    for t in prange(n_batches):
+        X = np.empty((32, LANES), np.float32)
+        Q = np.empty((32, LANES), np.int32)
+        lo = np.empty(LANES, np.float32)
+        hi = np.empty(LANES, np.float32)
+        d = np.empty(LANES, np.float32)
+        inv = np.empty(LANES, np.float32)
+        b0 = t * LANES
+        nl = min(total - b0, LANES)
+        for l in range(nl):
+            for j in range(32):
+                X[j, l] = x[(b0 + l) * 32 + j]
+        if kind == 2 or kind == 4:               # min / max scans from the first weight
+            nmax = 15 if kind == 2 else 31
+            for l in range(nl):
+                lo[l] = X[0, l]
+                hi[l] = X[0, l]
+            for j in range(1, 32):
+                for l in range(nl):
+                    v = X[j, l]
+                    lo[l] = v if v < lo[l] else lo[l]
+                    hi[l] = v if v > hi[l] else hi[l]
+            for l in range(nl):
+                d[l] = (hi[l] - lo[l]) / F(nmax)
+                inv[l] = F(1) / d[l] if d[l] != 0 else F(0)
+            for j in range(32):
+                for l in range(nl):
+                    q = (X[j, l] - lo[l]) * inv[l] + F(0.5)
+                    Q[j, l] = min(15, _cvt8(q)) if kind == 2 else _cvt(q) & 0xFF
+        else:                                    # first value of largest magnitude
+            for l in range(nl):
+                lo[l] = F(0)                     # amax
+                hi[l] = F(0)                     # its signed value
+            for j in range(32):
+                for l in range(nl):
+                    v = X[j, l]
+                    c = lo[l] < abs(v)
+                    hi[l] = v if c else hi[l]
+                    lo[l] = abs(v) if c else lo[l]
+            for l in range(nl):
+                if kind == 0:
+                    d[l] = lo[l] / F(127)
+                elif kind == 1:
+                    d[l] = hi[l] / F(-8)
+                else:
+                    d[l] = hi[l] / F(-16)
+                inv[l] = F(1) / d[l] if d[l] != 0 else F(0)
+            for j in range(32):
+                for l in range(nl):
+                    v = X[j, l] * inv[l]
+                    if kind == 0:
+                        Q[j, l] = _roundf(v) & 0xFF
+                    elif kind == 1:
+                        Q[j, l] = min(15, _cvt8(v + F(8.5)))
+                    else:
+                        Q[j, l] = min(31, _cvt8(v + F(16.5)))
+        for l in range(nl):                      # pack block b0 + l
+            oo = (b0 + l) * type_size
+            put_half(out, oo, fp16_bits(d[l]))
+            if kind == 0:
+                for j in range(32):
+                    out[oo + 2 + j] = Q[j, l]
+                continue
+            q0 = oo + 2
+            if kind == 2 or kind == 4:
+                put_half(out, oo + 2, fp16_bits(lo[l]))
+                q0 = oo + 4
+            if kind >= 3:
+                qh = 0
+                for j in range(32):
+                    qh |= ((Q[j, l] >> 4) & 1) << j
+                for k in range(4):
+                    out[q0 + k] = (qh >> (8 * k)) & 0xFF
+                q0 += 4
+            for j in range(16):
+                out[q0 + j] = (Q[j, l] & 0xF) | ((Q[j + 16, l] & 0xF) << 4)
