@@ -20,6 +20,7 @@ from .chat_reply import RENDER_EVERY_MS, ReplyMixin, _Stream
 from .engine_worker import EngineController, LoadSpec
 from .library_model import PATH_ROLE
 from .markdown_view import MessageView
+from .plan_panel import PlanPanel, PlanPreview
 
 
 class ChatPage(ReplyMixin, QWidget):
@@ -80,7 +81,8 @@ class ChatPage(ReplyMixin, QWidget):
 
         self.model_picker = QComboBox()
         self.model_picker.setModel(self.library.model)
-        self.model_picker.setMinimumContentsLength(18)
+        self.model_picker.setMinimumContentsLength(14)
+        self.model_picker.setPlaceholderText("No model in the library yet")
         self.load_button, self.unload_button = QPushButton("Load"), QPushButton("Unload")
         top = QHBoxLayout()
         top.addWidget(QLabel("Model"))
@@ -124,10 +126,12 @@ class ChatPage(ReplyMixin, QWidget):
         cv.addLayout(status_row)
 
         self.settings = ChatSettingsPanel()
+        self.plan_panel = PlanPanel()  # below the load settings it depends on
+        self.settings.layout().insertWidget(3, self.plan_panel)
         scroll = QScrollArea()
         scroll.setWidget(self.settings)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(250)
+        scroll.setMinimumWidth(230)
         split = QSplitter(Qt.Orientation.Horizontal)
         for w in (left, center, scroll):
             split.addWidget(w)
@@ -152,6 +156,8 @@ class ChatPage(ReplyMixin, QWidget):
         self.regen_button.clicked.connect(self.regenerate)
         self.edit_button.clicked.connect(self.edit_last)
         w = self.engine.worker
+        self.plan_preview = PlanPreview(self.plan_panel, w, self)
+        self.settings.load_settings_changed.connect(lambda: self.plan_preview.request(self._spec()))
         w.loading.connect(self._on_loading)
         w.loaded.connect(self._on_loaded)
         w.unloaded.connect(self._on_unloaded)
@@ -256,6 +262,7 @@ class ChatPage(ReplyMixin, QWidget):
             if row >= 0:
                 self._model_path = str(self.library.model.entry(row).info.path)
         self.model_picker.setCurrentIndex(row)
+        self.plan_preview.request(self._spec())
 
     def _picker_changed(self, row: int) -> None:
         path = self.model_picker.itemData(row, PATH_ROLE)
@@ -264,6 +271,7 @@ class ChatPage(ReplyMixin, QWidget):
             self._model_path = str(entry.info.path)
         elif path:
             self._model_path = path
+        self.plan_preview.request(self._spec())
 
     def _spec(self) -> LoadSpec | None:
         if not self._model_path:

@@ -27,6 +27,8 @@ class EngineWorker(QObject):
     loaded = Signal(object)        # LoadResult
     unloaded = Signal()
     planned = Signal(str)          # how "auto" GPU layers were decided, shown with the load
+    plan_ready = Signal(object)    # the planner's Plan an "auto" load follows
+    measured = Signal(object)      # (LoadResult, VRAM growth in bytes or None): after a load
     token = Signal(int, str)       # request id, text piece
     finished = Signal(int, object)  # request id, Done
     failed = Signal(int, str)      # request id (0 for a bare load), one-line message
@@ -82,6 +84,7 @@ class EngineWorker(QObject):
             self.planned.emit(f"auto: CPU only (no plan: {_one_line(exc)})")
             return 0
         self.planned.emit(f"auto: {plan.fit}")
+        self.plan_ready.emit(plan)
         return max(0, int(plan.gpu_layers))
 
     def _ensure_loaded(self, spec: LoadSpec, *, announce: bool = False):
@@ -93,9 +96,13 @@ class EngineWorker(QObject):
             return client
         self._loaded_spec = None
         self.loading.emit(spec.path)
-        result = client.load(spec.path, n_ctx=spec.n_ctx,
-                             n_gpu_layers=self._resolve_gpu_layers(spec))
+        n_gpu_layers = self._resolve_gpu_layers(spec)
+        vram_before = _vram_used()
+        result = client.load(spec.path, n_ctx=spec.n_ctx, n_gpu_layers=n_gpu_layers)
+        vram_after = _vram_used() if vram_before is not None else None
         self._loaded_spec = spec
+        vram_growth = None if vram_after is None else max(0, vram_after - vram_before)
+        self.measured.emit((result, vram_growth))
         self.loaded.emit(result)
         return client
 
@@ -138,6 +145,16 @@ class EngineWorker(QObject):
             except Exception:  # noqa: BLE001 - a dead host is unloaded already
                 pass
         self.unloaded.emit()
+
+
+def _vram_used() -> int | None:
+    """NVML's used memory over all NVIDIA GPUs, or None without one (probe fails soft)."""
+    try:
+        from quantdesk.core.hardware import nvidia_gpus
+        gpus = nvidia_gpus()
+    except Exception:  # noqa: BLE001 - a measurement must never break a load
+        return None
+    return sum(g.total_bytes - g.free_bytes for g in gpus) if gpus else None
 
 
 def _one_line(exc: BaseException) -> str:

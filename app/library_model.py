@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QColor
 
-from . import formatting
+from . import fit, formatting
 
-COLUMNS = ("Name", "Quant", "Params", "Size", "Context", "Template", "Source")
+COLUMNS = ("Name", "Quant", "Params", "Size", "Context", "Template", "Source", "Fit")
+FIT_COLUMN = COLUMNS.index("Fit")
 PATH_ROLE = Qt.ItemDataRole.UserRole
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -14,12 +16,24 @@ class LibraryTableModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._entries: list = []
+        self._fits: dict = {}  # path string -> Plan, or a one-line reason it could not be planned
 
     # The whole list is swapped at once: entries are few and a full reset keeps views simple.
     def set_entries(self, entries: list) -> None:
         self.beginResetModel()
         self._entries = list(entries)
         self.endResetModel()
+
+    def set_fits(self, fits: dict) -> None:
+        """Fit verdicts computed off the GUI thread (fit.plan_entries); only that column changes."""
+        self._fits = dict(fits)
+        if self._entries:
+            self.dataChanged.emit(self.index(0, FIT_COLUMN),
+                                  self.index(len(self._entries) - 1, FIT_COLUMN))
+
+    def fit_of(self, path):
+        """The Plan (or reason string) for a path, None while not computed."""
+        return self._fits.get(str(path))
 
     def entries(self) -> list:
         return list(self._entries)
@@ -62,6 +76,8 @@ class LibraryTableModel(QAbstractTableModel):
         if role == ENTRY_ROLE:
             return entry
         info = entry.info
+        if index.column() == FIT_COLUMN and info is not None:
+            return self._fit_data(entry, role)
         if role == Qt.ItemDataRole.ToolTipRole:
             return str(entry.path) if info else f"{entry.path}\n{entry.error}"
         if role != Qt.ItemDataRole.DisplayRole:
@@ -76,3 +92,17 @@ class LibraryTableModel(QAbstractTableModel):
         return (None, info.file_type, formatting.params(info.parameters),
                 formatting.size(info.size_bytes), str(info.context_length),
                 "yes" if info.has_chat_template else "no")[col]
+
+    def _fit_data(self, entry, role):
+        plan = self._fits.get(str(entry.path))
+        if plan is None:
+            return "…" if role == Qt.ItemDataRole.DisplayRole else None
+        if isinstance(plan, str):  # the planner could not read it
+            return {Qt.ItemDataRole.DisplayRole: "?", Qt.ItemDataRole.ToolTipRole: plan}.get(role)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return fit.badge(plan)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QColor(fit.FIT_COLOURS.get(plan.fit, "#333333"))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return fit.tooltip(plan)
+        return None

@@ -19,12 +19,18 @@ class LibraryService(QObject):
     opened = Signal(object)            # ModelInfo of a file that was validated and added
     open_failed = Signal(str, str)     # path, one-line reason
     failed = Signal(str)               # refresh/remove problems
+    fits_ready = Signal()              # the model's Fit column has the planner's verdicts
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.model = LibraryTableModel(self)
         self._pool = serial_pool(self)
         self._library = None
+        # Badges are planned on their own thread: a first hardware probe may take a moment and
+        # must not hold up opening or listing models.
+        self._fit_pool = serial_pool(self)
+        self._fit_generation = 0
+        self.fit_overrides: dict = {}  # {"vram": bytes, "ram": bytes}: the user's own figures
 
     def _lib(self):
         if self._library is None:  # built in the worker: it may scan the HF cache
@@ -39,6 +45,21 @@ class LibraryService(QObject):
     def _set_entries(self, entries) -> None:
         self.model.set_entries(entries)
         self.refreshed.emit()
+        self.refresh_fits()
+
+    def refresh_fits(self) -> None:
+        """Plan every entry in the background; a newer request supersedes an older one."""
+        from . import fit
+        self._fit_generation += 1
+        generation, entries = self._fit_generation, self.model.entries()
+        overrides = dict(self.fit_overrides)
+
+        def done(fits):
+            if generation == self._fit_generation:
+                self.model.set_fits(fits)
+                self.fits_ready.emit()
+        start_job(self._fit_pool, self, lambda: fit.plan_entries(entries, overrides), done,
+                  lambda exc: self.failed.emit(f"Could not plan the library's models: {exc}"))
 
     def open_paths(self, paths) -> None:
         paths = [str(p) for p in paths]
@@ -73,6 +94,23 @@ class LibraryService(QObject):
             else:
                 self.open_failed.emit(path, error)
 
+    def add_quietly(self, path, on_done=None) -> None:
+        """A model Quantdesk just wrote: listed without switching pages. Files in models_dir()
+        are found by the library's own scan; others are added (persisted) first."""
+        def job():
+            from quantdesk.core.paths import models_dir
+            p = Path(str(path)).resolve()
+            if models_dir().resolve() not in p.parents:
+                self._lib().add(p)
+            return self._lib().entries()
+
+        def done(entries):
+            self._set_entries(entries)
+            if on_done is not None:
+                on_done()
+        start_job(self._pool, self, job, done,
+                  lambda exc: self.failed.emit(f"Could not add {Path(str(path)).name}: {exc}"))
+
     def remove(self, path) -> None:
         """Forget a model (the file stays on disk)."""
         def job():
@@ -82,4 +120,4 @@ class LibraryService(QObject):
                   lambda exc: self.failed.emit(f"Could not remove {Path(str(path)).name}: {exc}"))
 
     def wait_idle(self, ms: int = 5000) -> bool:
-        return self._pool.waitForDone(ms)
+        return self._pool.waitForDone(ms) and self._fit_pool.waitForDone(ms)

@@ -36,6 +36,8 @@ def _since_process_start_ms() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+    multiprocessing.freeze_support()  # frozen builds: the engine host is a spawned child of this
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--self-test"]:  # smoke test of an installed build: app/self_test.py
         from .self_test import main as self_test

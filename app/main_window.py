@@ -131,7 +131,13 @@ class MainWindow(QMainWindow):
 
     def _make_quantize(self):
         cls = _page_class("quantdesk.app.pages.quantize", "QuantizePage")
-        return None if cls is None else cls()
+        if cls is None:
+            return None
+        page = cls(self.library)
+        page.chat_requested.connect(self.chat_with)
+        page.quantized.connect(lambda path: self.statusBar().showMessage(
+            f"{Path(path).name} is in the library", 15000))
+        return page
 
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
@@ -193,6 +199,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):  # noqa: N802
         if self.chat_holder.page is not None:
             self.chat_holder.page.shutdown()
+        if self.quantize_page.page is not None:
+            self.quantize_page.page.shutdown()  # a running quantization is cancelled, not orphaned
         self.engine.shutdown()
         self.library.wait_idle(3000)
         super().closeEvent(event)

@@ -41,6 +41,10 @@ def markdown_to_html(text: str) -> str:
         _MD = _converter()
     _MD.reset()
     body = _MD.convert(text)
+    # Markdown tables get visible cell borders; code blocks lose the blank line Pygments leaves.
+    body = body.replace("<table>", '<table border="1" cellspacing="0" cellpadding="4" '
+                        'style="border-color:#cfd6e0; border-style:solid">')
+    body = body.replace("\n</code></pre>", "</code></pre>")
     # QTextDocument ignores a <div>'s background; a one-cell table gives code blocks a visible box.
     body = body.replace('<div class="codehilite"', '<table width="100%" cellpadding="6" '
                         'bgcolor="#f3f5f8"><tr><td><div class="codehilite"')

@@ -3,6 +3,7 @@ llama.cpp's route (an F16 GGUF first, then `llama_model_quantize`), same threads
 
     .venv/bin/python benchmarks/convert.py [--type Q4_K_M] [--threads 2] [--layers 12]
                                            [--embd 768] [--ff 2048] [--vocab 32000] [--keep DIR]
+                                           [--backend cpu|cuda]
 
 A Llama-shaped checkpoint (~134M parameters at the defaults) is built locally with random weights.
 Each step runs in its own child process so its peak RSS (VmHWM, Linux) is its own. llama.cpp's
@@ -28,27 +29,30 @@ ROOT = Path(__file__).resolve().parent.parent
 # Runs in a child: one step, then prints {"seconds": s, "peak_rss": bytes}.
 _CHILD = r"""
 import json, sys, time
-step, src, dst, qtype, threads = sys.argv[1:6]
+step, src, dst, qtype, threads, warm, backend = sys.argv[1:8]
 threads = int(threads)
+compile_s = 0.0
+if warm:  # compile the numba kernels first (once per app session), timed apart
+    import numpy as np
+    from quantdesk import kernels
+    t0 = time.perf_counter()
+    for q in warm.split(","):
+        kernels.quantize(np.ones((8, 256), np.float32), q, backend=backend, threads=threads)
+    compile_s = time.perf_counter() - t0
 t0 = time.perf_counter()
 if step == "ours":
     from quantdesk.core.quantize import quantize_model
-    quantize_model(src, dst, qtype, backend="cpu", threads=threads)
+    quantize_model(src, dst, qtype, backend=backend, threads=threads)
 elif step == "llama":
     import ctypes, llama_cpp
     from quantdesk.core.quantize import FILE_TYPES
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype, p.nthread = FILE_TYPES[qtype].ftype, threads
     assert llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p)) == 0
-elif step == "warm":  # compile the numba kernels once so no timed run pays for it
-    import numpy as np
-    from quantdesk import kernels
-    for q in qtype.split(","):
-        kernels.quantize(np.ones((8, 256), np.float32), q, backend="cpu", threads=threads)
 seconds = time.perf_counter() - t0
 # VmHWM is this process image's own peak (ru_maxrss would include the parent's, across exec)
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
-print(json.dumps({"seconds": seconds, "peak_rss": hwm * 1024}))
+print(json.dumps({"seconds": seconds, "compile": compile_s, "peak_rss": hwm * 1024}))
 """
 
 
@@ -79,6 +83,7 @@ def main() -> None:
     ap.add_argument("--embd", type=int, default=768)
     ap.add_argument("--ff", type=int, default=2048)
     ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--backend", choices=("cpu", "cuda"), default="cpu", help="our kernels")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: temp)")
     a = ap.parse_args()
 
@@ -95,17 +100,18 @@ def main() -> None:
         planned = set(plan_types([(t.name, t.shape, t.dtype) for t in src.tensors], a.type,
                                  src.params).values()) - {"F32", "F16", "BF16"}
         from quantdesk.kernels import registry
-        missing = planned - {q for q, _ in registry.available("cpu")}
+        missing = planned - {q for q, _ in registry.available(a.backend)}
         if missing:
             raise SystemExit(f"no CPU kernel registered yet for {', '.join(sorted(missing))}; "
                              f"try --type Q8_0")
-        _step("warm", "-", "-", ",".join(sorted(planned)), str(a.threads))
+        warm = ",".join(sorted(planned))
         f16 = work / "model-f16.gguf"
         for p in (work / "ours.gguf", work / "llama.gguf", f16):
             p.unlink(missing_ok=True)
-        ours = _step("ours", str(hf), str(work / "ours.gguf"), a.type, str(a.threads))
-        conv = _step("ours", str(hf), str(f16), "F16", str(a.threads))
-        quant = _step("llama", str(f16), str(work / "llama.gguf"), a.type, str(a.threads))
+        ours = _step("ours", str(hf), str(work / "ours.gguf"), a.type, str(a.threads), warm,
+                     a.backend)
+        conv = _step("ours", str(hf), str(f16), "F16", str(a.threads), "", "cpu")
+        quant = _step("llama", str(f16), str(work / "llama.gguf"), a.type, str(a.threads), "", "cpu")
         io_s = time.perf_counter()
         for p in (hf / "model.safetensors", work / "ours.gguf"):  # read-in + write-out floor
             with open(p, "rb") as f:
@@ -119,14 +125,15 @@ def main() -> None:
               f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores)\n")
         print("| route | wall s | peak RSS MiB |")
         print("| --- | ---: | ---: |")
-        print(f"| ours: HF → {a.type} in one pass | {ours['seconds']:.1f} | "
+        print(f"| ours ({a.backend}): HF → {a.type} in one pass | {ours['seconds']:.1f} | "
               f"{ours['peak_rss'] / mib:.0f} |")
         print(f"| llama.cpp: HF → F16 GGUF ({conv['seconds']:.1f} s, our converter) + "
               f"llama_model_quantize ({quant['seconds']:.1f} s) | {theirs_s:.1f} | "
               f"{theirs_rss / mib:.0f} |")
         print(f"\nspeed-up ours vs llama.cpp route: {theirs_s / ours['seconds']:.2f}×; "
               f"peak RSS ratio {ours['peak_rss'] / theirs_rss:.2f}; "
-              f"file read (cached) of input + output: {io_s:.1f} s")
+              f"file read (cached) of input + output: {io_s:.1f} s; our kernels' one-time JIT "
+              f"compile (first use in a session, not in the times above): {ours['compile']:.1f} s")
     finally:
         if a.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import cache_guard
 from .ops import F, seq_sumsq
+
+cache_guard.check()   # before any cached kernel is loaded (see cache_guard.py)
 
 # Blocks per parallel task: scratch buffers are allocated once per task, not per block.
 CHUNK = 64

@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_common import CHUNK, flat, row_mean_squares, set_threads, weights_or_dummy
-from .legacy_lanes import quantize_ref
+from .legacy_lanes import quantize_ref, quantize_weighted_qx
 from .legacy_ops import legacy_block
 from .registry import register
 
@@ -46,6 +46,9 @@ def _make(qtype: str):
             quantize_ref(kind, type_size, x, out)
             return out.reshape(n_rows, -1)
         sig = row_mean_squares(x, n_per_row)
+        if kind in (1, 3):  # Q4_0 / Q5_0: make_qx_quants, SIMD across blocks
+            quantize_weighted_qx(kind, type_size, x, n_per_row, weights_or_dummy(imatrix), sig, out)
+            return out.reshape(n_rows, -1)
         _quantize(kind, type_size, x, n_per_row, weights_or_dummy(imatrix), use_w, sig, out)
         return out.reshape(n_rows, -1)
 

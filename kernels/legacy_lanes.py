@@ -1,5 +1,6 @@
-"""numba CPU kernel for the reference path of the legacy types (no imatrix; Q8_0 always):
-quantize_row_{q8_0,q4_0,q4_1,q5_0,q5_1}_ref for LANES blocks side by side.
+"""numba CPU kernels for the legacy types, LANES blocks side by side: the reference path
+(quantize_row_{q8_0,q4_0,q4_1,q5_0,q5_1}_ref: no imatrix, and Q8_0 always) and the imatrix
+path of Q4_0/Q5_0 (make_qx_quants through qx_lanes).
 
 The blocks are transposed (X[j, lane] = weight j of block `lane`) so every step of ggml's
 per-block code (the strict first-max / min / max scans, the scaling, C's float->int casts)
@@ -12,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .ops import F, fp16_bits, put_half
+from .ops import F, fp16_bits, nearest_int, put_half
+from .qx_lanes import qx_lanes
 
 LANES = 64
 INT_MIN = np.int32(-2147483648)
@@ -124,3 +126,48 @@ def quantize_ref(kind, type_size, x, out):
                 q0 += 4
             for j in range(16):
                 out[q0 + j] = (Q[j, l] & 0xF) | ((Q[j + 16, l] & 0xF) << 4)
+
+
+@njit(parallel=True, **_JIT)
+def quantize_weighted_qx(kind, type_size, x, n_per_row, qw, sig, out):
+    """quantize_row_q4_0_impl (kind 1) / quantize_row_q5_0_impl (kind 3): make_qx_quants(32,
+    nmax, x, L, 1, qw*sqrt(sigma2 + x*x)) for LANES blocks side by side (qx_lanes)."""
+    nmax = 8 if kind == 1 else 16
+    nb = n_per_row // 32
+    total = x.size // 32
+    n_batches = (total + LANES - 1) // LANES
+    for t in prange(n_batches):
+        X = np.empty((32, LANES), np.float32)
+        W = np.empty((32, LANES), np.float32)
+        scale = np.empty(LANES, np.float32)
+        ibest = np.empty(LANES, np.float32)
+        zero = np.empty(LANES, np.bool_)
+        work = np.empty((6, LANES), np.float32)
+        L = np.empty(32, np.int32)
+        b0 = t * LANES
+        nl = min(total - b0, LANES)
+        for l in range(nl):
+            blk = b0 + l
+            s2 = sig[blk // nb]
+            wo = (blk % nb) * 32
+            for j in range(32):
+                v = x[blk * 32 + j]
+                X[j, l] = v
+                W[j, l] = qw[wo + j] * np.sqrt(s2 + v * v)
+        qx_lanes(X, W, nmax, nl, scale, ibest, zero, work)
+        for l in range(nl):
+            oo = (b0 + l) * type_size
+            put_half(out, oo, fp16_bits(scale[l]))
+            for j in range(32):
+                L[j] = 0 if zero[l] else \
+                    nmax + min(max(nearest_int(ibest[l] * X[j, l]), -nmax), nmax - 1)
+            q0 = oo + 2
+            if kind == 3:
+                qh = 0
+                for j in range(32):
+                    qh |= ((L[j] >> 4) & 1) << j
+                for k in range(4):
+                    out[q0 + k] = (qh >> (8 * k)) & 0xFF
+                q0 += 4
+            for j in range(16):
+                out[q0 + j] = (L[j] & 0xF) | ((L[j + 16] & 0xF) << 4)

@@ -13,8 +13,6 @@ Arrays are 1-D with explicit offsets (x[xo + i]) so the same code runs on both t
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 F = np.float32

@@ -107,7 +107,6 @@ def build_deb(app: Path, icons: Path, dist: Path, version: str, compression: str
         f"Package: quantdesk\nVersion: {version}\nArchitecture: {arch}\n"
         f"Maintainer: Quantdesk developers <quantdesk@users.noreply.github.com>\n"
         f"Installed-Size: {size_kib}\nDepends: {DEPENDS}\nSection: science\nPriority: optional\n"
-        f"Homepage: https://github.com/quantdesk/quantdesk\n"
         f"Description: {SUMMARY}\n{DESCRIPTION}\n", encoding="utf-8")
     for name, text in (("postinst", POSTINST), ("postrm", POSTRM)):
         (debian / name).write_text(text, encoding="utf-8")
@@ -116,6 +115,7 @@ def build_deb(app: Path, icons: Path, dist: Path, version: str, compression: str
     out.unlink(missing_ok=True)
     subprocess.run(["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(root),
                     str(out)], check=True)
+    shutil.rmtree(root)  # a second copy of the app: half a gigabyte
     return out
 
 

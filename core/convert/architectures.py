@@ -168,10 +168,11 @@ class Qwen2(Adapter):
     def add_arch_hparams(self, gw: Any) -> None:
         import gguf
         scaling = self.cfg.get("rope_scaling") or {}
-        if str(scaling.get("rope_type") or scaling.get("type") or "") == "yarn":
+        if str(scaling.get("rope_type") or scaling.get("type") or "") == "yarn" and scaling.get("factor"):
             gw.add_rope_scaling_type(gguf.RopeScalingType.YARN)
             gw.add_rope_scaling_factor(float(scaling["factor"]))
-            gw.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+            if scaling.get("original_max_position_embeddings"):
+                gw.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
 
 
 class Qwen3(Qwen2):

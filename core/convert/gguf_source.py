@@ -6,6 +6,7 @@ quantized model compounds the error, and llama.cpp refuses it by default too.
 """
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,13 @@ _SKIP_KEYS = ("general.architecture", "general.file_type", "general.quantization
 def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
     from gguf import GGUFReader, GGUFValueType
     path = Path(path)
-    try:
-        from quantdesk.core.gguf_info import inspect_gguf, GGUFError
-    except ImportError:  # the inspector is written alongside; the reader below still validates
-        inspect_gguf = GGUFError = None
-    if inspect_gguf is not None:
-        try:
-            info = inspect_gguf(path)
-        except GGUFError as exc:
-            raise ConvertError(str(exc)) from None
-        if len(info.files) > 1:
-            raise ConvertError(f"{path.name} is split in {len(info.files)} parts; "
-                               "merge it first")
+    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    try:  # full validation first: a damaged file gets the inspector's one-line reason
+        info = inspect_gguf(path)
+    except GGUFError as exc:
+        raise ConvertError(str(exc)) from None
+    if len(info.files) > 1:
+        raise ConvertError(f"{path.name} is split in {len(info.files)} parts; merge it first")
     try:
         reader = GGUFReader(path, "r")
     except (OSError, ValueError) as exc:
@@ -58,6 +54,7 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
 
     tensors: list[SourceTensor] = []
     quantized = []
+    mm = getattr(reader.data, "_mmap", None)  # the reader's mapping, to release converted pages
     for t in reader.tensors:
         dtype = t.tensor_type.name
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml ne → numpy order
@@ -65,7 +62,7 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
             quantized.append(dtype)
         tensors.append(SourceTensor(name=t.name, shape=shape, dtype=dtype, nbytes=int(t.n_bytes),
                                     load=lambda t=t, s=shape: _to_f32(t, s),
-                                    load_rows=(lambda r0, r1, t=t, s=shape: _rows_f32(t, s, r0, r1))
+                                    load_rows=(lambda r0, r1, t=t, s=shape: _rows_f32(t, s, r0, r1, mm))
                                     if dtype in _FLOAT and len(shape) >= 2 else None,
                                     raw=lambda t=t: np.asarray(t.data).view(np.uint8).reshape(-1)))
     if quantized and not allow_requantize:
@@ -110,10 +107,18 @@ def _to_f32(t: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(dequantize(data, t.tensor_type), dtype=np.float32).reshape(shape)
 
 
-def _rows_f32(t: Any, shape: tuple[int, ...], r0: int, r1: int) -> np.ndarray:
+def _rows_f32(t: Any, shape: tuple[int, ...], r0: int, r1: int, mm: Any) -> np.ndarray:
     data = np.asarray(t.data)
-    kind = t.tensor_type.name
-    if kind == "BF16":
+    if t.tensor_type.name == "BF16":
         rows = data.view(np.uint16).reshape(-1, shape[-1])[r0:r1]
-        return (rows.astype(np.uint32) << 16).view(np.float32)
-    return np.ascontiguousarray(data.reshape(-1, shape[-1])[r0:r1], dtype=np.float32)
+        out = (rows.astype(np.uint32) << 16).view(np.float32)
+    else:
+        out = np.array(data.reshape(-1, shape[-1])[r0:r1], dtype=np.float32)  # always a copy
+    if mm is not None and hasattr(mm, "madvise"):
+        # Drop the pages just converted from our resident set (the page cache keeps them), so
+        # resident memory stays at one chunk whatever the model size.
+        row_bytes = t.n_bytes // max(1, int(np.prod(shape[:-1], dtype=np.int64)))
+        start, end = t.data_offset + r0 * row_bytes, t.data_offset + r1 * row_bytes
+        lo = start - start % mmap.PAGESIZE
+        mm.madvise(mmap.MADV_DONTNEED, lo, end - lo)
+    return out

@@ -56,19 +56,20 @@ def _route_output(log_path: str | None) -> None:
 def _child_main(job: str, payload: dict, conn, cancel_event, log_path: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
     _route_output(log_path)
-    from . import jobs
 
     def progress(done: int, total: int) -> None:
         conn.send(("progress", done, total))
 
     try:
+        from . import jobs          # imports llama_cpp: inside the try, so a broken install reports
         result = getattr(jobs, job)(payload, progress, cancel_event.is_set)
         conn.send(("result", result))
-    except jobs.JobCancelled:
-        conn.send(("cancelled", None))
     except Exception as exc:
-        traceback.print_exc()
-        conn.send(("error", " ".join(str(exc).split()) or type(exc).__name__))
+        if type(exc).__name__ == "JobCancelled":
+            conn.send(("cancelled", None))
+        else:
+            traceback.print_exc()
+            conn.send(("error", " ".join(str(exc).split()) or type(exc).__name__))
     finally:
         sys.stderr.flush()
         conn.close()

@@ -88,7 +88,8 @@ def quantize_model(src: str | Path | Source, out: str | Path, qtype: str, *,
         types = plan_types([(t.name, t.shape, t.dtype) for t in ordered], ft.name, source.params,
                            has_imatrix=bool(imat))
         _check_kernels(set(types.values()) - {t.dtype for t in ordered}, backend)
-        gw = _prepare_writer(source, ordered, types, ft.ftype)
+        gw, data_bytes = _prepare_writer(source, ordered, types, ft.ftype)
+        _check_space(out, data_bytes)
         try:
             _write(gw, part, source, ordered, types, backend=backend, threads=threads, imat=imat,
                    progress=progress, cancel=cancel, start=start)
@@ -124,13 +125,25 @@ def _prepare_writer(source: Source, ordered, types: dict[str, str], ftype: int):
     source.write_metadata(gw)  # may raise ConvertError (tokenizer etc.) before any file exists
     gw.add_quantization_version(QUANTIZATION_VERSION)
     gw.add_file_type(ftype)
+    total = 0
     for t in ordered:
         q = types[t.name]
         n_rows = int(np.prod(t.shape[:-1], dtype=np.int64)) if len(t.shape) > 1 else 1
         nbytes = n_rows * kernels.row_bytes(q, t.shape[-1])
         gw.add_tensor_info(t.name, t.shape, np.dtype(np.float32), nbytes,
                            raw_dtype=gguf.GGMLQuantizationType[q])
-    return gw
+        total += nbytes
+    return gw, total
+
+
+def _check_space(out: Path, data_bytes: int) -> None:
+    """Fail before writing when the tensor data alone cannot fit (the common full-disk case)."""
+    import shutil
+    from quantdesk.core.gguf_info import human_bytes
+    free = shutil.disk_usage(out.parent).free
+    if data_bytes > free:
+        raise ConvertError(f"not enough disk space: {out.name} needs about "
+                           f"{human_bytes(data_bytes)} but {out.parent} has {human_bytes(free)} free")
 
 
 def _write(gw, part: Path, source: Source, ordered, types, *, backend, threads, imat, progress,

@@ -5,11 +5,17 @@
   cache folder before numba is imported.
 * numba-cuda takes over `numba.cuda` through a .pth file, and frozen apps read no .pth files:
   import its redirector by hand.
+* A windowed program on Windows starts with sys.stdout/sys.stderr set to None; code that
+  flushes or writes them (the engine host routes them to its log) needs real files.
 * core/hardware.py probes llama.cpp with `sys.executable -c CODE`; frozen, sys.executable is one
   of our programs, so emulate `python -c` here instead of starting a second window.
 """
 import os
 import sys
+
+for _name in ("stdout", "stderr"):
+    if getattr(sys, _name) is None:
+        setattr(sys, _name, open(os.devnull, "w", encoding="utf-8"))
 
 if "NUMBA_CACHE_DIR" not in os.environ:
     try:

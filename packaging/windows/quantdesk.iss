@@ -28,7 +28,6 @@ AppName=Quantdesk
 AppVersion={#AppVersion}
 AppVerName=Quantdesk {#AppVersion} ({#Flavour})
 AppPublisher=Quantdesk developers
-AppPublisherURL=https://github.com/quantdesk/quantdesk
 ; Per-user install: no UAC prompt; {autopf} is %LOCALAPPDATA%\Programs in this mode.
 PrivilegesRequired=lowest
 DefaultDirName={autopf}\Quantdesk

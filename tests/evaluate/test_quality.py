@@ -142,3 +142,22 @@ def test_bad_inputs_fail_before_any_model_runs(tmp_path, starter_model):
         read_text(tmp_path / "missing.txt")
     with pytest.raises(EvaluationError, match="empty"):
         evaluate(starter_model, starter_model, "   ", cache_dir=tmp_path / "c")
+
+
+@pytest.mark.slow
+def test_killed_model_process_is_a_one_line_error(f32_reference, heldout_text, tmp_path):
+    import signal
+
+    import psutil
+    killed = []
+
+    def progress(_p):
+        for child in psutil.Process().children():
+            if not killed and "spawn_main" in " ".join(child.cmdline()):
+                child.send_signal(signal.SIGKILL)
+                killed.append(child.pid)
+    with pytest.raises(EvaluationError) as err:
+        evaluate(f32_reference, f32_reference, heldout_text, n_ctx=N_CTX, threads=2,
+                 cache_dir=tmp_path, progress=progress)
+    assert killed and "exited unexpectedly" in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []

@@ -166,3 +166,11 @@ def test_unreadable_chat_history_is_reported_and_left_untouched(home, qtbot):
     cid = win.chat_page.new_conversation()  # chatting still works, in memory
     assert [c.id for c in win.chat_page.store.list_conversations()] == [cid]
     assert history.read_bytes() == garbage
+
+
+def test_self_test_flag_reaches_the_smoke_test(home, tmp_path, capsys):
+    from quantdesk.app.main import main
+    missing = tmp_path / "gone.gguf"
+    assert main(["--self-test", str(missing)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"quantdesk self-test failed: {missing}: no such file"

@@ -62,11 +62,10 @@ def test_no_tokenizer(hf, tmp_path):
 
 
 def test_nan_weights(hf, tmp_path):
-    from .tiny_llama import stored_values  # noqa: F401  (weights are rewritten as F32 below)
     rng = np.random.default_rng(0)
     w = {"model.embed_tokens.weight": rng.standard_normal((384, 256)).astype(np.float32)}
     w["model.embed_tokens.weight"][7, 3] = np.nan
-    # replace one tensor's shard content: keep the others from the original checkpoint
+    # rewrite the checkpoint as F32 with one NaN in the embeddings, the rest unchanged
     from quantdesk.core.convert.safetensors import SafetensorsCheckpoint
     ck = SafetensorsCheckpoint(hf)
     full = {n: ck.load(n) for n in ck.names()}
@@ -90,6 +89,12 @@ def test_disk_full_leaves_nothing(hf, tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "write_bytes", full_disk)
     _refused(hf, tmp_path / "m.gguf", "not enough disk space")
     assert calls["n"] > 5
+
+
+def test_disk_too_small_is_refused_before_writing(hf, tmp_path, monkeypatch):
+    import shutil as sh
+    monkeypatch.setattr(sh, "disk_usage", lambda p: sh._ntuple_diskusage(10**12, 10**12 - 4096, 4096))
+    _refused(hf, tmp_path / "m.gguf", "not enough disk space: m.gguf needs about")
 
 
 def test_cancel_leaves_nothing(hf, tmp_path):

@@ -120,3 +120,19 @@ def test_imatrix_quantization_matches_llama_cpp(tiny_f32, tmp_path, variant, qty
         assert got[name] == want[name], f"{name} ({want[name][0]}) differs"
     if qtype == "Q4_0":
         assert planned["blk.0.ffn_down.weight"] == "Q4_1"
+
+
+@pytest.mark.parametrize("stored", ["F16", "BF16"])
+def test_from_f16_and_bf16_gguf_matches_llama_cpp(tiny_f32, tmp_path, stored):
+    """A half-precision GGUF source: tensors widened to float32 exactly as llama.cpp does, and
+    1-D tensors kept in their stored type."""
+    src = quantize_model(tiny_f32["a"], tmp_path / f"src-{stored}.gguf", stored).path
+    source = open_source(src)
+    planned = plan_types([(t.name, t.shape, t.dtype) for t in source.tensors], "Q4_K_M",
+                         source.params)
+    gaps = missing_kernels(planned.values())
+    if gaps:
+        pytest.skip(f"no CPU kernel registered yet for {', '.join(gaps)}")
+    ours = quantize_model(src, tmp_path / "ours.gguf", "Q4_K_M", backend="cpu").path
+    theirs = llama_cpp_quantize(src, tmp_path / "ref.gguf", FILE_TYPES["Q4_K_M"].ftype)
+    assert gguf_tensors(ours) == gguf_tensors(theirs)

@@ -1,0 +1,361 @@
+"""Quantize page: pick a source, a type from the table (size, quality, fit), run, chat with it.
+
+Sources: a library model, a Hugging Face model folder, or a folder/.gguf dropped on the page.
+The table is computed in a pool thread (quant_types_model.analyse_source); the run is a
+QuantizeJob (pool thread, progress signals, a real cancel). The output is written by the
+pipeline as NAME.gguf.part and renamed only when verified, so a failure or cancel leaves nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
+                               QProgressBar, QPushButton, QSpinBox, QTableView, QVBoxLayout,
+                               QWidget)
+
+from .. import formatting
+from ..banner import ErrorBanner
+from ..jobs import start_job
+from ..library_model import ENTRY_ROLE
+from .quant_types_model import NAME_ROLE, QuantTypesModel, SourceSummary, analyse_source
+from .quantize_job import QuantizeJob, QuantizeRequest
+from .quantize_paths import default_output
+
+
+def _local_paths(mime) -> list[str]:
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()] \
+        if mime.hasUrls() else []
+
+
+def _eta(seconds) -> str:
+    if seconds is None:
+        return "ETA --:--"
+    s = int(seconds + 0.5)
+    return f"ETA {s // 60}:{s % 60:02d}"
+
+
+class QuantizePage(QWidget):
+    chat_requested = Signal(str)      # path of the finished model
+    quantized = Signal(str)           # a new model was written (and added to the library)
+    source_ready = Signal(object)     # SourceSummary of the chosen source, table filled
+    job_started = Signal(object)      # the QuantizeJob, just before it starts
+    progress = Signal(object)         # core.quantize.Progress, on the GUI thread
+
+    def __init__(self, library=None, parent=None):
+        super().__init__(parent)
+        self.library = library         # LibraryService (None: no library integration)
+        self.setAcceptDrops(True)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)  # one run and one table analysis at a time
+        self.summary: SourceSummary | None = None
+        self.job: QuantizeJob | None = None
+        self.result = None
+        self._analysis = 0
+        self._output_edited = False
+        self._build()
+        self._connect()
+        self._update_buttons()
+
+    # ---- layout --------------------------------------------------------------------------
+    def _build(self) -> None:
+        title = QLabel("Quantize")
+        title.setObjectName("pageTitle")
+        self.banner = ErrorBanner()
+        self.library_picker = QComboBox()
+        self.library_picker.setPlaceholderText("A model from the library…")
+        if self.library is not None:
+            self.library_picker.setModel(self.library.model)
+        self.folder_button = QPushButton("HF model folder…")
+        self.file_button = QPushButton("GGUF file…")
+        src_row = QHBoxLayout()
+        src_row.addWidget(QLabel("Source"))
+        src_row.addWidget(self.library_picker, 1)
+        src_row.addWidget(self.folder_button)
+        src_row.addWidget(self.file_button)
+        self.source_label = QLabel("Pick a source, or drop a model folder or .gguf file here.")
+        self.source_label.setObjectName("placeholderText")
+        self.source_label.setWordWrap(True)
+        self.requant_note = QLabel()
+        self.requant_note.setWordWrap(True)
+        self.requant_note.setStyleSheet("color:#9a6a00")
+        self.requant_box = QCheckBox("Quantize anyway (the source's error adds up)")
+        for w in (self.requant_note, self.requant_box):
+            w.hide()
+
+        self.types = QuantTypesModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.types)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+
+        self.output = QLineEdit()
+        self.output_button = QPushButton("…")
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(self.output_button)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText("auto")
+        self.backend = QComboBox()
+        self.backend.addItems(["auto", "cpu", "cuda"])
+        self.imatrix = QLineEdit()
+        self.imatrix.setPlaceholderText("optional importance matrix (.gguf / .dat)")
+        self.imatrix_button = QPushButton("…")
+        im_row = QHBoxLayout()
+        im_row.addWidget(self.imatrix, 1)
+        im_row.addWidget(self.imatrix_button)
+        form = QFormLayout()
+        form.addRow("Output", out_row)
+        form.addRow("Threads", self.threads)
+        form.addRow("Backend", self.backend)
+        form.addRow("Importance matrix", im_row)
+
+        self.run_button = QPushButton("Quantize")
+        self.run_button.setObjectName("primary")
+        self.cancel_button = QPushButton("Cancel")
+        self.chat_button = QPushButton("Chat with it")
+        self.chat_button.setObjectName("primary")
+        self.chat_button.hide()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setFormat("")
+        self.status = QLabel("")
+        self.status.setObjectName("chatStatus")
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.progress_bar, 1)
+        run_row.addWidget(self.cancel_button)
+        run_row.addWidget(self.run_button)
+        run_row.addWidget(self.chat_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(self.banner)
+        layout.addLayout(src_row)
+        layout.addWidget(self.source_label)
+        layout.addWidget(self.requant_note)
+        layout.addWidget(self.requant_box)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(form)
+        layout.addLayout(run_row)
+        layout.addWidget(self.status)
+
+    def _connect(self) -> None:
+        self.library_picker.activated.connect(self._library_picked)
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.file_button.clicked.connect(self._choose_file)
+        self.output_button.clicked.connect(self._choose_output)
+        self.imatrix_button.clicked.connect(self._choose_imatrix)
+        self.output.textEdited.connect(self._output_typed)
+        self.table.selectionModel().selectionChanged.connect(self._type_changed)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.chat_button.clicked.connect(
+            lambda: self.result and self.chat_requested.emit(str(self.result.path)))
+        self.requant_box.toggled.connect(self._update_buttons)
+
+    # ---- source --------------------------------------------------------------------------
+    def set_source(self, path) -> None:
+        """Analyse a source in the background; the table fills when it is done."""
+        path = str(path)
+        self._analysis += 1
+        ticket = self._analysis
+        self.summary = None
+        self.types.set_summary(None)
+        self.banner.hide()
+        self.requant_note.hide()
+        self.requant_box.hide()
+        self.requant_box.setChecked(False)
+        self.chat_button.hide()
+        self.source_label.setText(f"Reading {Path(path).name}…")
+        overrides = dict(self.library.fit_overrides) if self.library is not None else {}
+        backend = self.backend.currentText()
+        start_job(self._pool, self, lambda: analyse_source(path, overrides=overrides,
+                                                           backend=backend),
+                  lambda s: ticket == self._analysis and self._source_ready(s),
+                  lambda exc: ticket == self._analysis and self._source_failed(path, exc))
+        self._update_buttons()
+
+    def _source_ready(self, summary: SourceSummary) -> None:
+        self.summary = summary
+        self.types.set_summary(summary)
+        fit_note = f" · fit: {summary.plan_error}" if summary.plan_error else ""
+        self.source_label.setText(
+            f"{summary.kind}: {summary.path} · {formatting.params(summary.parameters)} "
+            f"parameters{fit_note}")
+        if summary.refusal:
+            self.requant_note.setText(summary.refusal)
+            self.requant_note.show()
+            self.requant_box.show()
+        row = self.types.row_of(summary.recommended or "Q4_K_M")
+        self.table.selectRow(max(row, 0))
+        self._update_buttons()
+        self.source_ready.emit(summary)
+
+    def _source_failed(self, path: str, exc: BaseException) -> None:
+        self.source_label.setText(f"Cannot use {Path(path).name} as a source.")
+        self._show_error(str(exc))
+        self._update_buttons()
+
+    def _library_picked(self, row: int) -> None:
+        entry = self.library_picker.itemData(row, ENTRY_ROLE) if self.library else None
+        if entry is not None:
+            self.set_source(entry.info.path if entry.info else entry.path)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Hugging Face model folder")
+        if folder:
+            self.set_source(folder)
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "GGUF model", "", "GGUF (*.gguf)")
+        if path:
+            self.set_source(path)
+
+    # ---- type and output -----------------------------------------------------------------
+    def selected_type(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].data(NAME_ROLE) if rows else None
+
+    def select_type(self, qtype: str) -> None:
+        row = self.types.row_of(qtype)
+        if row >= 0:
+            self.table.selectRow(row)
+
+    def _type_changed(self, *args) -> None:
+        qtype = self.selected_type()
+        if qtype and self.summary and not self._output_edited:
+            from quantdesk.core.paths import models_dir
+            self.output.setText(str(default_output(models_dir(), self.summary.path, qtype)))
+        self._update_buttons()
+
+    def _output_typed(self, _text: str) -> None:
+        self._output_edited = True
+
+    def _choose_output(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Write the model to", self.output.text(),
+                                              "GGUF (*.gguf)")
+        if path:
+            self.output.setText(path if path.endswith(".gguf") else path + ".gguf")
+            self._output_edited = True
+
+    def _choose_imatrix(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Importance matrix", "",
+                                              "Importance matrix (*.gguf *.dat);;All files (*)")
+        if path:
+            self.imatrix.setText(path)
+
+    # ---- run -----------------------------------------------------------------------------
+    def ask_overwrite(self, path: Path) -> bool:
+        answer = QMessageBox.question(self, "Quantdesk", f"{path.name} exists. Replace it?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def run(self) -> bool:
+        qtype, out = self.selected_type(), self.output.text().strip()
+        if self.summary is None or not qtype or not out or (self.job and self.job.running):
+            return False
+        out_path = Path(out).expanduser()
+        overwrite = out_path.exists()
+        if overwrite and not self.ask_overwrite(out_path):
+            return False
+        request = QuantizeRequest(
+            self.summary.path, str(out_path), qtype, backend=self.backend.currentText(),
+            threads=self.threads.value() or None, imatrix=self.imatrix.text().strip() or None,
+            overwrite=overwrite, allow_requantize=self.requant_box.isChecked())
+        self.job = QuantizeJob(request, self)
+        self.job.progress.connect(self._on_progress)
+        self.job.finished.connect(self._on_finished)
+        self.job.failed.connect(self._on_failed)
+        self.job.cancelled.connect(self._on_cancelled)
+        self.result = None
+        self.banner.hide()
+        self.chat_button.hide()
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("starting…")
+        self.status.setText(f"Writing {out_path.name} ({qtype})…")
+        self.job_started.emit(self.job)
+        self.job.start(self._pool)
+        self._update_buttons()
+        return True
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+            self.status.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+
+    def _on_progress(self, p) -> None:
+        self.progress_bar.setValue(int(p.fraction * 1000))
+        self.progress_bar.setFormat(f"{p.fraction * 100:.0f}% · {formatting.size(p.done_bytes)} of "
+                                f"{formatting.size(p.total_bytes)} · {_eta(p.eta_s)}")
+        self.status.setText(f"Tensor {p.index}/{p.count}: {p.tensor}")
+        self.progress.emit(p)
+
+    def _on_finished(self, result) -> None:
+        self.result = result
+        self.progress_bar.setValue(1000)
+        self.progress_bar.setFormat(f"done · {formatting.size(result.size_bytes)}")
+        self.status.setText(f"Wrote {result.path} ({result.file_type}, "
+                            f"{formatting.size(result.size_bytes)}) in {result.seconds:.1f} s")
+        self.chat_button.show()
+        if self.library is not None:
+            self.library.add_quietly(result.path, lambda: self.quantized.emit(str(result.path)))
+        else:
+            self.quantized.emit(str(result.path))
+        self._output_edited = False
+        self._type_changed()  # the next default name must not be the file just written
+        self._update_buttons()
+
+    def _on_failed(self, message: str) -> None:
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("")
+        self.status.setText("Nothing was written.")
+        self._show_error(message)
+        if "already quantized" in message:
+            self.requant_note.setText(message)
+            self.requant_note.show()
+            self.requant_box.show()
+        self._update_buttons()
+
+    def _on_cancelled(self) -> None:
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("")
+        self.status.setText("Cancelled: nothing was written.")
+        self._update_buttons()
+
+    def _show_error(self, message: str) -> None:
+        lines = str(message).strip().splitlines()
+        self.banner.show_messages([lines[0] if lines else "something went wrong"])
+
+    def _update_buttons(self, *args) -> None:
+        running = self.job is not None and self.job.running
+        self.run_button.setEnabled(not running and self.summary is not None
+                                   and self.selected_type() is not None)
+        self.cancel_button.setEnabled(running)
+        for w in (self.library_picker, self.folder_button, self.file_button, self.table,
+                  self.output, self.threads, self.backend, self.imatrix):
+            w.setEnabled(not running)
+
+    # ---- drag and drop -------------------------------------------------------------------
+    def dragEnterEvent(self, event):  # noqa: N802 - Qt override
+        if _local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        paths = _local_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.set_source(paths[0])
+
+    def shutdown(self) -> None:
+        """App exit: stop a run (its .part is removed by the pipeline) and wait for the pool."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+        self._pool.waitForDone(10000)

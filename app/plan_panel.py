@@ -1,0 +1,154 @@
+"""The chat page's memory panel: the planner's prediction before a load, the measurement after.
+
+Predicted RAM is the planner's `memory.rss_bytes` (what the process RSS grows by when memory is
+plentiful: llama.cpp maps the weights with MAP_POPULATE, so the mapped file counts in full) —
+the same quantity the engine measures as LoadResult.rss_after - rss_before. Measured VRAM is the
+growth of NVML's used memory across the load (None without an NVIDIA GPU).
+
+Plans are computed in a pool thread (header parse, first hardware probe), never on the GUI thread.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, QThreadPool
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
+
+from . import fit, formatting
+from .engine_worker import AUTO_GPU_LAYERS, LoadSpec
+from .jobs import start_job
+
+ROWS = ("GPU layers", "RAM", "VRAM")
+
+
+def _delta(measured: int, planned: int) -> str:
+    if planned <= 0:
+        return ""
+    return f" ({(measured - planned) / planned * 100:+.0f}%)"
+
+
+class PlanPanel(QGroupBox):
+    def __init__(self, parent=None):
+        super().__init__("Memory: planned vs measured", parent)
+        grid = QGridLayout(self)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(2, 1)
+        for col, text in enumerate(("", "Planned", "Measured")):
+            head = QLabel(f"<b>{text}</b>")
+            grid.addWidget(head, 0, col)
+        self.cells: dict[tuple[str, str], QLabel] = {}
+        for r, name in enumerate(ROWS, 1):
+            grid.addWidget(QLabel(name), r, 0)
+            for c, kind in enumerate(("planned", "measured"), 1):
+                cell = QLabel("—")
+                cell.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                grid.addWidget(cell, r, c)
+                self.cells[(name, kind)] = cell
+        self.fit_label = QLabel()
+        self.note = QLabel("Pick a model to see what it needs.")
+        self.note.setWordWrap(True)
+        self.note.setObjectName("placeholderText")
+        grid.addWidget(self.fit_label, len(ROWS) + 1, 0, 1, 3)
+        grid.addWidget(self.note, len(ROWS) + 2, 0, 1, 3)
+        self.plan = None
+
+    def text(self, row: str, kind: str) -> str:
+        return self.cells[(row, kind)].text()
+
+    def show_pending(self) -> None:
+        for name in ROWS:
+            self.cells[(name, "planned")].setText("…")
+        self.fit_label.setText("")
+        self.note.setText("Planning…")
+
+    def show_plan(self, plan) -> None:
+        self.plan = plan
+        mem = plan.memory
+        gl = plan.gpu_layers  # n_layer + 1 means every layer and the output matrix
+        self.cells[("GPU layers", "planned")].setText(
+            f"{gl} (all)" if gl > plan.n_layer else f"{gl} of {plan.n_layer}")
+        self.cells[("RAM", "planned")].setText(
+            formatting.size(mem.rss_bytes if mem else plan.ram_bytes))
+        self.cells[("VRAM", "planned")].setText(formatting.size(plan.vram_bytes))
+        colour = fit.FIT_COLOURS.get(plan.fit, "#333333")
+        self.fit_label.setText(f"<span style='color:{colour}'><b>{fit.badge(plan)}</b></span>"
+                               f" at context {plan.n_ctx}")
+        self.note.setText(plan.note)
+
+    def show_plan_error(self, message: str) -> None:
+        self.plan = None
+        for name in ROWS:
+            self.cells[(name, "planned")].setText("—")
+        self.fit_label.setText("")
+        self.note.setText(f"No plan: {message}")
+
+    def clear_measured(self, text: str = "—") -> None:
+        for name in ROWS:
+            self.cells[(name, "measured")].setText(text)
+
+    def show_measured(self, result, vram_growth: int | None) -> None:
+        plan = self.plan
+        rss = max(0, result.rss_after - result.rss_before)
+        self.cells[("GPU layers", "measured")].setText(str(result.n_gpu_layers))
+        planned_ram = (plan.memory.rss_bytes if plan.memory else plan.ram_bytes) if plan else 0
+        self.cells[("RAM", "measured")].setText(
+            f"{formatting.size(rss)}{_delta(rss, planned_ram)}")
+        vram_cell = self.cells[("VRAM", "measured")]
+        if vram_growth is None:
+            vram_cell.setText("no NVIDIA GPU")
+        else:
+            vram_cell.setText(f"{formatting.size(vram_growth)}"
+                              f"{_delta(vram_growth, plan.vram_bytes if plan else 0)}")
+
+
+class PlanPreview(QObject):
+    """Keeps a PlanPanel in step with the chat page's model and load settings."""
+
+    def __init__(self, panel: PlanPanel, worker, parent=None):
+        super().__init__(parent)
+        self.panel = panel
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._ticket = 0
+        self._spec: LoadSpec | None = None
+        # Bound methods, not lambdas: PySide runs a lambda in the emitting (engine) thread,
+        # a method of this GUI-thread object through the event queue.
+        worker.loading.connect(self._loading)
+        worker.plan_ready.connect(self._plan_used)
+        worker.measured.connect(self._measured)
+        worker.unloaded.connect(self._unloaded)
+
+    def request(self, spec: LoadSpec | None) -> None:
+        """Plan `spec` in the background (a newer request supersedes an older one)."""
+        if spec is None or spec == self._spec:
+            return
+        self._spec = spec
+        self._ticket += 1
+        ticket = self._ticket
+        self.panel.show_pending()
+        layers = None if spec.n_gpu_layers == AUTO_GPU_LAYERS else spec.n_gpu_layers
+
+        def job():
+            from quantdesk.core.planner import plan_for_model
+            return plan_for_model(spec.path, n_ctx=spec.n_ctx, n_gpu_layers=layers,
+                                  lower_ctx=False)
+        start_job(self._pool, self, job,
+                  lambda plan: ticket == self._ticket and self.panel.show_plan(plan),
+                  lambda exc: ticket == self._ticket and self.panel.show_plan_error(
+                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+
+    def _loading(self, _path: str) -> None:
+        self.panel.clear_measured("loading…")
+
+    def _unloaded(self) -> None:
+        self.panel.clear_measured()
+
+    def _plan_used(self, plan) -> None:
+        # The worker's own plan for "auto" (the one the load really follows) wins.
+        self._ticket += 1
+        self.panel.show_plan(plan)
+
+    def _measured(self, measurement) -> None:
+        result, vram_growth = measurement
+        self.panel.show_measured(result, vram_growth)
+
+    def wait_idle(self, ms: int = 5000) -> bool:
+        return self._pool.waitForDone(ms)

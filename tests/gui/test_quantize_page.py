@@ -1,0 +1,136 @@
+"""The Quantize page driven by qtbot: a tiny F32 llama GGUF (built here) to Q8_0 through the real
+pipeline, its progress, the library entry, a real cancel, and the refusals that protect the user."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+pytestmark = pytest.mark.gui
+
+VRAM = 8 << 30  # the fit badges are planned for a faked 8 GiB GPU
+
+
+@pytest.fixture(scope="session")
+def tiny_f32(tmp_path_factory) -> Path:
+    """A 4-layer llama with random weights, as our own F32 GGUF (llama.cpp loads it)."""
+    from pipeline.tiny_llama import build_tiny_llama
+    from quantdesk.core.quantize import quantize_model
+    base = tmp_path_factory.mktemp("tiny-quantize")
+    build_tiny_llama(base / "hf", n_layer=4)
+    return quantize_model(base / "hf", base / "tiny-llama-F32.gguf", "F32").path
+
+
+@pytest.fixture
+def page(window, qtbot):
+    window.library.fit_overrides = {"vram": VRAM}
+    window.show_page("Quantize")
+    page = window.quantize_page.page
+    assert page is not None, "the Quantize page did not build"
+    return page
+
+
+def pick_source(page, qtbot, path):
+    with qtbot.waitSignal(page.source_ready, timeout=180000) as ready:
+        page.set_source(path)
+    return ready.args[0]
+
+
+def test_quantize_to_q8_0_shows_progress_and_lands_in_the_library(page, window, qtbot, tiny_f32):
+    from quantdesk.app import fit
+    from quantdesk.app.pages.quant_types_model import OUTPUT_TYPES
+    from quantdesk.core.gguf_info import inspect_gguf
+    from quantdesk.core.hardware import detect
+    from quantdesk.core.paths import models_dir
+    from quantdesk.core.planner import options_for
+
+    summary = pick_source(page, qtbot, tiny_f32)
+    assert summary.refusal is None and page.requant_box.isHidden()
+    # Every output type has a row: bits/weight, size, the planner's quality note and fit badge.
+    assert [page.types.type_row(r).name for r in range(page.types.rowCount())] == list(OUTPUT_TYPES)
+    plans, _best = options_for(tiny_f32, n_ctx=fit.BADGE_CTX, types=OUTPUT_TYPES,
+                               hardware=detect().with_overrides(vram=VRAM))
+    q8_plan = next(p for p in plans if p.type == "Q8_0")
+    row = page.types.row_of("Q8_0")
+    cell = lambda col: page.types.index(row, col).data()  # noqa: E731
+    assert cell(4) == fit.badge(q8_plan) == "full GPU"
+    assert cell(3).startswith("KLD 0.0014")
+    assert 8.0 < float(cell(1)) < 9.0
+
+    page.select_type("Q8_0")
+    out = Path(page.output.text())
+    assert out == models_dir() / "tiny-llama-Q8_0.gguf" and not out.exists()
+    reports = []
+    page.progress.connect(reports.append)
+    with qtbot.waitSignal(page.quantized, timeout=300000) as done:
+        assert page.run()
+        assert page.cancel_button.isEnabled() and not page.run_button.isEnabled()
+    assert done.args[0] == str(out)
+
+    # Progress in bytes reached the GUI thread, growing to the whole source.
+    assert reports and reports[-1].done_bytes == reports[-1].total_bytes
+    assert [r.done_bytes for r in reports] == sorted(r.done_bytes for r in reports)
+    # The file is a valid Q8_0 GGUF of the size the table promised (tensor data + header).
+    info = inspect_gguf(out)
+    expected = page.types.type_row(row).size_bytes
+    assert info.file_type == "Q8_0" and expected <= info.size_bytes < expected + (1 << 20)
+    assert not out.with_name(out.name + ".part").exists()
+    assert window.library.model.row_of(out) >= 0
+    assert page.chat_button.isVisible() and "Wrote" in page.status.text()
+    # The next default name does not point at the file just written.
+    assert Path(page.output.text()) != out
+
+
+def test_cancel_mid_run_leaves_no_file(page, qtbot, tiny_f32):
+    pick_source(page, qtbot, tiny_f32)
+    page.select_type("Q8_0")
+    out = Path(page.output.text())
+    seen, clicked = [], threading.Event()
+
+    def hold_until_cancel_clicked(report):  # pool thread: the writer waits here, mid-run
+        seen.append(report)
+        clicked.wait(60)
+
+    def click_cancel(_report):  # GUI thread: the first report on screen, the user cancels
+        if not clicked.is_set():
+            page.cancel_button.click()
+            clicked.set()
+
+    page.job_started.connect(lambda job: job.progress.connect(
+        hold_until_cancel_clicked, Qt.ConnectionType.DirectConnection))
+    page.progress.connect(click_cancel)
+    with qtbot.waitSignal(page.job_started, timeout=5000):
+        assert page.run()
+    with qtbot.waitSignal(page.job.cancelled, timeout=300000):
+        pass
+    assert seen and seen[0].done_bytes < seen[0].total_bytes  # stopped mid-run
+    assert not out.exists() and not out.with_name(out.name + ".part").exists()
+    assert list(out.parent.glob("*.gguf*")) == []
+    assert "Cancelled" in page.status.text() and not page.chat_button.isVisible()
+    assert page.run_button.isEnabled() and not page.cancel_button.isEnabled()
+
+
+def test_quantized_source_needs_consent_and_existing_files_are_kept(page, qtbot, starter_model,
+                                                                    tmp_path, monkeypatch):
+    summary = pick_source(page, qtbot, starter_model)
+    # The pipeline's own refusal is shown, with the explicit way around it.
+    assert "already quantized" in summary.refusal
+    assert page.requant_note.isVisible() and page.requant_box.isVisible()
+    assert page.requant_note.text() == summary.refusal
+    page.select_type("Q4_0")
+    out = tmp_path / "mine.gguf"
+    page.output.setText(str(out))
+    with qtbot.waitSignal(page.job_started, timeout=5000):
+        assert page.run()
+    qtbot.waitUntil(lambda: not page.job.running, timeout=60000)
+    assert "already quantized" in page.banner.text() and "\n" not in page.banner.text()
+    assert not out.exists()
+
+    # An existing file is replaced only when the user says so.
+    out.write_bytes(b"my own notes")
+    asked = []
+    monkeypatch.setattr(page, "ask_overwrite", lambda path: asked.append(path) or False)
+    assert page.run() is False
+    assert asked == [out] and out.read_bytes() == b"my own notes"
