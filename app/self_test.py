@@ -26,15 +26,20 @@ def _fail(reason: str) -> int:
 
 def _show_window():
     """Build the real main window offscreen; returns (app, window, milliseconds to show)."""
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow
-    from .resources import stylesheet
+    from .resources import icon_path, stylesheet
 
     started = time.perf_counter()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("Quantdesk")
     app.setOrganizationName("Quantdesk")
+    icon = QIcon(str(icon_path()))
+    if icon.pixmap(32, 32).isNull():  # the SVG icon needs Qt's SVG plugins in the bundle
+        raise RuntimeError(f"the app icon {icon_path()} could not be drawn")
+    app.setWindowIcon(icon)
     app.setStyleSheet(stylesheet())
     window = MainWindow()
     window.show()

@@ -67,6 +67,8 @@ class QuantizePage(QWidget):
         self.library_picker.setPlaceholderText("A model from the library…")
         if self.library is not None:
             self.library_picker.setModel(self.library.model)
+            # A reset selects row 0; the picker must keep naming the source actually chosen.
+            self.library.model.modelReset.connect(self._sync_picker)
         self.folder_button = QPushButton("HF model folder…")
         self.file_button = QPushButton("GGUF file…")
         src_row = QHBoxLayout()
@@ -185,6 +187,8 @@ class QuantizePage(QWidget):
 
     def _source_ready(self, summary: SourceSummary) -> None:
         self.summary = summary
+        if self.library is not None:
+            self._sync_picker()
         self.types.set_summary(summary)
         fit_note = f" · fit: {summary.plan_error}" if summary.plan_error else ""
         self.source_label.setText(
@@ -203,6 +207,11 @@ class QuantizePage(QWidget):
         self.source_label.setText(f"Cannot use {Path(path).name} as a source.")
         self._show_error(str(exc))
         self._update_buttons()
+
+    def _sync_picker(self) -> None:
+        path = self.summary.path if self.summary else None
+        row = self.library.model.row_of(path) if path else -1
+        self.library_picker.setCurrentIndex(row)
 
     def _library_picked(self, row: int) -> None:
         entry = self.library_picker.itemData(row, ENTRY_ROLE) if self.library else None
