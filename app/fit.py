@@ -17,10 +17,11 @@ BADGE_CTX = 2048
 
 
 def badge(plan) -> str:
-    """"full GPU", "partial 12/30" (layers on the GPU / repeating layers), "CPU", "does not fit"."""
+    """"full GPU", "partial 12/31", "CPU", "does not fit". Layers count as llama.cpp's
+    n_gpu_layers does: the repeating layers plus the output, so n_layer + 1 is everything."""
     label = FIT_LABELS.get(plan.fit, plan.fit)
     if plan.fit == "partial":
-        return f"{label} {plan.gpu_layers}/{plan.n_layer}"
+        return f"{label} {plan.gpu_layers}/{plan.n_layer + 1}"
     return label
 
 

@@ -13,9 +13,9 @@ from .banner import ErrorBanner
 from .engine_worker import EngineController
 from .library_page import LibraryPage
 from .library_service import LibraryService
-from .placeholder_page import DISCOVER_TEXT, QUANTIZE_TEXT, LazyPage
+from .placeholder_page import DISCOVER_TEXT, QUALITY_TEXT, QUANTIZE_TEXT, LazyPage
 
-PAGES = ("Library", "Discover", "Quantize", "Chat")
+PAGES = ("Library", "Discover", "Quantize", "Quality", "Chat")
 
 
 def local_files(mime) -> list[str]:
@@ -53,11 +53,13 @@ class MainWindow(QMainWindow):
         self.library_page = LibraryPage(self.library)
         self.discover_page = LazyPage("Discover", DISCOVER_TEXT, self._make_discover)
         self.quantize_page = LazyPage("Quantize", QUANTIZE_TEXT, self._make_quantize)
+        self.quality_page = LazyPage("Quality", QUALITY_TEXT, self._make_quality)
         # Built on first use (first show, "Chat with this"): its modules and the chat store
         # stay out of the time to first window.
         self.chat_holder = LazyPage("Chat", "", self._make_chat)
         self.stack = QStackedWidget()
-        for page in (self.library_page, self.discover_page, self.quantize_page, self.chat_holder):
+        for page in (self.library_page, self.discover_page, self.quantize_page, self.quality_page,
+                     self.chat_holder):
             self.stack.addWidget(page)
         self.banner = ErrorBanner()
 
@@ -135,9 +137,25 @@ class MainWindow(QMainWindow):
             return None
         page = cls(self.library)
         page.chat_requested.connect(self.chat_with)
+        page.report_requested.connect(self.quality_report)
         page.quantized.connect(lambda path: self.statusBar().showMessage(
             f"{Path(path).name} is in the library", 15000))
         return page
+
+    def _make_quality(self):
+        cls = _page_class("quantdesk.app.pages.quality_report", "QualityReportPage")
+        return None if cls is None else cls()
+
+    def quality_report(self, reference: str, model: str) -> None:
+        """Quantize page's "Quality report…": the new quant against the source it came from."""
+        self.show_page("Quality")
+        page = self.quality_page.page or self.quality_page.build()
+        if page is None or not hasattr(page, "reference"):
+            return
+        page.reference.setText(reference)
+        listed = [page.models.item(i).text() for i in range(page.models.count())]
+        if model not in listed:
+            page.models.addItem(model)
 
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
@@ -201,6 +219,8 @@ class MainWindow(QMainWindow):
             self.chat_holder.page.shutdown()
         if self.quantize_page.page is not None:
             self.quantize_page.page.shutdown()  # a running quantization is cancelled, not orphaned
+        if self.quality_page.page is not None and hasattr(self.quality_page.page, "cancel"):
+            self.quality_page.page.cancel()
         self.engine.shutdown()
         self.library.wait_idle(3000)
         super().closeEvent(event)

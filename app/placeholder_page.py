@@ -30,6 +30,10 @@ QUANTIZE_TEXT = (
     "(Q8_0 … Q2_K, K-quants with importance weights) with Quantdesk's own CPU and CUDA kernels, "
     "then measure the quality of the result (perplexity and KL-divergence against the source).")
 
+QUALITY_TEXT = (
+    "Coming soon: what a quant costs on your own text — perplexity, KL-divergence and top-token "
+    "agreement against the source model, for several quants at once, with a size/quality chart.")
+
 
 class LazyPage(QWidget):
     """Holds a page that is built on first show, so its imports stay out of startup.

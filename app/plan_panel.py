@@ -62,9 +62,8 @@ class PlanPanel(QGroupBox):
     def show_plan(self, plan) -> None:
         self.plan = plan
         mem = plan.memory
-        gl = plan.gpu_layers  # n_layer + 1 means every layer and the output matrix
-        self.cells[("GPU layers", "planned")].setText(
-            f"{gl} (all)" if gl > plan.n_layer else f"{gl} of {plan.n_layer}")
+        # Counted as n_gpu_layers: n_layer + 1 is every layer and the output matrix.
+        self.cells[("GPU layers", "planned")].setText(f"{plan.gpu_layers} of {plan.n_layer + 1}")
         self.cells[("RAM", "planned")].setText(
             formatting.size(mem.rss_bytes if mem else plan.ram_bytes))
         self.cells[("VRAM", "planned")].setText(formatting.size(plan.vram_bytes))

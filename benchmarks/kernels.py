@@ -5,7 +5,8 @@ same thread count, same process; every result is also checked byte for byte.
                                  [--types Q4_K,Q6_K] [--repeat 3] [--cuda]
 
 Prints, per type: our CPU throughput (M weights/s), llama.cpp's at the same thread count (its
-rows split over a thread pool: ctypes releases the GIL), the ratio, and CUDA when a GPU is usable
+rows split over a thread pool: ctypes releases the GIL), the ratio, each by wall clock and by
+process CPU time, and CUDA when a GPU is usable
 (kernel time including host<->device copies). Kernels are compiled (warmed up) first.
 """
 from __future__ import annotations
@@ -19,17 +20,21 @@ import time
 import numpy as np
 
 
-def _interleaved(fns, repeat: int) -> list[tuple[float, np.ndarray]]:
-    """Best time of each function over `repeat` rounds, running them alternately so that a
-    shared, busy machine slows them alike; returns (seconds, last result) per function."""
+def _interleaved(fns, repeat: int) -> list[tuple[float, float, np.ndarray]]:
+    """Best wall-clock and best process CPU time of each function over `repeat` rounds, running
+    them alternately so that a shared, busy machine slows them alike; returns (wall seconds,
+    CPU seconds of all this process's threads, last result) per function. On a loaded machine
+    CPU time is the steadier measure (time spent waiting for a core is not counted)."""
     best = [float("inf")] * len(fns)
+    best_cpu = [float("inf")] * len(fns)
     outs = [None] * len(fns)
     for _ in range(repeat):
         for k, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             outs[k] = fn()
             best[k] = min(best[k], time.perf_counter() - t0)
-    return list(zip(best, outs))
+            best_cpu[k] = min(best_cpu[k], time.process_time() - c0)
+    return list(zip(best, best_cpu, outs))
 
 
 def weights_like(n_rows: int, n_cols: int, seed: int = 0) -> np.ndarray:
@@ -65,7 +70,9 @@ def main(argv=None) -> int:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
           f"threads={args.threads}, rows={args.rows}x{args.cols} ({n / 1e6:.1f} M weights), "
           f"imatrix={'yes' if imatrix is not None else 'no'}, python {sys.version.split()[0]}")
-    head = f"{'type':6} {'ours cpu M/s':>13} {'llama.cpp M/s':>14} {'ratio':>7}  {'bytes':>9}"
+    print("# wall: M weights per second of wall clock; cpu-s: per second of process CPU time")
+    head = (f"{'type':6} {'ours wall':>10} {'llama wall':>11} {'ratio':>7} {'ours cpu-s':>11} "
+            f"{'llama cpu-s':>12} {'ratio':>7}  {'bytes':>9}")
     if use_cuda:
         head += f" {'cuda M/s':>10} {'cuda ratio':>10}  {'cuda bytes':>10}"
     print(head)
@@ -75,17 +82,18 @@ def main(argv=None) -> int:
             continue
         warm = rows[: max(1, 4096 // args.cols) * 2]
         kernels.quantize(warm, qtype, backend="cpu", imatrix=imatrix, threads=args.threads)
-        (t_ours, ours), (t_ref, ref) = _interleaved([
+        (t_ours, c_ours, ours), (t_ref, c_ref, ref) = _interleaved([
             lambda: kernels.quantize(rows, qtype, backend="cpu", imatrix=imatrix,
                                      threads=args.threads),
             lambda: oracle.ggml_quantize(rows, qtype, imatrix, threads=args.threads)],
             args.repeat)
         same = "identical" if np.array_equal(ours, ref) else "DIFFER"
-        line = (f"{qtype:6} {n / t_ours / 1e6:13.1f} {n / t_ref / 1e6:14.1f} "
-                f"{t_ref / t_ours:6.2f}x  {same:>9}")
+        line = (f"{qtype:6} {n / t_ours / 1e6:10.1f} {n / t_ref / 1e6:11.1f} "
+                f"{t_ref / t_ours:6.2f}x {n / c_ours / 1e6:11.1f} {n / c_ref / 1e6:12.1f} "
+                f"{c_ref / c_ours:6.2f}x  {same:>9}")
         if use_cuda and (qtype, "cuda") in registry.available("cuda"):
             kernels.quantize(warm, qtype, backend="cuda", imatrix=imatrix)
-            [(t_cuda, got)] = _interleaved([lambda: kernels.quantize(
+            [(t_cuda, _, got)] = _interleaved([lambda: kernels.quantize(
                 rows, qtype, backend="cuda", imatrix=imatrix)], args.repeat)
             cuda_same = "identical" if np.array_equal(got, ref) else "DIFFER"
             line += f" {n / t_cuda / 1e6:10.1f} {t_ref / t_cuda:9.1f}x  {cuda_same:>10}"

@@ -6,6 +6,23 @@
 
 Each type has three implementations (numpy reference = the spec, numba CPU, numba-cuda), found
 through `registry`. No Qt and no heavy imports at module import time.
+
+Map of the package:
+- API and plumbing: formats (block layouts), registry (type x backend -> kernel), oracle
+  (llama.cpp's ggml_quantize_chunk through ctypes, for tests and benchmarks).
+- numpy reference (the spec): common (rounding, fp16, C-order sums, make_qx/make_q3 searches),
+  kquant_search (make_qkx2/qkx3, make_qp_quants, K-quant scale packing), legacy (Q8_0..Q5_1),
+  q2_k, q3_k, q4_k, q5_k, q6_k.
+- one source for numba CPU and CUDA (njit here; loaded again as CUDA device code by
+  cuda_common.load_cuda_twin): ops (scalar ggml building blocks), kquant_ops (make_qp_quants),
+  legacy_ops, q3_k_ops, q6_k_ops (per-block code).
+- numba CPU: cpu_bits (float bit intrinsics), cpu_common (threads, row statistics),
+  qx_lanes / q3_lanes / kquant_cpu_ops (the searches across many sub-blocks at once, SIMD),
+  legacy_lanes, legacy_cpu, q3_k_cpu, q6_k_cpu, kquant_cpu (Q2_K/Q4_K/Q5_K).
+- numba-cuda: cuda_common (twin loader, launches), kquant_cuda_ops (make_qkx2/qkx3 per thread),
+  legacy_cuda, q36_k_cuda (Q3_K/Q6_K), kquant_cuda (Q2_K/Q4_K/Q5_K).
+- cache_guard: clears numba's cache when any source here changes (numba only checks the file
+  that defines a kernel, not the ones it inlines).
 """
 from __future__ import annotations
 

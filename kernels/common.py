@@ -24,8 +24,11 @@ def f32(v) -> np.ndarray:
 
 
 def nearest_int(v: np.ndarray) -> np.ndarray:
-    """ggml's nearest_int on float32 values (vectorised), as int32."""
-    val = (f32(v) + _MAGIC).astype(np.float32)
+    """ggml's nearest_int on float32 values (vectorised), as int32. For |v| <= 4194303 this
+    is round-half-to-even; for inf/NaN/huge v it is the same garbage C computes, which later
+    clamps turn into the same levels."""
+    with np.errstate(all="ignore"):
+        val = np.ascontiguousarray(f32(v) + _MAGIC, dtype=np.float32)
     return (val.view(np.int32) & 0x007FFFFF) - 0x00400000
 
 
@@ -148,64 +151,6 @@ def make_q3_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
         scale = np.where(suml2 > 0, sumlx / suml2, F32(0)).astype(np.float32)
     lq = np.where(zero[:, None], 0, lq + nmax)
     return np.where(zero, F32(0), scale).astype(np.float32), lq.astype(np.int32)
-
-
-def make_qkx3_quants(x: np.ndarray, nmax: int, w: np.ndarray, rmin: float, rdelta: float,
-                     nstep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """make_qkx3_quants(n, nmax, x, weights=w, L, &the_min, Laux, rmin, rdelta, nstep,
-    use_mad=false) for every row of x. Returns (scale, the_min, L int32)."""
-    x, w = f32(x), f32(w)
-    nb, n = x.shape
-    rmin, rdelta = F32(rmin), F32(rdelta)
-    with np.errstate(all="ignore"):
-        mn = x[:, 0].copy()
-        mx = x[:, 0].copy()
-        sum_w = w[:, 0].copy()
-        sum_x = sum_w * x[:, 0]
-        for i in range(1, n):
-            mn = np.where(x[:, i] < mn, x[:, i], mn)
-            mx = np.where(x[:, i] > mx, x[:, i], mx)
-            sum_w = sum_w + w[:, i]
-            sum_x = sum_x + w[:, i] * x[:, i]
-        mn = np.where(mn > 0, F32(0), mn).astype(np.float32)
-        flat = mx <= mn
-        iscale = F32(nmax) / (mx - mn)
-        scale = F32(1) / iscale
-        lq = np.clip(nearest_int(iscale[:, None] * (x - mn[:, None])), 0, nmax).astype(np.int32)
-        best = np.zeros(nb, np.float32)
-        for i in range(n):
-            diff = scale * lq[:, i].astype(np.float32) + mn - x[:, i]
-            best += w[:, i] * (diff * diff)
-        for step in range(nstep + 1):
-            iscale = (rmin + rdelta * F32(step) + F32(nmax)) / (mx - mn)
-            v = iscale[:, None] * (x - mn[:, None])
-            laux = np.where(v > 0, nearest_int(np.minimum(v, F32(nmax))), 0).astype(np.int32)
-            sum_l = np.zeros(nb, np.float32)
-            sum_l2 = np.zeros(nb, np.float32)
-            sum_xl = np.zeros(nb, np.float32)
-            for i in range(n):
-                lf = laux[:, i].astype(np.float32)
-                sum_l += w[:, i] * lf
-                sum_l2 += w[:, i] * lf * lf
-                sum_xl += w[:, i] * lf * x[:, i]
-            D = sum_w * sum_l2 - sum_l * sum_l
-            this_scale = (sum_w * sum_xl - sum_x * sum_l) / D
-            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D
-            pos = this_min > 0
-            this_scale = np.where(pos, sum_xl / sum_l2, this_scale).astype(np.float32)
-            this_min = np.where(pos, F32(0), this_min).astype(np.float32)
-            mad = np.zeros(nb, np.float32)
-            for i in range(n):
-                diff = this_scale * laux[:, i].astype(np.float32) + this_min - x[:, i]
-                mad += w[:, i] * (diff * diff)
-            take = (D > 0) & (mad < best) & ~flat
-            lq = np.where(take[:, None], laux, lq)
-            best = np.where(take, mad, best).astype(np.float32)
-            scale = np.where(take, this_scale, scale).astype(np.float32)
-            mn = np.where(take, this_min, mn).astype(np.float32)
-    lq = np.where(flat[:, None], 0, lq)
-    scale = np.where(flat, F32(0), scale).astype(np.float32)
-    return scale, (-mn).astype(np.float32), lq.astype(np.int32)
 
 
 def pack_nibbles(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

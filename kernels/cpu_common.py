@@ -9,9 +9,6 @@ from .ops import F, seq_sumsq
 
 cache_guard.check()   # before any cached kernel is loaded (see cache_guard.py)
 
-# Blocks per parallel task: scratch buffers are allocated once per task, not per block.
-CHUNK = 64
-
 
 def set_threads(threads: int | None) -> None:
     """Use `threads` numba threads for the next parallel call from this thread (None: all)."""

@@ -10,8 +10,11 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange, set_num_threads
 
+from .cpu_bits import nearest_int32 as nearest_int
 from .kquant_cpu_ops import JIT as _JIT
-from .kquant_cpu_ops import fp16_bits, fp16_to_f32, make_qp_quants, nearest_int, search_lanes
+from .kquant_cpu_ops import search_lanes
+from .kquant_ops import make_qp_quants
+from .ops import fp16_bits, fp16_value
 
 LANES = 64                                   # sub-blocks searched side by side per batch
 KINDS = {"Q4_K": 0, "Q5_K": 1, "Q2_K": 2}
@@ -29,8 +32,8 @@ def _superblock_q45(s, out, lane0, xt, L, scale_out, min_out, swl, has_im, nmax,
         mn_f[g] = min_out[lane0 + g]
         sw_f[g] = swl[lane0 + g]
     if has_im:
-        d = make_qp_quants(sc_f, 63, sw_f, ls)
-        dmin = make_qp_quants(mn_f, 63, sw_f, lm)
+        d = make_qp_quants(sc_f, 8, 63, sw_f, ls)
+        dmin = make_qp_quants(mn_f, 8, 63, sw_f, lm)
         if clamp_qp:
             for g in range(8):
                 ls[g] = min(63, ls[g])
@@ -65,8 +68,8 @@ def _superblock_q45(s, out, lane0, xt, L, scale_out, min_out, swl, has_im, nmax,
             q[j + 4] = ((ls[j] & 0xF) | ((lm[j] & 0xF) << 4)) & 0xFF
             q[j - 4] = (np.int64(q[j - 4]) | ((ls[j] >> 4) << 6)) & 0xFF
             q[j] = (np.int64(q[j]) | ((lm[j] >> 4) << 6)) & 0xFF
-    df = fp16_to_f32(d16)
-    dminf = fp16_to_f32(dmin16)
+    df = fp16_value(d16)
+    dminf = fp16_value(dmin16)
     for j in range(8):   # get_scale_min_k4, then requantize against the stored scales
         if j < 4:
             sc = np.int64(q[j]) & 63
@@ -108,8 +111,8 @@ def _superblock_q2(s, out, lane0, xt, L, scale_out, min_out, swl, has_im, tmp_f,
         sw_f[g] = swl[lane0 + g]
     sb = out[s, 0:16]
     if has_im:
-        d = make_qp_quants(sc_f, 15, sw_f, ls)
-        dmin = make_qp_quants(mn_f, 15, sw_f, lm)
+        d = make_qp_quants(sc_f, 16, 15, sw_f, ls)
+        dmin = make_qp_quants(mn_f, 16, 15, sw_f, lm)
         for g in range(16):
             sb[g] = (ls[g] | (lm[g] << 4)) & 0xFF
     else:
@@ -141,8 +144,8 @@ def _superblock_q2(s, out, lane0, xt, L, scale_out, min_out, swl, has_im, tmp_f,
     out[s, 81] = d16 >> 8
     out[s, 82] = dmin16 & 0xFF
     out[s, 83] = dmin16 >> 8
-    df = fp16_to_f32(d16)
-    dminf = fp16_to_f32(dmin16)
+    df = fp16_value(d16)
+    dminf = fp16_value(dmin16)
     for j in range(16):
         dd = df * np.float32(np.int64(sb[j]) & 0xF)
         if dd == zero:

@@ -13,8 +13,14 @@ import math
 import numpy as np
 from numba import cuda, float32, int32
 
-from .kquant_cuda_ops import (ZERO, fdiv, fmul, fp16_bits, fp16_to_f32, make_qp_quants,
-                              nearest_int, qkx_search)
+from .cuda_common import load_cuda_twin
+from .kquant_cuda_ops import ZERO, fdiv, fmul, qkx_search
+
+_ops = load_cuda_twin("ops")                  # ggml's rounding and fp16, shared with the CPU
+nearest_int = _ops.nearest_int
+fp16_bits = _ops.fp16_bits
+fp16_value = _ops.fp16_value
+make_qp_quants = load_cuda_twin("kquant_ops").make_qp_quants
 
 
 @cuda.jit
@@ -117,8 +123,8 @@ def _finish_q45(x, has_im, nmax, scales, mins, sws, Lg, out):
             q[j] = (q[j] | ((lm[j] >> 4) << 6)) & 0xFF
     for j in range(12):
         out[s, 4 + j] = q[j]
-    df = fp16_to_f32(d16)
-    dminf = fp16_to_f32(dmin16)
+    df = fp16_value(d16)
+    dminf = fp16_value(dmin16)
     for j in range(8):
         if j < 4:
             sc = q[j] & 63
@@ -198,8 +204,8 @@ def _finish_q2(x, has_im, scales, mins, sws, Lg, out):
     out[s, 81] = d16 >> 8
     out[s, 82] = dmin16 & 0xFF
     out[s, 83] = dmin16 >> 8
-    df = fp16_to_f32(d16)
-    dminf = fp16_to_f32(dmin16)
+    df = fp16_value(d16)
+    dminf = fp16_value(dmin16)
     for j in range(16):
         dd = fmul(df, float32(sb[j] & 0xF))
         if dd != ZERO:

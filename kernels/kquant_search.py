@@ -9,30 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-F32 = np.float32
-GROUP_MAX_EPS = F32(1e-15)
-_MAGIC = F32(12582912.0)   # 1.5 * 2**23: adding it leaves round-half-even(x) in the low mantissa
-
-
-def nearest_int(v: np.ndarray) -> np.ndarray:
-    """ggml's nearest_int: bits of (v + 12582912f), mantissa minus 2**22 (int32 array).
-
-    For |v| <= 4194303 this is round-half-to-even; for inf/NaN/huge v it is the same garbage
-    C computes, which later clamps turn into the same levels."""
-    with np.errstate(all="ignore"):
-        s = np.ascontiguousarray(np.asarray(v, dtype=F32) + _MAGIC, dtype=F32)
-    return (s.view(np.int32) & 0x007FFFFF) - 0x00400000
-
-
-def fp16_round(v: np.ndarray) -> np.ndarray:
-    """float32 -> fp16 (round to nearest even, like GGML_FP32_TO_FP16) -> float32."""
-    with np.errstate(over="ignore"):
-        return np.asarray(v, dtype=F32).astype(np.float16).astype(F32)
-
-
-def fp16_bits(v: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return np.ascontiguousarray(np.asarray(v, dtype=F32).astype(np.float16)).view(np.uint16)
+# ggml's rounding, fp16 conversion and C-order sums: the same helpers as the other types
+from .common import F32, GROUP_MAX_EPS, fp16_bits, nearest_int, seq_sum  # noqa: F401
 
 
 def _err(diff: np.ndarray, use_mad: bool) -> np.ndarray:
@@ -213,13 +191,6 @@ def seq_sum_sq(x: np.ndarray) -> np.ndarray:
     s = np.zeros(x.shape[0], F32)
     for i in range(x.shape[1]):
         s = s + x[:, i] * x[:, i]
-    return s
-
-
-def seq_sum(x: np.ndarray) -> np.ndarray:
-    s = np.zeros(x.shape[0], F32)
-    for i in range(x.shape[1]):
-        s = s + x[:, i]
     return s
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import common as c
 from .common import F32
+from .kquant_search import make_qkx_quants
 from .registry import register
 
 QK = 32
@@ -124,7 +125,8 @@ def _affine(rows, imatrix, nmax: int):
         # Q4_1: MIN(15, (int8_t)q); Q5_1 has no clamp, just a (uint8_t) cast
         L = np.minimum(15, _to_int8(q)) if nmax == 15 else _to_int(q) & 0xFF
         return d, mn, L
-    d, the_min, L = c.make_qkx3_quants(x, nmax, _weights(rows, imatrix), -0.9, 0.05, 36)
+    d, the_min, L = make_qkx_quants(x, _weights(rows, imatrix), nmax, -0.9, 0.05, 36,
+                                      use_mad=False, qkx3=True)
     return d, -the_min, L
 
 

@@ -1,34 +1,15 @@
-"""numba CPU kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1. Without an imatrix: legacy_lanes.py (SIMD
-across blocks); with one: the per-block code of legacy_ops.py (shared with CUDA) over all blocks
-in parallel (prange over chunks of CHUNK blocks)."""
+"""numba CPU kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, all in legacy_lanes.py (SIMD across blocks,
+threads over batches of blocks): ggml's reference path without an imatrix, make_qx_quants
+(Q4_0/Q5_0) or make_qkx3_quants (Q4_1/Q5_1) with one."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
-from .cpu_common import CHUNK, flat, row_mean_squares, set_threads, weights_or_dummy
-from .legacy_lanes import quantize_ref, quantize_weighted_qx
-from .legacy_ops import legacy_block
+from .cpu_common import flat, row_mean_squares, set_threads, weights_or_dummy
+from .legacy_lanes import quantize_ref, quantize_weighted_affine, quantize_weighted_qx
 from .registry import register
 
 KINDS = {"Q8_0": (0, 34), "Q4_0": (1, 18), "Q4_1": (2, 20), "Q5_0": (3, 22), "Q5_1": (4, 24)}
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _quantize(kind, type_size, x, n_per_row, qw, use_w, sig, out):
-    nb = n_per_row // 32
-    total = x.size // 32
-    n_tasks = (total + CHUNK - 1) // CHUNK
-    for t in prange(n_tasks):
-        wbuf = np.empty(32, np.float32)
-        L = np.empty(32, np.int32)
-        Laux = np.empty(32, np.int32)
-        res = np.empty(1, np.float32)
-        for blk in range(t * CHUNK, min(total, (t + 1) * CHUNK)):
-            r = blk // nb
-            b = blk - r * nb
-            legacy_block(kind, x, blk * 32, use_w, qw, b * 32, sig[r], out, blk * type_size,
-                         wbuf, L, Laux, res)
 
 
 def _make(qtype: str):
@@ -46,10 +27,9 @@ def _make(qtype: str):
             quantize_ref(kind, type_size, x, out)
             return out.reshape(n_rows, -1)
         sig = row_mean_squares(x, n_per_row)
-        if kind in (1, 3):  # Q4_0 / Q5_0: make_qx_quants, SIMD across blocks
-            quantize_weighted_qx(kind, type_size, x, n_per_row, weights_or_dummy(imatrix), sig, out)
-            return out.reshape(n_rows, -1)
-        _quantize(kind, type_size, x, n_per_row, weights_or_dummy(imatrix), use_w, sig, out)
+        # SIMD across blocks: Q4_0/Q5_0 make_qx_quants, Q4_1/Q5_1 make_qkx3_quants
+        search = quantize_weighted_qx if kind in (1, 3) else quantize_weighted_affine
+        search(kind, type_size, x, n_per_row, weights_or_dummy(imatrix), sig, out)
         return out.reshape(n_rows, -1)
 
     kernel.__name__ = f"{qtype.lower()}_cpu"

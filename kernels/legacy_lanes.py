@@ -1,6 +1,7 @@
 """numba CPU kernels for the legacy types, LANES blocks side by side: the reference path
 (quantize_row_{q8_0,q4_0,q4_1,q5_0,q5_1}_ref: no imatrix, and Q8_0 always) and the imatrix
-path of Q4_0/Q5_0 (make_qx_quants through qx_lanes).
+paths of Q4_0/Q5_0 (make_qx_quants through qx_lanes) and of Q4_1/Q5_1 (make_qkx3_quants through
+kquant_cpu_ops.search_lanes, the search Q4_K/Q5_K use with an imatrix).
 
 The blocks are transposed (X[j, lane] = weight j of block `lane`) so every step of ggml's
 per-block code (the strict first-max / min / max scans, the scaling, C's float->int casts)
@@ -13,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .kquant_cpu_ops import search_lanes
+from .legacy_ops import put_nibbles, put_qh
 from .ops import F, fp16_bits, nearest_int, put_half
 from .qx_lanes import qx_lanes
 
@@ -128,12 +131,25 @@ def quantize_ref(kind, type_size, x, out):
                 out[q0 + j] = (Q[j, l] & 0xF) | ((Q[j + 16, l] & 0xF) << 4)
 
 
+@njit(**_JIT)
+def _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W):
+    """Blocks b0..b0+nl-1 transposed into X, with ggml's weights qw*sqrt(sigma2 + x*x) in W."""
+    nb = n_per_row // 32
+    for l in range(nl):
+        blk = b0 + l
+        s2 = sig[blk // nb]
+        wo = (blk % nb) * 32
+        for j in range(32):
+            v = x[blk * 32 + j]
+            X[j, l] = v
+            W[j, l] = qw[wo + j] * np.sqrt(s2 + v * v)
+
+
 @njit(parallel=True, **_JIT)
 def quantize_weighted_qx(kind, type_size, x, n_per_row, qw, sig, out):
     """quantize_row_q4_0_impl (kind 1) / quantize_row_q5_0_impl (kind 3): make_qx_quants(32,
     nmax, x, L, 1, qw*sqrt(sigma2 + x*x)) for LANES blocks side by side (qx_lanes)."""
     nmax = 8 if kind == 1 else 16
-    nb = n_per_row // 32
     total = x.size // 32
     n_batches = (total + LANES - 1) // LANES
     for t in prange(n_batches):
@@ -146,14 +162,7 @@ def quantize_weighted_qx(kind, type_size, x, n_per_row, qw, sig, out):
         L = np.empty(32, np.int32)
         b0 = t * LANES
         nl = min(total - b0, LANES)
-        for l in range(nl):
-            blk = b0 + l
-            s2 = sig[blk // nb]
-            wo = (blk % nb) * 32
-            for j in range(32):
-                v = x[blk * 32 + j]
-                X[j, l] = v
-                W[j, l] = qw[wo + j] * np.sqrt(s2 + v * v)
+        _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W)
         qx_lanes(X, W, nmax, nl, scale, ibest, zero, work)
         for l in range(nl):
             oo = (b0 + l) * type_size
@@ -161,13 +170,41 @@ def quantize_weighted_qx(kind, type_size, x, n_per_row, qw, sig, out):
             for j in range(32):
                 L[j] = 0 if zero[l] else \
                     nmax + min(max(nearest_int(ibest[l] * X[j, l]), -nmax), nmax - 1)
-            q0 = oo + 2
             if kind == 3:
-                qh = 0
-                for j in range(32):
-                    qh |= ((L[j] >> 4) & 1) << j
-                for k in range(4):
-                    out[q0 + k] = (qh >> (8 * k)) & 0xFF
-                q0 += 4
-            for j in range(16):
-                out[q0 + j] = (L[j] & 0xF) | ((L[j + 16] & 0xF) << 4)
+                put_qh(L, out, oo + 2)
+                put_nibbles(L, out, oo + 6)
+            else:
+                put_nibbles(L, out, oo + 2)
+
+
+@njit(parallel=True, **_JIT)
+def quantize_weighted_affine(kind, type_size, x, n_per_row, qw, sig, out):
+    """quantize_row_q4_1_impl (kind 2) / quantize_row_q5_1_impl (kind 4): make_qkx3_quants(32,
+    nmax, x, qw*sqrt(sigma2 + x*x), L, &min, Laux, -0.9, 0.05, 36, false) for LANES blocks side
+    by side; d and -min stored as fp16, the levels as found."""
+    nmax = 15 if kind == 2 else 31
+    total = x.size // 32
+    n_batches = (total + LANES - 1) // LANES
+    for t in prange(n_batches):
+        X = np.empty((32, LANES), np.float32)
+        W = np.empty((32, LANES), np.float32)
+        LL = np.empty((32, LANES), np.int32)
+        st = np.empty((16, LANES), np.float32)
+        scale = np.empty(LANES, np.float32)
+        the_min = np.empty(LANES, np.float32)
+        L = np.empty(32, np.int32)
+        b0 = t * LANES
+        nl = min(total - b0, LANES)
+        _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W)
+        search_lanes(X, W, LL, st, nl, nmax, -0.9, 0.05, 36, False, True, scale, the_min)
+        for l in range(nl):
+            oo = (b0 + l) * type_size
+            put_half(out, oo, fp16_bits(scale[l]))
+            put_half(out, oo + 2, fp16_bits(-the_min[l]))
+            for j in range(32):
+                L[j] = LL[j, l]
+            if kind == 4:
+                put_qh(L, out, oo + 4)
+                put_nibbles(L, out, oo + 8)
+            else:
+                put_nibbles(L, out, oo + 4)

@@ -101,7 +101,7 @@ def fp16_value(h):
     e = (h >> 10) & 0x1F
     m = h & 0x3FF
     if e == 0:                                    # zero and subnormals: m * 2**-24, exact
-        v = F(m) * F(5.960464477539063e-08)
+        v = mul(F(m), F(5.960464477539063e-08))   # no FMA contraction with a later add on CUDA
         return -v if sign else v
     if e == 31:
         return bits_f32(sign | 0x7F800000 | (m << 13))

@@ -1,8 +1,9 @@
 """numba CPU kernel for Q3_K, byte-identical to ggml (quantize_row_q3_K_ref / _impl).
 
 The sub-block searches (make_q3_quants, or make_qx_quants with the imatrix) run LANES
-sub-blocks side by side (qx_lanes.py, SIMD across sub-blocks); the per-super-block finish
-(6-bit scales, fp16 d, re-quantization, packing) is the shared scalar code of q3_k_ops.
+sub-blocks side by side (q3_lanes.py / qx_lanes.py, SIMD across sub-blocks). Without an imatrix
+the re-quantization against the stored scales runs across lanes too and only the packing is per
+super-block (q3_k_ops.pack_q3_k); with one, the shared scalar finish_q3_k does both.
 A super-block whose refinement leaves nearest_int's exact range is redone by the scalar code.
 """
 from __future__ import annotations
@@ -13,9 +14,11 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_common import flat, set_threads, weights_or_dummy
-from .ops import F, clamp, fp16_bits, make_qx_quants, mul, nearest_int, seq_sumsq
-from .q3_k_ops import TYPE_SIZE, finish_q3_k, q3_k_block
-from .qx_lanes import q3_lanes, qx_lanes
+from .cpu_bits import nearest_int32
+from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul, nearest_int, seq_sumsq
+from .q3_k_ops import TYPE_SIZE, finish_q3_k, pack_q3_k, q3_k_block
+from .q3_lanes import q3_lanes
+from .qx_lanes import qx_lanes
 from .registry import register
 
 SB_PER_BATCH = 8
@@ -43,6 +46,18 @@ def _ref_scales(scales, Ls):
     return fp16_bits(F(1) / iscale)
 
 
+@njit(**_JIT)
+def _requant_lanes(X, LL, dl, nl):
+    """finish_q3_k's re-quantization against the stored scales, across lanes: LL[i, lane] =
+    clamp(nearest_int(x / d), -4, 3) + 4 with d = dl[lane]; kept where d == 0, as ggml does.
+    nearest_int32 is ggml's mantissa read in int32 IR: exact for any x / d, and SIMD."""
+    for i in range(X.shape[0]):
+        for l in range(nl):
+            d = dl[l]
+            q = min(max(nearest_int32(X[i, l] / d), np.int32(-4)), np.int32(3)) + np.int32(4)
+            LL[i, l] = q if d != 0 else LL[i, l]
+
+
 @njit(parallel=True, **_JIT)
 def _quantize(x, n_per_row, qw, use_w, out):
     nb = n_per_row // 256
@@ -55,7 +70,13 @@ def _quantize(x, n_per_row, qw, use_w, out):
         scale = np.empty(LANES, np.float32)
         ibest = np.empty(LANES, np.float32)
         zero = np.empty(LANES, np.bool_)
-        work = np.empty((6, LANES), np.float32)
+        work = np.empty((7, LANES), np.float32)
+        Xc = np.empty((16, LANES), np.float32)
+        Lc = np.empty((16, LANES), np.int32)
+        iwork = np.empty((2, LANES), np.int32)
+        dl = np.empty(LANES, np.float32)
+        dhs = np.empty(SB_PER_BATCH, np.int64)
+        LsA = np.empty((SB_PER_BATCH, 16), np.int32)
         sw = np.empty(16, np.float32)
         L = np.empty(256, np.int32)
         Ls = np.empty(16, np.int32)
@@ -88,17 +109,24 @@ def _quantize(x, n_per_row, qw, use_w, out):
                 d_block = make_qx_quants(16, 32, scale, 16 * s, sw, 0, Ls, 0)
                 finish_q3_k(x, blk * 256, L, Ls, fp16_bits(d_block), out, blk * TYPE_SIZE)
         else:
-            exact = q3_lanes(X, 4, 16 * n_sb, LL, scale, work)
+            exact = q3_lanes(X, 4, 16 * n_sb, LL, scale, work, Xc, Lc, iwork)
+            if not exact:
+                for s in range(n_sb):
+                    blk = b0 + s
+                    q3_k_block(x, blk * 256, out, blk * TYPE_SIZE, L, Ls, work[0])
+                continue
+            for s in range(n_sb):
+                dhs[s] = _ref_scales(scale[16 * s:16 * s + 16], LsA[s])
+                dv = fp16_value(dhs[s])
+                for ib in range(16):
+                    dl[16 * s + ib] = dv * F(LsA[s, ib] - 32)
+            _requant_lanes(X, LL, dl, 16 * n_sb)
             for s in range(n_sb):
                 blk = b0 + s
-                if not exact:
-                    q3_k_block(x, blk * 256, out, blk * TYPE_SIZE, L, Ls, work[0])
-                    continue
                 for ib in range(16):
                     for i in range(16):
                         L[16 * ib + i] = LL[i, 16 * s + ib]
-                dh = _ref_scales(scale[16 * s:16 * s + 16], Ls)
-                finish_q3_k(x, blk * 256, L, Ls, dh, out, blk * TYPE_SIZE)
+                pack_q3_k(L, LsA[s], dhs[s], out, blk * TYPE_SIZE)
 
 
 @register("Q3_K", "cpu")

@@ -36,6 +36,18 @@ TYPE_SIZE = 110
 def finish_q3_k(x, xo, L, Ls, dh, out, oo):
     """Re-quantize against the 6-bit scales Ls (stored as l+32) and fp16 d, then pack."""
     dv = fp16_value(dh)
+    for j in range(16):
+        d = dv * F(Ls[j] - 32)
+        if d != 0:                          # ggml keeps the searched levels where d == 0
+            for ii in range(16):
+                k = 16 * j + ii
+                L[k] = clamp(nearest_int(x[xo + k] / d), -4, 3) + 4
+    pack_q3_k(L, Ls, dh, out, oo)
+
+
+@_jit
+def pack_q3_k(L, Ls, dh, out, oo):
+    """Store one super-block: final levels L (0..7, clobbered), scales Ls, fp16 d."""
     for j in range(12):
         out[oo + 96 + j] = 0
     for j in range(16):
@@ -45,11 +57,6 @@ def finish_q3_k(x, xo, L, Ls, dh, out, oo):
         else:
             out[oo + 96 + j - 8] |= (l & 0xF) << 4
         out[oo + 96 + 8 + j % 4] |= (l >> 4) << (2 * (j // 4))
-        d = dv * F(l - 32)
-        if d != 0:
-            for ii in range(16):
-                k = 16 * j + ii
-                L[k] = clamp(nearest_int(x[xo + k] / d), -4, 3) + 4
     put_half(out, oo + 108, dh)
     for m in range(32):
         hm = 0

@@ -37,11 +37,8 @@ def _sums(X, W, iscale, nmax, nl, sumlx, suml2):
 
 
 @njit(**_JIT)
-def qx_lanes(X, W, nmax, nl, scale, ibest, zero, work):
-    """Search lanes 0..nl-1; results in scale, ibest (float32) and zero (bool) per lane.
-    `work` is float32 scratch of shape (6, lanes)."""
-    mx, isc, sumlx, suml2, best = work[0], work[1], work[2], work[3], work[4]
-    amax = work[5]
+def first_absmax_lanes(X, nl, amax, mx):
+    """Per lane, ggml's scan for the largest |x|: amax = that |x|, mx = the first x with it."""
     for l in range(nl):
         mx[l] = F(0)
         amax[l] = F(0)
@@ -51,6 +48,15 @@ def qx_lanes(X, W, nmax, nl, scale, ibest, zero, work):
             c = a > amax[l]
             mx[l] = X[i, l] if c else mx[l]
             amax[l] = a if c else amax[l]
+
+
+@njit(**_JIT)
+def qx_lanes(X, W, nmax, nl, scale, ibest, zero, work):
+    """Search lanes 0..nl-1; results in scale, ibest (float32) and zero (bool) per lane.
+    `work` is float32 scratch of shape (6, lanes)."""
+    mx, isc, sumlx, suml2, best = work[0], work[1], work[2], work[3], work[4]
+    amax = work[5]
+    first_absmax_lanes(X, nl, amax, mx)
     for l in range(nl):
         z = amax[l] < GROUP_MAX_EPS
         zero[l] = z
@@ -76,70 +82,3 @@ def qx_lanes(X, W, nmax, nl, scale, ibest, zero, work):
     for l in range(nl):
         if zero[l]:
             scale[l] = F(0)
-
-
-@njit(**_JIT)
-def q3_lanes(X, nmax, nl, L, scale, work):
-    """make_q3_quants(16, nmax, x, L, do_rmse=true) for lanes 0..nl-1: L[i, lane] in
-    [0, 2*nmax), scale per lane. Returns False when some x*sl2/slx fell outside ggml's
-    nearest_int range (|v| > 2**22, NaN): the caller then redoes those super-blocks with the
-    exact scalar code. Lanes that converge early run the remaining passes as no-ops, just as
-    ggml's `break` leaves them (the state does not change, so neither do the decisions)."""
-    mx, isc, sumlx, suml2, amax = work[0], work[1], work[2], work[3], work[4]
-    for l in range(nl):
-        mx[l] = F(0)
-        amax[l] = F(0)
-    for i in range(X.shape[0]):
-        for l in range(nl):
-            a = abs(X[i, l])
-            c = a > amax[l]
-            mx[l] = X[i, l] if c else mx[l]
-            amax[l] = a if c else amax[l]
-    for l in range(nl):
-        mx[l] = F(1) if amax[l] < GROUP_MAX_EPS else mx[l]
-        isc[l] = F(-nmax) / mx[l]
-        sumlx[l] = F(0)
-        suml2[l] = F(0)
-    for i in range(X.shape[0]):
-        for l in range(nl):
-            x = X[i, l]
-            q = np.int32(F(isc[l] * x + MAGIC)) - np.int32(12582912)
-            q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
-            L[i, l] = q
-            w = x * x
-            fl = F(q)
-            sumlx[l] += (w * x) * fl
-            suml2[l] += (w * fl) * fl
-    exact = True
-    for _ in range(5):
-        changed = 0
-        for i in range(X.shape[0]):
-            for l in range(nl):
-                x = X[i, l]
-                w = x * x
-                li = F(L[i, l])
-                slx = sumlx[l] - (w * x) * li
-                sl2 = suml2[l] - (w * li) * li
-                v = x * sl2 / slx
-                ok = abs(v) <= F(4194303.0)
-                pos = slx > 0
-                exact = exact & (ok | (not pos))   # bitwise: no branches in the lane loop
-                q = np.int32(F((v if ok else F(0)) + MAGIC)) - np.int32(12582912)
-                q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
-                fq = F(q)
-                slx2 = slx + (w * x) * fq
-                sl22 = sl2 + (w * fq) * fq
-                take = pos & (q != L[i, l]) & (sl22 > 0) & \
-                    (slx2 * slx2 * suml2[l] > sumlx[l] * sumlx[l] * sl22)
-                L[i, l] = q if take else L[i, l]
-                sumlx[l] = slx2 if take else sumlx[l]
-                suml2[l] = sl22 if take else suml2[l]
-                changed += 1 if take else 0
-        if changed == 0:
-            break
-    for l in range(nl):
-        z = amax[l] < GROUP_MAX_EPS
-        scale[l] = F(0) if z else (sumlx[l] / suml2[l] if suml2[l] > 0 else F(0))
-        for i in range(X.shape[0]):
-            L[i, l] = 0 if z else L[i, l] + nmax
-    return exact

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QThreadPool, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
-                               QProgressBar, QPushButton, QSpinBox, QTableView, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QThreadPool, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout,
+                               QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton,
+                               QTableView, QVBoxLayout, QWidget)
 
 from .. import formatting
 from ..banner import ErrorBanner
@@ -21,7 +20,11 @@ from ..jobs import start_job
 from ..library_model import ENTRY_ROLE
 from .quant_types_model import NAME_ROLE, QuantTypesModel, SourceSummary, analyse_source
 from .quantize_job import QuantizeJob, QuantizeRequest
+from .quantize_options import QuantizeOptions
 from .quantize_paths import default_output
+
+
+IDLE_TEXT = "pick a type, then Quantize"
 
 
 def _local_paths(mime) -> list[str]:
@@ -38,6 +41,7 @@ def _eta(seconds) -> str:
 
 class QuantizePage(QWidget):
     chat_requested = Signal(str)      # path of the finished model
+    report_requested = Signal(str, str)  # reference (the source), the finished model
     quantized = Signal(str)           # a new model was written (and added to the library)
     source_ready = Signal(object)     # SourceSummary of the chosen source, table filled
     job_started = Signal(object)      # the QuantizeJob, just before it starts
@@ -53,7 +57,6 @@ class QuantizePage(QWidget):
         self.job: QuantizeJob | None = None
         self.result = None
         self._analysis = 0
-        self._output_edited = False
         self._build()
         self._connect()
         self._update_buttons()
@@ -92,32 +95,15 @@ class QuantizePage(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
 
-        self.output = QLineEdit()
-        self.output_button = QPushButton("…")
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.output, 1)
-        out_row.addWidget(self.output_button)
-        self.threads = QSpinBox()
-        self.threads.setRange(0, 256)
-        self.threads.setSpecialValueText("auto")
-        self.backend = QComboBox()
-        self.backend.addItems(["auto", "cpu", "cuda"])
-        self.imatrix = QLineEdit()
-        self.imatrix.setPlaceholderText("optional importance matrix (.gguf / .dat)")
-        self.imatrix_button = QPushButton("…")
-        im_row = QHBoxLayout()
-        im_row.addWidget(self.imatrix, 1)
-        im_row.addWidget(self.imatrix_button)
-        form = QFormLayout()
-        form.addRow("Output", out_row)
-        form.addRow("Threads", self.threads)
-        form.addRow("Backend", self.backend)
-        form.addRow("Importance matrix", im_row)
+        self.options = QuantizeOptions()
+        self.output, self.threads, self.backend, self.imatrix = (
+            self.options.output, self.options.threads, self.options.backend, self.options.imatrix)
 
         self.run_button = QPushButton("Quantize")
         self.run_button.setObjectName("primary")
@@ -125,16 +111,21 @@ class QuantizePage(QWidget):
         self.chat_button = QPushButton("Chat with it")
         self.chat_button.setObjectName("primary")
         self.chat_button.hide()
+        self.report_button = QPushButton("Quality report…")
+        self.report_button.setToolTip("Measure what this quant costs against its source")
+        self.report_button.hide()
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(True)
-        self.progress_bar.setFormat("")
+        self.progress_bar.setFormat(IDLE_TEXT)
+        self.progress_bar.setValue(0)  # Qt draws no text while the value is unset (-1)
         self.status = QLabel("")
         self.status.setObjectName("chatStatus")
         run_row = QHBoxLayout()
         run_row.addWidget(self.progress_bar, 1)
         run_row.addWidget(self.cancel_button)
         run_row.addWidget(self.run_button)
+        run_row.addWidget(self.report_button)
         run_row.addWidget(self.chat_button)
 
         layout = QVBoxLayout(self)
@@ -145,7 +136,7 @@ class QuantizePage(QWidget):
         layout.addWidget(self.requant_note)
         layout.addWidget(self.requant_box)
         layout.addWidget(self.table, 1)
-        layout.addLayout(form)
+        layout.addWidget(self.options)
         layout.addLayout(run_row)
         layout.addWidget(self.status)
 
@@ -153,15 +144,17 @@ class QuantizePage(QWidget):
         self.library_picker.activated.connect(self._library_picked)
         self.folder_button.clicked.connect(self._choose_folder)
         self.file_button.clicked.connect(self._choose_file)
-        self.output_button.clicked.connect(self._choose_output)
-        self.imatrix_button.clicked.connect(self._choose_imatrix)
-        self.output.textEdited.connect(self._output_typed)
         self.table.selectionModel().selectionChanged.connect(self._type_changed)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.chat_button.clicked.connect(
             lambda: self.result and self.chat_requested.emit(str(self.result.path)))
+        self.report_button.clicked.connect(
+            lambda: self.result and self.report_requested.emit(self.summary.path,
+                                                               str(self.result.path)))
         self.requant_box.toggled.connect(self._update_buttons)
+        self.options.busy_changed.connect(self._update_buttons)
+        self.options.failed.connect(self._show_error)
 
     # ---- source --------------------------------------------------------------------------
     def set_source(self, path) -> None:
@@ -169,13 +162,14 @@ class QuantizePage(QWidget):
         path = str(path)
         self._analysis += 1
         ticket = self._analysis
-        self.summary = None
+        self.summary = self.options.source = None
         self.types.set_summary(None)
         self.banner.hide()
         self.requant_note.hide()
         self.requant_box.hide()
         self.requant_box.setChecked(False)
         self.chat_button.hide()
+        self.report_button.hide()
         self.source_label.setText(f"Reading {Path(path).name}…")
         overrides = dict(self.library.fit_overrides) if self.library is not None else {}
         backend = self.backend.currentText()
@@ -187,6 +181,7 @@ class QuantizePage(QWidget):
 
     def _source_ready(self, summary: SourceSummary) -> None:
         self.summary = summary
+        self.options.source = summary.path
         if self.library is not None:
             self._sync_picker()
         self.types.set_summary(summary)
@@ -240,26 +235,10 @@ class QuantizePage(QWidget):
 
     def _type_changed(self, *args) -> None:
         qtype = self.selected_type()
-        if qtype and self.summary and not self._output_edited:
+        if qtype and self.summary and not self.options.output_edited:
             from quantdesk.core.paths import models_dir
             self.output.setText(str(default_output(models_dir(), self.summary.path, qtype)))
         self._update_buttons()
-
-    def _output_typed(self, _text: str) -> None:
-        self._output_edited = True
-
-    def _choose_output(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Write the model to", self.output.text(),
-                                              "GGUF (*.gguf)")
-        if path:
-            self.output.setText(path if path.endswith(".gguf") else path + ".gguf")
-            self._output_edited = True
-
-    def _choose_imatrix(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Importance matrix", "",
-                                              "Importance matrix (*.gguf *.dat);;All files (*)")
-        if path:
-            self.imatrix.setText(path)
 
     # ---- run -----------------------------------------------------------------------------
     def ask_overwrite(self, path: Path) -> bool:
@@ -274,10 +253,9 @@ class QuantizePage(QWidget):
         overwrite = out_path.exists()
         if overwrite and not self.ask_overwrite(out_path):
             return False
-        request = QuantizeRequest(
-            self.summary.path, str(out_path), qtype, backend=self.backend.currentText(),
-            threads=self.threads.value() or None, imatrix=self.imatrix.text().strip() or None,
-            overwrite=overwrite, allow_requantize=self.requant_box.isChecked())
+        request = QuantizeRequest(self.summary.path, str(out_path), qtype, **self.options.values(),
+                                  overwrite=overwrite,
+                                  allow_requantize=self.requant_box.isChecked())
         self.job = QuantizeJob(request, self)
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
@@ -286,6 +264,7 @@ class QuantizePage(QWidget):
         self.result = None
         self.banner.hide()
         self.chat_button.hide()
+        self.report_button.hide()
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting…")
         self.status.setText(f"Writing {out_path.name} ({qtype})…")
@@ -302,8 +281,8 @@ class QuantizePage(QWidget):
 
     def _on_progress(self, p) -> None:
         self.progress_bar.setValue(int(p.fraction * 1000))
-        self.progress_bar.setFormat(f"{p.fraction * 100:.0f}% · {formatting.size(p.done_bytes)} of "
-                                f"{formatting.size(p.total_bytes)} · {_eta(p.eta_s)}")
+        self.progress_bar.setFormat(f"{p.fraction * 100:.0f}% · {formatting.size(p.done_bytes)} "
+                                    f"of {formatting.size(p.total_bytes)} · {_eta(p.eta_s)}")
         self.status.setText(f"Tensor {p.index}/{p.count}: {p.tensor}")
         self.progress.emit(p)
 
@@ -313,18 +292,24 @@ class QuantizePage(QWidget):
         self.progress_bar.setFormat(f"done · {formatting.size(result.size_bytes)}")
         self.status.setText(f"Wrote {result.path} ({result.file_type}, "
                             f"{formatting.size(result.size_bytes)}) in {result.seconds:.1f} s")
-        self.chat_button.show()
-        if self.library is not None:
-            self.library.add_quietly(result.path, lambda: self.quantized.emit(str(result.path)))
+        # The quality report scores with llama.cpp, so its reference must be an unquantized GGUF.
+        self.report_button.setVisible(self.summary.kind == "GGUF" and not self.summary.refusal)
+        if self.library is not None:  # "Chat with it" once the library lists the new model
+            self.library.add_quietly(result.path, lambda: self._listed(result))
         else:
-            self.quantized.emit(str(result.path))
-        self._output_edited = False
+            self._listed(result)
+        self.options.output_edited = False
         self._type_changed()  # the next default name must not be the file just written
         self._update_buttons()
 
+    def _listed(self, result) -> None:
+        if self.result is result:
+            self.chat_button.show()
+        self.quantized.emit(str(result.path))
+
     def _on_failed(self, message: str) -> None:
         self.progress_bar.setValue(0)
-        self.progress_bar.setFormat("")
+        self.progress_bar.setFormat(IDLE_TEXT)
         self.status.setText("Nothing was written.")
         self._show_error(message)
         if "already quantized" in message:
@@ -335,7 +320,7 @@ class QuantizePage(QWidget):
 
     def _on_cancelled(self) -> None:
         self.progress_bar.setValue(0)
-        self.progress_bar.setFormat("")
+        self.progress_bar.setFormat(IDLE_TEXT)
         self.status.setText("Cancelled: nothing was written.")
         self._update_buttons()
 
@@ -345,12 +330,14 @@ class QuantizePage(QWidget):
 
     def _update_buttons(self, *args) -> None:
         running = self.job is not None and self.job.running
-        self.run_button.setEnabled(not running and self.summary is not None
+        calibrating = self.options.calibration is not None and self.options.calibration.running
+        self.run_button.setEnabled(not running and not calibrating and self.summary is not None
                                    and self.selected_type() is not None)
         self.cancel_button.setEnabled(running)
         for w in (self.library_picker, self.folder_button, self.file_button, self.table,
-                  self.output, self.threads, self.backend, self.imatrix):
-            w.setEnabled(not running)
+                  self.requant_box):
+            w.setEnabled(not running and not calibrating)
+        self.options.setEnabled(not running)
 
     # ---- drag and drop -------------------------------------------------------------------
     def dragEnterEvent(self, event):  # noqa: N802 - Qt override
@@ -367,4 +354,5 @@ class QuantizePage(QWidget):
         """App exit: stop a run (its .part is removed by the pipeline) and wait for the pool."""
         if self.job is not None and self.job.running:
             self.job.cancel()
+        self.options.shutdown()
         self._pool.waitForDone(10000)

@@ -66,7 +66,9 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
                                     if dtype in _FLOAT and len(shape) >= 2 else None,
                                     raw=lambda t=t: np.asarray(t.data).view(np.uint8).reshape(-1)))
     if quantized and not allow_requantize:
-        raise ConvertError(f"{path.name} is already quantized ({quantized[0]}); re-quantizing "
+        from collections import Counter
+        main_type = Counter(quantized).most_common(1)[0][0]  # the file's type, not token_embd's
+        raise ConvertError(f"{path.name} is already quantized ({main_type}); re-quantizing "
                            "compounds the error — start from an F32/F16/BF16 model or allow "
                            "re-quantization explicitly")
 

@@ -59,6 +59,7 @@ class DownloadManager:
         self._tasks: dict[str, DownloadTask] = {}
         self._controls: dict[str, dl.DownloadControl] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._save_lock = threading.Lock()
         self._load()
 
     # -- persistence -------------------------------------------------------------------------
@@ -79,12 +80,15 @@ class DownloadManager:
             self._tasks[task.id] = task
 
     def _save(self) -> None:
-        with self._lock:
-            data = {"tasks": [t.to_json() for t in self._tasks.values()]}
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.state_file)
+        # Download threads save concurrently: one writer at a time, or two threads share the
+        # temporary file and the second rename finds it gone.
+        with self._save_lock:
+            with self._lock:
+                data = {"tasks": [t.to_json() for t in self._tasks.values()]}
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1))
+            os.replace(tmp, self.state_file)
 
     def _emit(self, task: DownloadTask, save: bool = False) -> None:
         if save:

@@ -223,5 +223,8 @@ def _verify(part: Path, ordered, types) -> None:
 def _load_imatrix(imatrix) -> dict[str, np.ndarray] | None:
     if imatrix is None or isinstance(imatrix, dict):
         return imatrix
-    from .imatrix import load_imatrix
-    return load_imatrix(Path(imatrix))
+    from quantdesk.core.imatrix import ImatrixError, load_imatrix
+    try:
+        return load_imatrix(Path(imatrix))
+    except ImatrixError as exc:
+        raise ConvertError(str(exc)) from None

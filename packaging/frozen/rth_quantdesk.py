@@ -4,7 +4,7 @@
   folder (/opt/quantdesk, Program Files, a signed .app) is read-only, so point it at the user's
   cache folder before numba is imported.
 * numba-cuda takes over `numba.cuda` through a .pth file, and frozen apps read no .pth files:
-  import its redirector by hand.
+  import its redirector by hand (when numba_cuda was bundled; otherwise it only warns).
 * A windowed program on Windows starts with sys.stdout/sys.stderr set to None; code that
   flushes or writes them (the engine host routes them to its log) needs real files.
 * core/hardware.py probes llama.cpp with `sys.executable -c CODE`; frozen, sys.executable is one
@@ -26,7 +26,9 @@ if "NUMBA_CACHE_DIR" not in os.environ:
         pass
 
 try:
-    import _numba_cuda_redirector  # noqa: F401
+    import importlib.util
+    if importlib.util.find_spec("numba_cuda") is not None:  # bundled only when the build has it
+        import _numba_cuda_redirector  # noqa: F401
 except ImportError:
     pass
 

@@ -24,3 +24,9 @@ def test_chart_points_sorted_by_size_with_labels():
     assert [p["x"] for p in points] == [300, 450, 800]
     assert all(p["pareto"] for p in points)
     assert reports[0].to_json()["ppl_ratio"] == 10.0 / 9.0
+
+
+def test_bundled_sample_text_is_found_and_long_enough():
+    from quantdesk.core.evaluate import read_text, sample_text_path
+    text = read_text(sample_text_path())
+    assert len(text.split()) > 800          # enough for several 512-token windows' worth of words

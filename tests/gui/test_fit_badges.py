@@ -61,4 +61,4 @@ def test_partial_badge_counts_layers(window, qtbot, starter_model):
     with qtbot.waitSignal(window.library.fits_ready, timeout=120000):
         window.library.refresh_fits()
     assert plan.fit == "partial" and 0 < plan.gpu_layers < plan.n_layer
-    assert fit_cell(window, starter_model) == f"partial {plan.gpu_layers}/{plan.n_layer}"
+    assert fit_cell(window, starter_model) == f"partial {plan.gpu_layers}/{plan.n_layer + 1}"

@@ -26,7 +26,7 @@ def test_plan_before_load_and_measurement_after(window, qtbot, starter_model):
     planned_ram = formatting.size(plan.memory.rss_bytes)
     qtbot.waitUntil(lambda: panel.text("RAM", "planned") == planned_ram, timeout=60000)
     assert panel.text("VRAM", "planned") == formatting.size(plan.vram_bytes)
-    assert panel.text("GPU layers", "planned").startswith(str(plan.gpu_layers))
+    assert panel.text("GPU layers", "planned") == f"{plan.gpu_layers} of {plan.n_layer + 1}"
     assert panel.note.text() == plan.note
     assert panel.text("RAM", "measured") == "—"
 

@@ -82,6 +82,20 @@ def test_quantize_to_q8_0_shows_progress_and_lands_in_the_library(page, window, 
     # The next default name does not point at the file just written.
     assert Path(page.output.text()) != out
 
+    # "Chat with it": the Chat page loads the new model (llama.cpp accepts our file).
+    chat = window.chat_page
+    with qtbot.waitSignal(chat.model_loaded, timeout=180000) as loaded:
+        page.chat_button.click()
+    assert window.current_page() == "Chat" and loaded.args[0].path == str(out)
+
+    # "Quality report…" opens the report page set to compare the quant with its source.
+    assert not page.report_button.isHidden()  # (the Quantize page itself is behind Chat now)
+    page.report_button.click()
+    assert window.current_page() == "Quality"
+    report = window.quality_page.page
+    assert report.reference.text() == str(tiny_f32)
+    assert [report.models.item(i).text() for i in range(report.models.count())] == [str(out)]
+
 
 def test_cancel_mid_run_leaves_no_file(page, qtbot, tiny_f32):
     pick_source(page, qtbot, tiny_f32)
@@ -134,3 +148,73 @@ def test_quantized_source_needs_consent_and_existing_files_are_kept(page, qtbot,
     monkeypatch.setattr(page, "ask_overwrite", lambda path: asked.append(path) or False)
     assert page.run() is False
     assert asked == [out] and out.read_bytes() == b"my own notes"
+
+
+def test_every_door_picks_a_source(page, window, qtbot, tiny_f32, starter_model, monkeypatch):
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication, QFileDialog
+
+    # A Hugging Face folder dropped on the page.
+    hf = tiny_f32.parent / "hf"
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(hf))])
+    enter = QDragEnterEvent(QPoint(300, 200), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(page, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(300, 200), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(page.source_ready, timeout=180000) as ready:
+        QApplication.sendEvent(page, drop)
+    assert ready.args[0].kind == "HF folder" and ready.args[0].path == str(hf)
+    assert page.library_picker.currentIndex() == -1  # not a library model
+    page.select_type("Q4_K_M")
+    assert Path(page.output.text()).name == "hf-Q4_K_M.gguf"
+
+    # The folder dialog.
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(hf))
+    with qtbot.waitSignal(page.source_ready, timeout=60000) as ready:
+        page.folder_button.click()
+    assert ready.args[0].path == str(hf)
+
+    # A library entry.
+    row = window.library.model.row_of(starter_model)
+    with qtbot.waitSignal(page.source_ready, timeout=60000) as ready:
+        page.library_picker.setCurrentIndex(row)
+        page.library_picker.activated.emit(row)
+    assert ready.args[0].kind == "GGUF" and page.library_picker.currentIndex() == row
+
+
+@pytest.mark.slow
+def test_calibrate_on_my_text_feeds_the_quantizer(page, qtbot, tiny_f32, tmp_path):
+    from quantdesk.core.evaluate import sample_text_path
+    from quantdesk.core.imatrix import read_imatrix
+    from quantdesk.core.quantize import quantize_model
+    from pipeline.conftest import gguf_tensors
+
+    pick_source(page, qtbot, tiny_f32)
+    options = page.options
+    options.calibration_chunks = 2  # two windows of the bundled sample keep it quick
+    with qtbot.waitSignal(options.busy_changed, timeout=5000):
+        assert options.calibrate(str(sample_text_path()))
+    assert not page.run_button.isEnabled()  # no run while the matrix is being computed
+    with qtbot.waitSignal(options.calibration.finished, timeout=300000) as done:
+        pass
+    imatrix = Path(done.args[0])
+    assert page.imatrix.text() == str(imatrix) and imatrix.suffixes[-2:] == [".imatrix", ".gguf"]
+    assert "blk.0.attn_q.weight" in read_imatrix(imatrix).entries
+    assert page.run_button.isEnabled()
+
+    # The page's run uses it: same bytes as the pipeline given that matrix, unlike without it.
+    page.select_type("Q4_K_M")
+    out = Path(page.output.text())
+    with qtbot.waitSignal(page.job_started, timeout=5000):
+        assert page.run()
+    qtbot.waitUntil(lambda: not page.job.running, timeout=600000)
+    assert page.banner.text() == "" and page.result is not None
+    ours = gguf_tensors(out)
+    with_im = gguf_tensors(quantize_model(tiny_f32, tmp_path / "im.gguf", "Q4_K_M",
+                                          imatrix=imatrix).path)
+    without = gguf_tensors(quantize_model(tiny_f32, tmp_path / "plain.gguf", "Q4_K_M").path)
+    assert ours == with_im and ours != without

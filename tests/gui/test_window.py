@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
 
@@ -24,11 +24,11 @@ def persisted_paths() -> set[str]:
     return {str(e.path) for e in Library().entries()}
 
 
-def test_window_has_the_four_pages(window, qtbot):
+def test_window_has_the_five_pages(window, qtbot):
     sidebar = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
-    assert sidebar == ["Library", "Discover", "Quantize", "Chat"]
+    assert sidebar == ["Library", "Discover", "Quantize", "Quality", "Chat"]
     for row, page in enumerate((window.library_page, window.discover_page,
-                                window.quantize_page, window.chat_holder)):
+                                window.quantize_page, window.quality_page, window.chat_holder)):
         window.sidebar.setCurrentRow(row)
         assert window.stack.currentWidget() is page
     assert window.chat_holder.page is window.chat_page  # built when first shown
@@ -122,34 +122,25 @@ def test_startup_shows_the_window_without_heavy_imports(home):
     print(line)  # the time is reported, not asserted (no timed asserts)
 
 
-def test_paths_on_the_command_line_are_opened(qapp, home, model_copy):
-    """`quantdesk-gui MODEL.gguf` (what the OS file association runs) opens and adds the file."""
-    from quantdesk.app import main as app_main
-    from quantdesk.app.main_window import MainWindow
-    seen = []
+def test_paths_on_the_command_line_are_opened(home, model_copy):
+    """`quantdesk-gui MODEL.gguf` (what the OS file association runs) opens and adds the file.
 
-    def finish(result):
-        seen.append(result)
-        for w in qapp.topLevelWidgets():
-            if isinstance(w, MainWindow):
-                w.close()
-        qapp.quit()
-
-    def hook():
-        win = next(w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow))
-        win.library.opened.connect(lambda info: finish(info.path))
-        win.library.open_failed.connect(lambda path, message: finish(message))
-
-    safety = QTimer(singleShot=True, interval=120000)
-    safety.timeout.connect(lambda: finish("timed out"))
-    safety.start()
-    QTimer.singleShot(0, hook)
+    Run as the OS would, in its own process: an in-process app.exec()/quit() would leave the
+    shared test QApplication refusing to run event loops for the tests after it.
+    """
+    import time
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen([sys.executable, "-m", "quantdesk.app.main", str(model_copy)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        assert app_main.main([str(model_copy)]) == 0
+        deadline = time.monotonic() + 120
+        while str(model_copy) not in persisted_paths():
+            assert proc.poll() is None, f"the app exited early: {proc.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() < deadline, "the file given on the command line was not added"
+            time.sleep(0.25)
     finally:
-        safety.stop()
-    assert seen == [model_copy]
-    assert str(model_copy) in persisted_paths()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_unreadable_chat_history_is_reported_and_left_untouched(home, qtbot):

@@ -3,7 +3,10 @@
 Each distribution targets a trap of ggml's quantizers: heavy tails, all-zero and -0.0 blocks,
 constant blocks, one huge outlier, denormal and tiny values (the GROUP_MAX_EPS and fp16
 underflow paths), values on and next to rounding ties (roundf vs round-half-even), and block
-scales spread over nine decades.
+scales spread over nine decades. KQUANT_CASES are one row each aimed at the K-quant searches:
+an all-zero super-block and sub-block, constant sub-blocks and a constant negative super-block
+(the max == min exits), fp16 super-scales near overflow, denormal sub-blocks inside a normal
+super-block (1/(max-min) overflows to inf), a row whose fp16 d underflows, one-signed rows.
 """
 from __future__ import annotations
 
@@ -86,3 +89,39 @@ def mismatch(ours: np.ndarray, theirs: np.ndarray, type_size: int, what: str) ->
     i = int(bad[0])
     return (f"{what}: {bad.size} of {len(a)} blocks differ; first is block {i}\n"
             f"  ours:   {a[i].tobytes().hex()}\n  oracle: {b[i].tobytes().hex()}")
+
+
+KQUANT_CASES = ("normal", "student_t", "zero_blocks", "constant", "outlier", "denormal_subblock",
+                "tiny_row", "positive", "negative", "ties", "mixed_scales", "normal_2")
+
+
+def kquant_rows(n_per_row: int = 512, seed: int = 0) -> np.ndarray:
+    """One row per KQUANT_CASES entry (n_per_row >= 512), aimed at the K-quant searches."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((len(KQUANT_CASES), n_per_row))
+    r = {name: i for i, name in enumerate(KQUANT_CASES)}
+    x[r["normal"]] *= 0.02
+    x[r["student_t"]] = rng.standard_t(2.0, n_per_row)
+    x[r["zero_blocks"], :256] = 0.0
+    x[r["zero_blocks"], 256 + 32:256 + 64] = -0.0
+    x[r["constant"], :32] = 0.37
+    x[r["constant"], 64:80] = -1.5
+    x[r["constant"], 256:512] = -2.5
+    x[r["outlier"], 5] = 3e4
+    x[r["outlier"], 300] = -1e3
+    x[r["denormal_subblock"], 32:64] *= 1e-41
+    x[r["denormal_subblock"], 256 + 16:256 + 32] *= 1e-41
+    x[r["tiny_row"]] *= 1e-20
+    x[r["positive"]] = np.abs(x[r["positive"]])
+    x[r["negative"]] = -np.abs(x[r["negative"]])
+    x[r["ties"]] = np.round(x[r["ties"]] * 4) / 4
+    x[r["mixed_scales"]] *= np.repeat(10.0 ** rng.uniform(-5, 2, n_per_row // 16), 16)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def kquant_imatrix(n_per_row: int = 512, seed: int = 1) -> np.ndarray:
+    """Squared uniform importances, 5% zero (the K-quant cases' imatrix)."""
+    rng = np.random.default_rng(seed)
+    im = rng.random(n_per_row) ** 2 + 0.01
+    im[rng.random(n_per_row) < 0.05] = 0.0
+    return im.astype(np.float32)

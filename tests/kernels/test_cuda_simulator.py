@@ -1,5 +1,5 @@
 """The CUDA kernels produce llama.cpp's bytes, run through numba's CUDA simulator on small rows
-(every distribution of kernel_cases, with and without imatrix). The simulator has to be chosen
+(every distribution of kernel_cases, with and without imatrix, and KQUANT_CASES for the K-quants). The simulator has to be chosen
 before numba.cuda is imported, so one child process quantizes everything once per session.
 On a machine with a GPU, test_cuda_device.py runs the same kernels for real."""
 from __future__ import annotations
@@ -44,5 +44,17 @@ def test_simulated_cuda_bytes_match_ggml(simulated, qtype, weighted):
         pytest.skip(f"no cuda kernel registered for {qtype} yet")
     imatrix = simulated["imatrix"] if weighted else None
     theirs = oracle.ggml_quantize(simulated["rows"], qtype, imatrix)
+    msg = mismatch(simulated[key], theirs, kernels.get_format(qtype).type_size, f"{qtype} cuda {key}")
+    assert msg is None, msg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "imatrix"])
+@pytest.mark.parametrize("qtype", ("Q4_K", "Q5_K", "Q2_K"))
+def test_simulated_cuda_kquant_cases_match_ggml(simulated, qtype, weighted):
+    key = f"kq-{qtype}-{'imatrix' if weighted else 'plain'}"
+    assert key not in simulated["errors"], simulated["errors"].get(key)
+    imatrix = simulated["kimatrix"] if weighted else None
+    theirs = oracle.ggml_quantize(simulated["krows"], qtype, imatrix)
     msg = mismatch(simulated[key], theirs, kernels.get_format(qtype).type_size, f"{qtype} cuda {key}")
     assert msg is None, msg

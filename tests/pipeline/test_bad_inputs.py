@@ -3,7 +3,6 @@ had is overwritten."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import subprocess

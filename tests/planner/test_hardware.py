@@ -4,8 +4,6 @@ from __future__ import annotations
 import sys
 import types
 
-import pytest
-
 from quantdesk.core import hardware
 from quantdesk.core.hardware import GPU, Hardware
 

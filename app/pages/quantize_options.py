@@ -1,0 +1,133 @@
+"""The Quantize page's run options: output file, threads, backend, importance matrix — typed in,
+or computed here on the user's text ("Calibrate on my text…", a CalibrateJob)."""
+from __future__ import annotations
+
+from PySide6.QtCore import QThreadPool, Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QWidget)
+
+from .calibrate_job import CalibrateJob
+
+
+def _row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    return row
+
+
+class QuantizeOptions(QWidget):
+    busy_changed = Signal(bool)   # a calibration started (True) or ended (False)
+    failed = Signal(str)          # one line for the page's banner
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.source: str | None = None   # set by the page when a source is ready
+        self.calibration: CalibrateJob | None = None
+        self.calibration_chunks: int | None = None  # None: the whole text
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self.output = QLineEdit()
+        self.output_button = QPushButton("…")
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText("auto")
+        self.threads.setToolTip("CPU threads for the kernels (auto = all cores)")
+        self.backend = QComboBox()
+        self.backend.addItems(["auto", "cpu", "cuda"])
+        self.backend.setToolTip("auto uses a CUDA GPU when one is usable, else the CPU")
+        self.imatrix = QLineEdit()
+        self.imatrix.setPlaceholderText("optional importance matrix (.gguf / .dat)")
+        self.imatrix_button = QPushButton("…")
+        self.calibrate_button = QPushButton("Calibrate on my text…")
+        self.calibrate_button.setToolTip("Compute an importance matrix by running a text of yours "
+                                         "through the source model (better low-bit quants)")
+        self.calibrate_status = QLabel()
+        self.calibrate_status.setObjectName("placeholderText")
+        self.calibrate_stop = QPushButton("Stop")
+        self.calibrate_stop.hide()
+        im_row = _row(self.imatrix, self.imatrix_button)
+        for w in (self.calibrate_button, self.calibrate_status, self.calibrate_stop):
+            im_row.addWidget(w)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Output", _row(self.output, self.output_button))
+        form.addRow("Threads", self.threads)
+        form.addRow("Backend", self.backend)
+        form.addRow("Importance matrix", im_row)
+        # True once the user typed or chose an output path: the default then stops following
+        # the chosen type.
+        self.output_edited = False
+        self.output.textEdited.connect(self._typed)
+        self.output_button.clicked.connect(self._choose_output)
+        self.imatrix_button.clicked.connect(self._choose_imatrix)
+        self.calibrate_button.clicked.connect(self._choose_text)
+        self.calibrate_stop.clicked.connect(self.stop_calibration)
+
+    def values(self) -> dict:
+        return {"backend": self.backend.currentText(), "threads": self.threads.value() or None,
+                "imatrix": self.imatrix.text().strip() or None}
+
+    def _typed(self, _text: str) -> None:
+        self.output_edited = True
+
+    def _choose_output(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Write the model to", self.output.text(),
+                                              "GGUF (*.gguf)")
+        if path:
+            self.output.setText(path if path.endswith(".gguf") else path + ".gguf")
+            self.output_edited = True
+
+    def _choose_imatrix(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Importance matrix", "",
+                                              "Importance matrix (*.gguf *.dat);;All files (*)")
+        if path:
+            self.imatrix.setText(path)
+
+    # ---- calibration ---------------------------------------------------------------------
+    def _choose_text(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Calibration text", "",
+                                              "Text (*.txt *.md);;All files (*)")
+        if path:
+            self.calibrate(path)
+
+    def calibrate(self, text_path: str) -> bool:
+        if not self.source or (self.calibration and self.calibration.running):
+            return False
+        job = self.calibration = CalibrateJob(self.source, text_path, self.calibration_chunks, self)
+        job.progress.connect(self._calibration_progress)
+        job.finished.connect(self._calibrated)
+        job.failed.connect(self._calibration_failed)
+        job.cancelled.connect(lambda: self._calibration_ended("Calibration stopped."))
+        self.calibrate_status.setText("Calibrating: starting the model…")
+        self.calibrate_stop.show()
+        self.calibrate_button.setEnabled(False)
+        job.start(self._pool)
+        self.busy_changed.emit(True)
+        return True
+
+    def stop_calibration(self) -> None:
+        if self.calibration is not None and self.calibration.running:
+            self.calibration.cancel()
+            self.calibrate_status.setText("Stopping…")
+
+    def _calibration_progress(self, done: int, total: int) -> None:
+        self.calibrate_status.setText(f"Calibrating: chunk {done}/{total}")
+
+    def _calibrated(self, path: str) -> None:
+        self.imatrix.setText(path)
+        self._calibration_ended("Importance matrix ready.")
+
+    def _calibration_failed(self, message: str) -> None:
+        self._calibration_ended("")
+        self.failed.emit(message)
+
+    def _calibration_ended(self, text: str) -> None:
+        self.calibrate_status.setText(text)
+        self.calibrate_stop.hide()
+        self.calibrate_button.setEnabled(True)
+        self.busy_changed.emit(False)
+
+    def shutdown(self) -> None:
+        self.stop_calibration()
+        self._pool.waitForDone(10000)
