@@ -4,10 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import cache_guard
 from .ops import F, seq_sumsq
-
-cache_guard.check()   # before any cached kernel is loaded (see cache_guard.py)
 
 
 def set_threads(threads: int | None) -> None:

@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import cache_guard
+
+cache_guard.check()   # every numba kernel imports this file: before any cached kernel loads
+
 F = np.float32
 GROUP_MAX_EPS = np.float32(1e-15)
+
 
 def jit_for(module_name: str):
     """The decorator for a shared-source module: CUDA device functions when the module was

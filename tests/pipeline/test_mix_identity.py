@@ -63,18 +63,13 @@ def test_tensor_bytes_match_llama_cpp(tiny_f32, reference, tmp_path, variant, qt
 
 
 def _write_imatrix(path, values: dict):
-    """An imatrix in llama-imatrix's GGUF form: NAME.in_sum2 (sums) and NAME.counts per tensor."""
-    import gguf
+    """An imatrix in llama-imatrix's GGUF form (NAME.in_sum2 sums, NAME.counts), by our writer."""
     import numpy as np
-    w = gguf.GGUFWriter(path, "imatrix")
-    for name, v in values.items():
-        w.add_tensor(f"{name}.in_sum2", (v * 4.0).reshape(1, -1).astype(np.float32))
-        # a power of two as the count, so sums / counts gives back exactly v
-        w.add_tensor(f"{name}.counts", np.array([[4.0]], dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    from quantdesk.core.imatrix import Imatrix, save_imatrix
+    # a power of two as the count, so sums / counts gives back exactly v
+    entries = {name: ((v * 4.0).reshape(1, -1).astype(np.float32), np.array([4.0], np.float32))
+               for name, v in values.items()}
+    save_imatrix(path, Imatrix(entries, chunk_count=1, chunk_size=1))
 
 
 @pytest.mark.parametrize("variant, qtype", [("a", "Q4_K_M"), ("b", "Q4_0")])
