@@ -1,8 +1,9 @@
 """Progress reports and the cancel token of evaluations and imatrix runs (plain Python)."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
+
+from ..cancel import CancelToken  # noqa: F401 - re-exported: the token these jobs honour
 
 
 @dataclass(frozen=True)
@@ -19,17 +20,3 @@ class EvalProgress:
     @property
     def fraction(self) -> float:
         return min(1.0, self.steps_done / self.steps_total) if self.steps_total else 0.0
-
-
-class CancelToken:
-    """Set from any thread; the child process stops at the next chunk. Same API as the quantizer's."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()

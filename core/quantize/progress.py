@@ -1,8 +1,9 @@
 """Progress reports and the cancel token of a long quantization (plain Python; app/ adapts them)."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
+
+from ..cancel import CancelToken  # noqa: F401 - re-exported: the token these jobs honour
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,3 @@ class Progress:
         if self.done_bytes <= 0 or self.elapsed_s <= 0:
             return None
         return self.elapsed_s * (self.total_bytes - self.done_bytes) / self.done_bytes
-
-
-class CancelToken:
-    """Set from any thread; the writer checks it between row chunks."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
