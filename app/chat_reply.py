@@ -6,6 +6,7 @@ is re-rendered at most every RENDER_EVERY_MS so fast models do not flood the GUI
 """
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -13,6 +14,20 @@ from .markdown_view import error_html, message_html
 
 SAVE_EVERY_S = 0.5
 RENDER_EVERY_MS = 80
+
+
+def _store_errors_reported(method):
+    """A chat-store failure (database locked by another process, disk full) during a user action
+    or a streaming slot is shown in the status line instead of escaping the Qt slot."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        from quantdesk.core.chatstore import ChatStoreError
+        try:
+            return method(self, *args, **kwargs)
+        except ChatStoreError as exc:
+            self._show_error(str(exc))
+            return False
+    return wrapper
 
 
 def close_open_fence(text: str) -> str:
@@ -38,6 +53,7 @@ class ReplyMixin:
     def is_busy(self) -> bool:
         return self._stream is not None
 
+    @_store_errors_reported
     def send(self, text: str) -> bool:
         """Add the user's message and start the reply. False (text kept) when it cannot start."""
         text = text.strip()
@@ -62,6 +78,7 @@ class ReplyMixin:
         self._start_reply()
         return True
 
+    @_store_errors_reported
     def regenerate(self) -> None:
         if self._stream is not None or self._cid is None:
             return
@@ -117,6 +134,7 @@ class ReplyMixin:
         self._tick.start()
         self.reply_started.emit(reply.id)
 
+    @_store_errors_reported
     def _on_token(self, request_id: int, text: str) -> None:
         s = self._stream
         if s is None or request_id != s.request_id:
@@ -133,6 +151,7 @@ class ReplyMixin:
             self._render_timer.start()
         self.token_received.emit(text)
 
+    @_store_errors_reported
     def _on_finished(self, request_id: int, done) -> None:
         s = self._stream
         if s is None or request_id != s.request_id:
@@ -159,6 +178,7 @@ class ReplyMixin:
         self._update_buttons()
         self.reply_finished.emit(done)
 
+    @_store_errors_reported
     def _on_failed(self, request_id: int, message: str) -> None:
         self._loading_since = None
         self.progress.hide()

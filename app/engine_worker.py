@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from .formatting import one_line
+
 AUTO_GPU_LAYERS = -1
 
 
@@ -81,7 +83,7 @@ class EngineWorker(QObject):
             from quantdesk.core.planner import plan_for_model
             plan = plan_for_model(spec.path, n_ctx=spec.n_ctx, lower_ctx=False)
         except Exception as exc:  # noqa: BLE001 - no planner or no answer: CPU is always safe
-            self.planned.emit(f"auto: CPU only (no plan: {_one_line(exc)})")
+            self.planned.emit(f"auto: CPU only (no plan: {one_line(exc)})")
             return 0
         self.planned.emit(f"auto: {plan.fit}")
         self.plan_ready.emit(plan)
@@ -112,7 +114,7 @@ class EngineWorker(QObject):
             self._ensure_loaded(spec, announce=True)
         except Exception as exc:  # noqa: BLE001
             self._loaded_spec = None
-            self.failed.emit(0, _one_line(exc))
+            self.failed.emit(0, one_line(exc))
 
     @Slot(int, object, object, object)
     def _do_chat(self, request_id: int, spec: LoadSpec, messages: list, params) -> None:
@@ -132,7 +134,7 @@ class EngineWorker(QObject):
             raise RuntimeError("the engine ended the reply without a summary")
         except Exception as exc:  # noqa: BLE001 - host death, load failure: reported, app stays up
             self._loaded_spec = None
-            self.failed.emit(request_id, _one_line(exc))
+            self.failed.emit(request_id, one_line(exc))
 
     @Slot()
     def _do_unload(self) -> None:
@@ -155,11 +157,6 @@ def _vram_used() -> int | None:
     except Exception:  # noqa: BLE001 - a measurement must never break a load
         return None
     return sum(g.total_bytes - g.free_bytes for g in gpus) if gpus else None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _cancelled_done(spec: LoadSpec):

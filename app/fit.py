@@ -6,6 +6,7 @@ here; the GUI thread only formats finished Plans.
 from __future__ import annotations
 
 from . import formatting
+from .formatting import one_line
 
 # Same colours as the Discover page's variant list, so a verdict reads the same everywhere.
 FIT_COLOURS = {"full-gpu": "#1c7c3c", "partial": "#9a6a00", "cpu": "#2d5fa8",
@@ -52,5 +53,5 @@ def plan_entries(entries, overrides: dict | None = None, n_ctx: int = BADGE_CTX)
             out[str(entry.path)] = plan_for_model(entry.info, n_ctx=n_ctx, hardware=hw,
                                                   lower_ctx=False)
         except Exception as exc:  # noqa: BLE001 - one odd file must not hide the others' badges
-            out[str(entry.path)] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            out[str(entry.path)] = one_line(exc)
     return out

@@ -27,6 +27,12 @@ def size(n: int | None) -> str:
     return f"{value:.1f} GB"
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an error for a banner or a cell; the exception's type if it has no text."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def model_summary(info) -> str:
     """One line: architecture, parameters, quant, layers, context, template, size."""
     template = "chat template" if info.has_chat_template else "no chat template"

@@ -39,10 +39,20 @@ class LibraryService(QObject):
         return self._library
 
     def refresh(self) -> None:
-        start_job(self._pool, self, lambda: self._lib().entries(), self._set_entries,
+        start_job(self._pool, self, self._entries_and_warning, self._set_entries,
                   lambda exc: self.failed.emit(f"Could not read the library: {exc}"))
 
-    def _set_entries(self, entries) -> None:
+    def _entries_and_warning(self):
+        """In the worker: the entries, and once, why library.json was set aside (if it was)."""
+        lib = self._lib()
+        entries, warning = lib.entries(), lib.warning
+        lib.warning = None
+        return entries, warning
+
+    def _set_entries(self, result) -> None:
+        entries, warning = result
+        if warning:  # the user's added models are gone from the list: say why, once
+            self.failed.emit(warning)
         self.model.set_entries(entries)
         self.refreshed.emit()
         self.refresh_fits()
@@ -83,7 +93,7 @@ class LibraryService(QObject):
                 results.append((path, None, str(exc)))
             except Exception as exc:  # noqa: BLE001 - e.g. library.json not writable
                 results.append((path, None, f"{Path(path).name}: {exc}"))
-        return results, self._lib().entries()
+        return results, self._entries_and_warning()
 
     def _opened_all(self, outcome) -> None:
         results, entries = outcome
@@ -102,7 +112,7 @@ class LibraryService(QObject):
             p = Path(str(path)).resolve()
             if models_dir().resolve() not in p.parents:
                 self._lib().add(p)
-            return self._lib().entries()
+            return self._entries_and_warning()
 
         def done(entries):
             self._set_entries(entries)
@@ -115,7 +125,7 @@ class LibraryService(QObject):
         """Forget a model (the file stays on disk)."""
         def job():
             self._lib().remove(path)
-            return self._lib().entries()
+            return self._entries_and_warning()
         start_job(self._pool, self, job, self._set_entries,
                   lambda exc: self.failed.emit(f"Could not remove {Path(str(path)).name}: {exc}"))
 

@@ -165,7 +165,9 @@ class MainWindow(QMainWindow):
 
     def chat_with(self, path: str) -> None:
         self.show_page("Chat")
-        self.chat_page.chat_with(path)
+        page = self.chat_page
+        if page is not None:  # None: the page could not start and already shows why
+            page.chat_with(path)
 
     # ---- opening models ------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -217,6 +219,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):  # noqa: N802
         if self.chat_holder.page is not None:
             self.chat_holder.page.shutdown()
+        if self.discover_page.page is not None:
+            self.discover_page.page.shutdown()  # downloads pause; their partial files resume later
         if self.quantize_page.page is not None:
             self.quantize_page.page.shutdown()  # a running quantization is cancelled, not orphaned
         if self.quality_page.page is not None and hasattr(self.quality_page.page, "cancel"):

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Qt, QThreadPool
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 
 from . import fit, formatting
+from .formatting import one_line
 from .engine_worker import AUTO_GPU_LAYERS, LoadSpec
 from .jobs import start_job
 
@@ -132,7 +133,7 @@ class PlanPreview(QObject):
         start_job(self._pool, self, job,
                   lambda plan: ticket == self._ticket and self.panel.show_plan(plan),
                   lambda exc: ticket == self._ticket and self.panel.show_plan_error(
-                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                      one_line(exc)))
 
     def _loading(self, _path: str) -> None:
         self.panel.clear_measured("loading…")

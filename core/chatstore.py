@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +140,8 @@ class ChatStore:
         with self._lock:
             if self._db is None:
                 raise ChatStoreError("the chat store is closed")
-            return self._db.execute(sql, args)
+            with _sqlite_errors():
+                return self._db.execute(sql, args)
 
     # -- conversations ---------------------------------------------------------------------------
     def create_conversation(self, title="New chat", system_prompt="", model_path=None,
@@ -232,13 +234,25 @@ class _Transaction:
         self.db = db
 
     def __enter__(self):
-        if not self.db.in_transaction:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.owner = True
-        else:
-            self.owner = False
+        self.owner = not self.db.in_transaction
+        if self.owner:
+            with _sqlite_errors():
+                self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
-    def __exit__(self, exc_type, *_):
-        if self.owner:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type, exc, _tb):
+        with _sqlite_errors():
+            if self.owner:
+                self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if isinstance(exc, sqlite3.Error):
+                raise exc
+        return False
+
+
+@contextmanager
+def _sqlite_errors():
+    """SQLite failures after opening (locked by another process, disk full) become one line."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise ChatStoreError(f"the chat history could not be saved or read ({exc})") from None

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QPushButton, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget)
 
 from quantdesk.app import formatting
+from quantdesk.app.formatting import one_line
 from quantdesk.app.jobs import start_job
 from quantdesk.app.pages.discover_models import DownloadsModel, SearchResultsModel, VariantsModel
 
@@ -107,6 +108,8 @@ class DiscoverPage(QWidget):
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color:#8a1c12")
         self.message.hide()
+        if manager.warning:  # the saved download list was unreadable and was set aside
+            self._error(manager.warning)
 
         self.results = SearchResultsModel(self)
         self.results_view = _table(self.results)
@@ -180,7 +183,7 @@ class DiscoverPage(QWidget):
 
     # ---- search ---------------------------------------------------------------------------
     def _error(self, exc) -> None:
-        self.message.setText(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        self.message.setText(one_line(exc))
         self.message.show()
 
     def search(self) -> None:
@@ -260,7 +263,7 @@ class DiscoverPage(QWidget):
         return fit_variant(variant, n_ctx=self.n_ctx)
 
     def _variant_failed(self, variant, exc) -> None:
-        variant.fit_note = str(exc).splitlines()[0]
+        variant.fit_note = one_line(exc)
         self.variants.update_variant(variant)
 
     def _show_recommendation(self, result) -> None:

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .logs import log_path
 from .types import Done, EngineError, LoadResult, SamplingParams, Token
 
 POLL_SECONDS = 0.25
@@ -40,13 +41,6 @@ def default_threads() -> int:
     except Exception:
         n = None
     return max(1, n or os.cpu_count() or 1)
-
-
-def log_path() -> Path:
-    from quantdesk.core.paths import data_dir
-    folder = data_dir() / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "engine-host.log"
 
 
 def describe_exit(code: int | None) -> str:

@@ -25,28 +25,8 @@ import threading
 import time
 import traceback
 
+from .logs import route_output_to
 from .prompt import chat_template_prompt, completion_prompt
-
-LOG_LIMIT = 4 * 1024 * 1024
-
-
-def _route_output_to(log_path: str | None) -> None:
-    if not log_path:
-        return
-    try:
-        if os.path.exists(log_path) and os.path.getsize(log_path) > LOG_LIMIT:
-            os.replace(log_path, log_path + ".1")
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError:
-        fd = os.open(os.devnull, os.O_WRONLY)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    print(f"--- engine host {os.getpid()} started {time.strftime('%Y-%m-%d %H:%M:%S')}",
-          file=sys.stderr, flush=True)
-
 
 def _rss() -> int:
     import psutil
@@ -209,7 +189,7 @@ def run_host(commands, events, log_path: str | None = None) -> None:
     """Entry point of the child process (a picklable top-level function for spawn)."""
     # Ctrl-C in a terminal reaches the whole process group; the client decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _route_output_to(log_path)
+    route_output_to(log_path, "engine host")
     try:
         Host(commands, events).serve()
     finally:

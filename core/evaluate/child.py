@@ -11,12 +11,14 @@ a child that does not stop within a grace period is terminated.
 """
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
 import traceback
 from typing import Any, Callable
+
+from quantdesk.core.engine.client import describe_exit
+from quantdesk.core.engine.logs import log_path, route_output_to
 
 POLL_SECONDS = 0.2
 CANCEL_GRACE_SECONDS = 10.0
@@ -30,32 +32,16 @@ class Cancelled(EvaluationError):
     """The user cancelled; whatever was half-written has been removed."""
 
 
-def _log_path() -> str | None:
+def _evaluate_log() -> str | None:
     try:
-        from quantdesk.core.paths import data_dir
-        folder = data_dir() / "logs"
-        folder.mkdir(parents=True, exist_ok=True)
-        return str(folder / "evaluate.log")
+        return str(log_path("evaluate.log"))
     except OSError:
         return None
 
 
-def _route_output(log_path: str | None) -> None:
-    """llama.cpp writes from C to fds 1/2: point both at the log so the terminal stays clean."""
-    try:
-        fd = os.open(log_path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError:
-        fd = os.open(os.devnull, os.O_WRONLY)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-
-
 def _child_main(job: str, payload: dict, conn, cancel_event, log_path: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
-    _route_output(log_path)
+    route_output_to(log_path, "evaluation job")
 
     def progress(done: int, total: int) -> None:
         conn.send(("progress", done, total))
@@ -75,12 +61,6 @@ def _child_main(job: str, payload: dict, conn, cancel_event, log_path: str | Non
         conn.close()
 
 
-def _describe_exit(code: int | None) -> str:
-    try:
-        from quantdesk.core.engine.client import describe_exit
-        return describe_exit(code)
-    except ImportError:
-        return f"exit status {code}"
 
 
 def run_job(job: str, payload: dict, *, progress: Callable[[int, int], None] | None = None,
@@ -90,7 +70,7 @@ def run_job(job: str, payload: dict, *, progress: Callable[[int, int], None] | N
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     cancel_event = ctx.Event()
-    proc = ctx.Process(target=_child_main, args=(job, payload, send, cancel_event, _log_path()),
+    proc = ctx.Process(target=_child_main, args=(job, payload, send, cancel_event, _evaluate_log()),
                        name=f"quantdesk-{job}", daemon=True)
     proc.start()
     send.close()            # the child's end: its death now reads as EOF here
@@ -111,7 +91,7 @@ def run_job(job: str, payload: dict, *, progress: Callable[[int, int], None] | N
             except (EOFError, OSError):
                 proc.join(2)
                 raise EvaluationError(f"the evaluation process exited unexpectedly "
-                                      f"({_describe_exit(proc.exitcode)})") from None
+                                      f"({describe_exit(proc.exitcode)})") from None
             kind = msg[0]
             if kind == "progress":
                 if progress is not None:

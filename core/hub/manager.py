@@ -60,17 +60,27 @@ class DownloadManager:
         self._controls: dict[str, dl.DownloadControl] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._save_lock = threading.Lock()
+        self.warning: str | None = None
         self._load()
 
     # -- persistence -------------------------------------------------------------------------
     def _load(self) -> None:
         try:
             saved = json.loads(self.state_file.read_text())
-        except (FileNotFoundError, ValueError):
+            known = {f.name for f in fields(DownloadTask)}
+            tasks = [DownloadTask(**{k: v for k, v in item.items() if k in known})
+                     for item in saved.get("tasks", [])]
+        except FileNotFoundError:
             return
-        known = {f.name for f in fields(DownloadTask)}
-        for item in saved.get("tasks", []):
-            task = DownloadTask(**{k: v for k, v in item.items() if k in known})
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            # An unreadable list must not keep Discover from starting: set it aside, start empty.
+            self.warning = f"{self.state_file.name} could not be read ({exc}); its downloads are not listed"
+            try:
+                os.replace(self.state_file, self.state_file.with_name(self.state_file.name + ".unreadable"))
+            except OSError:
+                pass
+            return
+        for task in tasks:
             if task.state in ACTIVE:          # the app stopped while it ran: it is paused now
                 task.state = "paused"
             task.speed_bps, task.eta_s = 0.0, None

@@ -51,6 +51,7 @@ def save_imatrix(path: str | Path, imatrix: Imatrix) -> Path:
     from gguf import GGUFWriter
     path = Path(path)
     part = path.with_name(path.name + ".part")
+    writer = None
     try:
         writer = GGUFWriter(part, arch="")
         writer.kv_data[0].pop("general.architecture", None)   # llama-imatrix writes none
@@ -68,10 +69,15 @@ def save_imatrix(path: str | Path, imatrix: Imatrix) -> Path:
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
+        writer = None
         part.replace(path)
-    except OSError as exc:
+    except BaseException as exc:  # nothing half-written stays behind, whatever went wrong
+        if writer is not None:
+            writer.close()
         part.unlink(missing_ok=True)
-        raise ImatrixError(f"cannot write {path.name}: {exc.strerror or exc}") from None
+        if isinstance(exc, OSError):
+            raise ImatrixError(f"cannot write {path.name}: {exc.strerror or exc}") from None
+        raise
     return path
 
 

@@ -143,3 +143,25 @@ def test_in_memory_store_for_an_unusable_history(tmp_path, monkeypatch):
     assert [m.content for m in store.messages(cid)] == ["hi"]
     store.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_locked_database_is_a_one_line_error_not_a_crash(tmp_path):
+    """Another process holding the write lock (a second Quantdesk) gives ChatStoreError."""
+    import sqlite3
+    from quantdesk.core.chatstore import ChatStore, ChatStoreError
+    path = tmp_path / "chats.sqlite3"
+    store = ChatStore(path)
+    conv = store.create_conversation("kept")
+    store._db.execute("PRAGMA busy_timeout = 100")  # do not wait the default 10 s here
+    other = sqlite3.connect(str(path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(ChatStoreError, match="could not be saved"):
+            store.add_message(conv.id, "user", "hello")
+        with pytest.raises(ChatStoreError, match="could not be saved"):
+            store.update_conversation(conv.id, title="renamed")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.add_message(conv.id, "user", "hello").content == "hello"  # usable again
+    store.close()

@@ -71,3 +71,14 @@ def test_gated_task_fails_asking_for_a_token(hub_env, fakehub, tmp_path):
     m = DownloadManager(tmp_path / "d.json")
     task = m.wait(m.add(GATED_REPO, "secret.Q8_0.gguf").id, timeout=60)
     assert task.state == "failed" and task.needs_token and "token" in task.error and "\n" not in task.error
+
+
+def test_an_unreadable_download_list_is_set_aside_not_fatal(tmp_path):
+    from quantdesk.core.hub.manager import DownloadManager
+    state = tmp_path / "downloads.json"
+    for bad in ('[1, 2, 3]', '{"tasks": [{"repo_id": "x"}]}', '{not json'):
+        state.write_text(bad)
+        manager = DownloadManager(state)
+        assert manager.tasks() == [] and "could not be read" in manager.warning
+        assert not state.exists()
+        assert (tmp_path / "downloads.json.unreadable").read_text() == bad
