@@ -17,14 +17,11 @@ def params(n: int | None) -> str:
 
 
 def size(n: int | None) -> str:
+    """Bytes in the same decimal units as the CLI and the engine's messages (1.2 MB = 1.2e6)."""
     if n is None:
         return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KB") else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
+    from quantdesk.core.gguf_info import human_bytes  # standard library only: light
+    return human_bytes(n)
 
 
 def one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ import sys
 import time
 
 from quantdesk.core.cli import UserError
+from quantdesk.core.gguf_info import human_bytes
 
 
 def register(subparsers) -> None:
@@ -61,8 +62,7 @@ def _fail(exc) -> UserError:
 
 
 def _size(n: int | None) -> str:
-    if not n:
-        return "?"
+    return human_bytes(n) if n else "?"
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
