@@ -1,16 +1,9 @@
 """Locating the files in resources/ (icon, stylesheet) from the source tree or a frozen build."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-
-def resources_dir() -> Path:
-    """resources/ next to app/ in a checkout or editable install; under sys._MEIPASS when frozen."""
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        return Path(frozen) / "resources"
-    return Path(__file__).resolve().parent.parent / "resources"
+from quantdesk.core.paths import resources_dir
 
 
 def icon_path() -> Path:

@@ -2,7 +2,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+
+def resources_dir() -> Path:
+    """resources/ beside app/ and core/ in a checkout or editable install; under sys._MEIPASS
+    in a frozen (PyInstaller) build, which bundles the folder there."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"
 
 
 def data_dir() -> Path:

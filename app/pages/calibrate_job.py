@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from ..jobs import start_job
-from .quantize_paths import base_name
+from .quantize_paths import base_name, free_path
 
 
 def imatrix_path(source, text_path) -> Path:
@@ -19,11 +19,7 @@ def imatrix_path(source, text_path) -> Path:
     from quantdesk.core.paths import data_dir
     folder = data_dir() / "imatrix"
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{base_name(source)}.{Path(text_path).stem}"
-    out, n = folder / f"{stem}.imatrix.gguf", 2
-    while out.exists():
-        out, n = folder / f"{stem}-{n}.imatrix.gguf", n + 1
-    return out
+    return free_path(folder, f"{base_name(source)}.{Path(text_path).stem}", ".imatrix.gguf")
 
 
 class CalibrateJob(QObject):

@@ -18,12 +18,14 @@ def base_name(source) -> str:
     return _TYPE_TAG.sub("", stem) or stem
 
 
-def default_output(folder: Path, source, qtype: str) -> Path:
-    """folder/<name>-<TYPE>.gguf, or -2, -3 ... when that file exists already."""
-    name = f"{base_name(source)}-{qtype}"
-    out = Path(folder) / f"{name}.gguf"
-    n = 2
+def free_path(folder: Path, stem: str, suffix: str) -> Path:
+    """folder/<stem><suffix>, or <stem>-2<suffix>, -3 ... when that file exists already."""
+    out, n = Path(folder) / f"{stem}{suffix}", 2
     while out.exists():
-        out = Path(folder) / f"{name}-{n}.gguf"
-        n += 1
+        out, n = Path(folder) / f"{stem}-{n}{suffix}", n + 1
     return out
+
+
+def default_output(folder: Path, source, qtype: str) -> Path:
+    """folder/<name>-<TYPE>.gguf, numbered when that file exists already."""
+    return free_path(folder, f"{base_name(source)}-{qtype}", ".gguf")

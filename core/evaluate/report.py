@@ -69,10 +69,8 @@ def read_text(path: str | Path) -> str:
 
 def sample_text_path() -> Path:
     """The bundled English sample (written for Quantdesk) used when the user gives no text."""
-    import sys
-    frozen = getattr(sys, "_MEIPASS", None)     # PyInstaller bundles resources/ there
-    root = Path(frozen) if frozen else Path(__file__).resolve().parents[2]
-    return root / "resources" / "calibration" / "sample_en.txt"
+    from quantdesk.core.paths import resources_dir
+    return resources_dir() / "calibration" / "sample_en.txt"
 
 
 def _model_info(path: str | Path):
