@@ -65,3 +65,46 @@ def serial_pool(parent: QObject | None = None) -> QThreadPool:
     pool = QThreadPool(parent)
     pool.setMaxThreadCount(1)
     return pool
+
+
+class CancellableJob(QObject):
+    """A long core job (quantize, calibrate) on a pool thread with the core's cancel token.
+
+    Subclasses set `what` and implement `_run()` (pool thread; it passes `self.token` to the core
+    function). Outcomes arrive on the GUI thread: `finished(result)`, `failed(one line)`, or
+    `cancelled` when the user's cancel ended it (the core function has removed its partial output).
+    """
+
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    what = "job"
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        from quantdesk.core.cancel import CancelToken
+        self.token = CancelToken()
+        self.running = False
+
+    def start(self, pool: QThreadPool) -> None:
+        self.running = True
+        start_job(pool, self, self._run, self._succeeded, self._errored)
+
+    def cancel(self) -> None:
+        """Thread-safe; the core function stops at its next check."""
+        self.token.cancel()
+
+    def _run(self):
+        raise NotImplementedError
+
+    def _succeeded(self, result) -> None:
+        self.running = False
+        self.finished.emit(result)
+
+    def _errored(self, exc: BaseException) -> None:
+        self.running = False
+        if self.token.cancelled:  # the core raised its Cancelled (or failed while stopping)
+            self.cancelled.emit()
+            return
+        text = str(exc).strip().splitlines()
+        self.failed.emit(text[0] if text else f"{self.what} failed ({type(exc).__name__})")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
-from ..jobs import start_job
+from ..jobs import CancellableJob
 
 
 @dataclass(frozen=True)
@@ -26,26 +26,13 @@ class QuantizeRequest:
     allow_requantize: bool = False
 
 
-class QuantizeJob(QObject):
+class QuantizeJob(CancellableJob):
     progress = Signal(object)     # core.quantize.Progress (bytes done/total, ETA)
-    finished = Signal(object)     # core.quantize.QuantizeResult
-    failed = Signal(str)          # one line
-    cancelled = Signal()
+    what = "quantization"
 
     def __init__(self, request: QuantizeRequest, parent: QObject | None = None):
         super().__init__(parent)
-        from quantdesk.core.quantize.progress import CancelToken  # light: no numba
         self.request = request
-        self.token = CancelToken()
-        self.running = False
-
-    def start(self, pool: QThreadPool) -> None:
-        self.running = True
-        start_job(pool, self, self._run, self._succeeded, self._errored)
-
-    def cancel(self) -> None:
-        """Thread-safe; the run ends at the writer's next check (between row chunks)."""
-        self.token.cancel()
 
     def _run(self):  # pool thread
         from quantdesk.core.quantize import quantize_model
@@ -54,17 +41,3 @@ class QuantizeJob(QObject):
                               imatrix=r.imatrix or None, progress=self.progress.emit,
                               cancel=self.token, overwrite=r.overwrite,
                               allow_requantize=r.allow_requantize)
-
-    def _succeeded(self, result) -> None:
-        self.running = False
-        self.finished.emit(result)
-
-    def _errored(self, exc: BaseException) -> None:
-        self.running = False
-        from quantdesk.core.quantize import Cancelled
-        if isinstance(exc, Cancelled):
-            self.cancelled.emit()
-            return
-        text = str(exc).strip().splitlines()
-        self.failed.emit(text[0] if text else f"quantization failed ({type(exc).__name__})")
-
