@@ -1,132 +1,213 @@
 """numba CPU kernel for Q3_K, byte-identical to ggml (quantize_row_q3_K_ref / _impl).
 
-The sub-block searches (make_q3_quants, or make_qx_quants with the imatrix) run LANES
-sub-blocks side by side (q3_lanes.py / qx_lanes.py, SIMD across sub-blocks). Without an imatrix
-the re-quantization against the stored scales runs across lanes too and only the packing is per
-super-block (q3_k_ops.pack_q3_k); with one, the shared scalar finish_q3_k does both.
-A super-block whose refinement leaves nearest_int's exact range is redone by the scalar code.
+A batch holds SB super-blocks as LANES = 16 * SB sub-block lanes, laid out super-block-minor:
+lane ib * SB + s is sub-block ib of super-block s, and X[i, lane] its weight i. The sub-block
+searches (q3_lanes: make_q3_quants; qx_lanes: make_qx_quants with the imatrix) run across all
+lanes (SIMD across sub-blocks). Without an imatrix every later step is SIMD across super-blocks
+too, which the super-block-minor order makes contiguous: the 6-bit scales, the re-quantization
+against them and the packing of the levels; with an imatrix only the search over each
+super-block's 16 scales (make_qx_quants) is scalar. A batch whose refinement leaves
+nearest_int's exact range is redone by the scalar code (q3_k_ops). Short batches are padded
+with zero super-blocks, which are searched but never written.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
-from .cpu_common import flat, set_threads, weights_or_dummy
 from .cpu_bits import nearest_int32
-from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul, nearest_int, seq_sumsq
-from .q3_k_ops import TYPE_SIZE, finish_q3_k, pack_q3_k, q3_k_block
+from .cpu_common import flat, set_threads, weights_or_dummy
+from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul, seq_sumsq
+from .q3_k_ops import TYPE_SIZE, put_q3_scales, q3_k_block
 from .q3_lanes import q3_lanes
-from .qx_lanes import qx_lanes
+from .qx_lanes import level, qx_lanes
 from .registry import register
 
-SB_PER_BATCH = 8
-LANES = 16 * SB_PER_BATCH
+SB = 16                              # super-blocks per batch
+LANES = 16 * SB
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 
 
 @njit(**_JIT)
-def _ref_scales(scales, Ls):
-    """quantize_row_q3_K_ref: the 16 sub-block scales to 6 bits (l+32) and the fp16 d."""
-    max_scale = F(0)
-    amax = F(0)
-    for j in range(16):
-        if abs(scales[j]) > amax:
-            amax = abs(scales[j])
-            max_scale = scales[j]
-    if max_scale == 0:
-        for j in range(16):
-            Ls[j] = 0
-        return 0
-    iscale = F(-32) / max_scale
-    for j in range(16):
-        l = ((nearest_int(iscale * scales[j]) & 0xFF) ^ 0x80) - 0x80     # int8_t l
-        Ls[j] = clamp(l, -32, 31) + 32
-    return fp16_bits(F(1) / iscale)
+def _load(x, qw, use_w, nb, b0, n_sb, X, W):
+    """X[i, ib*SB + s] = weight 16*ib + i of super-block b0 + s (0 for s >= n_sb); with an
+    imatrix W = qw * sqrt(2*mean(x^2) + x^2), quantize_row_q3_K_impl's weights."""
+    for s in range(SB):
+        live = s < n_sb
+        base = (b0 + s) * 256
+        wbase = ((b0 + s) % nb) * 256
+        sigma2 = F(0)
+        if use_w and live:
+            sigma2 = F(2) * seq_sumsq(x, base, 256) / F(256)
+        for ib in range(16):
+            lane = ib * SB + s
+            for i in range(16):
+                v = x[base + 16 * ib + i] if live else F(0)
+                X[i, lane] = v
+                if use_w:
+                    W[i, lane] = qw[wbase + 16 * ib + i] * F(math.sqrt(sigma2 + mul(v, v))) \
+                        if live else F(0)
+
+
+@njit(**_JIT)
+def _ref_scales(scale, Ls, dh, dl, tmp):
+    """quantize_row_q3_K_ref's scale step for the SB super-blocks at once: against each one's
+    largest sub-block scale, Ls[s, ib] = l + 32 (6 bits), its fp16 d in dh[s], and
+    dl[lane] = d * l for the re-quantization (an all-zero super-block: l = 0 stored, d = 0).
+    tmp: float32 scratch (3, SB)."""
+    amax, mx, isc = tmp[0], tmp[1], tmp[2]
+    for s in range(SB):
+        amax[s] = F(0)
+        mx[s] = F(0)
+    for ib in range(16):                 # ggml's scan for the first largest |scale|
+        for s in range(SB):
+            v = scale[ib * SB + s]
+            c = abs(v) > amax[s]
+            amax[s] = abs(v) if c else amax[s]
+            mx[s] = v if c else mx[s]
+    for s in range(SB):
+        isc[s] = F(-32) / mx[s] if mx[s] != 0 else F(0)
+        dh[s] = fp16_bits(F(1) / isc[s]) if mx[s] != 0 else 0
+        amax[s] = fp16_value(dh[s])      # now d
+    for ib in range(16):
+        for s in range(SB):
+            l = ((nearest_int32(isc[s] * scale[ib * SB + s]) & 0xFF) ^ 0x80) - 0x80   # int8_t
+            q = clamp(l, -32, 31) + 32 if mx[s] != 0 else 0
+            Ls[s, ib] = q
+            dl[ib * SB + s] = amax[s] * F(q - 32)
 
 
 @njit(**_JIT)
 def _requant_lanes(X, LL, dl, nl):
     """finish_q3_k's re-quantization against the stored scales, across lanes: LL[i, lane] =
     clamp(nearest_int(x / d), -4, 3) + 4 with d = dl[lane]; kept where d == 0, as ggml does.
-    nearest_int32 is ggml's mantissa read in int32 IR: exact for any x / d, and SIMD."""
+    nearest_int32 is ggml's mantissa read in int32 IR: exact for any x / d, and SIMD. The levels
+    stay float32 (small integers) so that the packing below runs at full SIMD width."""
     for i in range(X.shape[0]):
         for l in range(nl):
             d = dl[l]
             q = min(max(nearest_int32(X[i, l] / d), np.int32(-4)), np.int32(3)) + np.int32(4)
-            LL[i, l] = q if d != 0 else LL[i, l]
+            LL[i, l] = F(q) if d != 0 else LL[i, l]
+
+
+@njit(inline="always", **_JIT)
+def _hi(v):
+    """Bit 2 of a level 0..7, as a float."""
+    return F(1) if v >= F(4) else F(0)
+
+
+@njit(inline="always", **_JIT)
+def _lo(v):
+    """Bits 0-1 of a level 0..7, as a float."""
+    return v - F(4) if v >= F(4) else v
+
+
+@njit(**_JIT)
+def _pack_levels(LL, T):
+    """pack_q3_k's level bytes for the SB super-blocks at once: T[k, s] = byte k (0..95) of
+    super-block s, as a float. Weight 16*ib + i is LL[i, ib*SB + s] (a float level 0..7); bit 2
+    goes to hmask, bits 0-1 to qs. The bytes are built by Horner's rule in float arithmetic
+    (exact: small integers), contiguous across s, so it is SIMD."""
+    for half in range(2):    # hmask byte 16*half + m, bit b: weight 32*b + 16*half + m
+        for m in range(16):
+            for s in range(SB):
+                o = half * SB + s
+                h = _hi(LL[m, o + 14 * SB])
+                for b in range(6, -1, -1):
+                    h = F(2) * h + _hi(LL[m, o + 2 * b * SB])
+                T[16 * half + m, s] = h
+    for h in range(2):       # qs byte 32*h + 16*half + i, bits 2t: weight 128h + 32t + 16half + i
+        for half in range(2):
+            for i in range(16):
+                for s in range(SB):
+                    o = (8 * h + half) * SB + s
+                    q = _lo(LL[i, o + 6 * SB])
+                    for t in range(2, -1, -1):
+                        q = F(4) * q + _lo(LL[i, o + 2 * t * SB])
+                    T[32 + 32 * h + 16 * half + i, s] = q
+
+
+@njit(**_JIT)
+def _store(T, U, Ls, dh, n_sb, out, oo):
+    """Write the super-blocks: level bytes from T (through U, uint8 (96, SB): converted in one
+    SIMD pass), then the scales and d."""
+    Tf = T.reshape(-1)
+    Uf = U.reshape(-1)
+    for j in range(Tf.size):             # flat: LLVM vectorizes this, not the 2-D nest
+        Uf[j] = np.uint8(np.int32(Tf[j]))
+    for s in range(n_sb):
+        o = oo + s * TYPE_SIZE
+        for k in range(96):
+            out[o + k] = U[k, s]
+        put_q3_scales(Ls[s], dh[s], out, o)
+
+
+@njit(**_JIT)
+def _imatrix_scales(X, W, scale, ibest, zero, LL, Ls, dh, dl, wsum, sw):
+    """quantize_row_q3_K_impl between the sub-block searches and the re-quantization, for the
+    SB super-blocks: make_qx_quants' levels from ibest and the sub-blocks' weight sums (SIMD
+    across lanes), then per super-block its 16 scales to 6 bits by make_qx_quants weighted by
+    those sums: Ls[s], dh[s] and dl as in _ref_scales. wsum: float32 (LANES,); sw: (32,)."""
+    lo = F(-4)
+    hi = F(3)
+    for l in range(LANES):
+        wsum[l] = F(0)
+    for i in range(16):
+        for l in range(LANES):
+            wsum[l] += W[i, l]
+            LL[i, l] = F(0) if zero[l] else level(ibest[l] * X[i, l], lo, hi) + F(4)
+    for s in range(SB):
+        for ib in range(16):
+            sw[ib] = wsum[ib * SB + s]
+            sw[16 + ib] = scale[ib * SB + s]
+        dh[s] = fp16_bits(make_qx_quants(16, 32, sw, 16, sw, 0, Ls[s], 0))
+        d = fp16_value(dh[s])
+        for ib in range(16):
+            dl[ib * SB + s] = d * F(Ls[s, ib] - 32)
 
 
 @njit(parallel=True, **_JIT)
-def _quantize(x, n_per_row, qw, use_w, out):
+def _quantize(x, n_per_row, qw, use_w, out, nthreads):
     nb = n_per_row // 256
     total = x.size // 256
-    n_batches = (total + SB_PER_BATCH - 1) // SB_PER_BATCH
-    for t in prange(n_batches):
+    n_batches = (total + SB - 1) // SB
+    nwork = max(1, min(n_batches, 4 * nthreads))
+    for wk in prange(nwork):                     # scratch once per work item, not per batch
         X = np.empty((16, LANES), np.float32)
         W = np.empty((16, LANES), np.float32)
-        LL = np.empty((16, LANES), np.int32)
+        LL = np.empty((16, LANES), np.float32)
         scale = np.empty(LANES, np.float32)
         ibest = np.empty(LANES, np.float32)
         zero = np.empty(LANES, np.bool_)
         work = np.empty((7, LANES), np.float32)
-        Xc = np.empty((16, LANES), np.float32)
-        Lc = np.empty((16, LANES), np.int32)
+        fwork = np.empty((3, 16, LANES), np.float32)
         iwork = np.empty((2, LANES), np.int32)
         dl = np.empty(LANES, np.float32)
-        dhs = np.empty(SB_PER_BATCH, np.int64)
-        LsA = np.empty((SB_PER_BATCH, 16), np.int32)
-        sw = np.empty(16, np.float32)
+        dh = np.empty(SB, np.int64)
+        Ls = np.empty((SB, 16), np.int32)
+        T = np.empty((96, SB), np.float32)
+        U = np.empty((96, SB), np.uint8)
+        sw = np.empty(32, np.float32)
         L = np.empty(256, np.int32)
-        Ls = np.empty(16, np.int32)
-        b0 = t * SB_PER_BATCH
-        n_sb = min(total, b0 + SB_PER_BATCH) - b0
-        for s in range(n_sb):                    # transpose: X[i, lane] = x of sub-block lane
-            base = (b0 + s) * 256
-            sigma2 = F(0)
+        for t in range(wk * n_batches // nwork, (wk + 1) * n_batches // nwork):
+            b0 = t * SB
+            n_sb = min(total, b0 + SB) - b0
+            _load(x, qw, use_w, nb, b0, n_sb, X, W)
             if use_w:
-                sigma2 = F(2) * seq_sumsq(x, base, 256) / F(256)
-            wbase = ((b0 + s) % nb) * 256
-            for ib in range(16):
-                lane = 16 * s + ib
-                for i in range(16):
-                    v = x[base + 16 * ib + i]
-                    X[i, lane] = v
-                    if use_w:
-                        W[i, lane] = qw[wbase + 16 * ib + i] * F(math.sqrt(sigma2 + mul(v, v)))
-        if use_w:
-            qx_lanes(X, W, 4, 16 * n_sb, scale, ibest, zero, work)
-            for s in range(n_sb):
-                blk = b0 + s
-                for ib in range(16):
-                    lane = 16 * s + ib
-                    sw[ib] = F(0)
-                    for i in range(16):
-                        sw[ib] += W[i, lane]
-                        L[16 * ib + i] = 0 if zero[lane] else \
-                            4 + clamp(nearest_int(ibest[lane] * X[i, lane]), -4, 3)
-                d_block = make_qx_quants(16, 32, scale, 16 * s, sw, 0, Ls, 0)
-                finish_q3_k(x, blk * 256, L, Ls, fp16_bits(d_block), out, blk * TYPE_SIZE)
-        else:
-            exact = q3_lanes(X, 4, 16 * n_sb, LL, scale, work, Xc, Lc, iwork)
-            if not exact:
+                qx_lanes(X, W, 4, LANES, scale, ibest, zero, work)
+                _imatrix_scales(X, W, scale, ibest, zero, LL, Ls, dh, dl, work[6], sw)
+            elif q3_lanes(X, 4, LANES, LL, scale, work, fwork, iwork):
+                _ref_scales(scale, Ls, dh, dl, work[:3, :SB])
+            else:                                # outside nearest_int's exact range: scalar
                 for s in range(n_sb):
                     blk = b0 + s
-                    q3_k_block(x, blk * 256, out, blk * TYPE_SIZE, L, Ls, work[0])
+                    q3_k_block(x, blk * 256, out, blk * TYPE_SIZE, L, Ls[0], work[0])
                 continue
-            for s in range(n_sb):
-                dhs[s] = _ref_scales(scale[16 * s:16 * s + 16], LsA[s])
-                dv = fp16_value(dhs[s])
-                for ib in range(16):
-                    dl[16 * s + ib] = dv * F(LsA[s, ib] - 32)
-            _requant_lanes(X, LL, dl, 16 * n_sb)
-            for s in range(n_sb):
-                blk = b0 + s
-                for ib in range(16):
-                    for i in range(16):
-                        L[16 * ib + i] = LL[i, 16 * s + ib]
-                pack_q3_k(L, LsA[s], dhs[s], out, blk * TYPE_SIZE)
+            _requant_lanes(X, LL, dl, LANES)
+            _pack_levels(LL, T)
+            _store(T, U, Ls, dh, n_sb, out, b0 * TYPE_SIZE)
 
 
 @register("Q3_K", "cpu")
@@ -134,5 +215,6 @@ def q3_k_cpu(rows, imatrix=None, threads=None):
     set_threads(threads)
     n_rows, n_per_row = rows.shape
     out = np.empty(n_rows * (n_per_row // 256) * TYPE_SIZE, np.uint8)
-    _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out)
+    _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
+              get_num_threads())
     return out.reshape(n_rows, -1)

@@ -46,8 +46,8 @@ def finish_q3_k(x, xo, L, Ls, dh, out, oo):
 
 
 @_jit
-def pack_q3_k(L, Ls, dh, out, oo):
-    """Store one super-block: final levels L (0..7, clobbered), scales Ls, fp16 d."""
+def put_q3_scales(Ls, dh, out, oo):
+    """The 16 six-bit scales Ls (stored as l+32) and the fp16 d of the super-block at out[oo:]."""
     for j in range(12):
         out[oo + 96 + j] = 0
     for j in range(16):
@@ -58,6 +58,12 @@ def pack_q3_k(L, Ls, dh, out, oo):
             out[oo + 96 + j - 8] |= (l & 0xF) << 4
         out[oo + 96 + 8 + j % 4] |= (l >> 4) << (2 * (j // 4))
     put_half(out, oo + 108, dh)
+
+
+@_jit
+def pack_q3_k(L, Ls, dh, out, oo):
+    """Store one super-block: final levels L (0..7, clobbered), scales Ls, fp16 d."""
+    put_q3_scales(Ls, dh, out, oo)
     for m in range(32):
         hm = 0
         for b in range(8):                  # weight 32*b + m: high bit into bit b of byte m

@@ -6,9 +6,10 @@ ggml refines each sub-block for up to 5 passes and stops a sub-block after a pas
 nothing; about 4 in 5 sub-blocks stop after the first. A pass that changes nothing leaves the
 state as it was, so further passes would be no-ops: after each pass only the lanes that changed
 are gathered into a compact batch for the next one, and the finished ones are written back.
-Inside a lane |iscale * x| <= nmax + 1, where `int(v + 1.5*2**23) - 1.5*2**23` is exactly
-ggml's nearest_int (and vectorizes, unlike the mantissa read); the refinement's x*sl2/slx is
-checked against that range.
+The levels are kept as floats (qx_lanes.level: round half to even by adding 1.5*2**23, exact for
+|v| <= 2**22), so every lane loop is float-only and runs at full SIMD width; the refinement's
+x*sl2/slx is checked against that range. The compacted batches are padded with zero lanes to a
+multiple of 16 so they have no scalar tail either.
 """
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ import numpy as np
 from numba import njit
 
 from .ops import F, GROUP_MAX_EPS
-from .qx_lanes import first_absmax_lanes
+from .qx_lanes import first_absmax_lanes, level
 
-MAGIC = np.float32(12582912.0)
+MAX_EXACT = F(4194303.0)       # |v| up to here: level() is ggml's nearest_int
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 
 
 @njit(**_JIT)
 def _refine(X, L, sumlx, suml2, nmax, nl, took):
-    """One refinement pass over lanes 0..nl-1; took[l] = 1 where lane l changed a level.
-    Returns False when some x*sl2/slx fell outside nearest_int's exact range (|v| > 2**22, NaN)."""
+    """One refinement pass over lanes 0..nl-1 (L holds the levels as floats); took[l] = 1 where
+    lane l changed a level. Returns False when some x*sl2/slx fell outside level()'s exact range."""
+    lo = F(-nmax)
+    hi = F(nmax - 1)
     exact = True
     for l in range(nl):
         took[l] = 0
@@ -33,28 +36,26 @@ def _refine(X, L, sumlx, suml2, nmax, nl, took):
         for l in range(nl):
             x = X[i, l]
             w = x * x
-            li = F(L[i, l])
+            li = L[i, l]
             slx = sumlx[l] - (w * x) * li
             sl2 = suml2[l] - (w * li) * li
             v = x * sl2 / slx
-            ok = abs(v) <= F(4194303.0)
+            ok = abs(v) <= MAX_EXACT
             pos = slx > 0
             exact = exact & (ok | (not pos))   # bitwise: no branches in the lane loop
-            q = np.int32(F((v if ok else F(0)) + MAGIC)) - np.int32(12582912)
-            q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
-            fq = F(q)
+            fq = level(v if ok else F(0), lo, hi)
             slx2 = slx + (w * x) * fq
             sl22 = sl2 + (w * fq) * fq
-            take = pos & (q != L[i, l]) & (sl22 > 0) & \
+            take = pos & (fq != li) & (sl22 > 0) & \
                 (slx2 * slx2 * suml2[l] > sumlx[l] * sumlx[l] * sl22)
-            L[i, l] = q if take else L[i, l]
+            L[i, l] = fq if take else li
             sumlx[l] = slx2 if take else sumlx[l]
             suml2[l] = sl22 if take else suml2[l]
             took[l] |= np.int32(take)
     return exact
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _move(Ls, sxs, s2s, s, Ld, sxd, s2d, d):
     """Copy a lane's levels and sums from lane s of (Ls, sxs, s2s) to lane d of (Ld, sxd, s2d)."""
     for i in range(Ls.shape[0]):
@@ -63,20 +64,39 @@ def _move(Ls, sxs, s2s, s, Ld, sxd, s2d, d):
     s2d[d] = s2s[s]
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _move_x(Xs, s, Xd, d):
     for i in range(Xs.shape[0]):
         Xd[i, d] = Xs[i, s]
 
 
 @njit(**_JIT)
-def q3_lanes(X, nmax, nl, L, scale, work, Xc, Lc, iwork):
-    """Search lanes 0..nl-1: L[i, lane] in [0, 2*nmax), scale per lane. Scratch: work float32
-    (7, lanes), Xc/Lc like X/L, iwork int32 (2, lanes). Returns False when a refinement value
-    left nearest_int's exact range: the caller then redoes the batch with the scalar code."""
+def _pad(Xc, Lc, sxc, s2c, na):
+    """Zero lanes na.. up to the next multiple of 16, the width the lane loops run at without a
+    scalar tail. A zero lane never takes a level (its slx is 0) and never trips `exact`.
+    Returns the padded count."""
+    npad = min((na + 15) // 16 * 16, Xc.shape[1])
+    for k in range(na, npad):
+        for i in range(Xc.shape[0]):
+            Xc[i, k] = F(0)
+            Lc[i, k] = F(0)
+        sxc[k] = F(0)
+        s2c[k] = F(0)
+    return npad
+
+
+@njit(**_JIT)
+def q3_lanes(X, nmax, nl, L, scale, work, fwork, iwork):
+    """Search lanes 0..nl-1: float32 levels L[i, lane] in [0, 2*nmax), scale per lane.
+    Scratch: work float32 (7, lanes), fwork float32 (3, rows, lanes), iwork int32 (2, lanes).
+    Returns False when a refinement value left nearest_int's exact range: the caller then redoes
+    the batch with the scalar code."""
     mx, isc, sumlx, suml2, amax, sxc, s2c = work[0], work[1], work[2], work[3], work[4], \
         work[5], work[6]
+    Lf, Xc, Lc = fwork[0], fwork[1], fwork[2]
     idx, took = iwork[0], iwork[1]
+    lo = F(-nmax)
+    hi = F(nmax - 1)
     first_absmax_lanes(X, nl, amax, mx)
     for l in range(nl):
         mx[l] = F(1) if amax[l] < GROUP_MAX_EPS else mx[l]
@@ -86,25 +106,23 @@ def q3_lanes(X, nmax, nl, L, scale, work, Xc, Lc, iwork):
     for i in range(X.shape[0]):
         for l in range(nl):
             x = X[i, l]
-            q = np.int32(F(isc[l] * x + MAGIC)) - np.int32(12582912)
-            q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
-            L[i, l] = q
+            fl = level(isc[l] * x, lo, hi)
+            Lf[i, l] = fl
             w = x * x
-            fl = F(q)
             sumlx[l] += (w * x) * fl
             suml2[l] += (w * fl) * fl
-    exact = _refine(X, L, sumlx, suml2, nmax, nl, took)     # pass 1: every lane
+    exact = _refine(X, Lf, sumlx, suml2, nmax, nl, took)    # pass 1: every lane
     na = 0
-    for l in range(nl):                                      # gather the lanes that changed
-        if took[l]:
-            idx[na] = l
-            _move_x(X, l, Xc, na)
-            _move(L, sumlx, suml2, l, Lc, sxc, s2c, na)
-            na += 1
+    for l in range(nl):                                      # the lanes that changed, branch-free
+        idx[na] = l
+        na += took[l]
+    for k in range(na):                                      # gathered into a compact batch
+        _move_x(X, idx[k], Xc, k)
+        _move(Lf, sumlx, suml2, idx[k], Lc, sxc, s2c, k)
     for _ in range(4):                                       # passes 2..5: active lanes only
         if na == 0:
             break
-        exact = exact & _refine(Xc, Lc, sxc, s2c, nmax, na, took)
+        exact = exact & _refine(Xc, Lc, sxc, s2c, nmax, _pad(Xc, Lc, sxc, s2c, na), took)
         m = 0
         for k in range(na):
             if took[k]:                                      # still active: keep, compacted
@@ -114,13 +132,15 @@ def q3_lanes(X, nmax, nl, L, scale, work, Xc, Lc, iwork):
                     _move(Lc, sxc, s2c, k, Lc, sxc, s2c, m)
                 m += 1
             else:                                            # finished: write back
-                _move(Lc, sxc, s2c, k, L, sumlx, suml2, idx[k])
+                _move(Lc, sxc, s2c, k, Lf, sumlx, suml2, idx[k])
         na = m
     for k in range(na):                                      # changed in pass 5: write back
-        _move(Lc, sxc, s2c, k, L, sumlx, suml2, idx[k])
+        _move(Lc, sxc, s2c, k, Lf, sumlx, suml2, idx[k])
     for l in range(nl):
         z = amax[l] < GROUP_MAX_EPS
         scale[l] = F(0) if z else (sumlx[l] / suml2[l] if suml2[l] > 0 else F(0))
-        for i in range(X.shape[0]):
-            L[i, l] = 0 if z else L[i, l] + nmax
+        isc[l] = F(0) if z else F(nmax)                      # the level offset (ggml: L = 0)
+    for i in range(X.shape[0]):
+        for l in range(nl):
+            L[i, l] = Lf[i, l] + isc[l]
     return exact

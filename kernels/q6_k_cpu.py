@@ -8,9 +8,10 @@ prange hands each thread a run of super-blocks; results do not depend on the thr
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from .cpu_common import flat, set_threads, weights_or_dummy
+from .cpu_bits import nearest_int32
 from .ops import F, GROUP_MAX_EPS, fp16_bits, fp16_value, nearest_int, put_half
 from .q6_k_ops import TYPE_SIZE, pack_q6_k
 from .qx_lanes import qx_lanes
@@ -48,12 +49,30 @@ def _scales(scales, out, oo, dl):
     return True
 
 
+@njit(**_JIT)
+def _requant_lanes(X, LL, dl, ibest, zero, nl):
+    """Levels against the rounded scales, across lanes: 32 + clamp(nearest_int(x / d), -32, 31)
+    with d = dl[lane]; where d == 0, make_qx_quants' own level from ibest (0 in a zero lane).
+    nearest_int32 is ggml's mantissa read in int32 IR: exact for any value, and SIMD."""
+    lo = np.int32(-32)
+    hi = np.int32(31)
+    for i in range(X.shape[0]):
+        for l in range(nl):
+            v = X[i, l]
+            d = dl[l]
+            req = min(max(nearest_int32(v / d), lo), hi)
+            keep = min(max(nearest_int32(ibest[l] * v), lo), hi)
+            q = req if d != 0 else keep
+            LL[i, l] = np.int32(0) if (d == 0) & zero[l] else q + np.int32(32)
+
+
 @njit(parallel=True, **_JIT)
-def _quantize(x, n_per_row, qw, use_w, out):
+def _quantize(x, n_per_row, qw, use_w, out, nthreads):
     nb = n_per_row // 256
     total = x.size // 256
     n_batches = (total + SB_PER_BATCH - 1) // SB_PER_BATCH
-    for t in prange(n_batches):
+    nwork = max(1, min(n_batches, 4 * nthreads))
+    for wk in prange(nwork):                     # scratch once per work item, not per batch
         X = np.empty((16, LANES), np.float32)
         W = np.empty((16, LANES), np.float32)
         LL = np.empty((16, LANES), np.int32)
@@ -64,35 +83,30 @@ def _quantize(x, n_per_row, qw, use_w, out):
         live = np.empty(SB_PER_BATCH, np.bool_)
         work = np.empty((6, LANES), np.float32)
         L = np.empty(256, np.int32)
-        b0 = t * SB_PER_BATCH
-        n_sb = min(total, b0 + SB_PER_BATCH) - b0
-        nl = 16 * n_sb
-        for s in range(n_sb):                    # transpose: X[i, lane] = x of sub-block lane
-            base = (b0 + s) * 256
-            wbase = ((b0 + s) % nb) * 256
-            for ib in range(16):
-                lane = 16 * s + ib
-                for i in range(16):
-                    v = x[base + 16 * ib + i]
-                    X[i, lane] = v
-                    W[i, lane] = qw[wbase + 16 * ib + i] if use_w else v * v
-        qx_lanes(X, W, 32, nl, scale, ibest, zero, work)
-        for s in range(n_sb):
-            live[s] = _scales(scale[16 * s:16 * s + 16], out, (b0 + s) * TYPE_SIZE,
-                              dl[16 * s:16 * s + 16])
-        for i in range(16):                      # re-quantize against the rounded scales
-            for l in range(nl):
-                v = X[i, l]
-                d = dl[l]
-                req = 32 + min(max(nearest_int(v / d), -32), 31)
-                keep = 0 if zero[l] else 32 + min(max(nearest_int(ibest[l] * v), -32), 31)
-                LL[i, l] = req if d != 0 else keep
-        for s in range(n_sb):
-            if live[s]:
+        for t in range(wk * n_batches // nwork, (wk + 1) * n_batches // nwork):
+            b0 = t * SB_PER_BATCH
+            n_sb = min(total, b0 + SB_PER_BATCH) - b0
+            nl = 16 * n_sb
+            for s in range(n_sb):                # transpose: X[i, lane] = x of sub-block lane
+                base = (b0 + s) * 256
+                wbase = ((b0 + s) % nb) * 256
                 for ib in range(16):
+                    lane = 16 * s + ib
                     for i in range(16):
-                        L[16 * ib + i] = LL[i, 16 * s + ib]
-                pack_q6_k(L, out, (b0 + s) * TYPE_SIZE)
+                        v = x[base + 16 * ib + i]
+                        X[i, lane] = v
+                        W[i, lane] = qw[wbase + 16 * ib + i] if use_w else v * v
+            qx_lanes(X, W, 32, nl, scale, ibest, zero, work)
+            for s in range(n_sb):
+                live[s] = _scales(scale[16 * s:16 * s + 16], out, (b0 + s) * TYPE_SIZE,
+                                  dl[16 * s:16 * s + 16])
+            _requant_lanes(X, LL, dl, ibest, zero, nl)
+            for s in range(n_sb):
+                if live[s]:
+                    for ib in range(16):
+                        for i in range(16):
+                            L[16 * ib + i] = LL[i, 16 * s + ib]
+                    pack_q6_k(L, out, (b0 + s) * TYPE_SIZE)
 
 
 @register("Q6_K", "cpu")
@@ -100,5 +114,6 @@ def q6_k_cpu(rows, imatrix=None, threads=None):
     set_threads(threads)
     n_rows, n_per_row = rows.shape
     out = np.empty(n_rows * (n_per_row // 256) * TYPE_SIZE, np.uint8)
-    _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out)
+    _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
+              get_num_threads())
     return out.reshape(n_rows, -1)

@@ -20,17 +20,27 @@ MAGIC = np.float32(12582912.0)
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 
 
+@njit(inline="always", **_JIT)
+def level(v, lo, hi):
+    """clamp(nearest_int(v), lo, hi) as a float32, for |v| <= 2**22: (v + 1.5*2**23) - 1.5*2**23
+    is v rounded half to even, exactly. Float-only, so the lane loops stay 8/16 floats wide
+    (an int round trip is widened to int64 by numba)."""
+    r = (v + MAGIC) - MAGIC
+    r = lo if r < lo else r
+    return hi if r > hi else r
+
+
 @njit(**_JIT)
 def _sums(X, W, iscale, nmax, nl, sumlx, suml2):
+    lo = F(-nmax)
+    hi = F(nmax - 1)
     for l in range(nl):
         sumlx[l] = F(0)
         suml2[l] = F(0)
     for i in range(X.shape[0]):
         for l in range(nl):
             x = X[i, l]
-            q = np.int32(F(iscale[l] * x + MAGIC)) - np.int32(12582912)
-            q = max(min(q, np.int32(nmax - 1)), np.int32(-nmax))
-            fl = F(q)
+            fl = level(iscale[l] * x, lo, hi)
             w = W[i, l]
             sumlx[l] += (w * x) * fl
             suml2[l] += (w * fl) * fl

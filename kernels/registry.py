@@ -48,6 +48,9 @@ def register(qtype: str, backend: str) -> Callable[[Kernel], Kernel]:
 
 
 def _load_all() -> None:
+    if not _loaded:
+        from .vector_width import prefer_512_bit
+        prefer_512_bit()        # before the first kernel module makes numba build its target
     for name in KERNEL_MODULES:
         if name not in _loaded:
             importlib.import_module(name)
