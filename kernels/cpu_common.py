@@ -30,3 +30,17 @@ def flat(rows: np.ndarray) -> np.ndarray:
 
 def weights_or_dummy(imatrix) -> np.ndarray:
     return np.zeros(1, np.float32) if imatrix is None else np.ascontiguousarray(imatrix, np.float32)
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def load_batch(src, b0, n_sb, period, X):
+    """The super-block-minor lane layout of a batch (q3_k_cpu.py, q6_k_cpu.py): with
+    SB = X.shape[1] // 16, X[i, ib*SB + s] = src[((b0 + s) % period) * 256 + 16*ib + i] for the
+    n_sb live super-blocks, 0 for the padding ones. period: the number of super-blocks in src
+    (a row of the imatrix, or all of x)."""
+    SB = X.shape[1] // 16
+    for s in range(SB):
+        base = ((b0 + s) % period) * 256
+        for ib in range(16):
+            for i in range(16):
+                X[i, ib * SB + s] = src[base + 16 * ib + i] if s < n_sb else F(0)

@@ -18,8 +18,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from .cpu_bits import nearest_int32
-from .cpu_common import flat, set_threads, weights_or_dummy
-from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul, seq_sumsq
+from .cpu_common import flat, load_batch, set_threads, weights_or_dummy
+from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
 from .q3_k_ops import TYPE_SIZE, put_q3_scales, q3_k_block
 from .q3_lanes import q3_lanes
 from .qx_lanes import level, qx_lanes
@@ -31,24 +31,27 @@ _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 
 
 @njit(**_JIT)
-def _load(x, qw, use_w, nb, b0, n_sb, X, W):
-    """X[i, ib*SB + s] = weight 16*ib + i of super-block b0 + s (0 for s >= n_sb); with an
-    imatrix W = qw * sqrt(2*mean(x^2) + x^2), quantize_row_q3_K_impl's weights."""
+def _load(x, qw, use_w, nb, total, b0, n_sb, X, W, sigma2):
+    """The batch's weights X, lane layout; with an imatrix also W = qw * sqrt(sigma2 + x^2),
+    quantize_row_q3_K_impl's weights, sigma2 = 2 * mean(x^2) of each super-block, summed in
+    element order (across super-blocks: SIMD)."""
+    load_batch(x, b0, n_sb, total, X)
+    if not use_w:
+        return
+    load_batch(qw, b0, n_sb, nb, W)
     for s in range(SB):
-        live = s < n_sb
-        base = (b0 + s) * 256
-        wbase = ((b0 + s) % nb) * 256
-        sigma2 = F(0)
-        if use_w and live:
-            sigma2 = F(2) * seq_sumsq(x, base, 256) / F(256)
+        sigma2[s] = F(0)
+    for ib in range(16):
+        for i in range(16):
+            for s in range(SB):
+                sigma2[s] += mul(X[i, ib * SB + s], X[i, ib * SB + s])
+    for s in range(SB):
+        sigma2[s] = F(2) * sigma2[s] / F(256)
+    for i in range(16):
         for ib in range(16):
-            lane = ib * SB + s
-            for i in range(16):
-                v = x[base + 16 * ib + i] if live else F(0)
-                X[i, lane] = v
-                if use_w:
-                    W[i, lane] = qw[wbase + 16 * ib + i] * F(math.sqrt(sigma2 + mul(v, v))) \
-                        if live else F(0)
+            for s in range(SB):
+                v = X[i, ib * SB + s]
+                W[i, ib * SB + s] *= F(math.sqrt(sigma2[s] + mul(v, v)))
 
 
 @njit(**_JIT)
@@ -194,7 +197,7 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads):
         for t in range(wk * n_batches // nwork, (wk + 1) * n_batches // nwork):
             b0 = t * SB
             n_sb = min(total, b0 + SB) - b0
-            _load(x, qw, use_w, nb, b0, n_sb, X, W)
+            _load(x, qw, use_w, nb, total, b0, n_sb, X, W, work[0, :SB])
             if use_w:
                 qx_lanes(X, W, 4, LANES, scale, ibest, zero, work)
                 _imatrix_scales(X, W, scale, ibest, zero, LL, Ls, dh, dl, work[6], sw)
