@@ -16,7 +16,8 @@ Map of the package:
 - one source for numba CPU and CUDA (njit here; loaded again as CUDA device code by
   cuda_common.load_cuda_twin): ops (scalar ggml building blocks), kquant_ops (make_qp_quants),
   legacy_ops, q3_k_ops, q6_k_ops (per-block code).
-- numba CPU: cpu_bits (float bit intrinsics), cpu_common (threads, row statistics),
+- numba CPU: cpu_bits (float bit intrinsics), cpu_common (threads, row statistics, the
+  super-block-minor lane loader), vector_width (512-bit SIMD on AVX-512 CPUs),
   qx_lanes / q3_lanes / kquant_cpu_ops (the searches across many sub-blocks at once, SIMD),
   legacy_lanes, legacy_cpu, q3_k_cpu, q6_k_cpu, kquant_cpu (Q2_K/Q4_K/Q5_K).
 - numba-cuda: cuda_common (twin loader, launches), kquant_cuda_ops (make_qkx2/qkx3 per thread),
