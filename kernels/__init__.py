@@ -47,7 +47,16 @@ def cuda_usable() -> bool:
         return False
 
 
-def _check_rows(rows: np.ndarray, fmt: QuantFormat, imatrix: np.ndarray | None) -> None:
+def nonfinite_error(rows: np.ndarray) -> ValueError:
+    """The one-line error for rows holding NaN or Inf, naming the first such row."""
+    bad = int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+    return ValueError(f"row {bad} contains NaN or Inf; cannot quantize")
+
+
+def _check_rows(rows: np.ndarray, fmt: QuantFormat, imatrix: np.ndarray | None,
+                values: bool = True) -> None:
+    """Shape, dtype, block multiple, imatrix; and NaN/Inf in the rows when `values` (the CPU
+    kernels check those while they load their batches: one pass over the weights, not two)."""
     if not isinstance(rows, np.ndarray) or rows.ndim != 2:
         raise ValueError("rows must be a 2-D numpy array (n_rows, n_per_row)")
     if rows.dtype != np.float32 or not rows.flags.c_contiguous:
@@ -56,10 +65,8 @@ def _check_rows(rows: np.ndarray, fmt: QuantFormat, imatrix: np.ndarray | None) 
     if n_per_row % fmt.block_size:
         raise ValueError(f"{fmt.name} needs rows that are a multiple of {fmt.block_size} "
                          f"weights; got {n_per_row}")
-    finite = np.isfinite(rows).all(axis=1)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"row {bad} contains NaN or Inf; cannot quantize")
+    if values and not np.isfinite(rows).all():
+        raise nonfinite_error(rows)
     if imatrix is not None:
         if imatrix.dtype != np.float32 or imatrix.shape != (n_per_row,):
             raise ValueError(f"imatrix must be float32 of shape ({n_per_row},)")
@@ -83,11 +90,11 @@ def quantize(rows: np.ndarray, qtype: str, *, backend: str = "auto",
              imatrix: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """Quantize float32 rows to GGML type `qtype`; returns uint8 (n_rows, row_bytes)."""
     fmt = get_format(qtype)
-    _check_rows(rows, fmt, imatrix)
+    if backend == "auto" and fmt.name not in _FLOAT_TYPES:
+        backend = "cuda" if cuda_usable() else "cpu"
+    _check_rows(rows, fmt, imatrix, values=backend != "cpu" or fmt.name in _FLOAT_TYPES)
     if fmt.name in _FLOAT_TYPES:
         return _float_passthrough(rows, fmt.name)
-    if backend == "auto":
-        backend = "cuda" if cuda_usable() else "cpu"
     from .registry import get_kernel
     out = get_kernel(fmt.name, backend)(rows, imatrix, threads)
     assert out.shape == (rows.shape[0], row_bytes(fmt.name, rows.shape[1])) and out.dtype == np.uint8

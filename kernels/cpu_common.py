@@ -24,6 +24,23 @@ def row_mean_squares(x, n_per_row):
     return sig
 
 
+FLT_MAX = np.float32(3.4028234663852886e38)
+
+
+@njit(inline="always", cache=True)
+def nonfinite(v):
+    """True for NaN and +-Inf, branch-free (the load loops that use it stay SIMD)."""
+    return not (abs(v) <= FLT_MAX)
+
+
+def raise_on_nonfinite(rows: np.ndarray, flags: np.ndarray) -> None:
+    """Every CPU kernel flags NaN/Inf per batch while it loads the weights; kernels.quantize
+    leaves that check to them. Name the row with the API's one-line message."""
+    if flags.any():
+        from . import nonfinite_error
+        raise nonfinite_error(rows)
+
+
 def flat(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows, dtype=np.float32).reshape(-1)
 
@@ -37,10 +54,14 @@ def load_batch(src, b0, n_sb, period, X):
     """The super-block-minor lane layout of a batch (q3_k_cpu.py, q6_k_cpu.py): with
     SB = X.shape[1] // 16, X[i, ib*SB + s] = src[((b0 + s) % period) * 256 + 16*ib + i] for the
     n_sb live super-blocks, 0 for the padding ones. period: the number of super-blocks in src
-    (a row of the imatrix, or all of x)."""
+    (a row of the imatrix, or all of x). Returns True when a live value is NaN or Inf."""
     SB = X.shape[1] // 16
+    bad = False
     for s in range(SB):
         base = ((b0 + s) % period) * 256
         for ib in range(16):
             for i in range(16):
-                X[i, ib * SB + s] = src[base + 16 * ib + i] if s < n_sb else F(0)
+                v = src[base + 16 * ib + i] if s < n_sb else F(0)
+                X[i, ib * SB + s] = v
+                bad |= nonfinite(v)
+    return bad

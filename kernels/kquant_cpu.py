@@ -11,6 +11,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange, set_num_threads
 
 from .cpu_bits import nearest_int32 as nearest_int
+from .cpu_common import nonfinite, raise_on_nonfinite
 from .kquant_cpu_ops import JIT as _JIT
 from .kquant_cpu_ops import search_lanes
 from .kquant_ops import make_qp_quants
@@ -164,8 +165,9 @@ def _superblock_q2(s, out, lane0, xt, L, scale_out, min_out, swl, has_im, tmp_f,
 
 
 @njit(parallel=True, **_JIT)
-def _kernel(x, imatrix, has_im, kind, out, nthreads):
-    """x: (S, 256) super-blocks; imatrix: (n_per_row,) or dummy; out: (S, type_size) uint8."""
+def _kernel(x, imatrix, has_im, kind, out, nthreads, bad):
+    """x: (S, 256) super-blocks; imatrix: (n_per_row,) or dummy; out: (S, type_size) uint8;
+    bad[batch] = NaN or Inf among the batch's weights."""
     S = x.shape[0]
     G = 16 if kind == 2 else 8
     n = 256 // G
@@ -197,10 +199,14 @@ def _kernel(x, imatrix, has_im, kind, out, nthreads):
             s0 = bt * B
             nsb = min(B, S - s0)
             nl = nsb * G
+            flag = False
             for b in range(nsb):
                 for g in range(G):
                     for i in range(n):
-                        xt[i, b * G + g] = x[s0 + b, g * n + i]
+                        v = x[s0 + b, g * n + i]
+                        xt[i, b * G + g] = v
+                        flag |= nonfinite(v)
+            bad[bt] = flag
             if has_im:
                 for b in range(nsb):   # sigma2 over the whole super-block, in memory order
                     s2 = np.float32(0.0)
@@ -258,8 +264,10 @@ def quantize(qtype: str, rows: np.ndarray, imatrix: np.ndarray | None, threads: 
     old = get_num_threads()
     if threads:
         set_num_threads(max(1, min(threads, old)))
+    bad = np.zeros(x.shape[0], np.bool_)     # per batch; a batch holds >= 1 super-block
     try:
-        _kernel(x, im, imatrix is not None, KINDS[qtype], out, get_num_threads())
+        _kernel(x, im, imatrix is not None, KINDS[qtype], out, get_num_threads(), bad)
     finally:
         set_num_threads(old)
+    raise_on_nonfinite(rows, bad)
     return out.reshape(n_rows, n_per_row // 256 * _TYPE_SIZE[qtype])

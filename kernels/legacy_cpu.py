@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cpu_common import flat, row_mean_squares, set_threads, weights_or_dummy
-from .legacy_lanes import quantize_ref, quantize_weighted_affine, quantize_weighted_qx
+from .cpu_common import flat, raise_on_nonfinite, row_mean_squares, set_threads, weights_or_dummy
+from .legacy_lanes import LANES, quantize_ref, quantize_weighted_affine, quantize_weighted_qx
 from .registry import register
 
 KINDS = {"Q8_0": (0, 34), "Q4_0": (1, 18), "Q4_1": (2, 20), "Q5_0": (3, 22), "Q5_1": (4, 24)}
@@ -23,13 +23,15 @@ def _make(qtype: str):
         # Q8_0 has no imatrix path in ggml (quantize_q8_0 ignores quant_weights)
         use_w = imatrix is not None and qtype != "Q8_0"
         out = np.empty(n_rows * (n_per_row // 32) * type_size, np.uint8)
+        bad = np.zeros((x.size // 32 + LANES - 1) // LANES, np.bool_)   # NaN/Inf per batch
         if not use_w:       # ggml's quantize_row_*_ref, SIMD across blocks
-            quantize_ref(kind, type_size, x, out)
-            return out.reshape(n_rows, -1)
-        sig = row_mean_squares(x, n_per_row)
-        # SIMD across blocks: Q4_0/Q5_0 make_qx_quants, Q4_1/Q5_1 make_qkx3_quants
-        search = quantize_weighted_qx if kind in (1, 3) else quantize_weighted_affine
-        search(kind, type_size, x, n_per_row, weights_or_dummy(imatrix), sig, out)
+            quantize_ref(kind, type_size, x, out, bad)
+        else:
+            sig = row_mean_squares(x, n_per_row)
+            # SIMD across blocks: Q4_0/Q5_0 make_qx_quants, Q4_1/Q5_1 make_qkx3_quants
+            search = quantize_weighted_qx if kind in (1, 3) else quantize_weighted_affine
+            search(kind, type_size, x, n_per_row, weights_or_dummy(imatrix), sig, out, bad)
+        raise_on_nonfinite(rows, bad)
         return out.reshape(n_rows, -1)
 
     kernel.__name__ = f"{qtype.lower()}_cpu"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .cpu_common import nonfinite
 from .kquant_cpu_ops import search_lanes
 from .legacy_ops import put_nibbles, put_qh
 from .ops import F, fp16_bits, nearest_int, put_half
@@ -49,7 +50,7 @@ def _roundf(v):
 
 
 @njit(parallel=True, **_JIT)
-def quantize_ref(kind, type_size, x, out):
+def quantize_ref(kind, type_size, x, out, bad):
     """kind: 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q5_0, 4 Q5_1 (as legacy_ops.legacy_block)."""
     total = x.size // 32
     n_batches = (total + LANES - 1) // LANES
@@ -62,9 +63,13 @@ def quantize_ref(kind, type_size, x, out):
         inv = np.empty(LANES, np.float32)
         b0 = t * LANES
         nl = min(total - b0, LANES)
+        flag = False
         for l in range(nl):
             for j in range(32):
-                X[j, l] = x[(b0 + l) * 32 + j]
+                v = x[(b0 + l) * 32 + j]
+                X[j, l] = v
+                flag |= nonfinite(v)
+        bad[t] = flag
         if kind == 2 or kind == 4:               # min / max scans from the first weight
             nmax = 15 if kind == 2 else 31
             for l in range(nl):
@@ -133,8 +138,10 @@ def quantize_ref(kind, type_size, x, out):
 
 @njit(**_JIT)
 def _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W):
-    """Blocks b0..b0+nl-1 transposed into X, with ggml's weights qw*sqrt(sigma2 + x*x) in W."""
+    """Blocks b0..b0+nl-1 transposed into X, with ggml's weights qw*sqrt(sigma2 + x*x) in W.
+    Returns True when a weight is NaN or Inf."""
     nb = n_per_row // 32
+    bad = False
     for l in range(nl):
         blk = b0 + l
         s2 = sig[blk // nb]
@@ -143,10 +150,12 @@ def _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W):
             v = x[blk * 32 + j]
             X[j, l] = v
             W[j, l] = qw[wo + j] * np.sqrt(s2 + v * v)
+            bad |= nonfinite(v)
+    return bad
 
 
 @njit(parallel=True, **_JIT)
-def quantize_weighted_qx(kind, type_size, x, n_per_row, qw, sig, out):
+def quantize_weighted_qx(kind, type_size, x, n_per_row, qw, sig, out, bad):
     """quantize_row_q4_0_impl (kind 1) / quantize_row_q5_0_impl (kind 3): make_qx_quants(32,
     nmax, x, L, 1, qw*sqrt(sigma2 + x*x)) for LANES blocks side by side (qx_lanes)."""
     nmax = 8 if kind == 1 else 16
@@ -162,7 +171,7 @@ def quantize_weighted_qx(kind, type_size, x, n_per_row, qw, sig, out):
         L = np.empty(32, np.int32)
         b0 = t * LANES
         nl = min(total - b0, LANES)
-        _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W)
+        bad[t] = _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W)
         qx_lanes(X, W, nmax, nl, scale, ibest, zero, work)
         for l in range(nl):
             oo = (b0 + l) * type_size
@@ -178,7 +187,7 @@ def quantize_weighted_qx(kind, type_size, x, n_per_row, qw, sig, out):
 
 
 @njit(parallel=True, **_JIT)
-def quantize_weighted_affine(kind, type_size, x, n_per_row, qw, sig, out):
+def quantize_weighted_affine(kind, type_size, x, n_per_row, qw, sig, out, bad):
     """quantize_row_q4_1_impl (kind 2) / quantize_row_q5_1_impl (kind 4): make_qkx3_quants(32,
     nmax, x, qw*sqrt(sigma2 + x*x), L, &min, Laux, -0.9, 0.05, 36, false) for LANES blocks side
     by side; d and -min stored as fp16, the levels as found."""
@@ -195,7 +204,7 @@ def quantize_weighted_affine(kind, type_size, x, n_per_row, qw, sig, out):
         L = np.empty(32, np.int32)
         b0 = t * LANES
         nl = min(total - b0, LANES)
-        _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W)
+        bad[t] = _load_weighted(x, qw, sig, n_per_row, b0, nl, X, W)
         search_lanes(X, W, LL, st, nl, nmax, -0.9, 0.05, 36, False, True, scale, the_min)
         for l in range(nl):
             oo = (b0 + l) * type_size

@@ -18,7 +18,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from .cpu_bits import nearest_int32
-from .cpu_common import flat, load_batch, set_threads, weights_or_dummy
+from .cpu_common import flat, load_batch, raise_on_nonfinite, set_threads, weights_or_dummy
 from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
 from .q3_k_ops import TYPE_SIZE, put_q3_scales, q3_k_block
 from .q3_lanes import q3_lanes
@@ -34,10 +34,10 @@ _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 def _load(x, qw, use_w, nb, total, b0, n_sb, X, W, sigma2):
     """The batch's weights X, lane layout; with an imatrix also W = qw * sqrt(sigma2 + x^2),
     quantize_row_q3_K_impl's weights, sigma2 = 2 * mean(x^2) of each super-block, summed in
-    element order (across super-blocks: SIMD)."""
-    load_batch(x, b0, n_sb, total, X)
+    element order (across super-blocks: SIMD). Returns True when a weight is NaN or Inf."""
+    bad = load_batch(x, b0, n_sb, total, X)
     if not use_w:
-        return
+        return bad
     load_batch(qw, b0, n_sb, nb, W)
     for s in range(SB):
         sigma2[s] = F(0)
@@ -52,6 +52,7 @@ def _load(x, qw, use_w, nb, total, b0, n_sb, X, W, sigma2):
             for s in range(SB):
                 v = X[i, ib * SB + s]
                 W[i, ib * SB + s] *= F(math.sqrt(sigma2[s] + mul(v, v)))
+    return bad
 
 
 @njit(**_JIT)
@@ -172,7 +173,7 @@ def _imatrix_scales(X, W, scale, ibest, zero, LL, Ls, dh, dl, wsum, sw):
 
 
 @njit(parallel=True, **_JIT)
-def _quantize(x, n_per_row, qw, use_w, out, nthreads):
+def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
     nb = n_per_row // 256
     total = x.size // 256
     n_batches = (total + SB - 1) // SB
@@ -197,7 +198,7 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads):
         for t in range(wk * n_batches // nwork, (wk + 1) * n_batches // nwork):
             b0 = t * SB
             n_sb = min(total, b0 + SB) - b0
-            _load(x, qw, use_w, nb, total, b0, n_sb, X, W, work[0, :SB])
+            bad[t] = _load(x, qw, use_w, nb, total, b0, n_sb, X, W, work[0, :SB])
             if use_w:
                 qx_lanes(X, W, 4, LANES, scale, ibest, zero, work)
                 _imatrix_scales(X, W, scale, ibest, zero, LL, Ls, dh, dl, work[6], sw)
@@ -218,6 +219,8 @@ def q3_k_cpu(rows, imatrix=None, threads=None):
     set_threads(threads)
     n_rows, n_per_row = rows.shape
     out = np.empty(n_rows * (n_per_row // 256) * TYPE_SIZE, np.uint8)
+    bad = np.zeros((out.size // TYPE_SIZE + SB - 1) // SB, np.bool_)
     _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
-              get_num_threads())
+              get_num_threads(), bad)
+    raise_on_nonfinite(rows, bad)
     return out.reshape(n_rows, -1)

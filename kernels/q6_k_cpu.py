@@ -14,7 +14,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from .cpu_bits import nearest_int32
-from .cpu_common import flat, load_batch, set_threads, weights_or_dummy
+from .cpu_common import flat, load_batch, raise_on_nonfinite, set_threads, weights_or_dummy
 from .ops import F, GROUP_MAX_EPS, fp16_bits, fp16_value, put_half
 from .q6_k_ops import TYPE_SIZE
 from .qx_lanes import level, qx_lanes
@@ -27,14 +27,16 @@ _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 
 @njit(**_JIT)
 def _load(x, qw, use_w, nb, total, b0, n_sb, X, W):
-    """The batch's weights X and search weights W (the imatrix, or x*x), lane layout."""
-    load_batch(x, b0, n_sb, total, X)
+    """The batch's weights X and search weights W (the imatrix, or x*x), lane layout.
+    Returns True when a weight is NaN or Inf."""
+    bad = load_batch(x, b0, n_sb, total, X)
     if use_w:
         load_batch(qw, b0, n_sb, nb, W)
     else:
         for i in range(16):
             for l in range(LANES):
                 W[i, l] = X[i, l] * X[i, l]
+    return bad
 
 
 @njit(**_JIT)
@@ -133,7 +135,7 @@ def _store(T, U, sc, dh, live, n_sb, out, oo):
 
 
 @njit(parallel=True, **_JIT)
-def _quantize(x, n_per_row, qw, use_w, out, nthreads):
+def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
     nb = n_per_row // 256
     total = x.size // 256
     n_batches = (total + SB - 1) // SB
@@ -155,7 +157,7 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads):
         for t in range(wk * n_batches // nwork, (wk + 1) * n_batches // nwork):
             b0 = t * SB
             n_sb = min(total, b0 + SB) - b0
-            _load(x, qw, use_w, nb, total, b0, n_sb, X, W)
+            bad[t] = _load(x, qw, use_w, nb, total, b0, n_sb, X, W)
             qx_lanes(X, W, 32, LANES, scale, ibest, zero, work)
             _scales(scale, sc, dh, dl, live, work[:3, :SB])
             _levels(X, LL, dl, ibest, zero)
@@ -168,6 +170,8 @@ def q6_k_cpu(rows, imatrix=None, threads=None):
     set_threads(threads)
     n_rows, n_per_row = rows.shape
     out = np.empty(n_rows * (n_per_row // 256) * TYPE_SIZE, np.uint8)
+    bad = np.zeros((out.size // TYPE_SIZE + SB - 1) // SB, np.bool_)
     _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
-              get_num_threads())
+              get_num_threads(), bad)
+    raise_on_nonfinite(rows, bad)
     return out.reshape(n_rows, -1)

@@ -16,10 +16,23 @@ def test_nan_or_inf_is_rejected_naming_the_row():
     rows[2, 17] = np.nan
     with pytest.raises(ValueError, match=r"row 2 contains NaN or Inf"):
         kernels.quantize(rows, "Q4_0", backend="reference")
-    rows[2, 17] = 0.0
-    rows[3, 0] = -np.inf
-    with pytest.raises(ValueError, match=r"row 3 contains NaN or Inf"):
-        kernels.quantize(rows, "Q6_K", backend="cpu")
+    with pytest.raises(ValueError, match=r"row 2 contains NaN or Inf"):
+        kernels.quantize(rows, "F16")
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "imatrix"])
+@pytest.mark.parametrize("qtype", kernels.QUANT_TYPES)
+def test_cpu_kernels_find_nan_or_inf_as_they_load(qtype, weighted):
+    """kernels.quantize leaves the NaN/Inf scan of the CPU backend to the kernels (one pass over
+    the weights, not two): each must flag any batch, including one that is not the first."""
+    rows = make_rows("normal", 40, 512)
+    imatrix = np.ones(512, np.float32) if weighted else None
+    for row, col, value in [(37, 511, -np.inf), (0, 0, np.nan), (19, 300, np.inf)]:
+        bad = rows.copy()
+        bad[row, col] = value
+        with pytest.raises(ValueError, match=fr"row {row} contains NaN or Inf"):
+            kernels.quantize(bad, qtype, backend="cpu", imatrix=imatrix, threads=2)
+    assert kernels.quantize(rows, qtype, backend="cpu", imatrix=imatrix).shape[0] == 40
 
 
 @pytest.mark.parametrize("qtype,n", [("Q4_0", 48), ("Q6_K", 512 + 32), ("Q3_K", 100)])
