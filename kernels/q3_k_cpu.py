@@ -22,7 +22,7 @@ from .cpu_common import flat, load_batch, raise_on_nonfinite, set_threads, weigh
 from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
 from .q3_k_ops import TYPE_SIZE, put_q3_scales, q3_k_block
 from .q3_lanes import q3_lanes
-from .qx_lanes import level, qx_lanes
+from .qx_lanes import first_absmax_lanes, level, qx_lanes
 from .registry import register
 
 SB = 16                              # super-blocks per batch
@@ -62,15 +62,7 @@ def _ref_scales(scale, Ls, dh, dl, tmp):
     dl[lane] = d * l for the re-quantization (an all-zero super-block: l = 0 stored, d = 0).
     tmp: float32 scratch (3, SB)."""
     amax, mx, isc = tmp[0], tmp[1], tmp[2]
-    for s in range(SB):
-        amax[s] = F(0)
-        mx[s] = F(0)
-    for ib in range(16):                 # ggml's scan for the first largest |scale|
-        for s in range(SB):
-            v = scale[ib * SB + s]
-            c = abs(v) > amax[s]
-            amax[s] = abs(v) if c else amax[s]
-            mx[s] = v if c else mx[s]
+    first_absmax_lanes(scale.reshape(16, SB), SB, amax, mx)     # the first largest |scale|
     for s in range(SB):
         isc[s] = F(-32) / mx[s] if mx[s] != 0 else F(0)
         dh[s] = fp16_bits(F(1) / isc[s]) if mx[s] != 0 else 0

@@ -17,7 +17,7 @@ from .cpu_bits import nearest_int32
 from .cpu_common import flat, load_batch, raise_on_nonfinite, set_threads, weights_or_dummy
 from .ops import F, GROUP_MAX_EPS, fp16_bits, fp16_value, put_half
 from .q6_k_ops import TYPE_SIZE
-from .qx_lanes import level, qx_lanes
+from .qx_lanes import first_absmax_lanes, level, qx_lanes
 from .registry import register
 
 SB = 16                              # super-blocks per batch
@@ -46,15 +46,7 @@ def _scales(scale, sc, dh, dl, live, tmp):
     dl[lane] = d * sc for the re-quantization (0: keep make_qx_quants' level). live[s] is False
     for an all-zero super-block (written as 210 zero bytes). tmp: float32 scratch (3, SB)."""
     amax, mx, isc = tmp[0], tmp[1], tmp[2]
-    for s in range(SB):
-        amax[s] = F(0)
-        mx[s] = F(0)
-    for ib in range(16):                 # ggml's scan for the first largest |scale|
-        for s in range(SB):
-            v = scale[ib * SB + s]
-            c = abs(v) > amax[s]
-            amax[s] = abs(v) if c else amax[s]
-            mx[s] = v if c else mx[s]
+    first_absmax_lanes(scale.reshape(16, SB), SB, amax, mx)     # the first largest |scale|
     for s in range(SB):
         live[s] = amax[s] >= GROUP_MAX_EPS
         isc[s] = F(-128) / mx[s] if live[s] else F(0)
