@@ -65,3 +65,13 @@ def load_batch(src, b0, n_sb, period, X):
                 X[i, ib * SB + s] = v
                 bad |= nonfinite(v)
     return bad
+
+
+@njit(cache=True, error_model="numpy", boundscheck=False)
+def float_bytes(T, U):
+    """U[...] = T[...] as uint8, where T (C-contiguous float32, same shape) holds byte values
+    built in float arithmetic. One flat loop: LLVM vectorizes it, not a 2-D nest."""
+    Tf = T.reshape(-1)
+    Uf = U.reshape(-1)
+    for j in range(Tf.size):
+        Uf[j] = np.uint8(np.int32(Tf[j]))

@@ -18,7 +18,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from .cpu_bits import nearest_int32
-from .cpu_common import flat, load_batch, raise_on_nonfinite, set_threads, weights_or_dummy
+from .cpu_common import (flat, float_bytes, load_batch, raise_on_nonfinite, set_threads,
+                         weights_or_dummy)
 from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
 from .q3_k_ops import TYPE_SIZE, put_q3_scales, q3_k_block
 from .q3_lanes import q3_lanes
@@ -129,10 +130,7 @@ def _pack_levels(LL, T):
 def _store(T, U, Ls, dh, n_sb, out, oo):
     """Write the super-blocks: level bytes from T (through U, uint8 (96, SB): converted in one
     SIMD pass), then the scales and d."""
-    Tf = T.reshape(-1)
-    Uf = U.reshape(-1)
-    for j in range(Tf.size):             # flat: LLVM vectorizes this, not the 2-D nest
-        Uf[j] = np.uint8(np.int32(Tf[j]))
+    float_bytes(T, U)
     for s in range(n_sb):
         o = oo + s * TYPE_SIZE
         for k in range(96):

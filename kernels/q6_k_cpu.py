@@ -14,7 +14,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from .cpu_bits import nearest_int32
-from .cpu_common import flat, load_batch, raise_on_nonfinite, set_threads, weights_or_dummy
+from .cpu_common import (flat, float_bytes, load_batch, raise_on_nonfinite, set_threads,
+                         weights_or_dummy)
 from .ops import F, GROUP_MAX_EPS, fp16_bits, fp16_value, put_half
 from .q6_k_ops import TYPE_SIZE
 from .qx_lanes import first_absmax_lanes, level, qx_lanes
@@ -109,10 +110,7 @@ def _pack_levels(LL, T):
 def _store(T, U, sc, dh, live, n_sb, out, oo):
     """Write the super-blocks: level bytes from T (through U, uint8 (192, SB), converted in one
     SIMD pass), the int8 scales and d; an all-zero super-block as 210 zero bytes."""
-    Tf = T.reshape(-1)
-    Uf = U.reshape(-1)
-    for j in range(Tf.size):             # flat: LLVM vectorizes this, not the 2-D nest
-        Uf[j] = np.uint8(np.int32(Tf[j]))
+    float_bytes(T, U)
     for s in range(n_sb):
         o = oo + s * TYPE_SIZE
         if not live[s]:
