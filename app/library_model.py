@@ -1,10 +1,11 @@
 """Qt table model over Library.entries(). The data is fetched in a worker; the model only shows it."""
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from . import fit, formatting
+from .rows_model import RowsModel
 
 COLUMNS = ("Name", "Quant", "Params", "Size", "Context", "Template", "Source", "Fit")
 FIT_COLUMN = COLUMNS.index("Fit")
@@ -12,52 +13,39 @@ PATH_ROLE = Qt.ItemDataRole.UserRole
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-class LibraryTableModel(QAbstractTableModel):
+class LibraryTableModel(RowsModel):
+    COLUMNS = COLUMNS
+
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._entries: list = []
         self._fits: dict = {}  # path string -> Plan, or a one-line reason it could not be planned
 
-    # The whole list is swapped at once: entries are few and a full reset keeps views simple.
     def set_entries(self, entries: list) -> None:
-        self.beginResetModel()
-        self._entries = list(entries)
-        self.endResetModel()
+        self.set_rows(entries)
 
     def set_fits(self, fits: dict) -> None:
         """Fit verdicts computed off the GUI thread (fit.plan_entries); only that column changes."""
         self._fits = dict(fits)
-        if self._entries:
+        if self._rows:
             self.dataChanged.emit(self.index(0, FIT_COLUMN),
-                                  self.index(len(self._entries) - 1, FIT_COLUMN))
+                                  self.index(len(self._rows) - 1, FIT_COLUMN))
 
     def fit_of(self, path):
         """The Plan (or reason string) for a path, None while not computed."""
         return self._fits.get(str(path))
 
     def entries(self) -> list:
-        return list(self._entries)
+        return list(self._rows)
 
     def entry(self, row: int):
-        return self._entries[row] if 0 <= row < len(self._entries) else None
+        return self.item(row)
 
     def row_of(self, path) -> int:
         target = str(path)
-        for row, entry in enumerate(self._entries):
+        for row, entry in enumerate(self._rows):
             if str(entry.path) == target or (entry.info and str(entry.info.path) == target):
                 return row
         return -1
-
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._entries)
-
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
 
     def flags(self, index):
         entry = self.entry(index.row())

@@ -2,41 +2,19 @@
 a repo's quant variants with fit badges, and the download list."""
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 
 from quantdesk.app import formatting
+from quantdesk.app.rows_model import RowsModel
 
 ITEM_ROLE = Qt.ItemDataRole.UserRole
 FIT_COLOURS = {"full-gpu": "#1c7c3c", "partial": "#9a6a00", "cpu": "#2d5fa8", "no-fit": "#a12a1d"}
 FIT_LABELS = {"full-gpu": "fits on GPU", "partial": "partial offload", "cpu": "CPU only", "no-fit": "does not fit"}
 
 
-class _RowsModel(QAbstractTableModel):
-    COLUMNS: tuple[str, ...] = ()
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._rows: list = []
-
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
-        return None
-
-    def item(self, row: int):
-        return self._rows[row] if 0 <= row < len(self._rows) else None
-
-    def set_rows(self, rows) -> None:
-        self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
+class _ItemRows(RowsModel):
+    """data() by role through display/colour/tooltip, the row object under ITEM_ROLE."""
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         item = self.item(index.row())
@@ -62,7 +40,7 @@ class _RowsModel(QAbstractTableModel):
         return None
 
 
-class SearchResultsModel(_RowsModel):
+class SearchResultsModel(_ItemRows):
     """Results of one SearchPager. The view's scrolling calls fetchMore(); the page runs the
     request off the GUI thread (more_wanted) and hands the rows back with append()."""
     COLUMNS = ("Model", "Author", "Params", "Downloads", "Likes", "Updated")
@@ -101,7 +79,7 @@ class SearchResultsModel(_RowsModel):
         return r.repo_id
 
 
-class VariantsModel(_RowsModel):
+class VariantsModel(_ItemRows):
     """One row per quant variant; header/fit columns fill in as each remote header is read."""
     COLUMNS = ("Quant", "Size", "Bits/weight", "Fit", "Files")
 
@@ -135,7 +113,7 @@ class VariantsModel(_RowsModel):
         return "\n".join(f.name for f in v.files)
 
 
-class DownloadsModel(_RowsModel):
+class DownloadsModel(_ItemRows):
     """DownloadManager tasks, updated in place from its (queued) on_update notifications."""
     COLUMNS = ("File", "State", "Progress", "Speed", "ETA")
 

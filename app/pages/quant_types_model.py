@@ -10,10 +10,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from .. import fit, formatting
+from ..rows_model import RowsModel
 
 OUTPUT_TYPES = ("F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M",
                 "Q4_K_S", "Q4_0", "Q4_1", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K")
@@ -101,10 +102,11 @@ def _quality(note: dict) -> str:
     return f"KLD {note['kld']:g} vs F16 (llama.cpp's Llama-3-8B figure)"
 
 
-class QuantTypesModel(QAbstractTableModel):
+class QuantTypesModel(RowsModel):
+    COLUMNS = COLUMNS
+
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._rows: list[TypeRow] = []
         self._recommended: str | None = None
 
     def set_summary(self, summary: SourceSummary | None) -> None:
@@ -117,18 +119,7 @@ class QuantTypesModel(QAbstractTableModel):
         return next((i for i, r in enumerate(self._rows) if r.name == name), -1)
 
     def type_row(self, row: int) -> TypeRow | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
-
-    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()):  # noqa: N802
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+        return self.item(row)
 
     def flags(self, index):
         r = self.type_row(index.row())
