@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QM
 
 from . import formatting
 from .banner import ErrorBanner
-from .engine_worker import EngineController
 from .library_page import LibraryPage
 from .library_service import LibraryService
 from .placeholder_page import DISCOVER_TEXT, QUALITY_TEXT, QUANTIZE_TEXT, LazyPage
@@ -43,7 +42,7 @@ class MainWindow(QMainWindow):
         self.resize(1200, 760)
         self.setAcceptDrops(True)
         self.library = LibraryService(self)
-        self.engine = EngineController(self)
+        self._models = None  # core.runtime.ModelManager, made with the Chat page
         self._open_errors: list[str] = []
 
         self.sidebar = QListWidget()
@@ -119,9 +118,17 @@ class MainWindow(QMainWindow):
         page.quantize_requested.connect(lambda _repo: self.show_page("Quantize"))
         return page
 
+    @property
+    def models(self):
+        """The one ModelManager of this window (every model load goes through it)."""
+        if self._models is None:
+            from quantdesk.core.runtime.models import ModelManager
+            self._models = ModelManager()
+        return self._models
+
     def _make_chat(self):
-        from .chat_page import ChatPage
-        page = ChatPage(self.library, self.engine)
+        from .pages.chat.chat_page import ChatPage
+        page = ChatPage(self.library, self.models)
         if page.store_error:
             self.banner.show_messages([page.store_error])
         return page
@@ -225,6 +232,7 @@ class MainWindow(QMainWindow):
             self.quantize_page.page.shutdown()  # a running quantization is cancelled, not orphaned
         if self.quality_page.page is not None and hasattr(self.quality_page.page, "cancel"):
             self.quality_page.page.cancel()
-        self.engine.shutdown()
+        if self._models is not None:
+            self._models.shutdown()
         self.library.wait_idle(3000)
         super().closeEvent(event)

@@ -2,7 +2,7 @@
 
 Installers run it after building (and a user can run it when something looks wrong): it opens
 the main window offscreen, loads the model (the bundled starter model when none is given) in the
-engine's host process through EngineClient, generates a few tokens and exits 0. Any failure ends
+engine's host process through core.runtime's ModelManager, generates a few tokens and exits 0. Any failure ends
 it with one line `quantdesk self-test failed: REASON` and exit status 1.
 
 It exercises exactly what a frozen build can get wrong: Qt plugins, resources, the spawned host
@@ -49,15 +49,19 @@ def _show_window():
 
 def _generate(model: str, max_tokens: int) -> tuple[str, int, float]:
     """(reply text, tokens, load seconds) from the model, greedy so the run is repeatable."""
-    from quantdesk.core.engine import EngineClient, SamplingParams, Token
+    from quantdesk.core.engine import SamplingParams, Token
+    from quantdesk.core.runtime import LoadRequest, ModelManager
 
-    with EngineClient() as client:
-        loaded = client.load(model, n_ctx=512)
-        pieces = [event.text for event in client.generate(
+    models = ModelManager()
+    try:
+        host = models.load(LoadRequest(model, n_ctx=512, gpu_layers=0))
+        pieces = [event.text for event in host.generate(
             [{"role": "user", "content": "Say hello in one short sentence."}],
             SamplingParams(temperature=0.0, max_tokens=max_tokens, seed=1))
             if isinstance(event, Token)]
-    return "".join(pieces), len(pieces), loaded.load_seconds
+    finally:
+        models.shutdown()
+    return "".join(pieces), len(pieces), host.result.load_seconds
 
 
 def main(argv: list[str]) -> int:

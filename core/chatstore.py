@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: settings["n_gpu_layers"] is an int, "auto" or "all" (was -1 for auto)
 
 SCHEMA = """
 CREATE TABLE conversations (
@@ -125,8 +125,25 @@ class ChatStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+            elif version < 2:
+                self._typed_gpu_layers()
+            # Later versions: `if version < 3: ...` steps here, in this transaction.
+            if version < SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # Future versions: `if version < 2: ...` steps here, in this transaction.
+
+    def _typed_gpu_layers(self) -> None:
+        """Schema 1 stored the window's "auto" GPU layers as -1, which llama.cpp (and now every
+        door, core.runtime.gpu_layers) reads as "all layers": say "auto" in words."""
+        rows = self._db.execute("SELECT id, settings FROM conversations").fetchall()
+        for cid, text in rows:
+            try:
+                settings = json.loads(text or "{}")
+            except ValueError:
+                continue  # unreadable settings: left as they are, the defaults apply
+            if isinstance(settings, dict) and settings.get("n_gpu_layers") == -1:
+                settings["n_gpu_layers"] = "auto"
+                self._db.execute("UPDATE conversations SET settings = ? WHERE id = ?",
+                                 (json.dumps(settings), cid))
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:

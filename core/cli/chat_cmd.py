@@ -8,16 +8,13 @@ import sys
 from quantdesk.core.cli import UserError
 
 
-def _gpu_layers(value: str) -> str | int:
-    if value == "auto":
-        return value
+def _gpu_layers(value: str):
+    from quantdesk.core.runtime.gpu_layers import parse_gpu_layers
     try:
-        n = int(value)
+        return parse_gpu_layers(value)   # -1 keeps meaning "all", as it always did here
     except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of layers, -1 (all) or 'auto'") from None
-    if n < -1:
-        raise argparse.ArgumentTypeError("expected a number of layers, -1 (all) or 'auto'")
-    return n
+        raise argparse.ArgumentTypeError("expected a number of layers, 'auto' or 'all' "
+                                         "(-1 also means all)") from None
 
 
 def _positive(value: str) -> int:
@@ -40,7 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-tokens", type=_positive, default=512, help="reply length limit (512)")
     p.add_argument("--ctx", type=_positive, default=2048, help="context size in tokens (2048)")
     p.add_argument("--gpu-layers", type=_gpu_layers, default="auto",
-                   help="layers to offload to the GPU: N, -1 for all, or auto (the planner's choice)")
+                   help="layers to offload to the GPU: N, all (or -1), or auto (the planner's choice, "
+                        "for the context given by --ctx)")
     p.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (0.7)")
     p.add_argument("--seed", type=int, default=-1, help="sampling seed (-1: random)")
     p.add_argument("--threads", type=_positive, default=None, help="CPU threads (physical cores)")
@@ -49,17 +47,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _auto_gpu_layers(info, n_ctx: int) -> int:
-    try:
-        from quantdesk.core.planner import plan_for_model
-    except ImportError:      # no planner in this build: stay on the CPU
-        return 0
-    return int(plan_for_model(info, n_ctx=n_ctx).gpu_layers)
-
-
 def run(args) -> int:
-    from quantdesk.core.engine import Done, EngineClient, EngineError, SamplingParams
+    from pathlib import Path
+
+    from quantdesk.core.cancel import CancelToken
+    from quantdesk.core.chatstore import ChatStore
+    from quantdesk.core.engine import EngineError, Token
     from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager
 
     try:
         info = inspect_gguf(args.model)
@@ -68,45 +63,48 @@ def run(args) -> int:
     except OSError as exc:
         raise UserError(f"{args.model}: {exc.strerror or exc}") from None
 
-    gpu_layers = _auto_gpu_layers(info, args.ctx) if args.gpu_layers == "auto" else args.gpu_layers
-    messages = ([{"role": "system", "content": args.system}] if args.system else [])
-    messages.append({"role": "user", "content": args.prompt})
-    params = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
+    # One reply in an in-memory conversation: the same rules (GPU layers, context, messages) as
+    # the window's chat, through the same model manager, and nothing saved.
+    models = ModelManager()
+    store = ChatStore(Path(":memory:"))
+    session = ChatSession(store, models)
+    session.new_conversation(system_prompt=args.system, model_path=info.path, settings={
+        "n_ctx": args.ctx, "n_gpu_layers": args.gpu_layers, "n_threads": args.threads,
+        "temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed})
+    loaded = []
 
-    client = EngineClient()
-    pieces: list[str] = []
-    done = None
+    def report(event) -> None:
+        if isinstance(event, ModelLoaded):
+            loaded.append(event.result)
+        elif isinstance(event, Token) and not args.json:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+
+    reply = session.send(args.prompt)
     try:
-        loaded = client.load(info.path, n_gpu_layers=gpu_layers, n_ctx=args.ctx,
-                             n_threads=args.threads)
-        for event in client.generate(messages, params):
-            if isinstance(event, Done):
-                done = event
-            else:
-                pieces.append(event.text)
-                if not args.json:
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
+        done = reply.run(report, CancelToken())
     except EngineError as exc:
-        if not args.json and pieces:
+        if not args.json and reply.text:
             sys.stdout.write("\n")
         print(f"quantdesk: {exc}", file=sys.stderr)
         return 1
     finally:
-        client.shutdown()
+        models.shutdown()
+        store.close()
 
     if args.json:
         print(json.dumps({
-            "text": "".join(pieces),
+            "text": reply.text,
             "prompt_tokens": done.prompt_tokens,
             "completion_tokens": done.completion_tokens,
             "tokens_per_second": round(done.tokens_per_second, 2),
-            "gpu_layers": loaded.n_gpu_layers,
+            "gpu_layers": loaded[0].n_gpu_layers,
             "finish_reason": done.finish_reason,
             "used_chat_template": done.used_chat_template,
             "n_ctx": done.n_ctx,
-            "load_seconds": round(loaded.load_seconds, 3),
+            "load_seconds": round(loaded[0].load_seconds, 3),
             "model": str(info.path),
+            "plan": reply.host.resolved.to_json(),   # what the model manager decided
         }, ensure_ascii=False))
     else:
         sys.stdout.write("\n")

@@ -1,6 +1,7 @@
 """Chat history in SQLite: survives restarts and a kill -9 mid-reply, regenerate semantics."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -165,3 +166,30 @@ def test_a_locked_database_is_a_one_line_error_not_a_crash(tmp_path):
         other.close()
     assert store.add_message(conv.id, "user", "hello").content == "hello"  # usable again
     store.close()
+
+
+def test_schema_1_auto_gpu_layers_become_the_word_auto(tmp_path):
+    """Schema 1 stored the window's "auto" as n_gpu_layers -1 (which llama.cpp reads as "all")."""
+    from quantdesk.core.chatstore import SCHEMA
+    path = tmp_path / "chats.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA)
+    rows = [("auto chat", {"n_gpu_layers": -1, "n_ctx": 4096}),
+            ("cpu chat", {"n_gpu_layers": 0}), ("manual chat", {"n_gpu_layers": 12}),
+            ("no layers", {"temperature": 0.3})]
+    for title, settings in rows:
+        db.execute("INSERT INTO conversations (title, settings, created, updated)"
+                   " VALUES (?, ?, 0, 0)", (title, json.dumps(settings)))
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+
+    with ChatStore(path) as store:
+        by_title = {c.title: c for c in store.list_conversations()}
+        assert by_title["auto chat"].settings == {"n_gpu_layers": "auto", "n_ctx": 4096}
+        assert by_title["cpu chat"].settings == {"n_gpu_layers": 0}
+        assert by_title["manual chat"].settings == {"n_gpu_layers": 12}
+        assert by_title["no layers"].settings == {"temperature": 0.3}
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    db.close()

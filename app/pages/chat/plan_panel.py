@@ -5,17 +5,17 @@ plentiful: llama.cpp maps the weights with MAP_POPULATE, so the mapped file coun
 the same quantity the engine measures as LoadResult.rss_after - rss_before. Measured VRAM is the
 growth of NVML's used memory across the load (None without an NVIDIA GPU).
 
-Plans are computed in a pool thread (header parse, first hardware probe), never on the GUI thread.
+Plans come from the model manager's resolve() (the same call a load and `quantdesk chat` make),
+computed in a pool thread (header parse, hardware probe), never on the GUI thread; the plan a
+load really followed (its ModelPlanned event) then replaces the preview.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, QThreadPool
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 
-from . import fit, formatting
-from .formatting import one_line
-from .engine_worker import AUTO_GPU_LAYERS, LoadSpec
-from .jobs import start_job
+from quantdesk.app import fit, formatting
+from quantdesk.app.bridge import call_later, serial_pool
 
 ROWS = ("GPU layers", "RAM", "VRAM")
 
@@ -102,53 +102,45 @@ class PlanPanel(QGroupBox):
 class PlanPreview(QObject):
     """Keeps a PlanPanel in step with the chat page's model and load settings."""
 
-    def __init__(self, panel: PlanPanel, worker, parent=None):
+    def __init__(self, panel: PlanPanel, models, parent=None):
         super().__init__(parent)
         self.panel = panel
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self.models = models
+        self._pool = serial_pool(self)
         self._ticket = 0
-        self._spec: LoadSpec | None = None
-        # Bound methods, not lambdas: PySide runs a lambda in the emitting (engine) thread,
-        # a method of this GUI-thread object through the event queue.
-        worker.loading.connect(self._loading)
-        worker.plan_ready.connect(self._plan_used)
-        worker.measured.connect(self._measured)
-        worker.unloaded.connect(self._unloaded)
+        self._request = None
 
-    def request(self, spec: LoadSpec | None) -> None:
-        """Plan `spec` in the background (a newer request supersedes an older one)."""
-        if spec is None or spec == self._spec:
+    def request(self, request) -> None:
+        """Plan `request` (a LoadRequest) in the background; a newer one supersedes it."""
+        if request is None or request == self._request:
             return
-        self._spec = spec
+        self._request = request
         self._ticket += 1
         ticket = self._ticket
         self.panel.show_pending()
-        layers = None if spec.n_gpu_layers == AUTO_GPU_LAYERS else spec.n_gpu_layers
+        call_later(self._pool, self, lambda: self.models.resolve(request),
+                   lambda resolved: ticket == self._ticket and self.show_resolved(resolved),
+                   lambda message: ticket == self._ticket and self.panel.show_plan_error(message))
 
-        def job():
-            from quantdesk.core.planner import plan_for_model
-            return plan_for_model(spec.path, n_ctx=spec.n_ctx, n_gpu_layers=layers,
-                                  lower_ctx=False)
-        start_job(self._pool, self, job,
-                  lambda plan: ticket == self._ticket and self.panel.show_plan(plan),
-                  lambda exc: ticket == self._ticket and self.panel.show_plan_error(
-                      one_line(exc)))
+    def show_resolved(self, resolved) -> None:
+        if resolved.plan is not None:
+            self.panel.show_plan(resolved.plan)
+        else:
+            self.panel.show_plan_error(resolved.plan_error or "the planner cannot read this model")
 
-    def _loading(self, _path: str) -> None:
+    # ---- the model manager's events for the load in progress (on the GUI thread) -----------
+    def loading(self) -> None:
         self.panel.clear_measured("loading…")
 
-    def _unloaded(self) -> None:
-        self.panel.clear_measured()
+    def plan_used(self, resolved) -> None:
+        self._ticket += 1   # the plan the load follows wins over a preview still running
+        self.show_resolved(resolved)
 
-    def _plan_used(self, plan) -> None:
-        # The worker's own plan for "auto" (the one the load really follows) wins.
-        self._ticket += 1
-        self.panel.show_plan(plan)
-
-    def _measured(self, measurement) -> None:
-        result, vram_growth = measurement
+    def measured(self, result, vram_growth) -> None:
         self.panel.show_measured(result, vram_growth)
+
+    def unloaded(self) -> None:
+        self.panel.clear_measured()
 
     def wait_idle(self, ms: int = 5000) -> bool:
         return self._pool.waitForDone(ms)

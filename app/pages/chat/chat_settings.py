@@ -1,30 +1,17 @@
 """Side panel of the chat page: system prompt, model load settings and sampling controls.
 
-Values are kept per conversation (ChatStore settings dict) so switching chats restores them.
+Values are kept per conversation (ChatStore settings dict) so switching chats restores them; the
+defaults and the typed GPU layers ("auto", "all" or a count) are core.runtime's.
 """
 from __future__ import annotations
 
-import importlib.util
-
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPlainTextEdit,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from .engine_worker import AUTO_GPU_LAYERS
-
-# Same defaults as core.engine.SamplingParams (not imported here: the engine loads on first use).
-SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95, "top_k": 40, "min_p": 0.05,
-                     "repeat_penalty": 1.1, "max_tokens": 512, "seed": -1}
-LOAD_DEFAULTS = {"n_ctx": 2048, "n_gpu_layers": 0}
-
-
-def planner_available() -> bool:
-    """True when the planner package is installed (found, not imported: it may be heavy)."""
-    try:
-        spec = importlib.util.find_spec("quantdesk.core.planner")
-    except (ImportError, ValueError):
-        return False
-    return spec is not None and spec.origin is not None  # a bare folder is not a planner yet
+from quantdesk.core.runtime.chat import LOAD_DEFAULTS, SAMPLING_DEFAULTS
+from quantdesk.core.runtime.gpu_layers import ALL, AUTO, GpuLayers, parse_gpu_layers
 
 
 def _double(lo, hi, step, decimals=2):
@@ -42,6 +29,46 @@ def _int(lo, hi, step=1):
     return box
 
 
+class GpuLayersBox(QSpinBox):
+    """auto, 0, 1, … 999, all. The two words sit at the ends of the range; which numbers stand
+    for them there is this widget's own business: layers() and set_layers() speak GpuLayers."""
+    _AUTO, _ALL = -1, 1000
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setRange(self._AUTO, self._ALL)
+        self.setToolTip("Layers offloaded to the GPU: auto = as many as fit (the planner's "
+                        "choice), 0 = CPU only, all = every layer")
+
+    def layers(self) -> GpuLayers:
+        value = self.value()
+        return AUTO if value == self._AUTO else ALL if value == self._ALL else value
+
+    def set_layers(self, layers) -> None:
+        layers = parse_gpu_layers(layers)
+        self.setValue(self._AUTO if layers == AUTO else self._ALL if layers == ALL
+                      else min(int(layers), self._ALL - 1))
+
+    def textFromValue(self, value: int) -> str:  # noqa: N802 - Qt override
+        return AUTO if value == self._AUTO else ALL if value == self._ALL else str(value)
+
+    def valueFromText(self, text: str) -> int:  # noqa: N802
+        word = text.strip().lower()
+        if word in (AUTO, ALL):
+            return self._AUTO if word == AUTO else self._ALL
+        return int(word) if word.isdigit() else self.value()
+
+    def validate(self, text: str, pos: int):
+        word = text.strip().lower()
+        if word in (AUTO, ALL):
+            return QValidator.State.Acceptable, text, pos
+        if word and (AUTO.startswith(word) or ALL.startswith(word)):
+            return QValidator.State.Intermediate, text, pos
+        if word.isdigit() and int(word) < self._ALL:
+            return QValidator.State.Acceptable, text, pos
+        return (QValidator.State.Intermediate if not word else QValidator.State.Invalid), text, pos
+
+
 class ChatSettingsPanel(QWidget):
     load_settings_changed = Signal()
 
@@ -54,13 +81,7 @@ class ChatSettingsPanel(QWidget):
 
         self.n_ctx = _int(256, 262144, 256)
         self.n_ctx.setToolTip("Context length in tokens (prompt + reply); more uses more memory")
-        self.auto_gpu = planner_available()
-        self.gpu_layers = _int(AUTO_GPU_LAYERS if self.auto_gpu else 0, 999)
-        if self.auto_gpu:
-            self.gpu_layers.setSpecialValueText("auto")
-        self.gpu_layers.setToolTip("Layers offloaded to the GPU (0 = CPU only"
-                                   + (", auto = as many as fit, by the planner)" if self.auto_gpu
-                                      else ")"))
+        self.gpu_layers = GpuLayersBox()
         model_box = QGroupBox("Model")
         mform = QFormLayout(model_box)
         mform.addRow("Context length", self.n_ctx)
@@ -92,9 +113,6 @@ class ChatSettingsPanel(QWidget):
         layout.addWidget(model_box)
         layout.addWidget(sampling)
         layout.addStretch(1)
-        self._load_defaults = dict(LOAD_DEFAULTS)
-        if self.auto_gpu:  # the planner decides unless the user sets a number
-            self._load_defaults["n_gpu_layers"] = AUTO_GPU_LAYERS
         self.set_settings({})
         self.n_ctx.valueChanged.connect(self.load_settings_changed)
         self.gpu_layers.valueChanged.connect(self.load_settings_changed)
@@ -105,18 +123,17 @@ class ChatSettingsPanel(QWidget):
                 "max_tokens": self.max_tokens, "seed": self.seed}
 
     def settings(self) -> dict:
+        """The conversation's settings dict, as the store keeps it and core.runtime reads it."""
         values = {k: box.value() for k, box in self._sampling_boxes().items()}
-        values.update(n_ctx=self.n_ctx.value(), n_gpu_layers=self.gpu_layers.value())
+        values.update(n_ctx=self.n_ctx.value(), n_gpu_layers=self.gpu_layers.layers())
         return values
 
     def set_settings(self, settings: dict) -> None:
-        merged = {**SAMPLING_DEFAULTS, **self._load_defaults, **(settings or {})}
+        merged = {**SAMPLING_DEFAULTS, **LOAD_DEFAULTS, **(settings or {})}
         for key, box in self._sampling_boxes().items():
             box.setValue(merged[key])
         self.n_ctx.setValue(int(merged["n_ctx"]))
-        self.gpu_layers.setValue(int(merged["n_gpu_layers"]))
-
-    def sampling_params(self):
-        from quantdesk.core.engine import SamplingParams
-        values = self.settings()
-        return SamplingParams(**{k: values[k] for k in SAMPLING_DEFAULTS})
+        try:
+            self.gpu_layers.set_layers(merged["n_gpu_layers"])
+        except ValueError:  # a hand-edited setting: the default again
+            self.gpu_layers.set_layers(LOAD_DEFAULTS["n_gpu_layers"])

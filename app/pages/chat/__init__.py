@@ -1,0 +1,1 @@
+"""The Chat page: a door onto core.runtime's ChatSession and ModelManager."""

@@ -1,0 +1,62 @@
+"""What the chat page shows: the transcript as HTML and the status line's words.
+
+Rendering only; the rules of a reply (saving, stats, titles) are core.runtime.chat's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from quantdesk.app.markdown_view import error_html, message_html
+
+RENDER_EVERY_MS = 80   # a fast model must not flood the GUI thread with re-renders
+EMPTY = ('<p style="color:#7a8494">Pick a model above, type a message below, press Enter.</p>')
+
+
+def close_open_fence(text: str) -> str:
+    """A reply cut mid code block renders as a code block, not as run-on text."""
+    fences = sum(1 for line in text.splitlines() if line.lstrip().startswith("```"))
+    return text + "\n```" if fences % 2 else text
+
+
+def transcript_html(messages, live_mid: int | None, live_text: str, error: str | None) -> str:
+    """The conversation; the reply being generated (`live_mid`) shows `live_text`."""
+    parts = []
+    for m in messages:
+        if m.id == live_mid:
+            parts.append(message_html("assistant", close_open_fence(live_text), "generating…"))
+            continue
+        stats = m.stats or {}
+        if not m.complete:
+            note = "(incomplete)"
+        elif stats.get("finish_reason") == "cancelled":
+            note = "(stopped)"
+        elif "tokens_per_second" in stats:
+            note = f"{stats['tokens_per_second']:.1f} tokens/s"
+        else:
+            note = ""
+        parts.append(message_html(m.role, close_open_fence(m.content), note))
+    if error:
+        parts.append(error_html(error))
+    return "".join(parts) or EMPTY
+
+
+def finished_status(done) -> str:
+    used = done.prompt_tokens + done.completion_tokens
+    ended = {"stop": "", "length": " · stopped at max tokens",
+             "cancelled": " · stopped"}.get(done.finish_reason, "")
+    template = "" if done.used_chat_template else " · no chat template: plain completion"
+    return (f"{done.tokens_per_second:.1f} tokens/s · context used {used} / {done.n_ctx}"
+            f"{ended}{template}")
+
+
+def loaded_status(result, plan_note: str) -> str:
+    plan = f" ({plan_note})" if plan_note else ""
+    return (f"Loaded {Path(result.path).name} in {result.load_seconds:.1f} s · "
+            f"context {result.n_ctx} · GPU layers {result.n_gpu_layers}{plan}")
+
+
+def generating_status(pieces: int, first_token: float | None, now: float) -> str:
+    if first_token is None:
+        return "Reading the prompt…"
+    rate = (pieces - 1) / max(now - first_token, 1e-3) if pieces > 1 else 0.0
+    return f"Generating… {pieces} tokens · {rate:.1f} tokens/s"

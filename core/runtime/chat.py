@@ -1,0 +1,216 @@
+"""ChatSession: one conversation's rules over the chat store and the model manager.
+
+Any door (the window, the CLI, a future server) drives a conversation through this, so the rules
+live once:
+  * a conversation's model, system prompt and settings are read from the store when a reply
+    starts (a door saves what the person chose, then sends);
+  * the first user message titles a "New chat"; editing the last message deletes it and what
+    follows before the new one is added; regenerate replaces the last reply;
+  * a reply in flight is saved every SAVE_EVERY_S seconds marked incomplete (a crash loses at most
+    that), then finalised with its stats; a cancelled reply that said nothing leaves no row; a
+    failed one keeps what arrived (incomplete, with the error) or leaves no row.
+
+A reply streams as a core job, `Reply.run(report, cancel) -> Done` (app/bridge.py runs it off the
+GUI thread), or as a generator, `Reply.events(cancel)`. Its events are the model manager's
+(ModelLoading, ModelPlanned, ModelLoaded) and the engine's Token pieces.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from quantdesk.core.engine.types import Done, SamplingParams, Token
+
+from .gpu_layers import AUTO
+from .models import DEFAULT_CTX, LoadRequest, ModelManager
+
+SAVE_EVERY_S = 0.5
+NEW_TITLE = "New chat"
+TITLE_CHARS = 48
+SAMPLING_DEFAULTS = SamplingParams().to_dict()
+LOAD_DEFAULTS = {"n_ctx": DEFAULT_CTX, "n_gpu_layers": AUTO}
+
+
+class ChatError(Exception):
+    """A reply cannot start (no model chosen, nothing to answer). One line for the user."""
+
+
+def load_request(model_path, settings: dict | None) -> LoadRequest:
+    """The load a conversation's settings ask for (its context, GPU layers, threads)."""
+    merged = {**LOAD_DEFAULTS, **(settings or {})}
+    return LoadRequest(str(model_path), n_ctx=int(merged["n_ctx"]),
+                       gpu_layers=merged["n_gpu_layers"], n_threads=merged.get("n_threads"))
+
+
+def sampling_params(settings: dict | None) -> SamplingParams:
+    merged = {**SAMPLING_DEFAULTS, **(settings or {})}
+    return SamplingParams(**{k: merged[k] for k in SAMPLING_DEFAULTS})
+
+
+class Reply:
+    """One assistant reply: its (already stored, empty, incomplete) message and its stream."""
+
+    def __init__(self, store, models: ModelManager, cid: int, mid: int, request: LoadRequest,
+                 params: SamplingParams, messages: list[dict], clock=time.monotonic):
+        self.store, self.models = store, models
+        self.cid, self.mid = cid, mid
+        self.request, self.params, self.messages = request, params, messages
+        self._clock = clock
+        self.text = ""
+        self.pieces = 0
+        self.started = clock()
+        self.first_token: float | None = None
+        self.saved_at = self.started
+        self.host = None            # the ModelHost that answered (its .resolved is the plan used)
+        self.done: Done | None = None
+
+    def run(self, report: Callable[[object], None], cancel) -> Done:
+        """The core job: load if needed, stream, save. Events reach `report` as they happen
+        (the load's too). Returns the reply's Done; raises EngineError (the row is settled)."""
+        try:
+            self.host = self.models.load(self.request, report=report)
+            for event in self._stream(cancel):
+                report(event)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        return self.done
+
+    def events(self, cancel=None) -> Iterator[object]:
+        """The same as a generator: the load's events (after the load), then Token pieces;
+        self.done is set when it ends."""
+        try:
+            loading: list = []
+            self.host = self.models.load(self.request, report=loading.append)
+            yield from loading
+            yield from self._stream(cancel)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+
+    def _stream(self, cancel) -> Iterator[Token]:
+        for event in self.host.generate(self.messages, self.params, cancel):
+            if isinstance(event, Token):
+                self._add(event.text)
+                yield event
+            else:
+                self._finish(event)
+
+    def _add(self, piece: str) -> None:
+        self.text += piece
+        self.pieces += 1
+        now = self._clock()
+        if self.first_token is None:
+            self.first_token = now
+        if now - self.saved_at >= SAVE_EVERY_S:
+            self.store.update_message(self.mid, self.text, complete=False)
+            self.saved_at = now
+
+    def stats(self, done: Done) -> dict:
+        return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+                "tokens_per_second": done.tokens_per_second,
+                "finish_reason": done.finish_reason, "n_ctx": done.n_ctx,
+                "used_chat_template": done.used_chat_template,
+                "model": Path(self.request.path).name}
+
+    def _finish(self, done: Done) -> None:
+        self.done = done
+        if done.finish_reason == "cancelled" and not self.text:
+            self.store.delete_messages_from(self.cid, self.mid)  # nothing was said: no husk
+        else:
+            self.store.update_message(self.mid, self.text, complete=True, stats=self.stats(done))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.done is not None:
+            return
+        if self.text:
+            # An error keeps its one line; an interruption (Ctrl-C, a closed generator) does not.
+            stats = ({"error": " ".join(str(exc).split()) or type(exc).__name__}
+                     if isinstance(exc, Exception) else None)
+            self.store.update_message(self.mid, self.text, complete=False, stats=stats)
+        else:
+            self.store.delete_messages_from(self.cid, self.mid)
+
+    def save_partial(self) -> None:
+        """App exit mid-reply: keep what has arrived, marked incomplete."""
+        if self.done is None:
+            self.store.update_message(self.mid, self.text, complete=False)
+
+
+class ChatSession:
+    """A conversation in the store, answered through the model manager."""
+
+    def __init__(self, store, models: ModelManager, conversation_id: int | None = None, *,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store, self.models = store, models
+        self.conversation_id = conversation_id
+        self._clock = clock   # the save cadence's time (tests step it)
+
+    def new_conversation(self, *, system_prompt: str = "", model_path=None,
+                         settings: dict | None = None) -> int:
+        conv = self.store.create_conversation(system_prompt=system_prompt,
+                                              model_path=model_path, settings=settings)
+        self.conversation_id = conv.id
+        return conv.id
+
+    def conversation(self):
+        return self.store.get_conversation(self._cid())
+
+    def messages(self) -> list:
+        return self.store.messages(self.conversation_id) if self.conversation_id is not None else []
+
+    def last_user_message(self):
+        return next((m for m in reversed(self.messages()) if m.role == "user"), None)
+
+    def _cid(self) -> int:
+        if self.conversation_id is None:
+            raise ChatError("no conversation is open")
+        return self.conversation_id
+
+    def engine_messages(self) -> list[dict]:
+        """What the model sees: the system prompt, then every message that says something."""
+        conv = self.conversation()
+        out = [{"role": "system", "content": conv.system_prompt.strip()}] \
+            if conv.system_prompt.strip() else []
+        out += [{"role": m.role, "content": m.content}
+                for m in self.store.messages(conv.id) if m.content and m.role != "system"]
+        return out
+
+    def send(self, text: str, *, replace_from: int | None = None) -> Reply:
+        """Store the user's message (after deleting `replace_from` and what follows: edit-last)
+        and the reply's empty row; run the returned Reply to answer."""
+        text = text.strip()
+        if not text:
+            raise ChatError("the message is empty")
+        if self.conversation_id is None:
+            self.new_conversation()
+        cid = self._cid()
+        if self.conversation().model_path is None:
+            raise ChatError("pick a model first")
+        if replace_from is not None:
+            self.store.delete_messages_from(cid, replace_from)
+        conv = self.conversation()
+        if conv.title == NEW_TITLE and not any(m.role == "user" for m in self.messages()):
+            self.store.update_conversation(cid, title=text.splitlines()[0][:TITLE_CHARS])
+        self.store.add_message(cid, "user", text)
+        return self._reply()
+
+    def regenerate(self) -> Reply | None:
+        """Replace the last reply with a new one; None when there is nothing to answer."""
+        messages = self.messages()
+        if messages and messages[-1].role == "assistant":
+            self.store.delete_messages_from(self._cid(), messages[-1].id)
+        if not any(m.role == "user" for m in self.messages()):
+            return None
+        return self._reply()
+
+    def _reply(self) -> Reply:
+        conv = self.conversation()
+        if conv.model_path is None:
+            raise ChatError("pick a model first")
+        messages = self.engine_messages()
+        row = self.store.add_message(conv.id, "assistant", "", complete=False)
+        return Reply(self.store, self.models, conv.id, row.id,
+                     load_request(conv.model_path, conv.settings),
+                     sampling_params(conv.settings), messages, clock=self._clock)
