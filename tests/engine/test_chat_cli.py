@@ -27,7 +27,27 @@ def test_chat_json_from_a_real_process(starter_model):
     assert reply["prompt_tokens"] > 0 and 0 < reply["completion_tokens"] <= 48
     assert reply["tokens_per_second"] > 0
     assert reply["gpu_layers"] == 0 and reply["used_chat_template"] is True
+    plan = reply["plan"]   # what the model manager decided, for the context it loaded
+    assert plan["gpu_layers_requested"] == 0 and plan["gpu_layers"] == 0
+    assert plan["n_ctx"] == reply["n_ctx"] == 1024
     assert out.stderr == ""
+
+
+@pytest.mark.slow
+def test_chat_json_reports_the_auto_plan_it_loaded(starter_model, capsys):
+    from quantdesk.core.runtime import LoadRequest, ModelManager
+    code = main(["chat", str(starter_model), "--prompt", "Hi", "--max-tokens", "4",
+                 "--ctx", "768", "--gpu-layers", "auto", "--threads", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    reply = json.loads(out)
+    plan = reply["plan"]
+    expected = ModelManager().resolve(LoadRequest(starter_model, n_ctx=768, gpu_layers="auto"))
+    assert plan["gpu_layers_requested"] == "auto" and plan["note"] == expected.note
+    assert plan["gpu_layers"] == plan["planned_gpu_layers"] == expected.n_gpu_layers
+    assert plan["n_ctx"] == reply["n_ctx"] == 768   # planned for the context it loaded
+    # The host offloads what the plan asked for, or none when its llama.cpp cannot offload.
+    assert reply["gpu_layers"] in (0, min(expected.n_gpu_layers, plan["n_layer"] + 1))
 
 
 @pytest.mark.slow

@@ -27,8 +27,20 @@ def chat(window, starter_model):
     s.temperature.setValue(0.0)  # greedy: reproducible replies
     s.max_tokens.setValue(40)
     s.n_ctx.setValue(1024)
-    s.gpu_layers.setValue(0)
+    s.gpu_layers.set_layers(0)
     return page
+
+
+def host_pid(window):
+    """The engine host process of the model the window's model manager has loaded."""
+    hosts = window.models.loaded()
+    return hosts[0].pid if hosts else None
+
+
+def fresh_conversation_settings(cid):
+    from quantdesk.core.chatstore import ChatStore
+    with ChatStore() as store:
+        return store.get_conversation(cid).settings
 
 
 def fresh_store_messages(cid):
@@ -114,7 +126,7 @@ def test_killed_host_is_reported_and_the_next_send_loads_again(chat, window, qtb
     chat.settings.max_tokens.setValue(400)
 
     def kill_host(_text):
-        pid = window.engine.host_pid()
+        pid = host_pid(window)
         if pid and chat.is_busy():
             chat.token_received.disconnect(kill_host)
             os.kill(pid, signal.SIGKILL)
@@ -130,25 +142,28 @@ def test_killed_host_is_reported_and_the_next_send_loads_again(chat, window, qtb
     assert partial.role == "assistant" and not partial.complete and partial.content
 
     # The next send starts a fresh host; GPU layers "auto" is decided by the planner.
-    from quantdesk.app.engine_worker import AUTO_GPU_LAYERS
-    from quantdesk.core.planner import plan_for_model
+    from quantdesk.core.runtime import LoadRequest, ModelPlanned
     chat.settings.max_tokens.setValue(20)
-    chat.settings.gpu_layers.setValue(AUTO_GPU_LAYERS)
+    chat.settings.gpu_layers.set_layers("auto")
     assert chat.settings.gpu_layers.text() == "auto"
-    loads, notes = [], []
+    assert fresh_conversation_settings(cid)["n_gpu_layers"] == 0   # saved at the next send
+    loads, events = [], []
     chat.model_loaded.connect(loads.append)
-    window.engine.worker.planned.connect(notes.append)
+    window.models.subscribe(events.append)
     with qtbot.waitSignal(chat.reply_finished, timeout=180000) as finished:
         chat.send(QUESTION)
     assert finished.args[0].completion_tokens > 0
     assert fresh_store_messages(cid)[-1].complete
-    plan = plan_for_model(loads[0].path, n_ctx=1024, lower_ctx=False)
-    assert notes == [f"auto: {plan.fit}"] and len(loads) == 1
+    assert fresh_conversation_settings(cid)["n_gpu_layers"] == "auto"
+    expected = window.models.resolve(LoadRequest(loads[0].path, n_ctx=1024, gpu_layers="auto"))
+    planned = [e.resolved for e in events if isinstance(e, ModelPlanned)]
+    assert [r.note for r in planned] == [expected.note] and len(loads) == 1
+    assert planned[0].n_gpu_layers == expected.n_gpu_layers and planned[0].n_ctx == 1024
     # The host offloads what the planner asked for, or fewer when its build has no GPU backend.
-    assert 0 <= loads[0].n_gpu_layers <= max(0, plan.gpu_layers)
+    assert 0 <= loads[0].n_gpu_layers <= max(0, expected.n_gpu_layers)
 
     # Closing the window ends the host process.
-    pid = window.engine.host_pid()
+    pid = host_pid(window)
     assert pid and psutil.pid_exists(pid)
     window.close()
     assert not psutil.pid_exists(pid)
@@ -176,7 +191,7 @@ def test_conversations_new_rename_delete(window, qtbot, monkeypatch):
 
 
 def test_composer_enter_sends_and_shift_enter_adds_a_line(qtbot):
-    from quantdesk.app.composer import Composer
+    from quantdesk.app.pages.chat.composer import Composer
     composer = Composer()  # on its own: on the chat page, Enter would start a real reply
     qtbot.addWidget(composer)
     sent = []
@@ -198,3 +213,23 @@ def test_transcript_shows_markdown_code_and_never_raw_html(window):
     assert "<img" not in html and "&lt;img" in html and "<script" not in html
     view = window.chat_page.view
     assert view.loadResource(0, QUrl("http://example.com/t.png")) is None
+
+
+def test_gpu_layers_box_speaks_typed_gpu_layers(qtbot):
+    from quantdesk.app.pages.chat.chat_settings import ChatSettingsPanel
+    panel = ChatSettingsPanel()
+    qtbot.addWidget(panel)
+    assert panel.settings()["n_gpu_layers"] == "auto"   # the default: the planner decides
+    box = panel.gpu_layers
+    for layers, text in (("all", "all"), (0, "0"), (12, "12"), ("auto", "auto")):
+        box.set_layers(layers)
+        assert (box.layers(), box.text()) == (layers, text)
+    box.set_layers(5)
+    box.stepDown()
+    assert box.layers() == 4
+    box.selectAll()
+    qtbot.keyClicks(box, "all")
+    box.interpretText()
+    assert box.layers() == "all" and panel.settings()["n_gpu_layers"] == "all"
+    panel.set_settings({"n_gpu_layers": "nonsense"})   # a hand-edited file: the default again
+    assert box.layers() == "auto"
