@@ -1,7 +1,7 @@
 """Conversations and messages in SQLite (WAL) in the user's data folder.
 
 Durability: every call commits at once. With WAL and synchronous=NORMAL a commit survives the app
-being killed (kill -9, crash); only a power cut may lose the last moments. The chat page saves the
+being killed (kill -9, crash); only a power cut may lose the last moments. ChatSession saves the
 reply as it streams (update_message every few tokens, complete=False), so a kill during
 generation loses at most the text since the last partial save of the reply in flight.
 
