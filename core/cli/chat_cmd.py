@@ -59,7 +59,7 @@ def _auto_gpu_layers(info, n_ctx: int) -> int:
 
 def run(args) -> int:
     from quantdesk.core.engine import Done, EngineClient, EngineError, SamplingParams
-    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.gguf import GGUFError, inspect_gguf
 
     try:
         info = inspect_gguf(args.model)

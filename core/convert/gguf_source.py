@@ -24,7 +24,7 @@ _SKIP_KEYS = ("general.architecture", "general.file_type", "general.quantization
 def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
     from gguf import GGUFReader, GGUFValueType
     path = Path(path)
-    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.gguf import GGUFError, inspect_gguf
     try:  # full validation first: a damaged file gets the inspector's one-line reason
         info = inspect_gguf(path)
     except GGUFError as exc:
