@@ -8,14 +8,16 @@
     check_file(path)                     -> CheckedFile: header + tensor data checked against the file
     inspect_gguf(path)                   -> ModelInfo, every split part validated (the library, CLI)
     LIMITS                               what we are willing to read, in one place (limits.py)
+    MappedGGUF(path)                     tensor data memory-mapped through gguf-py (a quantizer source)
 
-This package is the only code that knows the GGUF container; importing it does not import gguf-py
-or numpy (they load on the first parse, for the tensor type table).
+This package is the only code that knows the GGUF container and gguf-py's reader insides; importing
+it does not import gguf-py or numpy (they load on the first parse, for the tensor type table).
 """
 from .errors import GGUFError, HeaderError, HeaderIncomplete
 from .header import ArrayInfo, GGUFHeader, TensorInfo, array_length, ggml_types
 from .info import SPLIT_NAME, ModelInfo, file_type_name, inspect_gguf, split_parts
 from .limits import LIMITS, Limits
+from .mapped import MappedGGUF
 from .reader import FIRST_BYTES, HeaderRead, parse_header, read_header, read_prefix
 from .validate import CheckedFile, check_file
 
@@ -23,7 +25,7 @@ __all__ = [
     "GGUFError", "HeaderError", "HeaderIncomplete",
     "ArrayInfo", "GGUFHeader", "TensorInfo", "array_length", "ggml_types",
     "SPLIT_NAME", "ModelInfo", "file_type_name", "inspect_gguf", "split_parts",
-    "LIMITS", "Limits",
+    "LIMITS", "Limits", "MappedGGUF",
     "FIRST_BYTES", "HeaderRead", "parse_header", "read_header", "read_prefix",
     "CheckedFile", "check_file",
 ]
