@@ -20,7 +20,7 @@ def size(n: int | None) -> str:
     """Bytes in the same decimal units as the CLI and the engine's messages (1.2 MB = 1.2e6)."""
     if n is None:
         return "?"
-    from quantdesk.core.gguf_info import human_bytes  # standard library only: light
+    from quantdesk.core.units import human_bytes  # standard library only: light
     return human_bytes(n)
 
 

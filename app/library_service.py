@@ -79,7 +79,7 @@ class LibraryService(QObject):
                   lambda exc: self.failed.emit(str(exc)))
 
     def _open_all(self, paths: list[str]):
-        from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+        from quantdesk.core.gguf import GGUFError, inspect_gguf
         results, seen = [], set()
         for path in paths:
             try:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from quantdesk.core import paths
-from quantdesk.core.gguf_info import GGUFError, ModelInfo, inspect_gguf, split_parts
+from quantdesk.core.gguf import GGUFError, ModelInfo, inspect_gguf, split_parts
 
 LIBRARY_FILE = "library.json"
 CACHE_FILE = "library-cache.json"

@@ -53,7 +53,7 @@ def run(args) -> int:
     from quantdesk.core.cancel import CancelToken
     from quantdesk.core.chatstore import ChatStore
     from quantdesk.core.engine import EngineError, Token
-    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.gguf import GGUFError, inspect_gguf
     from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager
 
     try:

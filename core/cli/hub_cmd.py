@@ -6,7 +6,7 @@ import sys
 import time
 
 from quantdesk.core.cli import UserError
-from quantdesk.core.gguf_info import human_bytes
+from quantdesk.core.units import human_bytes
 
 
 def register(subparsers) -> None:

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.gguf import GGUFError, inspect_gguf
     try:
         info = inspect_gguf(args.file)
     except GGUFError as exc:
@@ -39,7 +39,7 @@ def run(args) -> int:
 
 
 def format_table(data: dict) -> str:
-    from quantdesk.core.gguf_info import human_bytes
+    from quantdesk.core.units import human_bytes
     shown = dict(data)
     shown["parameters"] = f"{_count(data['parameters'])} ({data['parameters']:,})"
     shown["size_bytes"] = f"{human_bytes(data['size_bytes'])} ({data['size_bytes']:,} bytes)"

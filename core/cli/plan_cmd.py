@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from quantdesk.core import planner
-    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.gguf import GGUFError, inspect_gguf
     from quantdesk.core.hardware import detect
 
     if args.ctx < 1:

@@ -6,7 +6,6 @@ quantized model compounds the error, and llama.cpp refuses it by default too.
 """
 from __future__ import annotations
 
-import mmap
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ _SKIP_KEYS = ("general.architecture", "general.file_type", "general.quantization
 
 
 def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
-    from gguf import GGUFReader, GGUFValueType
+    from quantdesk.core.gguf import GGUFError, MappedGGUF, inspect_gguf
     path = Path(path)
-    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
     try:  # full validation first: a damaged file gets the inspector's one-line reason
         info = inspect_gguf(path)
     except GGUFError as exc:
@@ -32,16 +30,10 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
     if len(info.files) > 1:
         raise ConvertError(f"{path.name} is split in {len(info.files)} parts; merge it first")
     try:
-        reader = GGUFReader(path, "r")
+        reader = MappedGGUF(path)
     except (OSError, ValueError) as exc:
         raise ConvertError(f"{path.name} is not a readable GGUF file: {exc}") from None
-
-    def field(key: str, default: Any = None) -> Any:
-        f = reader.get_field(key)
-        if f is None:
-            return default
-        v = f.contents()
-        return v[0] if isinstance(v, list) and v else v
+    field = reader.value
 
     arch = field("general.architecture")
     if not arch:
@@ -54,7 +46,6 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
 
     tensors: list[SourceTensor] = []
     quantized = []
-    mm = getattr(reader.data, "_mmap", None)  # the reader's mapping, to release converted pages
     for t in reader.tensors:
         dtype = t.tensor_type.name
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml ne → numpy order
@@ -62,7 +53,7 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
             quantized.append(dtype)
         tensors.append(SourceTensor(name=t.name, shape=shape, dtype=dtype, nbytes=int(t.n_bytes),
                                     load=lambda t=t, s=shape: _to_f32(t, s),
-                                    load_rows=(lambda r0, r1, t=t, s=shape: _rows_f32(t, s, r0, r1, mm))
+                                    load_rows=(lambda r0, r1, t=t, s=shape: _rows_f32(t, s, r0, r1, reader))
                                     if dtype in _FLOAT and len(shape) >= 2 else None,
                                     raw=lambda t=t: np.asarray(t.data).view(np.uint8).reshape(-1)))
     if quantized and not allow_requantize:
@@ -73,23 +64,9 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
                            "re-quantization explicitly")
 
     def write_metadata(gw: Any) -> None:
-        for key, f in reader.fields.items():
-            if key.startswith("GGUF.") or key in _SKIP_KEYS:
-                continue
-            vtype = f.types[0]
-            if vtype == GGUFValueType.ARRAY:
-                sub = f.types[-1]
-                if len(f.types) > 2:
-                    continue  # nested arrays: none of the keys llama.cpp reads
-                if sub == GGUFValueType.STRING:
-                    value = [bytes(f.parts[i]) for i in f.data]
-                else:
-                    value = [f.parts[i].tolist()[0] for i in f.data]
+        for key, value, vtype, sub in reader.metadata_entries():
+            if key not in _SKIP_KEYS:
                 gw.add_key_value(key, value, vtype, sub_type=sub)
-            elif vtype == GGUFValueType.STRING:
-                gw.add_key_value(key, bytes(f.parts[f.data[0]]), vtype)
-            else:
-                gw.add_key_value(key, f.parts[f.data[0]].tolist()[0], vtype)
 
     name = str(field("general.name") or path.stem)
     return Source(path=path, name=name, params=params, tensors=tensors,
@@ -109,18 +86,13 @@ def _to_f32(t: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(dequantize(data, t.tensor_type), dtype=np.float32).reshape(shape)
 
 
-def _rows_f32(t: Any, shape: tuple[int, ...], r0: int, r1: int, mm: Any) -> np.ndarray:
+def _rows_f32(t: Any, shape: tuple[int, ...], r0: int, r1: int, reader: Any) -> np.ndarray:
     data = np.asarray(t.data)
     if t.tensor_type.name == "BF16":
         rows = data.view(np.uint16).reshape(-1, shape[-1])[r0:r1]
         out = (rows.astype(np.uint32) << 16).view(np.float32)
     else:
         out = np.array(data.reshape(-1, shape[-1])[r0:r1], dtype=np.float32)  # always a copy
-    if mm is not None and hasattr(mm, "madvise"):
-        # Drop the pages just converted from our resident set (the page cache keeps them), so
-        # resident memory stays at one chunk whatever the model size.
-        row_bytes = t.n_bytes // max(1, int(np.prod(shape[:-1], dtype=np.int64)))
-        start, end = t.data_offset + r0 * row_bytes, t.data_offset + r1 * row_bytes
-        lo = start - start % mmap.PAGESIZE
-        mm.madvise(mmap.MADV_DONTNEED, lo, end - lo)
+    row_bytes = t.n_bytes // max(1, int(np.prod(shape[:-1], dtype=np.int64)))
+    reader.release_pages(t.data_offset + r0 * row_bytes, t.data_offset + r1 * row_bytes)
     return out

@@ -74,7 +74,7 @@ def sample_text_path() -> Path:
 
 
 def _model_info(path: str | Path):
-    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.gguf import GGUFError, inspect_gguf
     try:
         info = inspect_gguf(path)
     except GGUFError as exc:

@@ -22,7 +22,7 @@ __all__ = ["compute_imatrix", "Imatrix", "ImatrixError", "load_imatrix", "read_i
 
 def _gguf_source(source: Path, tmp: Path) -> Path:
     if source.is_file() and source.suffix.lower() != ".safetensors" and source.name != "config.json":
-        from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+        from quantdesk.core.gguf import GGUFError, inspect_gguf
         try:
             info = inspect_gguf(source)
         except GGUFError as exc:

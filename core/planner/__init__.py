@@ -6,8 +6,7 @@
                                                          -> ([Plan per quant type], recommended)
                                                             (Quantize page's table, fit badges)
     plan_header(metadata, tensors, n_ctx=4096)           -> Plan for a remote GGUF's header prefix
-                                                            (parse_header; HeaderIncomplete: fetch
-                                                            more bytes and retry)
+                                                            (quantdesk.core.gguf.parse_header)
     estimate_memory(profile, n_ctx=..., n_gpu_layers=..) -> MemoryEstimate (RAM/VRAM breakdown)
 
 Plan.fit is "full-gpu" | "partial" | "cpu" | "no-fit"; Plan.note is one line for the user.
@@ -17,10 +16,10 @@ plan takes well under a millisecond; a first parse walks the vocabulary (tens of
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-from .gguf_header import ArrayInfo, GGUFHeader, HeaderError, HeaderIncomplete, parse_header, read_header
+from quantdesk.core.gguf import GGUFError, read_header, split_parts
+
 from .hf_config import estimate_for_type, profile_from_hf_config
 from .memory import MemoryEstimate, compute_reserved, estimate_memory, kv_layer_bytes
 from .plan import (DEFAULT_TYPES, Plan, max_gpu_layers, plan_options, plan_profile, recommend,
@@ -31,10 +30,9 @@ from .quality import KLD_LLAMA3_8B, KLD_SOURCE, quality_note, quality_rank
 __all__ = ["PlannerError", "plan_for_model", "load_profile", "plan_options", "plan_profile",
            "recommend", "Plan", "ModelProfile", "MemoryEstimate", "estimate_memory",
            "profile_from_header", "profile_from_hf_config", "estimate_for_type", "retype",
-           "parse_header", "read_header", "HeaderIncomplete", "HeaderError", "quality_note",
+           "quality_note",
            "options_for", "plan_header", "DEFAULT_TYPES"]
 
-_SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
 _profiles: dict[tuple, ModelProfile] = {}
 
 
@@ -42,22 +40,14 @@ class PlannerError(Exception):
     """One line for the user: the model cannot be planned (unreadable, not GGUF, ...)."""
 
 
-def _parts(path: Path) -> list[Path]:
-    m = _SPLIT.match(path.name)
-    if not m:
-        return [path]
-    total = int(m.group(3))
-    return [path.with_name(f"{m.group(1)}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
-
-
 def load_profile(source) -> ModelProfile:
-    """A ModelProfile from a path, a gguf_info.ModelInfo (anything with .path/.files) or a
+    """A ModelProfile from a path, a core.gguf.ModelInfo (anything with .path/.files) or a
     profile. Cached by (path, size, mtime) of every part."""
     if isinstance(source, ModelProfile):
         return source
     files = getattr(source, "files", None) or None
     path = Path(getattr(source, "path", source))
-    parts = [Path(p) for p in files] if files else _parts(path)
+    parts = [Path(p) for p in files] if files else (split_parts(path) or [path])
     try:
         key = tuple((str(p), st.st_size, st.st_mtime_ns) for p in parts for st in [os.stat(p)])
     except FileNotFoundError as exc:
@@ -69,8 +59,8 @@ def load_profile(source) -> ModelProfile:
         return cached
     try:
         headers = [read_header(p) for p in parts]
-    except HeaderError as exc:
-        raise PlannerError(f"{path.name}: {exc}") from None
+    except GGUFError as exc:
+        raise PlannerError(str(exc)) from None
     except OSError as exc:
         raise PlannerError(f"{path.name}: cannot read ({exc.strerror})") from None
     tensors = [t for h in headers for t in h.tensors]
@@ -113,8 +103,8 @@ def options_for(source, *, n_ctx: int, hardware=None, types=None, **kw) -> tuple
 
 
 def plan_header(metadata: dict, tensors, *, n_ctx: int, hardware=None, **kw) -> Plan:
-    """Plan a remote GGUF from its parsed header (parse_header on the first megabytes; on
-    HeaderIncomplete fetch more and retry). The hub's variant list uses this per file."""
+    """Plan a remote GGUF from its parsed header (core.gguf.parse_header / read_prefix on its
+    first megabytes). The hub's variant list uses this per file."""
     if hardware is None:
         from quantdesk.core.hardware import detect
         hardware = detect()

@@ -139,7 +139,7 @@ def _prepare_writer(source: Source, ordered, types: dict[str, str], ftype: int):
 def _check_space(out: Path, data_bytes: int) -> None:
     """Fail before writing when the tensor data alone cannot fit (the common full-disk case)."""
     import shutil
-    from quantdesk.core.gguf_info import human_bytes
+    from quantdesk.core.units import human_bytes
     free = shutil.disk_usage(out.parent).free
     if data_bytes > free:
         raise ConvertError(f"not enough disk space: {out.name} needs about "
@@ -206,8 +206,8 @@ def _check_cancel(cancel: CancelToken | None) -> None:
 
 def _verify(part: Path, ordered, types) -> None:
     """Re-read the finished file: full GGUF validation, then its tensor table against the plan."""
-    from quantdesk.core.gguf_check import read_part
-    from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+    from quantdesk.core.gguf import check_file as read_part
+    from quantdesk.core.gguf import GGUFError, inspect_gguf
     try:
         inspect_gguf(part)
         got = {t.name: t.type_name for t in read_part(part).tensors}

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from quantdesk.core.gguf_info import inspect_gguf
+from quantdesk.core.gguf import inspect_gguf
 
 
 def _run(*args, cwd=None):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from gguf_testfiles import open_handles_to, write_tiny_gguf
 
-from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+from quantdesk.core.gguf import GGUFError, inspect_gguf
 
 
 def _layout(path: Path) -> dict:
@@ -127,7 +127,7 @@ def test_permission_denied(tiny_gguf):
     if setpriv is None:
         pytest.skip("running as root and setpriv is not available to drop CAP_DAC_OVERRIDE")
     caps = "-dac_override,-dac_read_search"
-    code = ("import sys; from quantdesk.core.gguf_info import inspect_gguf, GGUFError\n"
+    code = ("import sys; from quantdesk.core.gguf import inspect_gguf, GGUFError\n"
             "try: inspect_gguf(sys.argv[1])\nexcept GGUFError as e: print(e)")
     out = subprocess.run([setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", sys.executable,
                           "-c", code, str(tiny_gguf)], capture_output=True, text=True, timeout=120)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from quantdesk.core.gguf_info import ModelInfo, inspect_gguf
+from quantdesk.core.gguf import ModelInfo, inspect_gguf
 
 
 def _llama_cpp_facts(path) -> dict:

@@ -6,7 +6,7 @@ import os
 import pytest
 from gguf_testfiles import open_handles_to, write_tiny_gguf
 
-from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+from quantdesk.core.gguf import GGUFError, inspect_gguf
 
 
 @pytest.fixture

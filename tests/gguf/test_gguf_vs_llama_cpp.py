@@ -11,7 +11,7 @@ import sys
 
 from gguf_testfiles import write_tiny_gguf
 
-from quantdesk.core.gguf_info import GGUFError, inspect_gguf
+from quantdesk.core.gguf import GGUFError, inspect_gguf
 
 ORACLE = r"""
 import ctypes, glob, importlib.util, os, sys

@@ -8,7 +8,7 @@ import pytest
 from gguf_testfiles import add_to_hf_cache, write_tiny_gguf
 
 from quantdesk.core import library as library_module
-from quantdesk.core.gguf_info import GGUFError
+from quantdesk.core.gguf import GGUFError
 from quantdesk.core.library import FILE_MISSING, Library
 
 

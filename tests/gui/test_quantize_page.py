@@ -41,7 +41,7 @@ def pick_source(page, qtbot, path):
 def test_quantize_to_q8_0_shows_progress_and_lands_in_the_library(page, window, qtbot, tiny_f32):
     from quantdesk.app import fit
     from quantdesk.app.pages.quant_types_model import OUTPUT_TYPES
-    from quantdesk.core.gguf_info import inspect_gguf
+    from quantdesk.core.gguf import inspect_gguf
     from quantdesk.core.hardware import detect
     from quantdesk.core.paths import models_dir
     from quantdesk.core.planner import options_for

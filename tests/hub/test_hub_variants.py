@@ -7,6 +7,8 @@ import types
 import pytest
 
 from quantdesk.core import hub
+from quantdesk.core.gguf import ArrayInfo
+from quantdesk.core.gguf.header import STRING
 from quantdesk.core.hub.remote_gguf import read_remote_header
 from quantdesk.core.hub.variants import RepoFile, group_variants
 
@@ -69,14 +71,14 @@ def test_remote_header_reads_only_a_prefix(hub_env, fakehub, gguf_files):
         full = GGUFReader(tmp.name)
         # the same facts as gguf-py reading the whole file
         assert [(t.name, t.tensor_type.name, int(t.n_bytes)) for t in full.tensors] == [
-            (t.name, t.type, t.n_bytes) for t in head.tensors]
+            (t.name, t.type_name, t.n_bytes) for t in head.tensors]
         assert head.data_offset == full.data_offset
         del full
     finally:
         os.unlink(tmp.name)
     assert head.architecture == "llama" and head.file_type == "Q4_K_M"
     assert head.parameters == parameter_count()
-    assert head.metadata["tokenizer.ggml.tokens"] == 12000 and head.chat_template
+    assert head.metadata["tokenizer.ggml.tokens"] == ArrayInfo(STRING, 12000) and head.chat_template
     assert head.file_size == size
     # the header (~300 KB) needed several growing range requests, all ending far before the data
     ranges = [r for _, _, r in fakehub.resolve_requests(name)]

@@ -6,10 +6,9 @@ import dataclasses
 
 import pytest
 
-from quantdesk.core.planner import (HeaderError, HeaderIncomplete, PlannerError, compute_reserved,
-                                    estimate_memory, load_profile, parse_header,
-                                    profile_from_header, profile_from_hf_config, read_header,
-                                    retype)
+from quantdesk.core.gguf import HeaderError, HeaderIncomplete, parse_header, read_header
+from quantdesk.core.planner import (PlannerError, compute_reserved, estimate_memory, load_profile,
+                                    profile_from_header, profile_from_hf_config, retype)
 from quantdesk.core.planner.memory import kv_cells
 
 # tiny_model by hand: Q8_0 = 34 bytes per 32 weights, F16 = 2 bytes, F32 = 4 bytes.
@@ -103,7 +102,7 @@ def test_header_prefix_for_remote_files(tiny_model):
     full = read_header(tiny_model)
     with pytest.raises(HeaderIncomplete):
         parse_header(data[:200])
-    prefix = parse_header(data[:full.header_bytes])       # no tensor data at all
+    prefix = parse_header(data[:full.data_offset])       # no tensor data at all
     assert prefix.tensors == full.tensors
     p = profile_from_header(prefix.metadata, prefix.tensors)
     assert p.size_bytes == load_profile(tiny_model).size_bytes == 3439616

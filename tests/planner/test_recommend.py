@@ -91,9 +91,9 @@ def test_forced_gpu_layers(gemma_model):
 
 
 def test_options_for_every_source_kind(gemma_model, llama3_8b_config):
-    """The GUI's entry point: a GGUF path, a gguf_info.ModelInfo, an HF config + parameters."""
-    from quantdesk.core.gguf_info import inspect_gguf
-    from quantdesk.core.planner import options_for, plan_header, read_header
+    """The GUI's entry point: a GGUF path, a core.gguf.ModelInfo, an HF config + parameters."""
+    from quantdesk.core.gguf import inspect_gguf, read_header
+    from quantdesk.core.planner import options_for, plan_header
     h = hw(8)
     by_path, best_path = options_for(gemma_model, n_ctx=4096, hardware=h, types=["Q8_0", "Q4_K_M"])
     by_info, _ = options_for(inspect_gguf(gemma_model), n_ctx=4096, hardware=h,

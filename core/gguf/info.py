@@ -1,8 +1,8 @@
 """What a GGUF model is: `inspect_gguf(path) -> ModelInfo`, validated before llama.cpp sees it.
 
-Validation of each file (magic, version, metadata, tensor table, data extent vs file size) lives
-in `gguf_check`; this module assembles split models (NAME-00001-of-0000N.gguf) and reads the
-model-level facts the app shows and the planner needs.
+Each file is validated by `validate.check_file` (header through the one reader, then the tensor
+data); this module assembles split models (NAME-00001-of-0000N.gguf) and reads the model-level
+facts the app shows and the planner needs.
 """
 from __future__ import annotations
 
@@ -11,28 +11,11 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from quantdesk.core.gguf_check import Part
-
-__all__ = ["GGUFError", "ModelInfo", "inspect_gguf", "split_parts", "human_bytes"]
-
-
-class GGUFError(Exception):
-    """A file that cannot be used as a model; str() is one line for the user."""
-
-
-def human_bytes(n: float) -> str:
-    """1234567 -> '1.2 MB' (decimal units, as file managers show them)."""
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            if unit == "bytes":
-                return "1 byte" if n == 1 else f"{int(n)} bytes"
-            return f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
-
+from .errors import GGUFError
+from .header import array_length
+from .validate import CheckedFile, check_file
 
 # llama.cpp names split parts "%s-%05d-of-%05d.gguf" (llama_split_path).
 SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
@@ -106,18 +89,16 @@ def inspect_gguf(path: str | Path) -> ModelInfo:
     """Validate `path` (and, for a split model, every part) and describe the model.
 
     Raises GGUFError (one line, naming the file) for anything llama.cpp could not load."""
-    from quantdesk.core.gguf_check import read_part  # gguf/numpy load on first use, not at startup
     # Absolute but not resolved: a Hugging Face snapshot link keeps its readable file name.
-    given = read_part(Path(os.path.abspath(path)))
-    parts = _collect_parts(given, read_part)
-    return _describe(parts)
+    given = check_file(Path(os.path.abspath(path)))
+    return _describe(_collect_parts(given))
 
 
-def _collect_parts(given: Part, read_part) -> list[Part]:
-    count = _int(given.kv.get("split.count"), 1)
+def _collect_parts(given: CheckedFile) -> list[CheckedFile]:
+    count = _int(given.metadata.get("split.count"), 1)
     if count <= 1:
         return [given]
-    no = _int(given.kv.get("split.no"), 0)
+    no = _int(given.metadata.get("split.no"), 0)
     names = split_parts(given.path)
     if names is None or len(names) != count:
         raise GGUFError(f"{given.path.name} is part {no + 1} of a {count}-part model, but its name does "
@@ -129,13 +110,13 @@ def _collect_parts(given: Part, read_part) -> list[Part]:
         elif not p.exists():
             raise GGUFError(f"{p.name} is missing (part {i + 1} of {count} of this model)")
         else:
-            part = read_part(p)
-        got = (_int(part.kv.get("split.no"), -1), _int(part.kv.get("split.count"), -1))
+            part = check_file(p)
+        got = (_int(part.metadata.get("split.no"), -1), _int(part.metadata.get("split.count"), -1))
         if got != (i, count):
             raise GGUFError(f"{p.name} is not part {i + 1} of {count} of this model "
                             f"(its metadata says part {got[0] + 1} of {got[1]})")
         parts.append(part)
-    expected = parts[0].kv.get("split.tensors.count")
+    expected = parts[0].metadata.get("split.tensors.count")
     total = sum(len(p.tensors) for p in parts)
     if expected is not None and int(expected) != total:
         raise GGUFError(f"{parts[0].path.name} is corrupt: the parts hold {total} tensors, "
@@ -152,9 +133,9 @@ def _int(value: Any, default: int) -> int:
     return default
 
 
-def _describe(parts: list[Part]) -> ModelInfo:
+def _describe(parts: list[CheckedFile]) -> ModelInfo:
     first = parts[0]
-    kv = first.kv
+    kv = first.metadata
     name = first.path.name
     tensors = [t for p in parts for t in p.tensors]
     arch = kv.get("general.architecture")
@@ -177,7 +158,7 @@ def _describe(parts: list[Part]) -> ModelInfo:
     head_dim = embd // heads if heads else 0
     template = kv.get("tokenizer.chat_template")
     template = template if isinstance(template, str) and template.strip() else None
-    vocab = a("vocab_size") or first.array_lengths.get("tokenizer.ggml.tokens", 0)
+    vocab = a("vocab_size") or array_length(kv.get("tokenizer.ggml.tokens"))
     stem = SPLIT_NAME.sub(r"\g<prefix>", first.path.name) if len(parts) > 1 else first.path.stem
     gname = kv.get("general.name")
     layers: dict[int, int] = {}
@@ -195,7 +176,7 @@ def _describe(parts: list[Part]) -> ModelInfo:
         name=gname.strip() if isinstance(gname, str) and gname.strip() else stem,
         architecture=arch,
         parameters=sum(t.n_elements for t in tensors),
-        file_type=_file_type(kv.get("general.file_type"), tensors),
+        file_type=file_type_name(kv, tensors),
         block_count=a("block_count", n_layers),
         context_length=a("context_length"),
         embedding_length=embd,
@@ -218,9 +199,11 @@ def _describe(parts: list[Part]) -> ModelInfo:
     )
 
 
-def _file_type(value: Any, tensors) -> str:
-    """llama_ftype name ("Q4_K_M") from general.file_type, else the dominant weight type."""
+def file_type_name(metadata: dict, tensors) -> str:
+    """llama_ftype name ("Q4_K_M") from general.file_type, else the type of most weights
+    (by elements, among tensors of two or more dimensions); "unknown" without tensors."""
     from gguf import LlamaFileType
+    value = metadata.get("general.file_type")
     if isinstance(value, int) and not isinstance(value, bool):
         try:
             ftype = LlamaFileType(value)
@@ -232,7 +215,7 @@ def _file_type(value: Any, tensors) -> str:
     by_elements = Counter()
     for t in weights:
         by_elements[t.type_name] += t.n_elements
-    return by_elements.most_common(1)[0][0]
+    return by_elements.most_common(1)[0][0] if by_elements else "unknown"
 
 
 def _type_counts(tensors) -> tuple[tuple[str, int], ...]:
