@@ -18,7 +18,7 @@ from .composer import Composer
 from .conversation_model import ID_ROLE, ConversationListModel
 from .chat_reply import RENDER_EVERY_MS, ReplyMixin, _Stream
 from .engine_worker import EngineController, LoadSpec
-from .library_model import PATH_ROLE
+from quantdesk.app.pages.library.library_model import PATH_ROLE
 from .markdown_view import MessageView
 from .plan_panel import PlanPanel, PlanPreview
 

@@ -11,8 +11,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QM
 from . import formatting
 from .banner import ErrorBanner
 from .engine_worker import EngineController
-from .library_page import LibraryPage
-from .library_service import LibraryService
+from .pages.library import LibraryPage, LibraryService
 from .placeholder_page import DISCOVER_TEXT, QUALITY_TEXT, QUANTIZE_TEXT, LazyPage
 
 PAGES = ("Library", "Discover", "Quantize", "Quality", "Chat")
