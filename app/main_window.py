@@ -110,10 +110,8 @@ class MainWindow(QMainWindow):
 
     # ---- pages ---------------------------------------------------------------------------
     def _make_discover(self):
-        cls = _page_class("quantdesk.app.pages.discover", "DiscoverPage")
-        if cls is None:
-            return None
-        page = cls()
+        from .pages.discover import DiscoverPage
+        page = DiscoverPage()
         page.downloaded.connect(lambda _path: self.library.refresh())  # lands in the HF cache
         page.quantize_requested.connect(lambda _repo: self.show_page("Quantize"))
         return page
