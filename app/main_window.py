@@ -140,19 +140,15 @@ class MainWindow(QMainWindow):
         return page
 
     def _make_quality(self):
-        cls = _page_class("quantdesk.app.pages.quality_report", "QualityReportPage")
-        return None if cls is None else cls()
+        from .pages.quality import QualityReportPage
+        return QualityReportPage()
 
     def quality_report(self, reference: str, model: str) -> None:
         """Quantize page's "Quality report…": the new quant against the source it came from."""
         self.show_page("Quality")
         page = self.quality_page.page or self.quality_page.build()
-        if page is None or not hasattr(page, "reference"):
-            return
-        page.reference.setText(reference)
-        listed = [page.models.item(i).text() for i in range(page.models.count())]
-        if model not in listed:
-            page.models.addItem(model)
+        page.set_reference(reference)
+        page.add_model(model)
 
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
@@ -220,8 +216,8 @@ class MainWindow(QMainWindow):
             self.discover_page.page.shutdown()  # downloads pause; their partial files resume later
         if self.quantize_page.page is not None:
             self.quantize_page.page.shutdown()  # a running quantization is cancelled, not orphaned
-        if self.quality_page.page is not None and hasattr(self.quality_page.page, "cancel"):
-            self.quality_page.page.cancel()
+        if self.quality_page.page is not None:
+            self.quality_page.page.shutdown()  # a running comparison is cancelled
         self.engine.shutdown()
         self.library.wait_idle(3000)
         super().closeEvent(event)
