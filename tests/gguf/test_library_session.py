@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from gguf_testfiles import write_tiny_gguf
 
 from quantdesk.core.library import Library
 from quantdesk.core.runtime import LibrarySession
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A private data folder and an empty HF cache, so the user's real ones are never touched."""
-    monkeypatch.setenv("QUANTDESK_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    (tmp_path / "hf-cache").mkdir()
-    return tmp_path / "home"
 
 
 def _paths(listing, source=None):
