@@ -109,3 +109,22 @@ def serial_pool(parent: QObject | None = None) -> QThreadPool:
     pool = QThreadPool(parent)
     pool.setMaxThreadCount(1)
     return pool
+
+
+class Relay(QObject):
+    """A callable for core objects that push updates from their own threads (the download
+    manager's workers call `on_update(task)`): each call's argument is emitted as
+    `delivered(object)` on the GUI thread, in order."""
+    delivered = Signal(object)
+    _queued = Signal(object)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._queued.connect(self._deliver)   # queued: this object lives in the GUI thread
+
+    def __call__(self, value: object) -> None:
+        self._queued.emit(value)
+
+    @Slot(object)
+    def _deliver(self, value: object) -> None:
+        self.delivered.emit(value)

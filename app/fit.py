@@ -1,20 +1,20 @@
 """Fit badges: the planner's verdict for a model on this machine, as a short coloured label.
 
-The planning itself (header parse, hardware probe) runs in pool threads through the functions
-here; the GUI thread only formats finished Plans.
+The planning itself (header parse, hardware probe) runs in pool threads through the runtime
+layer (quantdesk.core.runtime.library.LibrarySession.fit_verdicts); the GUI thread only formats
+finished Plans.
 """
 from __future__ import annotations
 
+from quantdesk.core.runtime.library import BADGE_CTX  # noqa: F401 - the badges' context length
+
 from . import formatting
-from .formatting import one_line
 
 # Same colours as the Discover page's variant list, so a verdict reads the same everywhere.
 FIT_COLOURS = {"full-gpu": "#1c7c3c", "partial": "#9a6a00", "cpu": "#2d5fa8",
                "no-fit": "#a12a1d"}
 FIT_LABELS = {"full-gpu": "full GPU", "partial": "partial", "cpu": "CPU",
               "no-fit": "does not fit"}
-# Context length the badges assume: the chat page's default, so a badge says what Load will do.
-BADGE_CTX = 2048
 
 
 def badge(plan) -> str:
@@ -36,22 +36,4 @@ def hardware(overrides: dict | None = None):
     """This machine as the planner sees it, with the user's VRAM/RAM figures when given.
     Called in a pool thread: the first probe may start a short child process."""
     from quantdesk.core.hardware import detect
-    hw = detect()
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return hw.with_overrides(**overrides) if overrides else hw
-
-
-def plan_entries(entries, overrides: dict | None = None, n_ctx: int = BADGE_CTX) -> dict:
-    """{path string: Plan or one-line error} for every readable library entry (pool thread)."""
-    from quantdesk.core.planner import plan_for_model
-    hw = hardware(overrides)
-    out = {}
-    for entry in entries:
-        if entry.info is None:
-            continue
-        try:
-            out[str(entry.path)] = plan_for_model(entry.info, n_ctx=n_ctx, hardware=hw,
-                                                  lower_ctx=False)
-        except Exception as exc:  # noqa: BLE001 - one odd file must not hide the others' badges
-            out[str(entry.path)] = one_line(exc)
-    return out
+    return detect().with_overrides(**(overrides or {}))

@@ -10,9 +10,8 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QM
 
 from . import formatting
 from .banner import ErrorBanner
-from .library_page import LibraryPage
-from .library_service import LibraryService
-from .placeholder_page import DISCOVER_TEXT, QUALITY_TEXT, QUANTIZE_TEXT, LazyPage
+from .lazy_page import LazyPage
+from .pages.library import LibraryPage, LibraryService
 
 PAGES = ("Library", "Discover", "Quantize", "Quality", "Chat")
 
@@ -22,17 +21,6 @@ def local_files(mime) -> list[str]:
     if not mime.hasUrls():
         return []
     return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
-
-
-def _page_class(module: str, name: str):
-    """The page class if its module exists yet (pages land in later issues), else None."""
-    import importlib
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
 
 
 class MainWindow(QMainWindow):
@@ -50,12 +38,13 @@ class MainWindow(QMainWindow):
         self.sidebar.addItems(PAGES)
         self.sidebar.setFixedWidth(150)
         self.library_page = LibraryPage(self.library)
-        self.discover_page = LazyPage("Discover", DISCOVER_TEXT, self._make_discover)
-        self.quantize_page = LazyPage("Quantize", QUANTIZE_TEXT, self._make_quantize)
-        self.quality_page = LazyPage("Quality", QUALITY_TEXT, self._make_quality)
+        # Built on first show (or first use): their modules stay out of the time to first window.
+        self.discover_page = LazyPage(self._make_discover)
+        self.quantize_page = LazyPage(self._make_quantize)
+        self.quality_page = LazyPage(self._make_quality)
         # Built on first use (first show, "Chat with this"): its modules and the chat store
         # stay out of the time to first window.
-        self.chat_holder = LazyPage("Chat", "", self._make_chat)
+        self.chat_holder = LazyPage(self._make_chat)
         self.stack = QStackedWidget()
         for page in (self.library_page, self.discover_page, self.quantize_page, self.quality_page,
                      self.chat_holder):
@@ -110,10 +99,8 @@ class MainWindow(QMainWindow):
 
     # ---- pages ---------------------------------------------------------------------------
     def _make_discover(self):
-        cls = _page_class("quantdesk.app.pages.discover", "DiscoverPage")
-        if cls is None:
-            return None
-        page = cls()
+        from .pages.discover import DiscoverPage
+        page = DiscoverPage()
         page.downloaded.connect(lambda _path: self.library.refresh())  # lands in the HF cache
         page.quantize_requested.connect(lambda _repo: self.show_page("Quantize"))
         return page
@@ -136,13 +123,11 @@ class MainWindow(QMainWindow):
     @property
     def chat_page(self):
         """The Chat page, built now if it was not yet."""
-        return self.chat_holder.page or self.chat_holder.build()
+        return self.chat_holder.build()
 
     def _make_quantize(self):
-        cls = _page_class("quantdesk.app.pages.quantize", "QuantizePage")
-        if cls is None:
-            return None
-        page = cls(self.library)
+        from .pages.quantize import QuantizePage
+        page = QuantizePage(self.library)
         page.chat_requested.connect(self.chat_with)
         page.report_requested.connect(self.quality_report)
         page.quantized.connect(lambda path: self.statusBar().showMessage(
@@ -150,19 +135,15 @@ class MainWindow(QMainWindow):
         return page
 
     def _make_quality(self):
-        cls = _page_class("quantdesk.app.pages.quality_report", "QualityReportPage")
-        return None if cls is None else cls()
+        from .pages.quality import QualityReportPage
+        return QualityReportPage()
 
     def quality_report(self, reference: str, model: str) -> None:
         """Quantize page's "Quality report…": the new quant against the source it came from."""
         self.show_page("Quality")
-        page = self.quality_page.page or self.quality_page.build()
-        if page is None or not hasattr(page, "reference"):
-            return
-        page.reference.setText(reference)
-        listed = [page.models.item(i).text() for i in range(page.models.count())]
-        if model not in listed:
-            page.models.addItem(model)
+        page = self.quality_page.build()
+        page.set_reference(reference)
+        page.add_model(model)
 
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
@@ -172,9 +153,7 @@ class MainWindow(QMainWindow):
 
     def chat_with(self, path: str) -> None:
         self.show_page("Chat")
-        page = self.chat_page
-        if page is not None:  # None: the page could not start and already shows why
-            page.chat_with(path)
+        self.chat_page.chat_with(path)
 
     # ---- opening models ------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -224,15 +203,12 @@ class MainWindow(QMainWindow):
 
     # ---- exit ----------------------------------------------------------------------------
     def closeEvent(self, event):  # noqa: N802
-        if self.chat_holder.page is not None:
-            self.chat_holder.page.shutdown()
-        if self.discover_page.page is not None:
-            self.discover_page.page.shutdown()  # downloads pause; their partial files resume later
-        if self.quantize_page.page is not None:
-            self.quantize_page.page.shutdown()  # a running quantization is cancelled, not orphaned
-        if self.quality_page.page is not None and hasattr(self.quality_page.page, "cancel"):
-            self.quality_page.page.cancel()
+        # Every built page stops its work: downloads pause (their partial files resume later),
+        # a running quantization or comparison is cancelled, not orphaned.
+        for holder in (self.chat_holder, self.discover_page, self.quantize_page, self.quality_page):
+            if holder.page is not None:
+                holder.page.shutdown()
         if self._models is not None:
-            self._models.shutdown()
+            self._models.shutdown()   # every engine host ends
         self.library.wait_idle(3000)
         super().closeEvent(event)

@@ -1,1 +1,2 @@
-"""Self-contained pages mounted by the main window (see discover.py for the Discover page)."""
+"""The window's pages, one package each (library/, discover/, quality/, ...): a page widget, its
+item models, and the thin adapters that run the runtime layer through app/bridge."""

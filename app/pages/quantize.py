@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
 from .. import formatting
 from ..banner import ErrorBanner
 from ..jobs import start_job
-from ..library_model import ENTRY_ROLE
+from quantdesk.app.pages.library.library_model import ENTRY_ROLE
 from .quant_types_model import NAME_ROLE, QuantTypesModel, SourceSummary, analyse_source
 from .quantize_job import QuantizeJob, QuantizeRequest
 from .quantize_options import QuantizeOptions

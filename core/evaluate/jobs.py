@@ -23,11 +23,8 @@ def _threads(payload: dict) -> int:
     n = payload.get("threads")
     if n:
         return int(n)
-    try:
-        import psutil
-        return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
-    except ImportError:
-        return max(1, os.cpu_count() or 1)
+    import psutil
+    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
 
 
 def _open(payload: dict, **kw) -> LlamaSession:

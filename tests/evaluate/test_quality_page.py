@@ -19,15 +19,16 @@ def _r(ft: str, size: int, kld: float) -> QualityReport:
 def test_page_shows_reports_and_exports_png(qtbot, tmp_path):
     from PySide6.QtGui import QImage
 
-    from quantdesk.app.pages.quality_report import QualityReportPage
+    from quantdesk.app.pages.quality import QualityReportPage
     page = QualityReportPage()
     qtbot.addWidget(page)
     page.resize(900, 700)
     page.show()
     page.set_reports([_r("Q8_0", 145_000_000, 0.001), _r("Q4_0", 110_000_000, 0.05),
                       _r("Q4_K_M", 105_000_000, 0.02)])
-    assert page.table.rowCount() == 3
-    types = [page.table.item(i, 0).text() for i in range(3)]
+    table = page.table.model()
+    assert table.rowCount() == 3
+    types = [table.index(i, 0).data() for i in range(3)]
     assert types == ["Q8_0 ★", "Q4_0", "Q4_K_M ★"]          # Q4_0 is dominated by Q4_K_M
     assert page.csv_button.isEnabled() and page.png_button.isEnabled()
     out = tmp_path / "chart.png"
@@ -44,8 +45,88 @@ def test_page_shows_reports_and_exports_png(qtbot, tmp_path):
 
 @pytest.mark.gui
 def test_start_without_models_says_what_is_missing(qtbot):
-    from quantdesk.app.pages.quality_report import QualityReportPage
+    from quantdesk.app.pages.quality import QualityReportPage
     page = QualityReportPage()
     qtbot.addWidget(page)
     page.start()
     assert "reference" in page.status.text() and page.run_button.isEnabled()
+
+
+@pytest.mark.gui
+def test_reference_and_models_are_set_from_outside_once_each(qtbot):
+    from quantdesk.app.pages.quality import QualityReportPage
+    page = QualityReportPage()
+    qtbot.addWidget(page)
+    page.set_reference("/m/x-F16.gguf")
+    page.add_model("/m/x-Q4_K_M.gguf")
+    page.add_model("/m/x-Q4_K_M.gguf")       # the Quantize page may ask twice
+    assert page.reference.text() == "/m/x-F16.gguf"
+    assert page.model_paths() == ["/m/x-Q4_K_M.gguf"]
+
+
+@pytest.fixture
+def ready_page(qtbot, tmp_path, monkeypatch):
+    """A page with a reference and two quants chosen, scoring a small text of the user's."""
+    from quantdesk.app.pages.quality import QualityReportPage
+    text = tmp_path / "mine.txt"
+    text.write_text("some text of the user's own\n" * 50)
+    page = QualityReportPage()
+    qtbot.addWidget(page)
+    page.set_reference("/m/x-F32.gguf")
+    page.add_model("/m/x-Q8_0.gguf")
+    page.add_model("/m/x-Q4_0.gguf")
+    page.text_file.setText(str(text))
+    return page
+
+
+@pytest.mark.gui
+def test_a_run_shows_progress_and_each_report_as_it_comes(ready_page, qtbot, monkeypatch):
+    import threading
+
+    from quantdesk.core import evaluate
+    from quantdesk.core.evaluate import EvalProgress
+    page, seen = ready_page, {}
+
+    def fake_compare(models, reference, text, *, n_ctx, max_chunks, progress, cancel, on_result):
+        seen.update(models=models, reference=reference, text=text, n_ctx=n_ctx,
+                    thread=threading.current_thread())
+        reports = []
+        for i, (model, kld) in enumerate(zip(models, (0.001, 0.05)), 1):
+            progress(EvalProgress("model", model, i, 2, 1, 2, i, 2))
+            reports.append(_r(model.split("-")[-1][:-5], 145_000_000 // i, kld))
+            on_result(reports[-1])
+        return reports
+    monkeypatch.setattr(evaluate, "compare", fake_compare)
+
+    shown = []  # the table as each report arrived
+    page.results.modelReset.connect(lambda: shown.append(page.results.rowCount()))
+    page.start()
+    assert not page.run_button.isEnabled() and page.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: page.run_button.isEnabled(), timeout=10000)
+    assert seen["models"] == ["/m/x-Q8_0.gguf", "/m/x-Q4_0.gguf"]
+    assert seen["reference"] == "/m/x-F32.gguf" and seen["text"].startswith("some text")
+    assert seen["thread"] is not threading.main_thread()
+    assert shown[:3] == [0, 1, 2]                        # cleared, then one row per report
+    assert [page.results.index(i, 0).data() for i in range(2)] == ["Q8_0 ★", "Q4_0 ★"]
+    assert page.progress.value() == 100 and "Reference PPL 23.500" in page.status.text()
+    assert page.csv_button.isEnabled() and not page.cancel_button.isEnabled()
+
+
+@pytest.mark.gui
+def test_cancel_stops_the_run_and_says_so(ready_page, qtbot, monkeypatch):
+    import time
+
+    from quantdesk.core import evaluate
+    from quantdesk.core.evaluate import Cancelled
+    page = ready_page
+
+    def fake_compare(models, reference, text, *, cancel, **_kw):
+        while not cancel.cancelled:   # the real one checks between windows
+            time.sleep(0.01)
+        raise Cancelled("cancelled")
+    monkeypatch.setattr(evaluate, "compare", fake_compare)
+    page.start()
+    page.cancel_button.click()
+    assert page.status.text() == "Cancelling…"
+    qtbot.waitUntil(lambda: page.run_button.isEnabled(), timeout=10000)
+    assert page.status.text() == "Cancelled." and page.task is None

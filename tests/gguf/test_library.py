@@ -12,15 +12,6 @@ from quantdesk.core.gguf import GGUFError
 from quantdesk.core.library import FILE_MISSING, Library
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A private data folder and an empty HF cache, so the user's real ones are never touched."""
-    monkeypatch.setenv("QUANTDESK_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    (tmp_path / "hf-cache").mkdir()
-    return tmp_path / "home"
-
-
 def _by_source(entries, source):
     return [e for e in entries if e.source == source]
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.gui
 
 
 def fit_cell(window, path, role=Qt.ItemDataRole.DisplayRole):
-    from quantdesk.app.library_model import FIT_COLUMN
+    from quantdesk.app.pages.library.library_model import FIT_COLUMN
     model = window.library.model
     return model.index(model.row_of(path), FIT_COLUMN).data(role)
 
@@ -19,17 +19,18 @@ def fit_cell(window, path, role=Qt.ItemDataRole.DisplayRole):
 def test_library_fit_column_is_the_planners_verdict(window, qtbot, starter_model, monkeypatch,
                                                     vram, expected):
     from quantdesk.app import fit
-    from quantdesk.app.library_model import COLUMNS
+    from quantdesk.app.pages.library.library_model import COLUMNS
     from quantdesk.core.hardware import detect
     from quantdesk.core.planner import plan_for_model
+    from quantdesk.core.runtime import LibrarySession
 
     threads = []
-    real = fit.plan_entries
+    real = LibrarySession.fit_verdicts
 
     def spy(*args, **kw):  # the real planner, noting which thread ran it
         threads.append(threading.current_thread())
         return real(*args, **kw)
-    monkeypatch.setattr(fit, "plan_entries", spy)
+    monkeypatch.setattr(LibrarySession, "fit_verdicts", spy)
 
     assert COLUMNS[-1] == "Fit"
     window.library.fit_overrides = {"vram": vram}  # a faked GPU (0: none)

@@ -27,12 +27,8 @@ def test_cli_search_files_and_pull(hub_env, fakehub, gguf_files):
     f16 = variants["F16"]
     assert f16["files"] == ["tiny-llama-F16-00001-of-00002.gguf", "tiny-llama-F16-00002-of-00002.gguf"]
     assert f16["size_bytes"] == sum(len(gguf_files[f]) for f in f16["files"])
-    try:
-        import quantdesk.core.planner  # noqa: F401
-        assert all(v["fit"] in ("full-gpu", "partial", "cpu", "no-fit") for v in variants.values())
-        assert variants["Q4_K_M"]["plan"]["n_ctx_requested"] == 1024
-    except ImportError:
-        assert all(v["fit"] is None and v["fit_note"] == "planner not available" for v in variants.values())
+    assert all(v["fit"] in ("full-gpu", "partial", "cpu", "no-fit") for v in variants.values())
+    assert variants["Q4_K_M"]["plan"]["n_ctx_requested"] == 1024
 
     r = _run(hub_env, "pull", GGUF_REPO, "--quant", "f16", "--json")
     assert r.returncode == 0, r.stderr

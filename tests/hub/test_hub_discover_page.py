@@ -41,7 +41,7 @@ def test_search_pages_and_model_page_with_fit_badges(qtbot, page, fakehub, tmp_p
     qtbot.waitUntil(lambda: page.details is not None and page.variants.rowCount() == 3, timeout=10000)
     qtbot.waitUntil(lambda: all(v.fit or v.fit_note for v in page.variants._rows), timeout=20000)
     texts = [page.variants.data(page.variants.index(r, 3)) for r in range(3)]
-    labels = ("fits on GPU", "partial offload", "CPU only", "does not fit", "planner not available")
+    labels = ("fits on GPU", "partial offload", "CPU only", "does not fit")
     assert all(t.startswith(labels) for t in texts), texts
     assert "apache-2.0" in page.repo_title.text()
     qtbot.waitUntil(lambda: "A test model." in page.card.toPlainText(), timeout=10000)
@@ -84,11 +84,7 @@ def test_safetensors_repo_offers_local_quantization(qtbot, page, fakehub):
     qtbot.waitUntil(lambda: page.details is not None and page.recommendation.text() != "", timeout=20000)
     assert page.quantize_button.isVisibleTo(page) and not page.download_button.isEnabled()
     assert "BF16" in page.repo_title.text()
-    try:
-        import quantdesk.core.planner  # noqa: F401
-        assert page.recommendation.text().startswith("Recommended here:")
-    except ImportError:
-        assert page.recommendation.text() == "planner not available"
+    assert page.recommendation.text().startswith("Recommended here:")
     with qtbot.waitSignal(page.quantize_requested) as blocker:
         page.quantize_button.click()
     assert blocker.args == [ST_REPO]

@@ -1,15 +1,12 @@
 """What the hub downloads, the Library lists (it scans the huggingface_hub cache)."""
 from __future__ import annotations
 
-import pytest
-
-from quantdesk.core import hub
+from quantdesk.core import hub, library
 
 from .conftest import GGUF_REPO
 
 
 def test_downloaded_split_variant_appears_in_the_library(hub_env, fakehub, tmp_path):
-    library = pytest.importorskip("quantdesk.core.library")
     details = hub.repo_details(GGUF_REPO)
     f16 = next(v for v in details.variants if v.quant == "F16")
     paths = [hub.download_file(GGUF_REPO, f.name, sha256=f.sha256) for f in f16.files]

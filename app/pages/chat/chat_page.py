@@ -15,7 +15,7 @@ from PySide6.QtCore import QModelIndex, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox
 
 from quantdesk.app.bridge import run_task, serial_pool
-from quantdesk.app.library_model import PATH_ROLE
+from quantdesk.app.pages.library.library_model import PATH_ROLE
 from quantdesk.core.engine.types import Token
 from quantdesk.core.runtime import (ChatSession, ModelLoaded, ModelLoading, ModelPlanned,
                                     ModelUnloaded, load_request)

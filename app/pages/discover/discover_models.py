@@ -6,10 +6,10 @@ from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 
 from quantdesk.app import formatting
+from quantdesk.app.fit import FIT_COLOURS
 from quantdesk.app.rows_model import RowsModel
 
 ITEM_ROLE = Qt.ItemDataRole.UserRole
-FIT_COLOURS = {"full-gpu": "#1c7c3c", "partial": "#9a6a00", "cpu": "#2d5fa8", "no-fit": "#a12a1d"}
 FIT_LABELS = {"full-gpu": "fits on GPU", "partial": "partial offload", "cpu": "CPU only", "no-fit": "does not fit"}
 
 

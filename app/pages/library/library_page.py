@@ -7,7 +7,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableView, QVBoxLayout, QWidget)
 
-from . import formatting
+from quantdesk.app import formatting
+
 from .library_model import ENTRY_ROLE
 from .library_service import LibraryService
 

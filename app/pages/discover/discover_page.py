@@ -2,8 +2,8 @@
 badges read from each variant's remote header), download into the HF cache, or hand a
 safetensors repo to the Quantize page.
 
-Every network call runs in a QThreadPool job (quantdesk.app.jobs); download progress comes from
-the core DownloadManager's worker threads through a queued signal. Mount it with
+Every network call runs off the GUI thread through quantdesk.app.bridge (call_later); download
+progress comes from the core DownloadManager's worker threads through a bridge Relay. Mount it with
 `DiscoverPage(manager=None)`; it emits `downloaded(path)` when a file lands (refresh the Library)
 and `quantize_requested(repo_id)`.
 """
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget)
 
 from quantdesk.app import formatting
 from quantdesk.app.formatting import one_line
-from quantdesk.app.jobs import start_job
-from quantdesk.app.pages.discover_models import DownloadsModel, SearchResultsModel, VariantsModel
+from quantdesk.app.bridge import Relay, call_later
+from .discover_models import DownloadsModel, SearchResultsModel, VariantsModel
 
 FILTERS = (("GGUF models", "gguf"), ("Safetensors (text generation)", "safetensors"), ("All", "all"))
 SORTS = (("Trending", "trending"), ("Downloads", "downloads"), ("Likes", "likes"), ("Recently updated", "updated"))
@@ -37,28 +37,8 @@ class CardBrowser(QTextBrowser):
         return None
 
     def show_markdown(self, text: str) -> None:
-        try:
-            from quantdesk.app.markdown_view import markdown_to_html  # strips raw HTML
-            self.setHtml(markdown_to_html(text or "*This repo has no model card.*"))
-        except ImportError:
-            self.setMarkdown(text)
-
-
-class _Bridge(QObject):
-    """Receives DownloadManager updates (any thread) and re-emits them on the GUI thread."""
-    task_updated = Signal(object)
-    _from_worker = Signal(object)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._from_worker.connect(self._deliver)   # queued: this object lives in the GUI thread
-
-    def __call__(self, task) -> None:
-        self._from_worker.emit(task)
-
-    @Slot(object)
-    def _deliver(self, task) -> None:
-        self.task_updated.emit(task)
+        from quantdesk.app.markdown_view import markdown_to_html  # strips raw HTML
+        self.setHtml(markdown_to_html(text or "*This repo has no model card.*"))
 
 
 def _table(model, stretch: int = 0) -> QTableView:
@@ -84,11 +64,11 @@ class DiscoverPage(QWidget):
         self.n_ctx, self._generation, self._pager, self.details = n_ctx, 0, None, None
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(3)
-        self.bridge = _Bridge(self)
+        self.updates = Relay(self)
         if manager is None:
             from quantdesk.core.hub.manager import DownloadManager
             manager = DownloadManager()
-        manager.on_update = self.bridge
+        manager.on_update = self.updates
         self.manager = manager
 
         title = QLabel("Discover")
@@ -177,13 +157,14 @@ class DiscoverPage(QWidget):
         self.resume_button.clicked.connect(lambda: self._on_task(self.manager.resume))
         self.cancel_button.clicked.connect(lambda: self._on_task(self.manager.cancel))
         self.token_button.clicked.connect(self.save_token)
-        self.bridge.task_updated.connect(self._task_updated)
+        self.updates.delivered.connect(self._task_updated)
         self.downloads.set_rows(self.manager.tasks())   # paused downloads from the last session
         self._show_repo(None)
 
     # ---- search ---------------------------------------------------------------------------
-    def _error(self, exc) -> None:
-        self.message.setText(one_line(exc))
+    def _error(self, why) -> None:
+        """`why`: an exception or the bridge's one line."""
+        self.message.setText(one_line(why))
         self.message.show()
 
     def search(self) -> None:
@@ -208,11 +189,11 @@ class DiscoverPage(QWidget):
             if gen == self._generation:
                 self.results.append(rows, not pager.exhausted)
 
-        def failed(exc):
+        def failed(why):
             if gen == self._generation:
                 self.results.loading = False
-                self._error(exc)
-        start_job(self.pool, self, pager.next_page, done, failed)
+                self._error(why)
+        call_later(self.pool, self, pager.next_page, done, failed)
 
     # ---- model page -------------------------------------------------------------------------
     def open_repo(self, row: int) -> None:
@@ -224,10 +205,10 @@ class DiscoverPage(QWidget):
         self._generation += 1
         gen = self._generation
         self._show_repo(None, f"<b>{html.escape(result.repo_id)}</b> — loading…")
-        start_job(self.pool, self, lambda: repo_details(result.repo_id),
-                  lambda d: gen == self._generation and self._show_repo(d), self._error)
-        start_job(self.pool, self, lambda: model_card(result.repo_id),
-                  lambda text: gen == self._generation and self.card.show_markdown(text), self._error)
+        call_later(self.pool, self, lambda: repo_details(result.repo_id),
+                   lambda d: gen == self._generation and self._show_repo(d), self._error)
+        call_later(self.pool, self, lambda: model_card(result.repo_id),
+                   lambda text: gen == self._generation and self.card.show_markdown(text), self._error)
 
     def _show_repo(self, details, title: str | None = None) -> None:
         self.details = details
@@ -249,21 +230,21 @@ class DiscoverPage(QWidget):
             self.variants_view.selectRow(0)
         gen = self._generation
         for variant in details.variants:
-            start_job(self.pool, self, lambda v=variant: self._read_header(details, v),
-                      lambda v: gen == self._generation and self.variants.update_variant(v),
-                      lambda exc, v=variant: self._variant_failed(v, exc))
+            call_later(self.pool, self, lambda v=variant: self._read_header(details, v),
+                       lambda v: gen == self._generation and self.variants.update_variant(v),
+                       lambda why, v=variant: self._variant_failed(v, why))
         if details.kind == "safetensors":
             from quantdesk.core.hub.fit import recommend_for_safetensors
-            start_job(self.pool, self, lambda: recommend_for_safetensors(details, n_ctx=self.n_ctx),
-                      lambda r: gen == self._generation and self._show_recommendation(r), self._error)
+            call_later(self.pool, self, lambda: recommend_for_safetensors(details, n_ctx=self.n_ctx),
+                       lambda r: gen == self._generation and self._show_recommendation(r), self._error)
 
     def _read_header(self, details, variant):
         from quantdesk.core.hub import fit_variant, read_variant_header
         read_variant_header(details.repo_id, variant, details.sha or "main")
         return fit_variant(variant, n_ctx=self.n_ctx)
 
-    def _variant_failed(self, variant, exc) -> None:
-        variant.fit_note = one_line(exc)
+    def _variant_failed(self, variant, why: str) -> None:
+        variant.fit_note = why
         self.variants.update_variant(variant)
 
     def _show_recommendation(self, result) -> None:
@@ -313,7 +294,7 @@ class DiscoverPage(QWidget):
             for t in self.manager.tasks():
                 if t.state == "failed" and t.needs_token:
                     self.manager.resume(t.id)
-        start_job(self.pool, self, lambda: save_token(token), saved, self._error)
+        call_later(self.pool, self, lambda: save_token(token), saved, self._error)
 
     def shutdown(self) -> None:
         """Pause running downloads (their partial files resume next time) and wait for jobs."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
-from . import fit, formatting
-from .rows_model import RowsModel
+from quantdesk.app import fit, formatting
+from quantdesk.app.rows_model import RowsModel
 
 COLUMNS = ("Name", "Quant", "Params", "Size", "Context", "Template", "Source", "Fit")
 FIT_COLUMN = COLUMNS.index("Fit")
@@ -24,7 +24,7 @@ class LibraryTableModel(RowsModel):
         self.set_rows(entries)
 
     def set_fits(self, fits: dict) -> None:
-        """Fit verdicts computed off the GUI thread (fit.plan_entries); only that column changes."""
+        """Fit verdicts computed off the GUI thread (LibrarySession.fit_verdicts); only that column changes."""
         self._fits = dict(fits)
         if self._rows:
             self.dataChanged.emit(self.index(0, FIT_COLUMN),
