@@ -4,7 +4,8 @@
                                                             plan.gpu_layers is "auto")
     options_for(path | ModelInfo | hf_config_dict, n_ctx=4096, types=None, parameters=None)
                                                          -> ([Plan per quant type], recommended)
-                                                            (Quantize page's table, fit badges)
+                                                            (the hub's fit badges; a quantize
+                                                            source: core.runtime.quantize)
     plan_header(metadata, tensors, n_ctx=4096)           -> Plan for a remote GGUF's header prefix
                                                             (parse_header; HeaderIncomplete: fetch
                                                             more bytes and retry)
