@@ -94,11 +94,11 @@ def main() -> None:
         if not (hf / "config.json").exists():
             build(hf, a)
         from quantdesk.core.convert import open_source
-        from quantdesk.core.quantize import plan_types
+        from quantdesk.core.quantize import tensor_types
         src = open_source(hf)
         n_params = sum(int(__import__("math").prod(t.shape)) for t in src.tensors)
-        planned = set(plan_types([(t.name, t.shape, t.dtype) for t in src.tensors], a.type,
-                                 src.params).values()) - {"F32", "F16", "BF16"}
+        planned = set(tensor_types([(t.name, t.shape, t.dtype) for t in src.tensors], a.type,
+                                   src.params).values()) - {"F32", "F16", "BF16"}
         from quantdesk.kernels import registry
         missing = planned - {q for q, _ in registry.available(a.backend)}
         if missing:

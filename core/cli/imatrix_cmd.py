@@ -29,8 +29,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from quantdesk.core.evaluate import EvaluationError, read_text, sample_text_path
-    from quantdesk.core.imatrix import ImatrixError, compute_imatrix, save_imatrix
+    from quantdesk.core.evaluate import EvaluationError, sample_text_path
+    from quantdesk.core.imatrix import ImatrixError
+    from quantdesk.core.runtime.quantize import CalibrateRequest, calibrate_job
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} already exists (choose another name or pass --overwrite)")
@@ -42,24 +43,24 @@ def run(args) -> int:
 
     shown = []
 
-    def bar(done: int, total: int) -> None:
+    def bar(chunks) -> None:
         shown.append(1)
-        sys.stderr.write(f"\rchunk {done}/{total}")
+        sys.stderr.write(f"\rchunk {chunks[0]}/{chunks[1]}")
         sys.stderr.flush()
 
+    job = calibrate_job(CalibrateRequest(args.source, str(text_path), output=str(out),
+                                         n_ctx=args.ctx, max_chunks=args.chunks,
+                                         threads=args.threads, n_gpu_layers=args.gpu_layers,
+                                         process_output=args.process_output))
     try:
-        text = read_text(text_path)
-        imx = compute_imatrix(args.source, text, n_ctx=args.ctx, max_chunks=args.chunks,
-                              threads=args.threads, n_gpu_layers=args.gpu_layers,
-                              dataset=text_path.name,
-                              process_output=args.process_output, progress=bar)
-        save_imatrix(out, imx)
+        result = job(bar, None)
     except (ImatrixError, EvaluationError) as exc:
         if shown:
             sys.stderr.write("\n")
         raise UserError(str(exc)) from None
     if shown:
         sys.stderr.write("\n")
-    print(f"wrote {out} ({len(imx.entries)} tensors, {imx.chunk_count} chunks of "
+    imx = result.imatrix
+    print(f"wrote {result.path} ({len(imx.entries)} tensors, {imx.chunk_count} chunks of "
           f"{imx.chunk_size} tokens)")
     return 0

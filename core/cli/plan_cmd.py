@@ -1,5 +1,6 @@
 """`quantdesk plan MODEL [--ctx N] [--vram BYTES] [--ram BYTES] [--json]`: which quant of this
-model fits, with how many GPU layers, and which one to use."""
+model (a GGUF or an HF model folder) fits, with how many GPU layers, and which one to use. The
+figures are the quantize session's (core/runtime/quantize.py), as on the Quantize page."""
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,11 @@ def parse_bytes(text: str) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="show which quant types fit this machine",
-                              description="Plan a GGUF model: per quant type the size, RAM and "
-                                          "VRAM needed at the context length, GPU layers, fit, "
-                                          "and the recommended type.")
-    p.add_argument("model", metavar="MODEL", help="path to a .gguf file")
+                              description="Plan a GGUF model or an HF model folder: per quant "
+                                          "type the size (the tensor bytes `quantize` writes), "
+                                          "RAM and VRAM needed at the context length, GPU "
+                                          "layers, fit, and the recommended type.")
+    p.add_argument("model", metavar="MODEL", help="path to a .gguf file or an HF model folder")
     p.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
     p.add_argument("--vram", type=parse_bytes, help="plan with this much free VRAM (bytes or 8G)")
     p.add_argument("--ram", type=parse_bytes, help="plan with this much free RAM (bytes or 16G)")
@@ -40,28 +42,22 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from quantdesk.core import planner
-    from quantdesk.core.gguf import GGUFError, inspect_gguf
+    from quantdesk.core.convert import ConvertError
     from quantdesk.core.hardware import detect
+    from quantdesk.core.runtime.quantize import plan_source
 
     if args.ctx < 1:
         raise UserError(f"--ctx must be positive, got {args.ctx}")
-    try:
-        info = inspect_gguf(args.model)  # full validation: a clear message for a bad file
-    except GGUFError as exc:
-        raise UserError(str(exc)) from None
     hw = detect().with_overrides(vram=args.vram, ram=args.ram)
     try:
-        profile = planner.load_profile(info)
-    except planner.PlannerError as exc:
+        plan = plan_source(args.model, hardware=hw, n_ctx=args.ctx)
+    except ConvertError as exc:
         raise UserError(str(exc)) from None
-    plans = planner.plan_options(profile, hw, n_ctx=args.ctx)
-    best = planner.recommend(plans, profile, hw)
     data = {
-        "model": str(info.path), "type": profile.file_type, "n_ctx": args.ctx,
+        "model": plan.path, "kind": plan.kind, "type": plan.own_type, "n_ctx": args.ctx,
         "hardware": hw.to_json(),
-        "options": [_option(p, profile.file_type) for p in plans],
-        "recommended": _option(best, profile.file_type) if best else None,
+        "options": [_option(p, plan.own_type) for p in plan.plans],
+        "recommended": _option(plan.recommended, plan.own_type) if plan.recommended else None,
     }
     if args.json:
         print(json.dumps(data, indent=2))
@@ -70,7 +66,7 @@ def run(args) -> int:
     return 0
 
 
-def _option(plan, file_type: str) -> dict:
+def _option(plan, file_type: str | None) -> dict:
     d = plan.to_json()
     d["this_file"] = plan.type == file_type
     return d
@@ -91,7 +87,8 @@ def format_plan(data: dict) -> str:
                     f"{mib(o['vram_bytes']):>10} {_layers(o):>10}  {o['fit']}")
     rec = data["recommended"]
     rows.append("")
-    rows.append("* this file; other types are estimates of the same model")
+    rows.append("* this file; other types are estimates of the same model" if data["type"] else
+                "sizes are the tensor bytes `quantdesk quantize` writes for each type")
     rows.append(f"Recommended: {rec['type']} - {rec['note']}" if rec else
                 "Recommended: none - no type fits this machine")
     return "\n".join(rows)

@@ -39,8 +39,9 @@ def _bar(p) -> None:
 
 
 def run(args) -> int:
-    from quantdesk.core.quantize import ConvertError, quantize_model
+    from quantdesk.core.quantize import ConvertError
     from quantdesk.core.quantize.mix import FILE_TYPES
+    from quantdesk.core.runtime.quantize import QuantizeRequest, quantize_job
     if args.type not in FILE_TYPES:
         raise UserError(f"unknown type {args.type}; choose one of {', '.join(FILE_TYPES)}")
     if args.threads is not None and args.threads < 1:
@@ -51,9 +52,11 @@ def run(args) -> int:
             raise UserError("--backend cuda: no usable CUDA GPU found")
     start = time.monotonic()
     try:
-        result = quantize_model(args.source, args.output, args.type, backend=args.backend,
-                                threads=args.threads, imatrix=args.imatrix, progress=_bar,
-                                overwrite=args.overwrite, allow_requantize=args.allow_requantize)
+        job = quantize_job(QuantizeRequest(args.source, args.output, args.type,
+                                           backend=args.backend, threads=args.threads,
+                                           imatrix=args.imatrix, overwrite=args.overwrite,
+                                           allow_requantize=args.allow_requantize))
+        result = job(_bar, None)  # Ctrl-C ends the process; the writer removes its .part
     except ConvertError as exc:
         if _shown["bar"]:
             sys.stderr.write("\n")

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .architectures import ADAPTERS
-from .errors import ConvertError
+from .errors import AlreadyQuantized, ConvertError
 from .source import ModelParams, Source, SourceTensor
 
-__all__ = ["open_source", "ConvertError", "Source", "SourceTensor", "ModelParams",
-           "SUPPORTED_ARCHITECTURES"]
+__all__ = ["open_source", "ConvertError", "AlreadyQuantized", "Source", "SourceTensor",
+           "ModelParams", "SUPPORTED_ARCHITECTURES"]
 
 SUPPORTED_ARCHITECTURES = tuple(ADAPTERS)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConvertError
+from .errors import AlreadyQuantized, ConvertError
 from .source import ModelParams, Source, SourceTensor
 
 _FLOAT = ("F32", "F16", "BF16")
@@ -59,9 +59,9 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
     if quantized and not allow_requantize:
         from collections import Counter
         main_type = Counter(quantized).most_common(1)[0][0]  # the file's type, not token_embd's
-        raise ConvertError(f"{path.name} is already quantized ({main_type}); re-quantizing "
-                           "compounds the error — start from an F32/F16/BF16 model or allow "
-                           "re-quantization explicitly")
+        raise AlreadyQuantized(f"{path.name} is already quantized ({main_type}); re-quantizing "
+                               "compounds the error — start from an F32/F16/BF16 model or allow "
+                               "re-quantization explicitly", main_type)
 
     def write_metadata(gw: Any) -> None:
         for key, value, vtype, sub in reader.metadata_entries():

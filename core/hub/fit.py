@@ -1,20 +1,11 @@
 """Fit badges: the planner's verdict for a remote GGUF variant (from its header read over HTTP)
-and its recommended quant for a safetensors repo (from config.json).
-
-The planner (quantdesk.core.planner) is another module; when it is missing the badge is simply
-absent, with a note saying why.
+and its recommended quant for a safetensors repo (from config.json; each type priced with the
+quantizer's own tensor_types through planner.retype). The planner is imported where it is used,
+so importing core.hub stays cheap.
 """
 from __future__ import annotations
 
 from quantdesk.core.hub.variants import RepoDetails, Variant
-
-
-def _planner():
-    import importlib
-    try:
-        return importlib.import_module("quantdesk.core.planner")
-    except ImportError:
-        return None
 
 
 def fit_variant(variant: Variant, *, n_ctx: int = 4096, hardware=None, vram=None, ram=None) -> Variant:
@@ -22,23 +13,17 @@ def fit_variant(variant: Variant, *, n_ctx: int = 4096, hardware=None, vram=None
     if variant.remote is None:
         variant.fit, variant.fit_note = None, "header not read"
         return variant
-    planner = _planner()
-    if planner is None or not hasattr(planner, "plan_for_model"):
-        variant.fit, variant.fit_note = None, "planner not available"
-        return variant
+    from quantdesk.core import planner
     remote = variant.remote
     try:
-        if hasattr(planner, "profile_from_header"):
-            # the planner's entry point for "a remote file read by its first megabytes"
-            source = planner.profile_from_header(remote.metadata, remote.tensors,
-                                                 name=str(remote.metadata.get("general.name") or variant.quant))
-        else:
-            source = remote
-        plan = planner.plan_for_model(source, n_ctx=n_ctx, hardware=hardware, vram=vram, ram=ram)
+        profile = planner.profile_from_header(
+            remote.metadata, remote.tensors,
+            name=str(remote.metadata.get("general.name") or variant.quant))
+        plan = planner.plan_for_model(profile, n_ctx=n_ctx, hardware=hardware, vram=vram, ram=ram)
     except Exception as exc:  # noqa: BLE001 - a badge must never break the page
         variant.fit, variant.fit_note = None, f"cannot plan: {exc}".splitlines()[0]
         return variant
-    variant.fit = plan.to_json() if hasattr(plan, "to_json") else dict(vars(plan))
+    variant.fit = plan.to_json()
     variant.fit_note = None
     return variant
 
@@ -46,12 +31,10 @@ def fit_variant(variant: Variant, *, n_ctx: int = 4096, hardware=None, vram=None
 def recommend_for_safetensors(details: RepoDetails, *, n_ctx: int = 4096, hardware=None, revision: str | None = None):
     """(plans per quant type as dicts, recommended type or None, note) for a safetensors repo, from
     its config.json (a small download into the HF cache) and the hub's parameter count."""
-    planner = _planner()
-    if planner is None or not hasattr(planner, "options_for"):
-        return [], None, "planner not available"
     if not any(f.name == "config.json" for f in details.files):
         return [], None, "no config.json in the repo"
     import json
+    from quantdesk.core import planner
     from huggingface_hub import hf_hub_download
     from quantdesk.core.hub.connection import cache_dir, check_online, endpoint, get_token
     from quantdesk.core.hub.errors import translate

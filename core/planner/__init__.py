@@ -4,7 +4,8 @@
                                                             plan.gpu_layers is "auto")
     options_for(path | ModelInfo | hf_config_dict, n_ctx=4096, types=None, parameters=None)
                                                          -> ([Plan per quant type], recommended)
-                                                            (Quantize page's table, fit badges)
+                                                            (the hub's fit badges; a quantize
+                                                            source: core.runtime.quantize)
     plan_header(metadata, tensors, n_ctx=4096)           -> Plan for a remote GGUF's header prefix
                                                             (quantdesk.core.gguf.parse_header)
     estimate_memory(profile, n_ctx=..., n_gpu_layers=..) -> MemoryEstimate (RAM/VRAM breakdown)
@@ -24,7 +25,7 @@ from .hf_config import estimate_for_type, profile_from_hf_config
 from .memory import MemoryEstimate, compute_reserved, estimate_memory, kv_layer_bytes
 from .plan import (DEFAULT_TYPES, Plan, max_gpu_layers, plan_options, plan_profile, recommend,
                    ram_budget, vram_budget)
-from .profile import ModelProfile, profile_from_header, retype, tensor_type_for
+from .profile import ModelProfile, profile_from_header, retype
 from .quality import KLD_LLAMA3_8B, KLD_SOURCE, quality_note, quality_rank
 
 __all__ = ["PlannerError", "plan_for_model", "load_profile", "plan_options", "plan_profile",

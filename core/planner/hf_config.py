@@ -66,7 +66,7 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
         file_type=source_type.upper(), n_layer=n_layer, n_embd=n_embd, n_vocab=n_vocab,
         n_ctx_train=int(c.get("max_position_embeddings") or 0), n_ff=n_ff_exp if n_expert else n_ff,
         n_head=(n_head,) * n_layer, n_head_kv=(n_head_kv,) * n_layer, head_dim_k=head_dim,
-        head_dim_v=head_dim, swa_window=window, swa_layers=swa, tensors=tensors)
+        head_dim_v=head_dim, swa_window=window, swa_layers=swa, tensors=tensors, n_expert=n_expert)
     return profile
 
 

@@ -1,9 +1,10 @@
 """What the memory model needs to know about a model: dims per layer and bytes per tensor group.
 
 A `ModelProfile` comes from a GGUF's metadata and tensor table (a local file, or the header prefix
-of a remote one) or from an HF config.json. `retype()` answers "what if this model were Q5_K_M":
-it applies llama.cpp's quantization mix (llama-quant.cpp, `llama_tensor_get_type`, main rules) to
-each tensor's shape, so one header gives size and memory for every quant type.
+of a remote one), from an HF config.json, or from an opened quantizer source. `retype()` answers
+"what if this model were Q5_K_M": the quantizer's own `tensor_types` (core/quantize/mix.py, llama.cpp's
+mix) applied to the tensor table, so one header gives size and memory for every quant type and the
+size promised is the size the quantizer writes.
 """
 from __future__ import annotations
 
@@ -13,14 +14,10 @@ from functools import cached_property
 
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T, LlamaFileType
 
+from quantdesk.core.convert.source import ModelParams
+from quantdesk.core.quantize.mix import file_type as mix_file_type, tensor_types
+
 _BLK = re.compile(r"^blk\.(\d+)\.")
-# File type -> the tensor type most weights get (llama-quant.cpp's default_type).
-BASE_TYPE = {"F32": T.F32, "F16": T.F16, "BF16": T.BF16, "Q8_0": T.Q8_0, "Q4_0": T.Q4_0,
-             "Q4_1": T.Q4_1, "Q5_0": T.Q5_0, "Q5_1": T.Q5_1, "Q2_K": T.Q2_K, "Q3_K_S": T.Q3_K,
-             "Q3_K_M": T.Q3_K, "Q3_K_L": T.Q3_K, "Q4_K_S": T.Q4_K, "Q4_K_M": T.Q4_K,
-             "Q5_K_S": T.Q5_K, "Q5_K_M": T.Q5_K, "Q6_K": T.Q6_K}
-# K-quants need rows that are a multiple of 256; llama.cpp falls back to these (same bits).
-_FALLBACK = {T.Q2_K: T.IQ4_NL, T.Q3_K: T.IQ4_NL, T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1, T.Q6_K: T.Q8_0}
 # Archs whose sliding-window layer pattern llama.cpp hard-codes (llama-model.cpp set_swa_pattern):
 # layer il slides iff il % n < n - 1. Files may also carry `<arch>.attention.sliding_window_pattern`.
 SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gpt-oss": 2, "exaone4": 4}
@@ -70,8 +67,9 @@ class ModelProfile:
     head_dim_v: int
     swa_window: int                # 0: no sliding-window attention
     swa_layers: tuple[bool, ...]   # per layer: True when the layer uses the sliding window
-    tensors: tuple[tuple[str, tuple[int, ...], int], ...]   # (name, shape, ggml type)
+    tensors: tuple[tuple[str, tuple[int, ...], int], ...]   # (name, ggml shape ne0 first, ggml type)
     n_merges: int = 0              # BPE merge rules (llama.cpp keeps them in memory)
+    n_expert: int = 0              # MoE experts per layer (llama.cpp's mix looks at it)
 
     @property
     def parameters(self) -> int:
@@ -186,6 +184,7 @@ def profile_from_header(metadata: dict, tensors, name: str | None = None) -> Mod
     merges = metadata.get("tokenizer.ggml.merges")
     n_merges = _array_len(merges)
     n_ff = key("feed_forward_length", 0)
+    n_expert = key("expert_count", 0)
     window = int(key("attention.sliding_window", 0) or 0)
     return ModelProfile(
         name=name or str(metadata.get("general.name", "model")), architecture=arch,
@@ -196,76 +195,31 @@ def profile_from_header(metadata: dict, tensors, name: str | None = None) -> Mod
         head_dim_k=int(key("attention.key_length", head_dim) or head_dim),
         head_dim_v=int(key("attention.value_length", head_dim) or head_dim),
         swa_window=window, swa_layers=_swa_layers(arch, metadata, n_layer, window), tensors=rows,
-        n_merges=int(n_merges))
+        n_merges=int(n_merges), n_expert=int(n_expert or 0))
 
 
 # ---- what-if: the same model in another quant type ----------------------------------------------
 
-def _more_bits(i: int, n: int) -> bool:
-    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
-
-
-def _quantized(name: str, shape) -> bool:
-    return (name.endswith(".weight") and len(shape) >= 2 and "ffn_gate_inp" not in name
-            and "norm" not in name and "pos_embd" not in name and "token_types" not in name)
-
-
-def tensor_type_for(name: str, shape, ftype: str, n_layer: int, has_output: bool,
-                    n_gqa: int = 1) -> int:
-    """The type llama.cpp's quantizer gives one tensor for a target file type (main rules of
-    llama_tensor_get_type: output/embeddings, attn_v, ffn_down, attn_output; K-quant fallbacks)."""
-    base = BASE_TYPE[ftype]
-    if not _quantized(name, shape):
-        return T.F32
-    if ftype in ("F32", "F16", "BF16"):
-        return base
-    m = _BLK.match(name)
-    i = int(m.group(1)) if m else 0
-    new = base
-    if name == "output.weight" or (not has_output and name == "token_embd.weight"):
-        if ftype != "Q8_0":
-            new = T.Q8_0 if shape[0] % 256 else T.Q6_K
-    elif "attn_v." in name:
-        if ftype == "Q2_K":
-            new = T.Q4_K if n_gqa >= 4 else T.Q3_K
-        elif ftype == "Q3_K_M":
-            new = T.Q5_K if i < 2 else T.Q4_K
-        elif ftype == "Q3_K_L":
-            new = T.Q5_K
-        elif ftype in ("Q4_K_M", "Q5_K_M") and _more_bits(i, n_layer):
-            new = T.Q6_K
-        elif ftype == "Q4_K_S" and i < 4:
-            new = T.Q5_K
-    elif "ffn_down" in name:
-        if ftype == "Q2_K":
-            new = T.Q3_K
-        elif ftype == "Q3_K_M":
-            new = T.Q5_K if i < n_layer // 16 else T.Q4_K
-        elif ftype == "Q3_K_L":
-            new = T.Q5_K
-        elif ftype in ("Q4_K_M", "Q5_K_M") and _more_bits(i, n_layer):
-            new = T.Q6_K
-        elif ftype == "Q4_K_S" and i < n_layer // 8:
-            new = T.Q5_K
-    elif "attn_output" in name:
-        new = {"Q2_K": T.Q3_K, "Q3_K_M": T.Q4_K, "Q3_K_L": T.Q5_K}.get(ftype, new)
-    block = GGML_QUANT_SIZES[T(new)][0]
-    if shape[0] % block:
-        new = _FALLBACK.get(new, new)
-        if shape[0] % GGML_QUANT_SIZES[T(new)][0]:
-            new = T.F16
-    return int(new)
+def mix_params(profile: ModelProfile) -> ModelParams:
+    """The hyper-parameters llama.cpp's type mix looks at, from a profile."""
+    return ModelParams(arch=profile.architecture, n_layer=profile.n_layer,
+                       n_head=profile.n_head[0] if profile.n_head else 0,
+                       n_head_kv=profile.n_head_kv[0] if profile.n_head_kv else 0,
+                       n_expert=profile.n_expert)
 
 
 def retype(profile: ModelProfile, ftype: str) -> ModelProfile:
-    """The profile this model would have as `ftype` ("Q4_K_M", "Q8_0", ...)."""
+    """The profile this model would have as `ftype` ("Q4_K_M", "Q8_0", ...): the types the
+    quantizer would write (`tensor_types`), so the sizes are the bytes it would write."""
     ftype = ftype.upper()
     if ftype == profile.file_type:
         return profile
-    if ftype not in BASE_TYPE:
-        raise ValueError(f"cannot estimate quant type {ftype!r}; known: {', '.join(BASE_TYPE)}")
-    has_output = any(n == "output.weight" for n, _, _ in profile.tensors)
-    n_gqa = profile.n_head[0] // max(profile.n_head_kv[0], 1) if profile.n_head else 1
-    rows = tuple((n, s, tensor_type_for(n, s, ftype, profile.n_layer, has_output, n_gqa))
-                 for n, s, _ in profile.tensors)
-    return replace(profile, file_type=ftype, tensors=rows)
+    try:
+        mix_file_type(ftype)
+    except ValueError:
+        raise ValueError(f"cannot estimate quant type {ftype!r}") from None
+    # the mix reads numpy shapes (row last) and type names; a profile holds ggml's ne order
+    rows = [(n, tuple(reversed(s)), T(ty).name) for n, s, ty in profile.tensors]
+    types = tensor_types(rows, ftype, mix_params(profile))
+    return replace(profile, file_type=ftype,
+                   tensors=tuple((n, s, int(T[types[n]])) for n, s, _ in profile.tensors))

@@ -1,4 +1,9 @@
-"""Which GGML type each tensor gets for a file type such as Q4_K_M: llama.cpp's rules.
+"""Which GGML type each tensor gets for a file type such as Q4_K_M: llama.cpp's rules, once.
+
+`tensor_types()` is the one answer to "which type does this tensor get" for every door: the
+quantizer (writer.py), the planner's what-if (`planner.retype`), the Quantize page's table and
+`quantdesk plan`, and the hub's fit badges (through the planner). `FILE_TYPES` is the one catalogue
+of file types (name, llama_ftype id, default tensor type, note, bits/weight).
 
 This follows `llama_tensor_get_type` in llama.cpp's src/llama-quant.cpp (the version
 llama-cpp-python 0.3.36 ships), restricted to the file types we produce:
@@ -6,7 +11,7 @@ llama-cpp-python 0.3.36 ships), restricted to the file types we produce:
   * output.weight (and token_embd.weight when the embeddings are tied) gets Q6_K, or Q8_0 when its
     rows are not a multiple of the block size;
   * attn_v / ffn_down get more bits on the `use_more_bits` layers for the _M mixes, etc.;
-  * a type whose block does not divide the row length falls back (Q4_K → Q5_0, Q6_K → Q8_0 ...).
+  * a type whose block does not divide the row length falls back (`tensor_type_fallback`).
 The counters that pick "more bits" layers advance in llama.cpp's tensor order: non-layer tensors
 first, then by layer number, then by name — we sort the same way.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from quantdesk.kernels.formats import get_format
+from quantdesk.kernels import get_format, row_bytes
 
 from ..convert.source import ModelParams
 
@@ -24,12 +29,17 @@ from ..convert.source import ModelParams
 class FileType:
     name: str
     ftype: int          # llama_ftype, written as general.file_type
-    default: str        # the GGML type most tensors get
+    default: str        # the GGML type most tensors get (llama-quant.cpp's default_type)
     note: str           # one-line quality note for the UI
 
     @property
     def is_float(self) -> bool:
-        return self.default in ("F32", "F16", "BF16")
+        return self.default in _FLOATS
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Of the default type; a model's mix (see tensor_types) lands somewhat above it."""
+        return get_format(self.default).bits_per_weight
 
 
 FILE_TYPES: dict[str, FileType] = {f.name: f for f in (
@@ -59,6 +69,14 @@ def file_type(name: str) -> FileType:
     except KeyError:
         raise ValueError(f"unknown output type {name!r}; choose one of "
                          f"{', '.join(FILE_TYPES)}") from None
+
+
+def tensor_bytes(qtype: str, shape: tuple[int, ...]) -> int:
+    """Bytes of a tensor of numpy `shape` (last axis = row) stored as `qtype`."""
+    n_rows = 1
+    for d in shape[:-1]:
+        n_rows *= int(d)
+    return n_rows * row_bytes(qtype, int(shape[-1]) if shape else 1)
 
 
 _FLOATS = ("F32", "F16", "BF16")
@@ -109,15 +127,18 @@ def _block(qtype: str) -> int:
     return get_format(qtype).block_size
 
 
+# Rows that are not a multiple of a type's block: llama.cpp's `tensor_type_fallback` (0.3.36's
+# vendored llama.cpp). Older llama.cpp sent Q2_K/Q3_K to IQ4_NL, a type our kernels lack; this
+# version writes Q4_0 (same 18-byte block of 32 weights), so no substitution is needed. Should a
+# pinned llama.cpp return to IQ4_NL, this table is the one place to say we write Q4_0 instead.
 _FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 
 
 def _fallback(qtype: str, ncols: int) -> str:
     if ncols % _block(qtype) == 0:
         return qtype
-    if qtype not in _FALLBACK:
-        raise ValueError(f"no fallback type for {qtype}")
-    new = _FALLBACK[qtype]
+    # a 32-block type has no smaller block to demote to: it goes to F16 like a failed fallback
+    new = _FALLBACK.get(qtype, qtype)
     return new if ncols % _block(new) == 0 else "F16"
 
 
@@ -214,9 +235,10 @@ def _layer_info(i: int, n: int, name: str, p: ModelParams) -> tuple[int, int]:
     return i, n
 
 
-def plan_types(tensors: list[tuple[str, tuple[int, ...], str]], ftype: str,
-               params: ModelParams, *, has_imatrix: bool = False) -> dict[str, str]:
-    """GGML type for each (name, numpy shape, current type), in llama.cpp's decision order."""
+def tensor_types(tensors: list[tuple[str, tuple[int, ...], str]], ftype: str,
+                 params: ModelParams, has_imatrix: bool = False) -> dict[str, str]:
+    """{name: GGML type name} for each (name, numpy shape, current type) as file type `ftype`,
+    decided in llama.cpp's order. Tensors llama.cpp never quantizes keep their current type."""
     ft = file_type(ftype)
     ordered = sorted(tensors, key=lambda t: llama_order_key(t[0]))
     st = _State([t[0] for t in ordered], params, has_imatrix)

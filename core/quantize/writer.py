@@ -20,7 +20,7 @@ import numpy as np
 from quantdesk import kernels
 
 from ..convert import ConvertError, Source, open_source
-from .mix import file_type, llama_order_key, plan_types
+from .mix import file_type, llama_order_key, tensor_bytes, tensor_types
 from .progress import CancelToken, Progress
 
 QUANTIZATION_VERSION = 2          # GGML_QNT_VERSION, written as general.quantization_version
@@ -85,13 +85,13 @@ def quantize_model(src: str | Path | Source, out: str | Path, qtype: str, *,
     try:
         imat = _load_imatrix(imatrix)
         ordered = sorted(source.tensors, key=lambda t: llama_order_key(t.name))
-        types = plan_types([(t.name, t.shape, t.dtype) for t in ordered], ft.name, source.params,
-                           has_imatrix=bool(imat))
+        types = tensor_types([(t.name, t.shape, t.dtype) for t in ordered], ft.name,
+                             source.params, has_imatrix=bool(imat))
         _check_kernels(set(types.values()) - {t.dtype for t in ordered}, backend)
         gw, data_bytes = _prepare_writer(source, ordered, types, ft.ftype)
         _check_space(out, data_bytes)
         try:
-            _write(gw, part, source, ordered, types, backend=backend, threads=threads, imat=imat,
+            _write(gw, part, ordered, types, backend=backend, threads=threads, imat=imat,
                    progress=progress, cancel=cancel, start=start)
             _verify(part, ordered, types)
             if out.exists() and not overwrite:
@@ -128,8 +128,7 @@ def _prepare_writer(source: Source, ordered, types: dict[str, str], ftype: int):
     total = 0
     for t in ordered:
         q = types[t.name]
-        n_rows = int(np.prod(t.shape[:-1], dtype=np.int64)) if len(t.shape) > 1 else 1
-        nbytes = n_rows * kernels.row_bytes(q, t.shape[-1])
+        nbytes = tensor_bytes(q, t.shape)
         gw.add_tensor_info(t.name, t.shape, np.dtype(np.float32), nbytes,
                            raw_dtype=gguf.GGMLQuantizationType[q])
         total += nbytes
@@ -146,45 +145,54 @@ def _check_space(out: Path, data_bytes: int) -> None:
                            f"{human_bytes(data_bytes)} but {out.parent} has {human_bytes(free)} free")
 
 
-def _write(gw, part: Path, source: Source, ordered, types, *, backend, threads, imat, progress,
-           cancel, start) -> None:
-    total = sum(t.nbytes for t in ordered) or 1
-    done = 0
+def _write(gw, part: Path, ordered, types, *, backend, threads, imat, progress, cancel,
+           start) -> None:
     try:
+        # gguf-py writes the header, metadata and tensor table, then closes its file; the tensor
+        # data is ours to stream in row chunks (gguf-py's writes take whole tensors).
         gw.write_header_to_file(path=part)
         gw.write_kv_data_to_file()
         gw.write_ti_data_to_file()
-        f = gw.fout[0]
-        for index, t in enumerate(ordered, 1):
-            q = types[t.name]
-            _pad(f)
-            ncols = t.shape[-1]
-            n_rows = int(np.prod(t.shape[:-1], dtype=np.int64)) if len(t.shape) > 1 else 1
-            if q == t.dtype and t.raw is not None:  # same type: copy the stored bytes
-                _check_cancel(cancel)
-                write_bytes(f, t.raw())
-                done += t.nbytes
-            else:
-                step = max(1, CHUNK_BYTES // (4 * ncols)) if t.load_rows is not None else n_rows
-                im = imat.get(t.name) if imat else None
-                for r0 in range(0, n_rows, step):
-                    _check_cancel(cancel)
-                    r1 = min(n_rows, r0 + step)
-                    rows = (t.load_rows(r0, r1) if t.load_rows is not None
-                            else np.ascontiguousarray(t.load(), dtype=np.float32).reshape(n_rows, ncols))
-                    write_bytes(f, _convert(rows, q, t.name, backend, threads, im))
-                    done += t.nbytes * (r1 - r0) // n_rows
-                    if progress is not None and r1 < n_rows:
-                        progress(Progress(done, total, t.name, index, len(ordered),
-                                          time.monotonic() - start))
-            _pad(f)
-            if progress is not None:
-                progress(Progress(done, total, t.name, index, len(ordered), time.monotonic() - start))
-        f.flush()
-        os.fsync(f.fileno())
         gw.close()
+        with open(part, "r+b") as f:
+            f.seek(0, os.SEEK_END)
+            _write_data(f, ordered, types, backend=backend, threads=threads, imat=imat,
+                        progress=progress, cancel=cancel, start=start)
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as exc:
         raise ConvertError(_io_message(exc, part.with_suffix(""))) from None
+
+
+def _write_data(f, ordered, types, *, backend, threads, imat, progress, cancel, start) -> None:
+    """Every tensor's data in table order, each at GGUF's 32-byte alignment."""
+    total = sum(t.nbytes for t in ordered) or 1
+    done = 0
+    for index, t in enumerate(ordered, 1):
+        q = types[t.name]
+        _pad(f)
+        ncols = t.shape[-1]
+        n_rows = int(np.prod(t.shape[:-1], dtype=np.int64)) if len(t.shape) > 1 else 1
+        if q == t.dtype and t.raw is not None:  # same type: copy the stored bytes
+            _check_cancel(cancel)
+            write_bytes(f, t.raw())
+            done += t.nbytes
+        else:
+            step = max(1, CHUNK_BYTES // (4 * ncols)) if t.load_rows is not None else n_rows
+            im = imat.get(t.name) if imat else None
+            for r0 in range(0, n_rows, step):
+                _check_cancel(cancel)
+                r1 = min(n_rows, r0 + step)
+                rows = (t.load_rows(r0, r1) if t.load_rows is not None
+                        else np.ascontiguousarray(t.load(), dtype=np.float32).reshape(n_rows, ncols))
+                write_bytes(f, _convert(rows, q, t.name, backend, threads, im))
+                done += t.nbytes * (r1 - r0) // n_rows
+                if progress is not None and r1 < n_rows:
+                    progress(Progress(done, total, t.name, index, len(ordered),
+                                      time.monotonic() - start))
+        _pad(f)
+        if progress is not None:
+            progress(Progress(done, total, t.name, index, len(ordered), time.monotonic() - start))
 
 
 def _convert(rows: np.ndarray, q: str, name: str, backend, threads, im) -> np.ndarray:

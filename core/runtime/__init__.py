@@ -9,3 +9,5 @@ from .gpu_layers import GpuLayers, describe_gpu_layers, llama_gpu_layers, parse_
 from .library import LibrarySession, Listing, Opened
 from .models import (LoadRequest, ModelHost, ModelLoaded, ModelLoading, ModelManager,
                      ModelPlanned, ModelUnloaded, ResolvedLoad)
+# The quantize session (core.runtime.quantize) needs numpy and the converter: import it as
+# `quantdesk.core.runtime.quantize` where it is used, so importing this package stays light.

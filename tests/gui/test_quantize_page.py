@@ -40,7 +40,7 @@ def pick_source(page, qtbot, path):
 
 def test_quantize_to_q8_0_shows_progress_and_lands_in_the_library(page, window, qtbot, tiny_f32):
     from quantdesk.app import fit
-    from quantdesk.app.pages.quant_types_model import OUTPUT_TYPES
+    from quantdesk.core.runtime.quantize import OUTPUT_TYPES
     from quantdesk.core.gguf import inspect_gguf
     from quantdesk.core.hardware import detect
     from quantdesk.core.paths import models_dir
@@ -97,27 +97,35 @@ def test_quantize_to_q8_0_shows_progress_and_lands_in_the_library(page, window, 
     assert [report.models.item(i).text() for i in range(report.models.count())] == [str(out)]
 
 
-def test_cancel_mid_run_leaves_no_file(page, qtbot, tiny_f32):
+def test_cancel_mid_run_leaves_no_file(page, qtbot, tiny_f32, monkeypatch):
+    from quantdesk.app.pages.quantize import page as page_module
     pick_source(page, qtbot, tiny_f32)
     page.select_type("Q8_0")
     out = Path(page.output.text())
     seen, clicked = [], threading.Event()
+    real_job = page_module.quantize_job
 
-    def hold_until_cancel_clicked(report):  # pool thread: the writer waits here, mid-run
-        seen.append(report)
-        clicked.wait(60)
+    def held_job(request):  # the real job, whose writer waits after its first report
+        job = real_job(request)
+
+        def run(report, cancel):
+            def hold_until_cancel_clicked(progress):  # pool thread: the writer waits, mid-run
+                seen.append(progress)
+                report(progress)
+                clicked.wait(60)
+            return job(hold_until_cancel_clicked, cancel)
+        return run
 
     def click_cancel(_report):  # GUI thread: the first report on screen, the user cancels
         if not clicked.is_set():
             page.cancel_button.click()
             clicked.set()
 
-    page.job_started.connect(lambda job: job.progress.connect(
-        hold_until_cancel_clicked, Qt.ConnectionType.DirectConnection))
+    monkeypatch.setattr(page_module, "quantize_job", held_job)
     page.progress.connect(click_cancel)
-    with qtbot.waitSignal(page.job_started, timeout=5000):
+    with qtbot.waitSignal(page.job_started, timeout=5000) as started:
         assert page.run()
-    with qtbot.waitSignal(page.job.cancelled, timeout=300000):
+    with qtbot.waitSignal(started.args[0].cancelled, timeout=300000):
         pass
     assert seen and seen[0].done_bytes < seen[0].total_bytes  # stopped mid-run
     assert not out.exists() and not out.with_name(out.name + ".part").exists()
@@ -138,7 +146,7 @@ def test_quantized_source_needs_consent_and_existing_files_are_kept(page, qtbot,
     page.output.setText(str(out))
     with qtbot.waitSignal(page.job_started, timeout=5000):
         assert page.run()
-    qtbot.waitUntil(lambda: not page.job.running, timeout=60000)
+    qtbot.waitUntil(lambda: not page.running, timeout=60000)
     assert "already quantized" in page.banner.text() and "\n" not in page.banner.text()
     assert not out.exists()
 
@@ -201,7 +209,7 @@ def test_calibrate_on_my_text_feeds_the_quantizer(page, qtbot, tiny_f32, tmp_pat
     assert not page.run_button.isEnabled()  # no run while the matrix is being computed
     with qtbot.waitSignal(options.calibration.finished, timeout=300000) as done:
         pass
-    imatrix = Path(done.args[0])
+    imatrix = done.args[0].path
     assert page.imatrix.text() == str(imatrix) and imatrix.suffixes[-2:] == [".imatrix", ".gguf"]
     assert "blk.0.attn_q.weight" in read_imatrix(imatrix).entries
     assert page.run_button.isEnabled()
@@ -211,10 +219,35 @@ def test_calibrate_on_my_text_feeds_the_quantizer(page, qtbot, tiny_f32, tmp_pat
     out = Path(page.output.text())
     with qtbot.waitSignal(page.job_started, timeout=5000):
         assert page.run()
-    qtbot.waitUntil(lambda: not page.job.running, timeout=600000)
+    qtbot.waitUntil(lambda: not page.running, timeout=600000)
     assert page.banner.text() == "" and page.result is not None
     ours = gguf_tensors(out)
     with_im = gguf_tensors(quantize_model(tiny_f32, tmp_path / "im.gguf", "Q4_K_M",
                                           imatrix=imatrix).path)
     without = gguf_tensors(quantize_model(tiny_f32, tmp_path / "plain.gguf", "Q4_K_M").path)
     assert ours == with_im and ours != without
+
+
+def test_page_and_plan_command_give_the_same_figures(page, window, qtbot, tmp_path, capsys):
+    """The Quantize page and `quantdesk plan` on one HF folder (rows of 320 and 864 weights, not
+    multiples of 256): the same size, memory, GPU layers and fit per type, and the same pick."""
+    import json
+
+    from pipeline.tiny_llama import build_tiny_llama
+    from quantdesk.app import fit
+    from quantdesk.core.cli import main
+    folder = tmp_path / "odd-rows"
+    build_tiny_llama(folder, n_layer=2, n_embd=320, n_ff=864, seed=3)
+    ram = 16 << 30
+    window.library.fit_overrides = {"vram": VRAM, "ram": ram}
+    summary = pick_source(page, qtbot, folder)
+    assert main(["plan", str(folder), "--ctx", str(fit.BADGE_CTX), "--vram", str(VRAM),
+                 "--ram", str(ram), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    cli = {o["type"]: o for o in data["options"]}
+    assert [r.name for r in summary.rows] and set(cli) == {r.name for r in summary.rows}
+    keys = ("size_bytes", "ram_bytes", "vram_bytes", "gpu_layers", "fit", "n_ctx")
+    for row in summary.rows:
+        assert row.size_bytes == cli[row.name]["size_bytes"], row.name
+        assert {k: row.plan.to_json()[k] for k in keys} == {k: cli[row.name][k] for k in keys}
+    assert summary.recommended == data["recommended"]["type"]

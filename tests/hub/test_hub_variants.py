@@ -1,9 +1,6 @@
 """Quant variants from a repo's file list, and remote headers read from a prefix only."""
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 from quantdesk.core import hub
@@ -89,36 +86,34 @@ def test_remote_header_reads_only_a_prefix(hub_env, fakehub, gguf_files):
 
 def test_variant_headers_and_fit_badges(hub_env, fakehub, gguf_files, monkeypatch):
     """The planner gets the header of the variant (all split parts); its verdict becomes the badge."""
+    from quantdesk.core import planner
+    from quantdesk.core.hardware import detect
     seen = []
+    real = planner.plan_for_model
 
-    class Plan:
-        def __init__(self, info):
-            self.info = info
-
-        def to_json(self):
-            return {"fit": "full-gpu", "gpu_layers": self.info.arch_value("block_count") + 1,
-                    "parameters": self.info.parameters}
-
-    def plan_for_model(info, *, n_ctx, hardware=None, vram=None, ram=None):
-        seen.append((info, n_ctx))
-        return Plan(info)
-    fake = types.ModuleType("quantdesk.core.planner")
-    fake.plan_for_model = plan_for_model
-    monkeypatch.setitem(sys.modules, "quantdesk.core.planner", fake)
+    def spy(profile, **kw):  # the real planner, noting what it was given
+        seen.append((profile, kw["n_ctx"]))
+        return real(profile, **kw)
+    monkeypatch.setattr(planner, "plan_for_model", spy)
+    hw = detect()
 
     details = hub.repo_details(GGUF_REPO)
     for v in details.variants:
         hub.read_variant_header(GGUF_REPO, v)
-        hub.fit_variant(v, n_ctx=2048)
+        hub.fit_variant(v, n_ctx=2048, hardware=hw, vram=8 << 30, ram=64 << 30)
     by_quant = {v.quant: v for v in details.variants}
-    for quant, v in by_quant.items():
-        assert v.confirmed is True and v.file_type == quant
-        assert v.fit == {"fit": "full-gpu", "gpu_layers": 5, "parameters": parameter_count()}
+    for (profile, _), v in zip(seen, details.variants):
+        assert v.confirmed is True and v.file_type == v.quant
+        want = real(profile, n_ctx=2048, hardware=hw, vram=8 << 30, ram=64 << 30).to_json()
+        assert v.fit == want and v.fit["type"] == v.quant and v.fit["fit"] == "full-gpu"
+        assert v.fit["size_bytes"] == v.remote.tensor_bytes == profile.size_bytes
+        assert profile.parameters == parameter_count()
     # split variant: both parts' tensor tables were merged before planning
-    assert by_quant["F16"].header["parts"] == 2 and by_quant["F16"].header["tensor_count"] == len(seen[0][0].tensors)
+    f16 = next(p for p, _ in seen if p.file_type == "F16")
+    assert by_quant["F16"].header["parts"] == 2 and by_quant["F16"].header["tensor_count"] == len(f16.tensors)
     assert by_quant["F16"].bits_per_weight == pytest.approx(16, rel=0.01)
     assert 4.5 < by_quant["Q4_K_M"].bits_per_weight < 5.5 and by_quant["Q8_0"].bits_per_weight == pytest.approx(8.5, rel=0.01)
-    assert all(n_ctx == 2048 for _, n_ctx in seen)
+    assert len(seen) == len(details.variants) and all(n_ctx == 2048 for _, n_ctx in seen)
     # only prefixes were fetched: every request had a Range, ending well before the file's end
     for v in details.variants:
         for f in v.files:
@@ -128,16 +123,7 @@ def test_variant_headers_and_fit_badges(hub_env, fakehub, gguf_files, monkeypatc
     assert fetched < sum(v.size_bytes for v in details.variants) / 4
 
 
-def test_fit_badge_skipped_without_planner(hub_env, fakehub, monkeypatch):
-    monkeypatch.setitem(sys.modules, "quantdesk.core.planner", None)  # import raises ImportError
-    v = hub.repo_details(GGUF_REPO).variants[0]
-    hub.read_variant_header(GGUF_REPO, v)
-    hub.fit_variant(v)
-    assert v.fit is None and v.fit_note == "planner not available"
-
-
 def test_fit_badges_from_the_real_planner(hub_env, fakehub):
-    planner = pytest.importorskip("quantdesk.core.planner")
     details = hub.repo_details(GGUF_REPO)
     q4 = next(v for v in details.variants if v.quant == "Q4_K_M")
     hub.read_variant_header(GGUF_REPO, q4)
@@ -148,11 +134,9 @@ def test_fit_badges_from_the_real_planner(hub_env, fakehub):
     gpu = hub.fit_variant(q4, n_ctx=2048, vram=8 << 30, ram=64 << 30).fit
     assert gpu["fit"] == "full-gpu" and gpu["gpu_layers"] >= 4
     assert hub.fit_variant(q4, n_ctx=2048, vram=0, ram=1 << 20).fit["fit"] == "no-fit"
-    assert planner  # the real module, not a stand-in
 
 
 def test_safetensors_repo_gets_a_recommended_quant(hub_env, fakehub):
-    pytest.importorskip("quantdesk.core.planner")
     from quantdesk.core.hub.fit import recommend_for_safetensors
     details = hub.repo_details(ST_REPO)
     rows, best, note = recommend_for_safetensors(details, n_ctx=2048)

@@ -48,13 +48,6 @@ def llama_cpp_quantize(src: Path, dst: Path, ftype: int, threads: int = 2) -> Pa
     return dst
 
 
-def missing_kernels(types) -> list[str]:
-    """Quantized types among `types` with no CPU kernel registered yet."""
-    from quantdesk.kernels import registry
-    have = {q for q, _ in registry.available("cpu")}
-    return sorted(set(types) - have - {"F32", "F16", "BF16"})
-
-
 def gguf_tensors(path: Path) -> dict[str, tuple[str, bytes]]:
     from gguf import GGUFReader
     return {t.name: (t.tensor_type.name, t.data.tobytes()) for t in GGUFReader(path).tensors}

@@ -96,9 +96,10 @@ def test_hf_straight_to_q8_0_equals_llama_cpp_route(tiny_hf, tiny_f32, tmp_path)
     assert got == want
     assert got["blk.0.ffn_down.weight"][0] == "Q8_0" and got["output_norm.weight"][0] == "F32"
     # the Quantize page's size column predicts exactly the tensor data written
-    from quantdesk.core.convert import open_source
-    from quantdesk.core.quantize import type_options
-    row = next(o for o in type_options(open_source(folder)) if o.name == "Q8_0")
+    from quantdesk.core.hardware import detect
+    from quantdesk.core.runtime.quantize import analyse_source
+    rows = analyse_source(folder, hardware=detect(), n_ctx=512).rows
+    row = next(o for o in rows if o.name == "Q8_0")
     assert row.size_bytes == sum(len(data) for _, data in got.values())
     assert 8.0 < row.bits_per_weight < 9.0 and row.kernels_ready
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from quantdesk.core.convert import open_source
-from quantdesk.core.quantize import FILE_TYPES, plan_types, quantize_model
+from quantdesk.core.quantize import FILE_TYPES, tensor_types, quantize_model
 
-from .conftest import gguf_tensors, llama_cpp_quantize, missing_kernels
+from .conftest import gguf_tensors, llama_cpp_quantize
 
 QUANT_TYPES = [n for n, f in FILE_TYPES.items() if not f.is_float]
 
@@ -31,7 +31,7 @@ def reference(tiny_f32, tmp_path_factory):
 @pytest.mark.parametrize("qtype", list(FILE_TYPES))
 def test_tensor_types_match_llama_cpp(tiny_f32, reference, variant, qtype):
     source = open_source(tiny_f32[variant])
-    ours = plan_types([(t.name, t.shape, t.dtype) for t in source.tensors], qtype, source.params)
+    ours = tensor_types([(t.name, t.shape, t.dtype) for t in source.tensors], qtype, source.params)
     theirs = {name: kind for name, (kind, _) in gguf_tensors(reference(variant, qtype)).items()}
     assert ours == theirs
 
@@ -40,10 +40,7 @@ def test_tensor_types_match_llama_cpp(tiny_f32, reference, variant, qtype):
 @pytest.mark.parametrize("qtype", QUANT_TYPES + ["F16", "BF16"])
 def test_tensor_bytes_match_llama_cpp(tiny_f32, reference, tmp_path, variant, qtype):
     source = open_source(tiny_f32[variant])
-    planned = plan_types([(t.name, t.shape, t.dtype) for t in source.tensors], qtype, source.params)
-    gaps = missing_kernels(planned.values())
-    if gaps:
-        pytest.skip(f"no CPU kernel registered yet for {', '.join(gaps)}")
+    planned = tensor_types([(t.name, t.shape, t.dtype) for t in source.tensors], qtype, source.params)
     ours = quantize_model(tiny_f32[variant], tmp_path / f"ours-{qtype}.gguf", qtype,
                           backend="cpu", threads=2).path
     got, want = gguf_tensors(ours), gguf_tensors(reference(variant, qtype))
@@ -81,11 +78,8 @@ def test_imatrix_quantization_matches_llama_cpp(tiny_f32, tmp_path, variant, qty
     import llama_cpp
     import numpy as np
     source = open_source(tiny_f32[variant])
-    planned = plan_types([(t.name, t.shape, t.dtype) for t in source.tensors], qtype,
+    planned = tensor_types([(t.name, t.shape, t.dtype) for t in source.tensors], qtype,
                          source.params, has_imatrix=True)
-    gaps = missing_kernels(planned.values())
-    if gaps:
-        pytest.skip(f"no CPU kernel registered yet for {', '.join(gaps)}")
     rng = np.random.default_rng(7)
     values = {t.name: rng.uniform(0.1, 4.0, t.shape[-1]).astype(np.float32)
               for t in source.tensors if len(t.shape) == 2 and t.name != "token_embd.weight"}
@@ -123,11 +117,8 @@ def test_from_f16_and_bf16_gguf_matches_llama_cpp(tiny_f32, tmp_path, stored):
     1-D tensors kept in their stored type."""
     src = quantize_model(tiny_f32["a"], tmp_path / f"src-{stored}.gguf", stored).path
     source = open_source(src)
-    planned = plan_types([(t.name, t.shape, t.dtype) for t in source.tensors], "Q4_K_M",
+    planned = tensor_types([(t.name, t.shape, t.dtype) for t in source.tensors], "Q4_K_M",
                          source.params)
-    gaps = missing_kernels(planned.values())
-    if gaps:
-        pytest.skip(f"no CPU kernel registered yet for {', '.join(gaps)}")
     ours = quantize_model(src, tmp_path / "ours.gguf", "Q4_K_M", backend="cpu").path
     theirs = llama_cpp_quantize(src, tmp_path / "ref.gguf", FILE_TYPES["Q4_K_M"].ftype)
     assert gguf_tensors(ours) == gguf_tensors(theirs)

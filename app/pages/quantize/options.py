@@ -1,12 +1,15 @@
 """The Quantize page's run options: output file, threads, backend, importance matrix — typed in,
-or computed here on the user's text ("Calibrate on my text…", a CalibrateJob)."""
+or computed here on the user's text ("Calibrate on my text…": the runtime's calibrate job, run
+through the bridge; the evaluation child checks the cancel token between chunks)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QThreadPool, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
-from .calibrate_job import CalibrateJob
+from quantdesk.core.runtime.quantize import CalibrateRequest, calibrate_job
+
+from ...bridge import Task, run_task
 
 
 def _row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
@@ -23,7 +26,7 @@ class QuantizeOptions(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.source: str | None = None   # set by the page when a source is ready
-        self.calibration: CalibrateJob | None = None
+        self.calibration: Task | None = None   # the calibration under way, else None
         self.calibration_chunks: int | None = None  # None: the whole text
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -92,37 +95,42 @@ class QuantizeOptions(QWidget):
             self.calibrate(path)
 
     def calibrate(self, text_path: str) -> bool:
-        if not self.source or (self.calibration and self.calibration.running):
+        if not self.source or self.calibration is not None:
             return False
-        job = self.calibration = CalibrateJob(self.source, text_path, self.calibration_chunks, self)
-        job.progress.connect(self._calibration_progress)
-        job.finished.connect(self._calibrated)
-        job.failed.connect(self._calibration_failed)
-        job.cancelled.connect(lambda: self._calibration_ended("Calibration stopped."))
+        request = CalibrateRequest(self.source, text_path, max_chunks=self.calibration_chunks)
         self.calibrate_status.setText("Calibrating: starting the model…")
         self.calibrate_stop.show()
         self.calibrate_button.setEnabled(False)
-        job.start(self._pool)
+        self.calibration = run_task(self._pool, self, calibrate_job(request),
+                                    on_event=self._calibration_progress,
+                                    on_finished=self._calibrated,
+                                    on_failed=self._calibration_failed,
+                                    on_cancelled=self._calibration_stopped, what="calibration")
         self.busy_changed.emit(True)
         return True
 
     def stop_calibration(self) -> None:
-        if self.calibration is not None and self.calibration.running:
+        if self.calibration is not None:
             self.calibration.cancel()
             self.calibrate_status.setText("Stopping…")
 
-    def _calibration_progress(self, done: int, total: int) -> None:
+    def _calibration_progress(self, chunks) -> None:
+        done, total = chunks
         self.calibrate_status.setText(f"Calibrating: chunk {done}/{total}")
 
-    def _calibrated(self, path: str) -> None:
-        self.imatrix.setText(path)
+    def _calibrated(self, result) -> None:
+        self.imatrix.setText(str(result.path))
         self._calibration_ended("Importance matrix ready.")
+
+    def _calibration_stopped(self) -> None:
+        self._calibration_ended("Calibration stopped.")
 
     def _calibration_failed(self, message: str) -> None:
         self._calibration_ended("")
         self.failed.emit(message)
 
     def _calibration_ended(self, text: str) -> None:
+        self.calibration = None
         self.calibrate_status.setText(text)
         self.calibrate_stop.hide()
         self.calibrate_button.setEnabled(True)

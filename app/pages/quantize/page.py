@@ -1,9 +1,10 @@
 """Quantize page: pick a source, a type from the table (size, quality, fit), run, chat with it.
 
 Sources: a library model, a Hugging Face model folder, or a folder/.gguf dropped on the page.
-The table is computed in a pool thread (quant_types_model.analyse_source); the run is a
-QuantizeJob (pool thread, progress signals, a real cancel). The output is written by the
-pipeline as NAME.gguf.part and renamed only when verified, so a failure or cancel leaves nothing.
+The table is the runtime's analyse_source (a pool thread, through the bridge); the run is the
+runtime's quantize job (pool thread, progress events, a real cancel). The output is written by
+the pipeline as NAME.gguf.part and renamed only when verified, so a failure or cancel leaves
+nothing.
 """
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton,
                                QTableView, QVBoxLayout, QWidget)
 
-from .. import formatting
-from ..banner import ErrorBanner
-from ..jobs import start_job
-from quantdesk.app.pages.library.library_model import ENTRY_ROLE
-from .quant_types_model import NAME_ROLE, QuantTypesModel, SourceSummary, analyse_source
-from .quantize_job import QuantizeJob, QuantizeRequest
-from .quantize_options import QuantizeOptions
-from .quantize_paths import default_output
+from quantdesk.core.runtime.quantize import (GGUF, QuantizeRequest, SourceSummary, analyse_source,
+                                             default_output, quantize_job)
+
+from ... import fit, formatting
+from ...banner import ErrorBanner
+from ...bridge import Task, call_later, run_task
+from ..library.library_model import ENTRY_ROLE
+from .options import QuantizeOptions
+from .types_model import NAME_ROLE, QuantTypesModel
 
 
 IDLE_TEXT = "pick a type, then Quantize"
@@ -44,7 +46,7 @@ class QuantizePage(QWidget):
     report_requested = Signal(str, str)  # reference (the source), the finished model
     quantized = Signal(str)           # a new model was written (and added to the library)
     source_ready = Signal(object)     # SourceSummary of the chosen source, table filled
-    job_started = Signal(object)      # the QuantizeJob, just before it starts
+    job_started = Signal(object)      # the bridge Task of the run, just after it started
     progress = Signal(object)         # core.quantize.Progress, on the GUI thread
 
     def __init__(self, library=None, parent=None):
@@ -54,7 +56,7 @@ class QuantizePage(QWidget):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(2)  # one run and one table analysis at a time
         self.summary: SourceSummary | None = None
-        self.job: QuantizeJob | None = None
+        self.job: Task | None = None   # the run under way, None once its outcome arrived
         self.result = None
         self._analysis = 0
         self._build()
@@ -173,10 +175,13 @@ class QuantizePage(QWidget):
         self.source_label.setText(f"Reading {Path(path).name}…")
         overrides = dict(self.library.fit_overrides) if self.library is not None else {}
         backend = self.backend.currentText()
-        start_job(self._pool, self, lambda: analyse_source(path, overrides=overrides,
-                                                           backend=backend),
-                  lambda s: ticket == self._analysis and self._source_ready(s),
-                  lambda exc: ticket == self._analysis and self._source_failed(path, exc))
+
+        def analyse():  # pool thread: the hardware probe may start a short child process
+            return analyse_source(path, hardware=fit.hardware(overrides), n_ctx=fit.BADGE_CTX,
+                                  backend=backend)
+        call_later(self._pool, self, analyse,
+                   lambda s: ticket == self._analysis and self._source_ready(s),
+                   lambda message: ticket == self._analysis and self._source_failed(path, message))
         self._update_buttons()
 
     def _source_ready(self, summary: SourceSummary) -> None:
@@ -185,10 +190,9 @@ class QuantizePage(QWidget):
         if self.library is not None:
             self._sync_picker()
         self.types.set_summary(summary)
-        fit_note = f" · fit: {summary.plan_error}" if summary.plan_error else ""
         self.source_label.setText(
             f"{summary.kind}: {summary.path} · {formatting.params(summary.parameters)} "
-            f"parameters{fit_note}")
+            f"parameters")
         if summary.refusal:
             self.requant_note.setText(summary.refusal)
             self.requant_note.show()
@@ -198,9 +202,9 @@ class QuantizePage(QWidget):
         self._update_buttons()
         self.source_ready.emit(summary)
 
-    def _source_failed(self, path: str, exc: BaseException) -> None:
+    def _source_failed(self, path: str, message: str) -> None:
         self.source_label.setText(f"Cannot use {Path(path).name} as a source.")
-        self._show_error(str(exc))
+        self._show_error(message)
         self._update_buttons()
 
     def _sync_picker(self) -> None:
@@ -247,7 +251,7 @@ class QuantizePage(QWidget):
 
     def run(self) -> bool:
         qtype, out = self.selected_type(), self.output.text().strip()
-        if self.summary is None or not qtype or not out or (self.job and self.job.running):
+        if self.summary is None or not qtype or not out or self.running:
             return False
         out_path = Path(out).expanduser()
         overwrite = out_path.exists()
@@ -256,11 +260,6 @@ class QuantizePage(QWidget):
         request = QuantizeRequest(self.summary.path, str(out_path), qtype, **self.options.values(),
                                   overwrite=overwrite,
                                   allow_requantize=self.requant_box.isChecked())
-        self.job = QuantizeJob(request, self)
-        self.job.progress.connect(self._on_progress)
-        self.job.finished.connect(self._on_finished)
-        self.job.failed.connect(self._on_failed)
-        self.job.cancelled.connect(self._on_cancelled)
         self.result = None
         self.banner.hide()
         self.chat_button.hide()
@@ -268,13 +267,20 @@ class QuantizePage(QWidget):
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting…")
         self.status.setText(f"Writing {out_path.name} ({qtype})…")
+        self.job = run_task(self._pool, self, quantize_job(request), on_event=self._on_progress,
+                            on_finished=self._on_finished, on_failed=self._on_failed,
+                            on_cancelled=self._on_cancelled, what="quantization")
         self.job_started.emit(self.job)
-        self.job.start(self._pool)
         self._update_buttons()
         return True
 
+    @property
+    def running(self) -> bool:
+        """A quantization is under way: its task (dropped when its outcome arrives) is set."""
+        return self.job is not None
+
     def cancel(self) -> None:
-        if self.job is not None and self.job.running:
+        if self.running:
             self.job.cancel()
             self.status.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
@@ -287,13 +293,14 @@ class QuantizePage(QWidget):
         self.progress.emit(p)
 
     def _on_finished(self, result) -> None:
+        self.job = None
         self.result = result
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat(f"done · {formatting.size(result.size_bytes)}")
         self.status.setText(f"Wrote {result.path} ({result.file_type}, "
                             f"{formatting.size(result.size_bytes)}) in {result.seconds:.1f} s")
         # The quality report scores with llama.cpp, so its reference must be an unquantized GGUF.
-        self.report_button.setVisible(self.summary.kind == "GGUF" and not self.summary.refusal)
+        self.report_button.setVisible(self.summary.kind == GGUF and not self.summary.refusal)
         if self.library is not None:  # "Chat with it" once the library lists the new model
             self.library.add_quietly(result.path, lambda: self._listed(result))
         else:
@@ -308,17 +315,15 @@ class QuantizePage(QWidget):
         self.quantized.emit(str(result.path))
 
     def _on_failed(self, message: str) -> None:
+        self.job = None
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat(IDLE_TEXT)
         self.status.setText("Nothing was written.")
-        self._show_error(message)
-        if "already quantized" in message:
-            self.requant_note.setText(message)
-            self.requant_note.show()
-            self.requant_box.show()
+        self._show_error(message)  # an already-quantized source's note and box show since analysis
         self._update_buttons()
 
     def _on_cancelled(self) -> None:
+        self.job = None
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat(IDLE_TEXT)
         self.status.setText("Cancelled: nothing was written.")
@@ -329,8 +334,8 @@ class QuantizePage(QWidget):
         self.banner.show_messages([lines[0] if lines else "something went wrong"])
 
     def _update_buttons(self, *args) -> None:
-        running = self.job is not None and self.job.running
-        calibrating = self.options.calibration is not None and self.options.calibration.running
+        running = self.running
+        calibrating = self.options.calibration is not None
         self.run_button.setEnabled(not running and not calibrating and self.summary is not None
                                    and self.selected_type() is not None)
         self.cancel_button.setEnabled(running)
@@ -352,7 +357,7 @@ class QuantizePage(QWidget):
 
     def shutdown(self) -> None:
         """App exit: stop a run (its .part is removed by the pipeline) and wait for the pool."""
-        if self.job is not None and self.job.running:
+        if self.running:
             self.job.cancel()
         self.options.shutdown()
         self._pool.waitForDone(10000)
