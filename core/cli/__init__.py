@@ -26,6 +26,20 @@ class UserError(Exception):
     """A problem with the user's input, reported as one line and exit status 2."""
 
 
+def fixed_gpu_layers(value: str) -> int:
+    """argparse type for commands that load without the planner (eval, imatrix): N or "all"
+    (-1 also means all), as llama.cpp's integer. The chat command also takes "auto"."""
+    from quantdesk.core.runtime.gpu_layers import AUTO, llama_gpu_layers, parse_gpu_layers
+    try:
+        layers = parse_gpu_layers(value)
+        if layers == AUTO:
+            raise ValueError(value)
+        return llama_gpu_layers(layers)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of layers or 'all' "
+                                         "(-1 also means all)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantdesk", description="Run quantized LLMs locally.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

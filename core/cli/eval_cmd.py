@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from quantdesk.core.cli import UserError
+from quantdesk.core.cli import UserError, fixed_gpu_layers
 
 
 def register(subparsers) -> None:
@@ -20,8 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--ctx", type=int, default=512, metavar="N", help="context window (default 512)")
     p.add_argument("--chunks", type=int, default=None, metavar="N", help="score at most N windows")
     p.add_argument("--threads", type=int, default=None, metavar="N")
-    p.add_argument("--gpu-layers", type=int, default=0, metavar="N",
-                   help="layers to offload to the GPU (-1: all; default 0, CPU)")
+    p.add_argument("--gpu-layers", type=fixed_gpu_layers, default=0, metavar="N|all",
+                   help="layers to offload to the GPU (N or all; default 0, CPU)")
     p.add_argument("--csv", metavar="OUT.csv", help="also write the table as CSV")
     p.add_argument("--json", action="store_true", help="print JSON (one object, or a list)")
     p.set_defaults(func=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from quantdesk.core.cli import UserError
+from quantdesk.core.cli import UserError, fixed_gpu_layers
 
 
 def register(subparsers) -> None:
@@ -20,8 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--ctx", type=int, default=512, metavar="N", help="chunk size (default 512)")
     p.add_argument("--chunks", type=int, default=None, metavar="N", help="use at most N chunks")
     p.add_argument("--threads", type=int, default=None, metavar="N")
-    p.add_argument("--gpu-layers", type=int, default=0, metavar="N",
-                   help="layers to offload to the GPU (-1: all; default 0, CPU)")
+    p.add_argument("--gpu-layers", type=fixed_gpu_layers, default=0, metavar="N|all",
+                   help="layers to offload to the GPU (N or all; default 0, CPU)")
     p.add_argument("--process-output", action="store_true",
                    help="also collect output.weight (as llama-imatrix --process-output)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
