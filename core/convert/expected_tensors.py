@@ -8,8 +8,7 @@ and no file is written. The table follows llama.cpp's `llama_model::load_tensors
 """
 from __future__ import annotations
 
-from .errors import ConvertError
-from .safetensors import shown
+from .errors import ConvertError, shown
 
 
 def _layer_tensors(a, n_ff: int | None) -> tuple[dict, dict]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .architectures import adapter_for
-from .errors import ConvertError
+from .errors import ConvertError, shown
 from .expected_tensors import check_tensors
 from .safetensors import SafetensorsCheckpoint
 from .source import ModelParams, Source, SourceTensor
@@ -38,7 +38,7 @@ def open_hf_folder(folder: Path) -> Source:
             continue
         ref = ckpt.refs[hf_name]
         if ref.dtype not in ("F32", "F16", "BF16"):
-            raise ConvertError(f"tensor {hf_name} is {ref.dtype}; only F32, F16 and BF16 "
+            raise ConvertError(f"tensor {shown(hf_name)} is {shown(ref.dtype)}; only F32, F16 and BF16 "
                                "checkpoints can be converted")
         tensors.append(SourceTensor(
             name=adapter.gguf_name(hf_name), shape=ref.shape, dtype="F32", nbytes=ref.nbytes,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConvertError
+from .errors import ConvertError, shown
 
 # dtypes we convert from, with their numpy storage type; anything else is refused by name.
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
@@ -38,11 +38,6 @@ _SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's own limit
 _MAX_RANK = 8                    # no checkpoint tensor has more axes; GGUF itself allows 4
 _MAX_DIM = 1 << 48               # larger than any file; keeps arithmetic far from overflow
-
-
-def shown(name: str) -> str:
-    """A name from a file as it may appear in a one-line message: escaped and short."""
-    return ascii(name if len(name) <= 80 else name[:77] + "...")[1:-1]
 
 
 @dataclass(frozen=True)
