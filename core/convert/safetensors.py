@@ -69,8 +69,10 @@ def _entry(path: Path, name: str, info) -> tuple[str, tuple[int, ...], int, int]
         raise ConvertError(f"{where}: malformed dtype")
     if not isinstance(shape, list) or len(shape) > _MAX_RANK:
         raise ConvertError(f"{where}: the shape must be a list of at most {_MAX_RANK} sizes")
-    if not all(_is_int(d) and 0 <= d <= _MAX_DIM for d in shape):
-        raise ConvertError(f"{where}: shape {shown(str(shape))} is not a list of non-negative integers")
+    if not all(_is_int(d) for d in shape):
+        raise ConvertError(f"{where}: shape {shown(str(shape))} is not a list of integers")
+    if not all(0 <= d <= _MAX_DIM for d in shape):
+        raise ConvertError(f"{where}: shape {shown(str(shape))} has a size out of range")
     if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(x) for x in offsets)
             or not 0 <= offsets[0] <= offsets[1]):
         raise ConvertError(f"{where}: data_offsets {shown(str(offsets))} are not a byte range")
