@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .errors import ConvertError
+from .errors import ConvertError, shown
 
 
 def normalize_config(cfg: dict) -> dict:
@@ -107,7 +107,7 @@ class Adapter:
     def gguf_name(self, hf_name: str) -> str:
         name = self.name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
-            raise ConvertError(f"cannot map tensor {hf_name} to a {self.gguf_arch} GGUF tensor")
+            raise ConvertError(f"cannot map tensor {shown(hf_name)} to a {self.gguf_arch} GGUF tensor")
         return name
 
     def transform(self, hf_name: str, data: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from .architectures import adapter_for
-from .errors import ConvertError
+from .errors import ConvertError, shown
+from .expected_tensors import check_tensors
 from .safetensors import SafetensorsCheckpoint
 from .source import ModelParams, Source, SourceTensor
 from .vocab import add_vocab, has_tokenizer
@@ -37,18 +38,23 @@ def open_hf_folder(folder: Path) -> Source:
             continue
         ref = ckpt.refs[hf_name]
         if ref.dtype not in ("F32", "F16", "BF16"):
-            raise ConvertError(f"tensor {hf_name} is {ref.dtype}; only F32, F16 and BF16 "
+            raise ConvertError(f"tensor {shown(hf_name)} is {shown(ref.dtype)}; only F32, F16 and BF16 "
                                "checkpoints can be converted")
         tensors.append(SourceTensor(
             name=adapter.gguf_name(hf_name), shape=ref.shape, dtype="F32", nbytes=ref.nbytes,
             load=lambda n=hf_name: adapter.transform(n, ckpt.load(n)),
             load_rows=_row_loader(ckpt, adapter, hf_name) if len(ref.shape) == 2 else None))
+    extra = []
     for name, load, shape in adapter.extra_tensors():
         tensors.append(SourceTensor(name=name, shape=shape, dtype="F32", nbytes=0, load=load))
+        extra.append(name)
     names = [t.name for t in tensors]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ConvertError(f"two checkpoint tensors map to {dup}")
+    shapes = {t.name: tuple(t.shape) for t in tensors}
+    n_vocab = _vocab_size(adapter, shapes)
+    check_tensors(adapter, shapes, n_vocab, tuple(extra))   # before a byte is written
 
     model_name = str(cfg.get("_name_or_path") or folder.name).rstrip("/").split("/")[-1] or folder.name
 
@@ -56,7 +62,7 @@ def open_hf_folder(folder: Path) -> Source:
         gw.add_type("model")
         gw.add_name(model_name)
         adapter.add_hparams(gw)
-        add_vocab(gw, folder, adapter.vocab_size, prefer_spm=adapter.prefer_spm)
+        add_vocab(gw, folder, n_vocab, prefer_spm=adapter.prefer_spm)
 
     params = ModelParams(arch=adapter.gguf_arch, n_layer=adapter.n_layer, n_head=adapter.n_head,
                          n_head_kv=adapter.n_head_kv,
@@ -64,6 +70,18 @@ def open_hf_folder(folder: Path) -> Source:
     return Source(path=folder, name=model_name, params=params, tensors=tensors,
                   write_metadata=write_metadata, source_bytes=sum(t.nbytes for t in tensors),
                   close=ckpt.close)
+
+
+def _vocab_size(adapter, shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """The number of tokens the GGUF gets: config.json's vocab_size, else the embedding's rows
+    (llama.cpp requires token_embd to have exactly one row per vocabulary entry)."""
+    value = adapter.vocab_size
+    if value is None:
+        embd = shapes.get("token_embd.weight")
+        return embd[0] if embd else None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConvertError(f"config.json's vocab_size {value!r} is not a positive integer")
+    return value
 
 
 def _row_loader(ckpt: SafetensorsCheckpoint, adapter, hf_name: str):

@@ -1,28 +1,43 @@
-"""Memory-mapped reading of Hugging Face `*.safetensors` checkpoints (one file or sharded).
+"""Reading Hugging Face `*.safetensors` checkpoints (one file or sharded), safely.
 
 The format is an 8-byte little-endian header length, a JSON header naming each tensor's dtype,
-shape and byte range, then the raw data. We parse the header ourselves, memory-map each shard and
-convert rows on demand; converted pages are released again (madvise), so resident memory stays
-at one chunk of rows, not the model. bfloat16 has no numpy dtype: its uint16 bits are widened to
-float32 (a shift), which is exact.
+shape and byte range, then the raw data. A checkpoint may be damaged, hostile, or shrink while we
+read it, and every such case must end in ConvertError (one line), never in a Python error from
+deep inside, a read of header bytes as weights, or a crash:
+
+- the header is checked as the reference implementation checks it: integer shapes and offsets,
+  byte counts that match dtype × shape, and tensors that tile the data section exactly (no gap,
+  no overlap, nothing outside the file);
+- data is read with positional reads (pread) into a fresh buffer, not through a memory map: when
+  a mapped file shrinks, touching a page past its new end kills the process with SIGBUS, and no
+  size check before the access can close that race. A short read is simply "truncated".
+
+Reads go chunk by chunk (the writer asks for a block of rows), so memory stays at one chunk however
+large the model is. bfloat16 has no numpy dtype: its uint16 bits are widened to float32 (a shift),
+which is exact.
 """
 from __future__ import annotations
 
 import json
-import mmap
+import math
+import os
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConvertError
+from .errors import ConvertError, shown
 
 # dtypes we convert from, with their numpy storage type; anything else is refused by name.
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
 _SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-          "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+          "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+          "F8_E8M0": 1, "C64": 8}
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's own limit
+_MAX_RANK = 8                    # no checkpoint tensor has more axes; GGUF itself allows 4
+_MAX_DIM = 1 << 48               # larger than any file; keeps arithmetic far from overflow
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,38 @@ class TensorRef:
         return _SIZES.get(self.dtype, 1)
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _entry(path: Path, name: str, info) -> tuple[str, tuple[int, ...], int, int]:
+    """dtype, shape and [begin, end) of one header entry, or ConvertError saying what is wrong."""
+    where = f"{path.name}: tensor {shown(name)}"
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
+        raise ConvertError(f"{where}: malformed header entry (needs dtype, shape and data_offsets)")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype, str):
+        raise ConvertError(f"{where}: malformed dtype")
+    if not isinstance(shape, list) or len(shape) > _MAX_RANK:
+        raise ConvertError(f"{where}: the shape must be a list of at most {_MAX_RANK} sizes")
+    if not all(_is_int(d) for d in shape):
+        raise ConvertError(f"{where}: shape {shown(str(shape))} is not a list of integers")
+    if not all(0 <= d <= _MAX_DIM for d in shape):
+        raise ConvertError(f"{where}: shape {shown(str(shape))} has a size out of range")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(x) for x in offsets)
+            or not 0 <= offsets[0] <= offsets[1]):
+        raise ConvertError(f"{where}: data_offsets {shown(str(offsets))} are not a byte range")
+    begin, end = offsets
+    if dtype in _SIZES:
+        expected = math.prod(shape) * _SIZES[dtype]
+        if end - begin != expected:
+            raise ConvertError(f"{where} has {end - begin} bytes, expected {expected} for "
+                               f"{dtype} {shown(str(shape))}")
+    return dtype, tuple(shape), begin, end
+
+
 def read_header(path: Path) -> dict[str, TensorRef]:
-    """Parse one .safetensors header and check every tensor lies inside the file."""
+    """Parse one .safetensors header and check its tensors tile the rest of the file exactly."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -55,51 +100,97 @@ def read_header(path: Path) -> dict[str, TensorRef]:
             raw = f.read(n)
     except OSError as exc:
         raise ConvertError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    if len(raw) < n:
+        raise ConvertError(f"{path.name} is truncated (its header is cut short)")
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ConvertError(f"{path.name} is not a safetensors file (bad JSON header)") from None
+    except RecursionError:
+        raise ConvertError(f"{path.name} is not a safetensors file (its header nests too deeply)") from None
     if not isinstance(header, dict):
         raise ConvertError(f"{path.name} is not a safetensors file (bad header)")
     base = 8 + n
-    refs: dict[str, TensorRef] = {}
+    entries = []
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape = str(info["dtype"]), tuple(int(d) for d in info["shape"])
-            begin, end = (int(x) for x in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise ConvertError(f"{path.name}: malformed header entry for {name}") from None
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        if dtype in _SIZES and end - begin != count * _SIZES[dtype]:
-            raise ConvertError(f"{path.name}: tensor {name} has {end - begin} bytes, "
-                               f"expected {count * _SIZES[dtype]}")
-        if base + end > size:
-            raise ConvertError(f"{path.name} is truncated: tensor {name} ends at byte "
-                               f"{base + end} but the file has {size}")
-        refs[name] = TensorRef(name, path, dtype, shape, base + begin, end - begin)
-    return refs
+        if name != "__metadata__":
+            entries.append((name, *_entry(path, name, info)))
+    # The reference reader's rule: sorted by offset, each tensor starts where the previous ended,
+    # from 0 to the end of the file. An overlap would read one tensor's bytes as another's (or the
+    # header's as weights); a gap or a short file means damage.
+    entries.sort(key=lambda e: (e[3], e[4]))
+    at = 0
+    for name, _, _, begin, end in entries:
+        if begin != at:
+            what = "overlaps the tensor before it" if begin < at else f"leaves a gap at byte {base + at}"
+            raise ConvertError(f"{path.name}: tensor {shown(name)} {what} (bad data_offsets)")
+        at = end
+    if base + at > size:
+        last = entries[-1][0]
+        raise ConvertError(f"{path.name} is truncated: tensor {shown(last)} ends at byte "
+                           f"{base + at} but the file has {size}")
+    if base + at < size:
+        raise ConvertError(f"{path.name} has {size - base - at} bytes after its last tensor "
+                           "(damaged or not a safetensors file)")
+    return {name: TensorRef(name, path, dtype, shape, base + begin, end - begin)
+            for name, dtype, shape, begin, end in entries}
 
 
 def find_shards(folder: Path) -> list[Path]:
     """The checkpoint files of an HF folder: from the index when there is one, else *.safetensors."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ConvertError(f"{index.name} is not a valid safetensors index") from None
-        names = sorted(set(weight_map.values()))
+        names = sorted(set(_weight_map(index).values()))
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
-            raise ConvertError(f"missing shard {missing[0]} listed in {index.name}"
+            raise ConvertError(f"missing shard {shown(missing[0])} listed in {index.name}"
                                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         return [folder / n for n in names]
     shards = sorted(folder.glob("*.safetensors"))
     if not shards:
         raise ConvertError(f"no *.safetensors weights in {folder}")
     return shards
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raise ConvertError(f"{index.name} is not a valid safetensors index") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) and v and "/" not in v and "\\" not in v
+                                                    and v not in (".", "..") for v in weight_map.values()):
+        raise ConvertError(f"{index.name} is not a valid safetensors index (shards must be file names)")
+    return weight_map
+
+
+class _ShardFile:
+    """One open shard read by position: os.preadv where there is one, else seek+read under a lock."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.file = open(path, "rb", buffering=0)
+        except OSError as exc:
+            raise ConvertError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+        self.lock = threading.Lock()
+
+    def read_into(self, buf: np.ndarray, offset: int) -> int:
+        view = memoryview(buf).cast("B")
+        done = 0
+        while done < len(view):
+            if hasattr(os, "preadv"):
+                got = os.preadv(self.file.fileno(), [view[done:]], offset + done)
+            else:
+                with self.lock:
+                    self.file.seek(offset + done)
+                    got = self.file.readinto(view[done:])
+            if not got:
+                break     # end of file: the caller says "truncated"
+            done += got
+        return done
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class SafetensorsCheckpoint:
@@ -111,16 +202,17 @@ class SafetensorsCheckpoint:
         for shard in find_shards(folder):
             for name, ref in read_header(shard).items():
                 if name in self.refs:
-                    raise ConvertError(f"tensor {name} appears in two shards")
+                    raise ConvertError(f"tensor {shown(name)} appears in two shards")
                 self.refs[name] = ref
         index = folder / "model.safetensors.index.json"
         if index.is_file():  # every tensor the index promises must be there
-            expected = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            expected = _weight_map(index)
             absent = sorted(set(expected) - set(self.refs))
             if absent:
-                raise ConvertError(f"tensor {absent[0]} listed in {index.name} is missing "
-                                   f"from {expected[absent[0]]}")
-        self._maps: dict[Path, mmap.mmap] = {}
+                raise ConvertError(f"tensor {shown(absent[0])} listed in {index.name} is missing "
+                                   f"from {shown(expected[absent[0]])}")
+        self._files: dict[Path, _ShardFile] = {}
+        self._open_lock = threading.Lock()
 
     def names(self) -> list[str]:
         return list(self.refs)
@@ -131,46 +223,36 @@ class SafetensorsCheckpoint:
         n_rows = ref.shape[0] if ref.shape else 1
         return self.read_rows(name, 0, n_rows).reshape(ref.shape)
 
-    def _map(self, path: Path) -> mmap.mmap:
-        mm = self._maps.get(path)
-        if mm is None:
-            try:
-                with open(path, "rb") as f:
-                    mm = self._maps[path] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError) as exc:
-                raise ConvertError(f"cannot read {path.name}: {exc}") from None
-        return mm
+    def _file(self, path: Path) -> _ShardFile:
+        with self._open_lock:
+            shard = self._files.get(path)
+            if shard is None:
+                shard = self._files[path] = _ShardFile(path)
+            return shard
 
     def read_rows(self, name: str, r0: int, r1: int) -> np.ndarray:
         """Rows r0:r1 of the tensor (seen as 2-D, first axis = rows) as a new float32 array."""
         ref = self.refs[name]
         if ref.dtype not in _DTYPES:
-            raise ConvertError(f"tensor {name} has dtype {ref.dtype}; only F32, F16 and BF16 "
+            raise ConvertError(f"tensor {shown(name)} has dtype {shown(ref.dtype)}; only F32, F16 and BF16 "
                                "checkpoints can be converted")
         n_rows = ref.shape[0] if ref.shape else 1
-        row_bytes = ref.nbytes // n_rows if n_rows else 0
-        start, end = ref.start + r0 * row_bytes, ref.start + r1 * row_bytes
-        mm = self._map(ref.path)
-        if end > len(mm):  # the file shrank since its header was checked
-            raise ConvertError(f"{ref.path.name} is truncated: tensor {name} is cut short")
-        data = np.frombuffer(mm, dtype=_DTYPES[ref.dtype], count=(end - start) // ref.itemsize,
-                             offset=start).reshape(r1 - r0, -1)
+        row_items = (ref.nbytes // ref.itemsize) // n_rows if n_rows else 0
+        buf = np.empty((r1 - r0, row_items), dtype=_DTYPES[ref.dtype])
+        start = ref.start + r0 * row_items * ref.itemsize
+        try:
+            got = self._file(ref.path).read_into(buf, start)
+        except OSError as exc:
+            raise ConvertError(f"cannot read {ref.path.name}: {exc.strerror or exc}") from None
+        if got < buf.nbytes:  # the file shrank since its header was checked
+            raise ConvertError(f"{ref.path.name} is truncated: tensor {shown(name)} is cut short "
+                               "(the file changed while it was read)")
         if ref.dtype == "BF16":
-            out = (data.astype(np.uint32) << 16).view(np.float32)
-        else:
-            out = data.astype(np.float32)  # a copy, also for F32: the mapping is released below
-        del data
-        if hasattr(mm, "madvise"):
-            # Pages we have converted leave our resident set (the OS page cache keeps them), so
-            # resident memory stays at one chunk however large the model is.
-            lo = start - start % mmap.PAGESIZE
-            mm.madvise(mmap.MADV_DONTNEED, lo, end - lo)
-        return out
+            return (buf.astype(np.uint32) << 16).view(np.float32)
+        return buf if ref.dtype == "F32" else buf.astype(np.float32)
 
     def close(self) -> None:
-        for mm in self._maps.values():
-            try:
-                mm.close()
-            except BufferError:  # a caller still holds a view; the mapping goes with it
-                pass
-        self._maps.clear()
+        with self._open_lock:
+            for shard in self._files.values():
+                shard.close()
+            self._files.clear()

@@ -11,7 +11,7 @@ need it, so importing this package is cheap.
     find_local_models()                      GGUFs from LM Studio, Ollama and user folders
 """
 from quantdesk.core.hub.errors import (ChecksumError, DiskFullError, DownloadCancelled, DownloadPaused, GatedError,
-                                       HubError, NetworkError, NotFoundError, OfflineError)
+                                       HubError, NetworkError, NotFoundError, OfflineError, UnsafeServerDataError)
 from quantdesk.core.hub.search import SearchPager, SearchResult, search
 from quantdesk.core.hub.variants import RepoDetails, RepoFile, Variant, parse_quant, read_variant_header, repo_details
 from quantdesk.core.hub.fit import fit_variant
@@ -19,7 +19,7 @@ from quantdesk.core.hub.download import DownloadControl, Progress, download_file
 
 __all__ = [
     "ChecksumError", "DiskFullError", "DownloadCancelled", "DownloadPaused", "GatedError", "HubError",
-    "NetworkError", "NotFoundError", "OfflineError", "SearchPager", "SearchResult", "search", "RepoDetails",
-    "RepoFile", "Variant", "parse_quant", "read_variant_header", "repo_details", "fit_variant",
+    "NetworkError", "NotFoundError", "OfflineError", "UnsafeServerDataError", "SearchPager", "SearchResult",
+    "search", "RepoDetails", "RepoFile", "Variant", "parse_quant", "read_variant_header", "repo_details", "fit_variant",
     "DownloadControl", "Progress", "download_file",
 ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from quantdesk.core.hub.cache_layout import Target, link_snapshot, partial_bytes, publish, storage_folder
+from quantdesk.core.hub.cache_layout import Target, check_request, link_snapshot, partial_bytes, publish, storage_folder
 from quantdesk.core.hub.connection import auth_headers, check_online, endpoint, http_library, session
 from quantdesk.core.hub.errors import (ChecksumError, DiskFullError, DownloadCancelled, DownloadPaused, HubError,
                                        NetworkError, translate)
@@ -89,7 +89,12 @@ class Progress:
 
 
 def resolve_target(repo_id: str, filename: str, revision: str = "main", cache: Path | None = None) -> Target:
-    """HEAD the file (huggingface_hub.get_hf_file_metadata): etag, commit, size, final URL."""
+    """HEAD the file (huggingface_hub.get_hf_file_metadata): etag, commit, size, final URL.
+
+    The names are checked before the request and the server's answer when the Target is made
+    (cache_layout.py): a hostile hub gets UnsafeServerDataError, never a path outside the cache.
+    """
+    check_request(repo_id, filename, revision)
     check_online(f"download {filename}")
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
@@ -255,7 +260,7 @@ def download_file(repo_id: str, filename: str, *, revision: str = "main", sha256
     expected = (sha256 or (target.etag if len(target.etag) == 64 else None) or "").lower() or None
     target.partial.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock, Timeout
-    lock = FileLock(str(target.storage.parent / ".locks" / target.storage.name / f"{target.etag}.lock"))
+    lock = FileLock(str(target.lock))
     Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
     try:
         lock.acquire(timeout=0)

@@ -37,6 +37,11 @@ class ChecksumError(HubError):
     """The downloaded bytes do not match the hub's LFS sha256 (even after a fresh download)."""
 
 
+class UnsafeServerDataError(HubError):
+    """The hub (or whatever HF_ENDPOINT points at) sent a commit, ETag or file name that is not one
+    of the hub's forms or that would put a file outside the cache; nothing was written."""
+
+
 class DownloadCancelled(HubError):
     """The user cancelled; the partial file was removed."""
 

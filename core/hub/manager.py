@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from quantdesk.core.hub import download as dl
+from quantdesk.core.hub.cache_layout import partial_path
 from quantdesk.core.hub.errors import DownloadCancelled, DownloadPaused, GatedError, HubError
 
 ACTIVE = ("queued", "running")
@@ -85,8 +86,8 @@ class DownloadManager:
                 task.state = "paused"
             task.speed_bps, task.eta_s = 0.0, None
             if task.state == "paused" and task.etag:
-                partial = dl.storage_folder(task.repo_id, self.cache) / "blobs" / (task.etag + ".incomplete")
-                task.done_bytes = partial.stat().st_size if partial.exists() else 0
+                partial = partial_path(task.repo_id, task.etag, self.cache)
+                task.done_bytes = partial.stat().st_size if partial and partial.exists() else 0
             self._tasks[task.id] = task
 
     def _save(self) -> None:
@@ -158,8 +159,8 @@ class DownloadManager:
                 control.cancel()
                 return
             if task.state in ("paused", "failed", "queued"):
-                if task.etag:
-                    partial = dl.storage_folder(task.repo_id, self.cache) / "blobs" / (task.etag + ".incomplete")
+                partial = partial_path(task.repo_id, task.etag, self.cache)
+                if partial:   # a hand-edited downloads.json cannot point this unlink elsewhere
                     partial.unlink(missing_ok=True)
                 task.state, task.done_bytes = "cancelled", 0
         self._emit(task, save=True)

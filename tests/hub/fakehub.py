@@ -8,7 +8,8 @@
 Gated repos answer 401 + X-Error-Code: GatedRepo on resolve without a valid token, as the hub does.
 Faults for tests: `drop_after[file] = n` (close the connection after n bytes, once),
 `stall_after[file] = n` (send n bytes, then nothing, connection open, once),
-`corrupt[file] = k` (serve a flipped byte k times), `delay` (seconds per 64 KiB chunk).
+`corrupt[file] = k` (serve a flipped byte k times), `delay` (seconds per 64 KiB chunk),
+`headers[file] = {name: value}` (send these instead of the real ETag, X-Repo-Commit... : a hostile hub).
 Every request is logged in `requests` (method, path, Range header) so tests can assert what was
 fetched.
 """
@@ -92,6 +93,7 @@ class FakeHub:
         self.stall_after: dict[str, int] = {}      # send n bytes, then go silent until stop()
         self.release = threading.Event()
         self.corrupt: dict[str, int] = {}
+        self.headers: dict[str, dict[str, str]] = {}
         self.delay = 0.0
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -239,13 +241,16 @@ class _Handler(BaseHTTPRequestHandler):
         port = self.hub._server.server_address[1]
         sig = urllib.parse.quote(f"{repo.repo_id}|{filename}|{self.hub.cdn_generation}")
         self.send_response(302)
-        self.send_header("Location", f"http://localhost:{port}/cdn/{etag}?sig={sig}")
-        self.send_header("ETag", f'"{etag}"')
-        self.send_header("X-Linked-Etag", f'"{etag}"')
-        self.send_header("X-Linked-Size", str(len(repo.files[filename])))
-        self.send_header("X-Repo-Commit", repo.sha)
-        self.send_header("Content-Length", "0")
+        self._send_headers(filename, {"Location": f"http://localhost:{port}/cdn/{etag}?sig={sig}",
+                                      "ETag": f'"{etag}"', "X-Linked-Etag": f'"{etag}"',
+                                      "X-Linked-Size": str(len(repo.files[filename])),
+                                      "X-Repo-Commit": repo.sha, "Content-Length": "0"})
         self.end_headers()
+
+    def _send_headers(self, filename: str, headers: dict[str, str]) -> None:
+        headers = {**headers, **self.hub.headers.get(filename, {})}
+        for k, v in headers.items():
+            self.send_header(k, v)
 
     def _cdn(self, path, query):
         with self.hub.lock:
@@ -274,16 +279,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status = 206
         self.send_response(status)
-        self.send_header("ETag", f'"{etag}"')
+        headers = {"ETag": f'"{etag}"'}
         if not cdn:
-            self.send_header("X-Repo-Commit", repo.sha)
+            headers["X-Repo-Commit"] = repo.sha
         if repo.lfs(filename) and not cdn:
-            self.send_header("X-Linked-Etag", f'"{etag}"')
-            self.send_header("X-Linked-Size", str(len(data)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start + 1))
+            headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
+        headers.update({"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1)})
         if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+        self._send_headers(filename, headers)
         self.end_headers()
         if self.command == "HEAD":
             return
