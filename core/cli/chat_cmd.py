@@ -52,7 +52,7 @@ def run(args) -> int:
 
     from quantdesk.core.cancel import CancelToken
     from quantdesk.core.chatstore import ChatStore
-    from quantdesk.core.engine import EngineError, Token
+    from quantdesk.core.engine import EngineError, ModelFileError, Token
     from quantdesk.core.gguf_info import GGUFError, inspect_gguf
     from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager
 
@@ -87,7 +87,8 @@ def run(args) -> int:
         if not args.json and reply.text:
             sys.stdout.write("\n")
         print(f"quantdesk: {exc}", file=sys.stderr)
-        return 1
+        # The file's fault (its chat template) is bad input, like a corrupt file: status 2.
+        return 2 if isinstance(exc, ModelFileError) else 1
     finally:
         models.shutdown()
         store.close()
