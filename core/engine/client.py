@@ -114,9 +114,9 @@ class EngineClient:
             except (BrokenPipeError, EOFError, OSError):
                 raise self._died() from None
 
-    def _receive(self, deadline: float | None = None):
+    def _receive(self, deadline: float | None = None, idle=None):
         """Next event from the host; raises EngineError (and forgets the host) if it died,
-        TimeoutError past `deadline` (time.monotonic())."""
+        TimeoutError past `deadline` (time.monotonic()). `idle()` runs at every quiet poll."""
         events, proc = self._events, self._proc
         if events is None:
             raise EngineError("no model is loaded")
@@ -125,6 +125,8 @@ class EngineClient:
                                   max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError
+                if idle is not None:
+                    idle()
                 if not proc.is_alive():
                     if events.poll(0):   # it wrote something before dying: read that first
                         break
@@ -203,8 +205,10 @@ class EngineClient:
         self._loaded = LoadResult.from_dict(payload)
         return self._loaded
 
-    def generate(self, messages: list[dict], params: SamplingParams | None = None
-                 ) -> Iterator[Token | Done]:
+    def generate(self, messages: list[dict], params: SamplingParams | None = None,
+                 cancel=None) -> Iterator[Token | Done]:
+        """Tokens, then one Done. `cancel`: a CancelToken (set from any thread); it is looked at
+        while waiting too, so it stops a long prompt evaluation before the first token."""
         if self._loaded is None:
             raise EngineError("no model is loaded")
         params = params or SamplingParams()
@@ -213,9 +217,17 @@ class EngineClient:
         clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
         self._send("generate", dict(id=gen_id, messages=clean, sampling=params.to_dict()))
         finished = False
+        asked = False
+
+        def watch_cancel() -> None:
+            nonlocal asked
+            if not asked and cancel is not None and cancel.cancelled:
+                asked = True
+                self.cancel()
         try:
             while True:
-                kind, payload = self._receive()
+                watch_cancel()
+                kind, payload = self._receive(idle=watch_cancel)
                 if kind == "token":
                     yield Token(payload)
                 elif kind == "done":

@@ -186,6 +186,32 @@ def test_cancel_stops_a_long_prompt_evaluation(starter_model):
         assert first == fresh and first.strip()
 
 
+def test_a_cancel_token_stops_a_long_prompt_through_the_model_manager(starter_model):
+    # The window's Stop button sets the reply job's CancelToken; no token has arrived yet to
+    # look at it between, so the client must look at it while it waits.
+    from quantdesk.core.cancel import CancelToken
+    from quantdesk.core.runtime import LoadRequest, ModelManager
+    models = ModelManager()
+    try:
+        host = models.load(LoadRequest(starter_model, n_ctx=2048, gpu_layers=0, n_threads=1))
+        long = [{"role": "user", "content": " ".join(f"word{i}" for i in range(LONG_WORDS))}]
+        token = CancelToken()
+        asked_at: list[float] = []
+
+        def cancel_soon() -> None:
+            time.sleep(0.5)
+            asked_at.append(time.monotonic())
+            token.cancel()
+
+        threading.Thread(target=cancel_soon).start()
+        events = list(host.generate(long, SamplingParams(temperature=0.0, max_tokens=8), token))
+        latency = time.monotonic() - asked_at[0]
+        assert isinstance(events[-1], Done) and events[-1].finish_reason == "cancelled"
+        assert len(events) == 1 and latency < 1.0, latency
+    finally:
+        models.shutdown()
+
+
 HOSTILE_TEMPLATES = {
     "empty": ("{# renders nothing #}", "empty prompt"),
     "huge repeat": ("{{ 'x' * 1500000000 }}", "tried to make a repeated value"),
