@@ -52,7 +52,7 @@ def run(args) -> int:
 
     from quantdesk.core.cancel import CancelToken
     from quantdesk.core.chatstore import ChatStore
-    from quantdesk.core.engine import EngineError, ModelFileError, Token
+    from quantdesk.core.engine import EngineError, Token
     from quantdesk.core.gguf_info import GGUFError, inspect_gguf
     from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager
 
@@ -88,6 +88,7 @@ def run(args) -> int:
             sys.stdout.write("\n")
         print(f"quantdesk: {exc}", file=sys.stderr)
         # The file's fault (its chat template) is bad input, like a corrupt file: status 2.
+        from quantdesk.core.engine import ModelFileError
         return 2 if isinstance(exc, ModelFileError) else 1
     finally:
         models.shutdown()
