@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "quantdesk.core.cli.hub_cmd",
     "quantdesk.core.cli.eval_cmd",
     "quantdesk.core.cli.imatrix_cmd",
+    "quantdesk.core.cli.serve_cmd",
 ]
 
 

@@ -29,16 +29,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .logs import log_path
-from .types import Done, EngineError, LoadResult, ModelFileError, SamplingParams, Token
+from .types import (ContextOverflowError, Done, EngineError, LoadResult, ModelFileError,
+                    SamplingParams, Token)
 
 POLL_SECONDS = 0.25
 DRAIN_SECONDS = 1.0   # a cancelled reply the caller stopped reading must end within this
 STOP_SECONDS = 1.0    # a host asked to shut down must exit within this, or it is terminated
+ERROR_KINDS = ("error", "model_error", "context_error")
 
 
 def _raise_for(kind: str, payload) -> None:
     if kind == "model_error":
         raise ModelFileError(payload)
+    if kind == "context_error":
+        raise ContextOverflowError(payload)
     if kind == "error":
         raise EngineError(payload)
 
@@ -206,16 +210,20 @@ class EngineClient:
         return self._loaded
 
     def generate(self, messages: list[dict], params: SamplingParams | None = None,
-                 cancel=None) -> Iterator[Token | Done]:
+                 cancel=None, prompt: str | None = None) -> Iterator[Token | Done]:
         """Tokens, then one Done. `cancel`: a CancelToken (set from any thread); it is looked at
-        while waiting too, so it stops a long prompt evaluation before the first token."""
+        while waiting too, so it stops a long prompt evaluation before the first token.
+        `prompt`: continue this text as it is instead of the chat-templated `messages`."""
         if self._loaded is None:
             raise EngineError("no model is loaded")
         params = params or SamplingParams()
         self._gen_id += 1
         gen_id = self._gen_id
         clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
-        self._send("generate", dict(id=gen_id, messages=clean, sampling=params.to_dict()))
+        command = dict(id=gen_id, messages=clean, sampling=params.to_dict())
+        if prompt is not None:
+            command["prompt"] = str(prompt)
+        self._send("generate", command)
         finished = False
         asked = False
 
@@ -234,7 +242,7 @@ class EngineClient:
                     finished = True
                     yield Done.from_dict(payload)
                     return
-                elif kind in ("error", "model_error"):
+                elif kind in ERROR_KINDS:
                     finished = True
                     _raise_for(kind, payload)
         finally:
@@ -252,7 +260,7 @@ class EngineClient:
             deadline = time.monotonic() + DRAIN_SECONDS
             while True:
                 kind, _ = self._receive(deadline)
-                if kind in ("done", "error", "model_error"):
+                if kind == "done" or kind in ERROR_KINDS:
                     return
         except EngineError:
             pass

@@ -36,7 +36,8 @@ import time
 import traceback
 
 from .logs import route_output_to
-from .prompt import TemplateError, chat_template_prompt, completion_prompt
+from .prompt import Prompt, TemplateError, chat_template_prompt, completion_prompt
+from .types import ContextOverflowError
 
 GONE_GRACE_S = 0.75      # after the client is gone: time to stop cleanly before a hard exit
 PARENT_POLL_S = 0.25
@@ -137,7 +138,8 @@ class Host:
                 if kind == "load":
                     self.events.send(("loaded", self.load(**payload)))
                 elif kind == "generate":
-                    self.generate(payload["id"], payload["messages"], payload["sampling"])
+                    self.generate(payload["id"], payload["messages"], payload["sampling"],
+                                  payload.get("prompt"))
                 elif kind == "unload":
                     self.unload()
                     self.events.send(("unloaded", {}))
@@ -148,6 +150,8 @@ class Host:
                 return
             except TemplateError as exc:   # the file's fault: the CLI says so with exit status 2
                 self.events.send(("model_error", str(exc)))
+            except ContextOverflowError as exc:   # the request's fault: the server answers 400
+                self.events.send(("context_error", str(exc)))
             except Exception as exc:  # report, stay up: the client decides what to do next
                 traceback.print_exc()
                 msg = " ".join(str(exc).split()) or type(exc).__name__
@@ -202,25 +206,29 @@ class Host:
             bos_token=model.token_get_text(bos) if bos != -1 else "",
             eos_token=model.token_get_text(eos) if eos != -1 else "")
 
-    def generate(self, gen_id: int, messages: list[dict], sampling: dict) -> None:
+    def generate(self, gen_id: int, messages: list[dict], sampling: dict,
+                 raw_prompt: str | None = None) -> None:
         self.current_id = gen_id
         try:
-            self._generate(gen_id, messages, sampling)
+            self._generate(gen_id, messages, sampling, raw_prompt)
         finally:
             self.current_id = NEVER
 
-    def _generate(self, gen_id: int, messages: list[dict], sampling: dict) -> None:
+    def _generate(self, gen_id: int, messages: list[dict], sampling: dict,
+                  raw_prompt: str | None = None) -> None:
         llm = self.llm
         if llm is None:
             raise RuntimeError("no model is loaded")
-        prompt = self.build_prompt(messages)
+        # A raw prompt (the server's /v1/completions) is continued as it is, no chat template.
+        prompt = (self.build_prompt(messages) if raw_prompt is None else
+                  Prompt(raw_prompt, add_bos=True, used_chat_template=False))
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
         if not tokens:   # llama-cpp-python asserts on an empty prompt
             raise TemplateError("the model's chat template made a prompt without tokens for "
                                 "this conversation (the template in the model file is faulty)")
         n_ctx = llm.n_ctx()
         if len(tokens) >= n_ctx:
-            raise RuntimeError(f"the conversation ({len(tokens)} tokens) does not fit the context "
+            raise ContextOverflowError(f"the conversation ({len(tokens)} tokens) does not fit the context "
                                f"size ({n_ctx}); start a new chat or load with a larger context")
         n_prompt = len(tokens)
         start = time.perf_counter()
@@ -252,7 +260,7 @@ class Host:
             temperature=float(sampling["temperature"]),
             top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
             min_p=float(sampling["min_p"]), repeat_penalty=float(sampling["repeat_penalty"]),
-            seed=seed, stop=prompt.stop, stream=True,
+            seed=seed, stop=prompt.stop + list(sampling.get("stop") or ()), stream=True,
             stopping_criteria=StoppingCriteriaList([between_tokens]))
         try:
             for chunk in stream:

@@ -8,6 +8,11 @@ class EngineError(Exception):
     """Loading or generating failed, or the model process died. str(e) is one line for the user."""
 
 
+class ContextOverflowError(EngineError):
+    """The prompt does not fit the loaded context: the request is at fault (an HTTP 400), and
+    nothing was cut to make it fit."""
+
+
 class ModelFileError(EngineError):
     """The model file is at fault, not the engine (e.g. its chat template is invalid, hostile or
     makes no prompt): loading it again will not help. The CLI exits with status 2 for it."""
@@ -22,6 +27,7 @@ class SamplingParams:
     repeat_penalty: float = 1.1
     max_tokens: int = 512
     seed: int = -1            # -1: a fresh random seed per reply
+    stop: tuple = ()          # the caller's stop strings, on top of the prompt format's own
 
     def to_dict(self) -> dict:
         return asdict(self)

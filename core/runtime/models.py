@@ -152,9 +152,10 @@ class ModelHost:
         return True
 
     def generate(self, messages: list[dict], params: SamplingParams | None = None,
-                 cancel=None) -> Iterator[Token | Done]:
+                 cancel=None, prompt: str | None = None) -> Iterator[Token | Done]:
         """Tokens, then one Done. `cancel` (a CancelToken, any thread) ends it with
-        finish_reason "cancelled". Raises EngineError when the host dies."""
+        finish_reason "cancelled". Raises EngineError when the host dies. `prompt`: a raw text
+        to continue instead of the chat-templated `messages` (the server's /v1/completions)."""
         if not self._wait_turn(cancel):
             yield cancelled_done(self.result.n_ctx)
             return
@@ -163,7 +164,7 @@ class ModelHost:
                 yield cancelled_done(self.result.n_ctx)
                 return
             # The client looks at `cancel` while it waits too: a long prompt stops mid-way.
-            yield from self.client.generate(messages, params, cancel)
+            yield from self.client.generate(messages, params, cancel, prompt=prompt)
         finally:
             self.last_used = time.monotonic()
             self._turn.release()

@@ -1,0 +1,55 @@
+"""How the server is run: address, key, limits. Checked once, for every door (CLI, window)."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from .pool import DEFAULT_CTX
+from .requests import DEFAULT_MAX_BODY
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+class ConfigError(ValueError):
+    """A setting the server refuses (one line)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False   # a host name or 0.0.0.0: reachable from other machines
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str | None = None          # required (Bearer or x-api-key) when set
+    ttl: float | None = 600.0           # idle seconds before a model is unloaded; None: never
+    max_models: int = 1                 # loaded at once, least recently used unloaded first
+    n_ctx: int = DEFAULT_CTX            # context of a load when the request does not say
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)   # none: no CORS headers
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    n_threads: int | None = None
+
+    def check(self) -> "ServerConfig":
+        if not is_loopback(self.host) and not self.api_key:
+            raise ConfigError(f"binding {self.host} makes the server reachable from other "
+                              f"machines: give an API key (--api-key) to do that")
+        if not 0 <= int(self.port) <= 65535:
+            raise ConfigError(f"port {self.port} is not a TCP port")
+        if self.max_models < 1:
+            raise ConfigError("max models must be at least 1")
+        if self.ttl is not None and self.ttl <= 0:
+            raise ConfigError("the idle unload time must be positive")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/v1"

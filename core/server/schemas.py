@@ -1,0 +1,133 @@
+"""Request bodies of the three generation endpoints, validated by pydantic. Unknown fields are
+ignored (clients send many we do not use); the fields we use are checked strictly, so a bad value
+is a 400 naming the field, never a 500.
+
+The context size of the load is a Quantdesk extension field, `n_ctx`, in any of the bodies (with
+the OpenAI client: extra_body={"n_ctx": 8192}); without it the server's default context is used.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_STOP = 16
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    n_ctx: int | None = Field(default=None, ge=64)
+
+
+def _stop_list(value) -> list[str]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    if len(items) > MAX_STOP:
+        raise ValueError(f"at most {MAX_STOP} stop sequences")
+    if any(not s for s in items):
+        raise ValueError("stop sequences must not be empty")
+    return items
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Body):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=1)
+    stream_options: StreamOptions | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, v):
+        return _stop_list(v)
+
+
+class CompletionRequest(_Body):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(default=16, ge=1)   # OpenAI's default for this endpoint
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=1)
+    echo: bool = False
+    stream_options: StreamOptions | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, v):
+        return _stop_list(v)
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, v):
+        if isinstance(v, list):
+            if len(v) != 1:
+                raise ValueError("exactly one prompt per request")
+            return v[0]
+        return v
+
+
+class AnthropicBlock(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    text: str | None = None
+
+
+class AnthropicMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["user", "assistant"]
+    content: str | list[AnthropicBlock]
+
+
+class MessagesRequest(_Body):
+    messages: list[AnthropicMessage] = Field(min_length=1)
+    max_tokens: int = Field(ge=1)                       # required by the Anthropic API
+    system: str | list[AnthropicBlock] | None = None
+    stop_sequences: list[str] | None = None
+    top_k: int | None = Field(default=None, ge=0)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("stop_sequences")
+    @classmethod
+    def _stop(cls, v):
+        return _stop_list(v)
+
+
+def text_of(content, where: str) -> str:
+    """The text of a message's content: a string, or text parts joined. Anything else (images,
+    audio, tool blocks) is refused by name: we never drop part of what the caller sent."""
+    from .errors import ApiError
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part in content:
+        if part.type != "text" or part.text is None:
+            raise ApiError(400, f"{where}: content of type {part.type!r} is not supported "
+                                f"(text only)", param=where)
+        texts.append(part.text)
+    return "".join(texts)
