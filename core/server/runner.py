@@ -24,7 +24,10 @@ def serve_forever(config: ServerConfig, listeners=None, on_ready=None) -> bool:
     server = _uvicorn_server(config, listeners=listeners)
     if on_ready is not None:
         _call_when_started(server, on_ready)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:   # uvicorn raises the Ctrl-C again once it has shut down
+        pass
     return server.started
 
 
