@@ -29,13 +29,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .logs import log_path
-from .types import (ContextOverflowError, Done, EngineError, LoadResult, ModelFileError,
-                    SamplingParams, Token)
+from .types import (ContextOverflowError, Done, EngineError, InvalidRequestError, LoadResult,
+                    ModelFileError, SamplingParams, Token)
 
 POLL_SECONDS = 0.25
 DRAIN_SECONDS = 1.0   # a cancelled reply the caller stopped reading must end within this
 STOP_SECONDS = 1.0    # a host asked to shut down must exit within this, or it is terminated
-ERROR_KINDS = ("error", "model_error", "context_error")
+ERROR_KINDS = ("error", "model_error", "context_error", "request_error")
 
 
 def _raise_for(kind: str, payload) -> None:
@@ -43,6 +43,8 @@ def _raise_for(kind: str, payload) -> None:
         raise ModelFileError(payload)
     if kind == "context_error":
         raise ContextOverflowError(payload)
+    if kind == "request_error":
+        raise InvalidRequestError(payload)
     if kind == "error":
         raise EngineError(payload)
 

@@ -37,7 +37,7 @@ import traceback
 
 from .logs import route_output_to
 from .prompt import Prompt, TemplateError, chat_template_prompt, completion_prompt
-from .types import ContextOverflowError
+from .types import ContextOverflowError, InvalidRequestError
 
 GONE_GRACE_S = 0.75      # after the client is gone: time to stop cleanly before a hard exit
 PARENT_POLL_S = 0.25
@@ -150,8 +150,9 @@ class Host:
                 return
             except TemplateError as exc:   # the file's fault: the CLI says so with exit status 2
                 self.events.send(("model_error", str(exc)))
-            except ContextOverflowError as exc:   # the request's fault: the server answers 400
-                self.events.send(("context_error", str(exc)))
+            except InvalidRequestError as exc:   # the request's fault: the server answers 400
+                kind = "context_error" if isinstance(exc, ContextOverflowError) else "request_error"
+                self.events.send((kind, str(exc)))
             except Exception as exc:  # report, stay up: the client decides what to do next
                 traceback.print_exc()
                 msg = " ".join(str(exc).split()) or type(exc).__name__
@@ -206,6 +207,18 @@ class Host:
             bos_token=model.token_get_text(bos) if bos != -1 else "",
             eos_token=model.token_get_text(eos) if eos != -1 else "")
 
+    @staticmethod
+    def grammar(json_schema: str | None):
+        """llama.cpp's grammar for a JSON schema: every reply parses and follows it."""
+        if not json_schema:
+            return None
+        from llama_cpp import LlamaGrammar
+        try:
+            return LlamaGrammar.from_json_schema(json_schema, verbose=False)
+        except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise InvalidRequestError(f"the JSON schema cannot be followed ({msg})") from None
+
     def generate(self, gen_id: int, messages: list[dict], sampling: dict,
                  raw_prompt: str | None = None) -> None:
         self.current_id = gen_id
@@ -255,13 +268,14 @@ class Host:
         if seed < 0:
             seed = random.randrange(2**31)
         finish = "length"
+        grammar = self.grammar(sampling.get("json_schema"))
         stream = llm.create_completion(
             list(tokens), max_tokens=int(sampling["max_tokens"]),
             temperature=float(sampling["temperature"]),
             top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
             min_p=float(sampling["min_p"]), repeat_penalty=float(sampling["repeat_penalty"]),
             seed=seed, stop=prompt.stop + list(sampling.get("stop") or ()), stream=True,
-            stopping_criteria=StoppingCriteriaList([between_tokens]))
+            stopping_criteria=StoppingCriteriaList([between_tokens]), grammar=grammar)
         try:
             for chunk in stream:
                 choice = chunk["choices"][0]

@@ -8,9 +8,12 @@ class EngineError(Exception):
     """Loading or generating failed, or the model process died. str(e) is one line for the user."""
 
 
-class ContextOverflowError(EngineError):
-    """The prompt does not fit the loaded context: the request is at fault (an HTTP 400), and
-    nothing was cut to make it fit."""
+class InvalidRequestError(EngineError):
+    """The request is at fault, not the engine or the model (the server answers 400)."""
+
+
+class ContextOverflowError(InvalidRequestError):
+    """The prompt does not fit the loaded context; nothing was cut to make it fit."""
 
 
 class ModelFileError(EngineError):
@@ -28,6 +31,7 @@ class SamplingParams:
     max_tokens: int = 512
     seed: int = -1            # -1: a fresh random seed per reply
     stop: tuple = ()          # the caller's stop strings, on top of the prompt format's own
+    json_schema: str | None = None   # JSON text: the reply follows this schema (a grammar)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -9,10 +10,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from quantdesk.core.engine.types import Done
 
+from . import tools
 from .errors import ApiError, openai_body
 from .requests import (api_error_for, note_usage, parse, read_json, sampling, sse,
                        start_generation, whole_reply)
-from .schemas import ChatCompletionRequest, CompletionRequest, text_of
+from .schemas import ChatCompletionRequest, CompletionRequest
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -44,19 +46,42 @@ async def get_model(request):
     return JSONResponse(model.to_json(str(model.path) in loaded))
 
 
-def chat_messages(body: ChatCompletionRequest) -> list[dict]:
+def chat_messages(body: ChatCompletionRequest, choice: str | None) -> list[dict]:
+    """The conversation the model sees; with tools, their description leads the system text."""
+    messages = tools.history(body.messages)
+    if choice is not None:
+        offer = tools.system_prompt(body, choice)
+        if messages and messages[0]["role"] == "system":   # templates take one system message
+            messages[0] = {"role": "system", "content": offer + "\n\n" + messages[0]["content"]}
+        else:
+            messages.insert(0, {"role": "system", "content": offer})
+    return messages
+
+
+def tool_deltas(calls: list[dict]) -> list[dict]:
+    """Streamed tool calls: each call's first delta has its index, id, type and name (what
+    clients key on), the next one its arguments."""
     out = []
-    for i, m in enumerate(body.messages):
-        role = "system" if m.role == "developer" else m.role
-        out.append({"role": role, "content": text_of(m.content, f"messages.{i}.content")})
+    for i, call in enumerate(calls):
+        out.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                    "function": {"name": call["function"]["name"],
+                                                 "arguments": ""}}]})
+        out.append({"tool_calls": [{"index": i, "function": {
+            "arguments": call["function"]["arguments"]}}]})
     return out
 
 
 async def chat_completions(request):
     body = parse(ChatCompletionRequest, await read_json(request))
+    choice, schema = tools.choice_of(body), tools.response_schema(body)
+    if choice is not None:
+        if schema is not None:
+            raise ApiError(400, "response_format cannot be combined with tools",
+                           param="response_format")
+        schema = json.dumps(tools.reply_schema(body, choice))
     limit = body.max_completion_tokens or body.max_tokens
-    params = sampling(body, max_tokens=limit, stop=body.stop)
-    model, gen, first = await start_generation(request, body, chat_messages(body), params)
+    params = sampling(body, max_tokens=limit, stop=body.stop, json_schema=schema)
+    model, gen, first = await start_generation(request, body, chat_messages(body, choice), params)
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
@@ -68,23 +93,40 @@ async def chat_completions(request):
             out["usage"] = None
         return out
 
+    def ending(text: str, done: Done) -> tuple[str | None, list[dict], str]:
+        if choice is None:
+            return text, [], _finish(done)
+        content, calls = tools.parse_reply(text)
+        return content, calls, "tool_calls" if calls else _finish(done)
+
     if not body.stream:
         text, done = await whole_reply(request, model, gen, first)
+        content, calls, finish = ending(text, done)
+        message = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
         return JSONResponse({
             "id": rid, "object": "chat.completion", "created": created, "model": model.id,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": None, "finish_reason": _finish(done)}],
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": finish}],
             "usage": _usage(done)})
 
     async def stream():
         try:
             yield sse(chunk({"role": "assistant", "content": ""}))
-            event = first
+            event, pieces = first, []
             while not isinstance(event, Done):
-                yield sse(chunk({"content": event.text}))
+                if choice is None:
+                    yield sse(chunk({"content": event.text}))
+                else:   # a tool reply is one JSON document: parsed when it is complete
+                    pieces.append(event.text)
                 event = await gen.next()
             note_usage(request, event)
-            yield sse(chunk({}, _finish(event)))
+            content, calls, finish = ending("".join(pieces), event)
+            if choice is not None:
+                for delta in tool_deltas(calls) if calls else [{"content": content}]:
+                    yield sse(chunk(delta))
+            yield sse(chunk({}, finish))
             if include_usage:
                 yield sse({"id": rid, "object": "chat.completion.chunk", "created": created,
                            "model": model.id, "choices": [], "usage": _usage(event)})

@@ -10,7 +10,7 @@ import json
 from pydantic import ValidationError
 
 from quantdesk.core.engine.types import (ContextOverflowError, Done, EngineError,
-                                         ModelFileError, SamplingParams)
+                                         InvalidRequestError, ModelFileError, SamplingParams)
 
 from .errors import ApiError, one_line, validation_message
 from .pool import Generation
@@ -50,8 +50,8 @@ def parse(model_cls, data: dict):
         raise ApiError(400, message, param=param) from None
 
 
-def sampling(body, *, max_tokens: int | None, stop: list[str], top_k: int | None = None
-             ) -> SamplingParams:
+def sampling(body, *, max_tokens: int | None, stop: list[str], top_k: int | None = None,
+             json_schema: str | None = None) -> SamplingParams:
     """Our defaults where the request says nothing; max_tokens None: up to the context's end."""
     base = SamplingParams()
     return SamplingParams(
@@ -60,7 +60,8 @@ def sampling(body, *, max_tokens: int | None, stop: list[str], top_k: int | None
         top_k=base.top_k if top_k is None else top_k,
         min_p=base.min_p, repeat_penalty=base.repeat_penalty,
         max_tokens=0 if max_tokens is None else max_tokens,   # llama.cpp: <= 0 is "to the end"
-        seed=-1 if body.seed is None else body.seed, stop=tuple(stop or ()))
+        seed=-1 if body.seed is None else body.seed, stop=tuple(stop or ()),
+        json_schema=json_schema)
 
 
 async def _disconnected(request) -> None:
@@ -96,6 +97,8 @@ def api_error_for(exc: BaseException, model_id: str) -> ApiError:
     if isinstance(exc, ContextOverflowError):
         return ApiError(400, f"{one_line(exc)} (nothing was truncated; a request may ask for a "
                              f"larger context with \"n_ctx\")", code="context_length_exceeded")
+    if isinstance(exc, InvalidRequestError):
+        return ApiError(400, one_line(exc))
     if isinstance(exc, ModelFileError):
         return ApiError(500, f"{model_id}: {one_line(exc)}", code="model_file_error")
     if isinstance(exc, EngineError):

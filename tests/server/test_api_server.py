@@ -248,3 +248,65 @@ def test_idle_unload_after_the_ttl_and_ctrl_c_ends_everything(tmp_path, starter_
     assert not psutil.pid_exists(host["pid"])
     lines = [ln for ln in srv.output().splitlines() if "/v1/chat/completions" in ln]
     assert len(lines) == 2 and all(" 200 " in ln and "+2 tokens" in ln for ln in lines)
+
+
+# ---- structured output and tools (a grammar from a JSON schema) -----------------------------------
+PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                          "age": {"type": "integer"}},
+          "required": ["name", "age"]}
+WEATHER = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather of a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
+                   "required": ["city"]}}}]
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def test_json_schema_output_parses_and_follows_the_schema(openai_client):
+    reply = chat(openai_client, max_tokens=60, messages=[
+        {"role": "user", "content": "Invent a person. Give name and age as JSON."}],
+        response_format={"type": "json_schema",
+                         "json_schema": {"name": "person", "schema": PERSON}})
+    data = json.loads(reply.choices[0].message.content)
+    assert set(data) == {"name", "age"}
+    assert isinstance(data["name"], str) and len(data["name"]) <= 12
+    assert isinstance(data["age"], int)
+    with pytest.raises(openai.BadRequestError):   # a schema llama.cpp cannot follow
+        chat(openai_client, response_format={"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "object", "properties": {
+                "a": {"$ref": "#/definitions/missing"}}}}})
+
+
+@pytest.mark.slow
+def test_tool_calls_plain_and_streamed(openai_client):
+    # one call per reply (parallel_tool_calls=False) keeps the starter model's reply short
+    reply = chat(openai_client, max_tokens=60, messages=ASK_WEATHER, tools=WEATHER,
+                 tool_choice="required", parallel_tool_calls=False)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls[:1]
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert call.id.startswith("call_")
+    assert isinstance(json.loads(call.function.arguments)["city"], str)
+
+    chunks = list(chat(openai_client, max_tokens=60, messages=ASK_WEATHER, tools=WEATHER,
+                       tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                       parallel_tool_calls=False, stream=True))
+    deltas = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
+    first = deltas[0]
+    assert first.index == 0 and first.id.startswith("call_") and first.type == "function"
+    assert first.function.name == "get_weather"
+    indexes = sorted({d.index for d in deltas})
+    assert indexes == list(range(len(indexes)))
+    args = "".join(d.function.arguments or "" for d in deltas if d.index == 0)
+    assert isinstance(json.loads(args)["city"], str)
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+    # the call and its result go back into the conversation; tool_choice none answers in text
+    history = ASK_WEATHER + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call.id, "type": "function", "function": {
+                "name": "get_weather", "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 C"}]
+    text = chat(openai_client, max_tokens=6, messages=history, tools=WEATHER,
+                tool_choice="none")
+    assert text.choices[0].message.content and not text.choices[0].message.tool_calls
