@@ -13,7 +13,7 @@ from .banner import ErrorBanner
 from .lazy_page import LazyPage
 from .pages.library import LibraryPage, LibraryService
 
-PAGES = ("Library", "Discover", "Quantize", "Quality", "Chat")
+PAGES = ("Library", "Discover", "Quantize", "Quality", "Chat", "Server")
 
 
 def local_files(mime) -> list[str]:
@@ -45,9 +45,10 @@ class MainWindow(QMainWindow):
         # Built on first use (first show, "Chat with this"): its modules and the chat store
         # stay out of the time to first window.
         self.chat_holder = LazyPage(self._make_chat)
+        self.server_page = LazyPage(self._make_server)
         self.stack = QStackedWidget()
         for page in (self.library_page, self.discover_page, self.quantize_page, self.quality_page,
-                     self.chat_holder):
+                     self.chat_holder, self.server_page):
             self.stack.addWidget(page)
         self.banner = ErrorBanner()
 
@@ -134,6 +135,10 @@ class MainWindow(QMainWindow):
             f"{Path(path).name} is in the library", 15000))
         return page
 
+    def _make_server(self):
+        from .pages.server import ServerPage
+        return ServerPage(self.library.session, self.models)
+
     def _make_quality(self):
         from .pages.quality import QualityReportPage
         return QualityReportPage()
@@ -205,7 +210,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):  # noqa: N802
         # Every built page stops its work: downloads pause (their partial files resume later),
         # a running quantization or comparison is cancelled, not orphaned.
-        for holder in (self.chat_holder, self.discover_page, self.quantize_page, self.quality_page):
+        for holder in (self.chat_holder, self.discover_page, self.quantize_page, self.quality_page,
+                       self.server_page):
             if holder.page is not None:
                 holder.page.shutdown()
         if self._models is not None:

@@ -26,7 +26,7 @@ def persisted_paths() -> set[str]:
 
 def test_window_has_the_five_pages(window, qtbot):
     sidebar = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
-    assert sidebar == ["Library", "Discover", "Quantize", "Quality", "Chat"]
+    assert sidebar == ["Library", "Discover", "Quantize", "Quality", "Chat", "Server"]
     for row, page in enumerate((window.library_page, window.discover_page,
                                 window.quantize_page, window.quality_page, window.chat_holder)):
         window.sidebar.setCurrentRow(row)

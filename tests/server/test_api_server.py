@@ -14,7 +14,7 @@ import anthropic
 import openai
 import pytest
 
-from .conftest import STARTER_ID, Server
+from .server_process import STARTER_ID, Server
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 
