@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 
@@ -46,18 +45,6 @@ async def get_model(request):
     return JSONResponse(model.to_json(str(model.path) in loaded))
 
 
-def chat_messages(body: ChatCompletionRequest, choice: str | None) -> list[dict]:
-    """The conversation the model sees; with tools, their description leads the system text."""
-    messages = tools.history(body.messages)
-    if choice is not None:
-        offer = tools.system_prompt(body, choice)
-        if messages and messages[0]["role"] == "system":   # templates take one system message
-            messages[0] = {"role": "system", "content": offer + "\n\n" + messages[0]["content"]}
-        else:
-            messages.insert(0, {"role": "system", "content": offer})
-    return messages
-
-
 def tool_deltas(calls: list[dict]) -> list[dict]:
     """Streamed tool calls: each call's first delta has its index, id, type and name (what
     clients key on), the next one its arguments."""
@@ -73,15 +60,17 @@ def tool_deltas(calls: list[dict]) -> list[dict]:
 
 async def chat_completions(request):
     body = parse(ChatCompletionRequest, await read_json(request))
-    choice, schema = tools.choice_of(body), tools.response_schema(body)
+    (specs, choice), schema = tools.openai_tools(body), tools.response_schema(body)
+    messages = tools.openai_history(body.messages)
     if choice is not None:
         if schema is not None:
             raise ApiError(400, "response_format cannot be combined with tools",
                            param="response_format")
-        schema = json.dumps(tools.reply_schema(body, choice))
+        schema = tools.reply_schema(specs, choice, body.parallel_tool_calls)
+        messages = tools.with_offer(messages, specs, choice)
     limit = body.max_completion_tokens or body.max_tokens
     params = sampling(body, max_tokens=limit, stop=body.stop, json_schema=schema)
-    model, gen, first = await start_generation(request, body, chat_messages(body, choice), params)
+    model, gen, first = await start_generation(request, body, messages, params)
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
@@ -97,7 +86,7 @@ async def chat_completions(request):
         if choice is None:
             return text, [], _finish(done)
         content, calls = tools.parse_reply(text)
-        return content, calls, "tool_calls" if calls else _finish(done)
+        return content, tools.openai_calls(calls), "tool_calls" if calls else _finish(done)
 
     if not body.stream:
         text, done = await whole_reply(request, model, gen, first)

@@ -139,6 +139,18 @@ class AnthropicBlock(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str
     text: str | None = None
+    id: str | None = None                       # tool_use
+    name: str | None = None
+    input: dict[str, Any] | None = None
+    tool_use_id: str | None = None              # tool_result
+    content: str | list[dict[str, Any]] | None = None
+
+
+class AnthropicTool(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    input_schema: dict[str, Any] | None = None
 
 
 class AnthropicMessage(BaseModel):
@@ -154,6 +166,8 @@ class MessagesRequest(_Body):
     stop_sequences: list[str] | None = None
     top_k: int | None = Field(default=None, ge=0)
     metadata: dict[str, Any] | None = None
+    tools: list[AnthropicTool] | None = None
+    tool_choice: dict[str, Any] | None = None
 
     @field_validator("stop_sequences")
     @classmethod

@@ -19,61 +19,94 @@ import uuid
 from .errors import ApiError
 
 
-def _tools_of(body) -> list[dict]:
-    out = []
+def openai_tools(body) -> tuple[list[dict], str | None]:
+    """(tool specs, choice) of an OpenAI request; choice None: no tools in play, else "auto",
+    "required" or the one function's name."""
+    specs = []
     for i, tool in enumerate(body.tools or []):
         fn = tool.function
         if tool.type != "function" or fn is None:
             raise ApiError(400, f"tools.{i}: only function tools are supported", param="tools")
-        out.append({"name": fn.name, "description": fn.description or "",
-                    "parameters": fn.parameters or {"type": "object", "properties": {}}})
-    return out
-
-
-def choice_of(body) -> str | None:
-    """None: no tools in play; else "auto", "required" or the one function's name."""
-    tools, choice = body.tools or [], body.tool_choice
-    if not tools or choice == "none":
-        return None
+        specs.append({"name": fn.name, "description": fn.description or "",
+                      "parameters": fn.parameters or {"type": "object", "properties": {}}})
+    choice = body.tool_choice
+    if not specs or choice == "none":
+        return specs, None
     if choice in (None, "auto", "required"):
-        return choice or "auto"
+        return specs, choice or "auto"
     name = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
-    if name not in {t.function.name for t in tools if t.function}:
+    return specs, _named(specs, name)
+
+
+def anthropic_tools(body) -> tuple[list[dict], str | None]:
+    """The same for an Anthropic request (tool_choice auto / any / tool / none)."""
+    specs = [{"name": t.name, "description": t.description or "",
+              "parameters": t.input_schema or {"type": "object", "properties": {}}}
+             for t in body.tools or []]
+    kind = (body.tool_choice or {}).get("type", "auto")
+    if not specs or kind == "none":
+        return specs, None
+    if kind in ("auto", "any"):
+        return specs, {"auto": "auto", "any": "required"}[kind]
+    if kind == "tool":
+        return specs, _named(specs, body.tool_choice.get("name"))
+    raise ApiError(400, f"tool_choice type {kind!r} is not one of auto, any, tool, none",
+                   param="tool_choice")
+
+
+def _named(specs: list[dict], name) -> str:
+    if name not in {t["name"] for t in specs}:
         raise ApiError(400, f"tool_choice names no tool in tools ({name!r})", param="tool_choice")
     return name
 
 
-def reply_schema(body, choice: str) -> dict:
-    tools = _tools_of(body)
+def reply_schema(specs: list[dict], choice: str, parallel: bool = True) -> str:
+    """The JSON schema (text) every reply follows."""
     if choice not in ("auto", "required"):
-        tools = [t for t in tools if t["name"] == choice]
+        specs = [t for t in specs if t["name"] == choice]
     call = {"anyOf": [{"type": "object", "properties": {"name": {"const": t["name"]},
                                                         "arguments": t["parameters"]},
-                       "required": ["name", "arguments"]} for t in tools]}
+                       "required": ["name", "arguments"]} for t in specs]}
     array = {"type": "array", "items": call, "minItems": 1}
-    if not body.parallel_tool_calls:
+    if not parallel:
         array["maxItems"] = 1
     calls = {"type": "object", "required": ["tool_calls"], "properties": {"tool_calls": array}}
     if choice != "auto":
-        return calls
+        return json.dumps(calls)
     text = {"type": "object", "properties": {"content": {"type": "string"}},
             "required": ["content"]}
-    return {"anyOf": [calls, text]}
+    return json.dumps({"anyOf": [calls, text]})
 
 
-def system_prompt(body, choice: str) -> str:
-    tools = _tools_of(body)
-    listing = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
+def with_offer(messages: list[dict], specs: list[dict], choice: str) -> list[dict]:
+    """The conversation with the tools described first in the (one) system message."""
+    listing = "\n".join(json.dumps(t, ensure_ascii=False) for t in specs)
     ask = {"auto": 'Either call tools, or answer with {"content": "<your answer>"}.',
            "required": "You must call at least one tool."}.get(
         choice, f"You must call the tool {choice}.")
-    return ("You can call these tools (JSON Schema of each one's arguments):\n" + listing +
-            '\nReply with JSON only. To call tools: {"tool_calls": [{"name": "<tool name>", '
-            '"arguments": {<arguments>}}]}. ' + ask)
+    offer = ("You can call these tools (JSON Schema of each one's arguments):\n" + listing +
+             '\nReply with JSON only. To call tools: {"tool_calls": [{"name": "<tool name>", '
+             '"arguments": {<arguments>}}]}. ' + ask)
+    messages = list(messages)
+    if messages and messages[0]["role"] == "system":   # templates take one system message
+        messages[0] = {"role": "system", "content": offer + "\n\n" + messages[0]["content"]}
+    else:
+        messages.insert(0, {"role": "system", "content": offer})
+    return messages
 
 
-def history(messages) -> list[dict]:
-    """The conversation for the chat template: earlier calls and tool results in our shape."""
+def calls_text(calls: list[dict]) -> str:
+    """Earlier calls ({name, arguments}) as the model wrote them."""
+    return json.dumps({"tool_calls": calls}, ensure_ascii=False)
+
+
+def result_text(call_id: str | None, content: str) -> str:
+    return json.dumps({"tool_result": {"tool_call_id": call_id, "content": content}},
+                      ensure_ascii=False)
+
+
+def openai_history(messages) -> list[dict]:
+    """An OpenAI conversation for the chat template: calls and tool results in our shape."""
     from .schemas import text_of
     out = []
     for i, m in enumerate(messages):
@@ -82,11 +115,9 @@ def history(messages) -> list[dict]:
         if role == "assistant" and m.tool_calls:
             calls = [{"name": c.function.name, "arguments": _json_or_text(c.function.arguments)}
                      for c in m.tool_calls]
-            content = json.dumps({"tool_calls": calls}, ensure_ascii=False)
+            content = calls_text(calls)
         elif role == "tool":
-            role = "user"
-            content = json.dumps({"tool_result": {"tool_call_id": m.tool_call_id,
-                                                  "content": content}}, ensure_ascii=False)
+            role, content = "user", result_text(m.tool_call_id, content)
         out.append({"role": role, "content": content})
     return out
 
@@ -99,22 +130,25 @@ def _json_or_text(arguments: str):
 
 
 def parse_reply(text: str) -> tuple[str | None, list[dict]]:
-    """(content, tool calls in OpenAI's shape). A reply cut short (max_tokens) does not parse:
-    it is given back as text, so nothing is lost."""
+    """(content, calls as {"name", "arguments": dict}). A reply cut short (max_tokens) does not
+    parse: it is given back as text, so nothing is lost."""
     try:
         data = json.loads(text)
     except ValueError:
         return text, []
     if isinstance(data, dict) and isinstance(data.get("tool_calls"), list):
-        calls = [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                  "function": {"name": c.get("name", ""),
-                               "arguments": json.dumps(c.get("arguments", {}),
-                                                       ensure_ascii=False)}}
-                 for c in data["tool_calls"] if isinstance(c, dict)]
-        return None, calls
+        return None, [{"name": str(c.get("name", "")), "arguments": c.get("arguments", {})}
+                      for c in data["tool_calls"] if isinstance(c, dict)]
     if isinstance(data, dict) and isinstance(data.get("content"), str):
         return data["content"], []
     return text, []
+
+
+def openai_calls(calls: list[dict]) -> list[dict]:
+    return [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+             "function": {"name": c["name"],
+                          "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+            for c in calls]
 
 
 def response_schema(body) -> str | None:

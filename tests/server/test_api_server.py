@@ -310,3 +310,33 @@ def test_tool_calls_plain_and_streamed(openai_client):
     text = chat(openai_client, max_tokens=6, messages=history, tools=WEATHER,
                 tool_choice="none")
     assert text.choices[0].message.content and not text.choices[0].message.tool_calls
+
+
+@pytest.mark.slow
+def test_anthropic_tool_use_plain_and_streamed(anthropic_client):
+    weather = [{"name": "get_weather", "description": "Current weather of a city",
+                "input_schema": WEATHER[0]["function"]["parameters"]}]
+    only = {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True}
+    msg = anthropic_client.messages.create(model=STARTER_ID, max_tokens=60, tools=weather,
+                                           tool_choice=only, messages=ASK_WEATHER,
+                                           extra_body={"temperature": 0})
+    assert msg.stop_reason == "tool_use"
+    (use,) = msg.content
+    assert use.type == "tool_use" and use.name == "get_weather" and use.id.startswith("toolu_")
+    assert isinstance(use.input["city"], str)
+    with anthropic_client.messages.stream(model=STARTER_ID, max_tokens=60, tools=weather,
+                                          tool_choice=only, messages=ASK_WEATHER,
+                                          extra_body={"temperature": 0}) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    assert final.content[0].type == "tool_use" and final.content[0].input == use.input
+
+    reply = anthropic_client.messages.create(
+        model=STARTER_ID, max_tokens=5, tools=weather, tool_choice={"type": "none"},
+        extra_body={"temperature": 0},
+        messages=ASK_WEATHER + [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": use.id,
+                                               "name": use.name, "input": use.input}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                          "content": "Sunny, 21 C"}]}])
+    assert reply.content[0].type == "text" and reply.content[0].text
