@@ -191,7 +191,7 @@ class EngineClient:
 
     # -- public API ------------------------------------------------------------------------------
     def load(self, path, *, n_gpu_layers: int = 0, n_ctx: int = 2048,
-             n_threads: int | None = None) -> LoadResult:
+             n_threads: int | None = None, embedding: bool = False) -> LoadResult:
         path = str(Path(path))
         if not os.path.isfile(path):
             raise EngineError(f"{path}: no such file")
@@ -202,8 +202,11 @@ class EngineClient:
         threads = int(n_threads or default_threads())
         self._loading = os.path.basename(path)
         try:
-            self._send("load", dict(path=path, n_gpu_layers=int(n_gpu_layers), n_ctx=int(n_ctx),
-                                    n_threads=threads))
+            command = dict(path=path, n_gpu_layers=int(n_gpu_layers), n_ctx=int(n_ctx),
+                           n_threads=threads)
+            if embedding:   # a model loaded for embed(), not for generate()
+                command["embedding"] = True
+            self._send("load", command)
             kind, payload = self._receive()
         finally:
             self._loading = None
@@ -252,6 +255,16 @@ class EngineClient:
                 # The caller stopped reading early: cancel and drain, so the next request
                 # does not read this reply's leftovers.
                 self._drain(gen_id)
+
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """(one normalised vector per text, prompt tokens) from a model loaded with
+        embedding=True. Same one-caller rule as generate()."""
+        if self._loaded is None:
+            raise EngineError("no model is loaded")
+        self._send("embed", {"texts": [str(t) for t in texts]})
+        kind, payload = self._receive()
+        _raise_for(kind, payload)
+        return payload["embeddings"], int(payload["prompt_tokens"])
 
     def _drain(self, gen_id: int) -> None:
         # The host stops a cancelled reply within one step of llama.cpp's graph; one that does

@@ -5,7 +5,8 @@ talks over two one-way Pipes: commands in, events out. A reader thread takes com
 pipe so that "cancel" is seen between two tokens even while the main thread is generating.
 
 Commands (client -> host), each a (kind, payload) tuple:
-    ("load", {path, n_gpu_layers, n_ctx, n_threads})   -> ("loaded", LoadResult fields) | ("error", msg)
+    ("load", {path, n_gpu_layers, n_ctx, n_threads[, embedding]}) -> ("loaded", LoadResult fields) | ("error", msg)
+    ("embed", {texts})                                  -> ("embedded", {embeddings, prompt_tokens}) | ("error", msg)
     ("generate", {id, messages, sampling})             -> ("token", text)* then ("done", Done fields) | ("error", msg)
                                                            | ("model_error", msg): the model file is at fault
                                                              (its chat template), not the engine
@@ -137,6 +138,8 @@ class Host:
             try:
                 if kind == "load":
                     self.events.send(("loaded", self.load(**payload)))
+                elif kind == "embed":
+                    self.events.send(("embedded", self.embed(payload["texts"])))
                 elif kind == "generate":
                     self.generate(payload["id"], payload["messages"], payload["sampling"],
                                   payload.get("prompt"))
@@ -165,7 +168,8 @@ class Host:
             self._abort_callback = None
             gc.collect()
 
-    def load(self, path: str, n_gpu_layers: int, n_ctx: int, n_threads: int) -> dict:
+    def load(self, path: str, n_gpu_layers: int, n_ctx: int, n_threads: int,
+             embedding: bool = False) -> dict:
         self.unload()
         import llama_cpp   # before measuring: rss_before..rss_after is what the model costs
         import llama_cpp.llama_chat_format
@@ -174,9 +178,14 @@ class Host:
         start = time.perf_counter()
         offload = bool(llama_cpp.llama_supports_gpu_offload())
         try:
-            llm = llama_cpp.Llama(model_path=path, n_gpu_layers=n_gpu_layers if offload else 0,
-                                  n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                                  verbose=False)
+            kw = dict(model_path=path, n_gpu_layers=n_gpu_layers if offload else 0, n_ctx=n_ctx,
+                      n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
+            if embedding:   # the server's /v1/embeddings: one sequence is one batch
+                kw.update(embedding=True, n_batch=n_ctx, n_ubatch=n_ctx)
+            llm = llama_cpp.Llama(**kw)
+            if embedding and llm.pooling_type() == llama_cpp.LLAMA_POOLING_TYPE_NONE:
+                llm.close()   # a chat model names no pooling: mean of its tokens, one vector
+                llm = llama_cpp.Llama(**kw, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file: ..."
             raise RuntimeError(f"llama.cpp could not load {os.path.basename(path)} ({exc})") from None
         load_seconds = time.perf_counter() - start
@@ -206,6 +215,22 @@ class Host:
             self.template, messages,
             bos_token=model.token_get_text(bos) if bos != -1 else "",
             eos_token=model.token_get_text(eos) if eos != -1 else "")
+
+    def embed(self, texts: list[str]) -> dict:
+        """One pooled, normalised vector per text; a text longer than the context is refused
+        (llama-cpp-python would cut it silently)."""
+        llm = self.llm
+        if llm is None:
+            raise RuntimeError("no model is loaded")
+        if not llm.context_params.embeddings:
+            raise InvalidRequestError("this model was loaded for chat, not for embeddings")
+        counts = [len(llm.tokenize(t.encode("utf-8"))) for t in texts]
+        for i, n in enumerate(counts):
+            if n > llm.n_batch:
+                raise ContextOverflowError(f"input {i} ({n} tokens) does not fit the context "
+                                           f"size ({llm.n_batch})")
+        vectors = llm.embed(texts, normalize=True, truncate=False)
+        return {"embeddings": vectors, "prompt_tokens": sum(counts)}
 
     @staticmethod
     def grammar(json_schema: str | None):

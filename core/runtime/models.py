@@ -44,6 +44,7 @@ class LoadRequest:
     n_ctx: int = DEFAULT_CTX
     gpu_layers: GpuLayers = AUTO
     n_threads: int | None = None   # None: the engine's default (physical cores)
+    embedding: bool = False        # loaded for ModelHost.embed (the server's /v1/embeddings)
 
     def __post_init__(self):
         object.__setattr__(self, "path", os.path.abspath(str(self.path)))
@@ -70,7 +71,7 @@ class ResolvedLoad:
     def key(self) -> tuple:
         """Same key, same host: model file, context, layers and threads."""
         r = self.request
-        return (r.path, r.n_ctx, self.n_gpu_layers, r.n_threads)
+        return (r.path, r.n_ctx, self.n_gpu_layers, r.n_threads, r.embedding)
 
     def to_json(self) -> dict:
         plan = self.plan
@@ -165,6 +166,16 @@ class ModelHost:
                 return
             # The client looks at `cancel` while it waits too: a long prompt stops mid-way.
             yield from self.client.generate(messages, params, cancel, prompt=prompt)
+        finally:
+            self.last_used = time.monotonic()
+            self._turn.release()
+
+    def embed(self, texts: list[str], cancel=None) -> tuple[list[list[float]], int]:
+        """(vectors, prompt tokens): needs a host loaded with LoadRequest(embedding=True)."""
+        if not self._wait_turn(cancel):
+            raise EngineError("cancelled")
+        try:
+            return self.client.embed(texts)
         finally:
             self.last_used = time.monotonic()
             self._turn.release()
@@ -314,7 +325,7 @@ class ModelManager:
         try:
             r = resolved.request
             result = client.load(r.path, n_gpu_layers=resolved.n_gpu_layers, n_ctx=r.n_ctx,
-                                 n_threads=r.n_threads)
+                                 n_threads=r.n_threads, embedding=r.embedding)
         except BaseException:
             client.shutdown()
             raise

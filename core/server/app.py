@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import anthropic_api, openai_api
+from . import anthropic_api, embeddings_api, openai_api
 from .catalog import ModelCatalog
 from .config import ServerConfig
 from .errors import ApiError, error_body, error_response, one_line
@@ -125,7 +125,8 @@ async def loaded_models(request):
     return JSONResponse({"data": [
         {"id": models.get(h.path, h.path), "pid": h.pid, "busy": h.busy,
          "n_ctx": h.resolved.n_ctx, "gpu_layers": h.resolved.n_gpu_layers,
-         "note": h.resolved.note, "idle_seconds": round(now - h.last_used, 3)}
+         "note": h.resolved.note, "embedding": h.resolved.request.embedding,
+         "idle_seconds": round(now - h.last_used, 3)}
         for h in state.pool.manager.loaded()]})
 
 
@@ -193,6 +194,7 @@ def create_app(config: ServerConfig, manager=None, library=None,
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai_api.completions, methods=["POST"]),
         Route("/v1/messages", anthropic_api.messages, methods=["POST"]),
+        Route("/v1/embeddings", embeddings_api.embeddings, methods=["POST"]),
         Route("/quantdesk/loaded", loaded_models, methods=["GET"]),
         Route("/quantdesk/unload", unload_model, methods=["POST"]),
     ]

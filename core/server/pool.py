@@ -44,7 +44,8 @@ class ModelPool:
         self._queues: dict[str, asyncio.Lock] = {}
         self._pending: Counter = Counter()   # requests queued or running, per model file
 
-    def load_request(self, model: ServedModel, n_ctx: int | None) -> LoadRequest:
+    def load_request(self, model: ServedModel, n_ctx: int | None,
+                     embedding: bool = False) -> LoadRequest:
         """The load a request asks for: its context (or the default, never above the model's
         training context) and the planner's "auto" GPU layers."""
         trained = model.context_length or self.default_ctx
@@ -52,7 +53,8 @@ class ModelPool:
             raise ApiError(400, f"n_ctx {n_ctx} is larger than {model.id}'s training context "
                                 f"({trained})", param="n_ctx")
         ctx = n_ctx or min(self.default_ctx, trained)
-        return LoadRequest(str(model.path), n_ctx=ctx, gpu_layers="auto", n_threads=self.n_threads)
+        return LoadRequest(str(model.path), n_ctx=ctx, gpu_layers="auto", n_threads=self.n_threads,
+                           embedding=embedding)
 
     def busy_paths(self) -> set[str]:
         return {p for p, n in self._pending.items() if n > 0}
@@ -60,6 +62,20 @@ class ModelPool:
     def generation(self, request: LoadRequest, messages: list[dict], params: SamplingParams,
                    prompt: str | None = None) -> "Generation":
         return Generation(self, request, messages, params, prompt)
+
+    async def embed(self, request: LoadRequest, texts: list[str]):
+        """(vectors, prompt tokens), in the model's FIFO queue like a generation."""
+        path = request.path
+        slot = self._queues.setdefault(path, asyncio.Lock())
+        self._pending[path] += 1
+        try:
+            async with slot:
+                host = await asyncio.to_thread(self.manager.load, request)
+                return await asyncio.to_thread(host.embed, texts)
+        finally:
+            self._pending[path] -= 1
+            if self._pending[path] <= 0:
+                del self._pending[path]
 
     # -- idle unload -------------------------------------------------------------------------------
     async def reap_forever(self) -> None:

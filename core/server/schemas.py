@@ -190,3 +190,12 @@ def text_of(content, where: str) -> str:
                                 f"(text only)", param=where)
         texts.append(part.text)
     return "".join(texts)
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(min_length=1)
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    n_ctx: int | None = Field(default=None, ge=64)

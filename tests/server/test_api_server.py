@@ -340,3 +340,24 @@ def test_anthropic_tool_use_plain_and_streamed(anthropic_client):
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
                                           "content": "Sunny, 21 C"}]}])
     assert reply.content[0].type == "text" and reply.content[0].text
+
+
+# ---- embeddings (a host loaded for them: last, so the chat host is not reloaded in between) ---
+def test_embeddings_float_and_base64(openai_client):
+    import math
+    texts = ["The cat sat on the mat.", "Stock prices fell sharply.", "The cat sat on the mat."]
+    out = openai_client.embeddings.create(model=STARTER_ID, input=texts,
+                                          encoding_format="float")
+    vectors = [d.embedding for d in out.data]
+    assert [d.index for d in out.data] == [0, 1, 2]
+    assert {len(v) for v in vectors} == {576}             # SmolLM2-135M's embedding width
+    assert all(abs(math.hypot(*v) - 1) < 1e-4 for v in vectors)   # normalised
+    # the same text, batched with others: equal up to float summation order
+    assert max(abs(a - b) for a, b in zip(vectors[0], vectors[2])) < 1e-3
+    assert max(abs(a - b) for a, b in zip(vectors[0], vectors[1])) > 1e-2
+    assert out.usage.prompt_tokens > 10
+    one = openai_client.embeddings.create(model=STARTER_ID, input=texts[0])   # base64
+    assert max(abs(a - b) for a, b in zip(one.data[0].embedding, vectors[0])) < 1e-3
+    with pytest.raises(openai.BadRequestError) as e:
+        openai_client.embeddings.create(model=STARTER_ID, input="apple " * 700)
+    assert e.value.code == "context_length_exceeded"
