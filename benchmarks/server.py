@@ -8,6 +8,9 @@ so drift in machine load hits both alike; medians are compared.
   * tokens/s end to end: completion tokens / (request sent .. last token), one client;
   * time to first token: request sent .. first streamed token (server overhead = the difference:
     HTTP, JSON, the queue, the host's pipe);
+  * tokens per CPU-second (server process + its engine host vs this process on the direct side):
+    on a shared, oversubscribed machine wall-clock rates swing by 3x from run to run, the CPU
+    work a token costs does not;
   * throughput with 1/4/8 concurrent streaming clients (completion tokens of all / wall time);
     requests for one model take turns (FIFO), so this shows the queue costs nothing extra.
 
@@ -56,20 +59,35 @@ def start_server(threads: int, home: str):
     raise SystemExit("the server did not start")
 
 
-def run_direct(llm, max_tokens: int) -> tuple[int, float, float]:
-    """(tokens, seconds to the last token, seconds to the first)."""
+def _cpu(proc) -> float:
+    """CPU seconds of a process and its children (the server and its engine host)."""
+    total = 0.0
+    for p in [proc] + proc.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except Exception:  # noqa: BLE001 - a child that just ended
+            pass
+    return total
+
+
+def run_direct(llm, max_tokens: int) -> tuple[int, float, float, float]:
+    """(tokens, seconds to the last token, seconds to the first, CPU seconds)."""
     count, first = 0, None
+    cpu = time.process_time()
     start = time.perf_counter()
     for chunk in llm.create_completion(PROMPT, max_tokens=max_tokens, stream=True, **SAMPLING):
         if chunk["choices"][0]["text"] and first is None:
             first = time.perf_counter() - start
         if chunk["choices"][0]["finish_reason"] is None:   # the last chunk only says why it ended
             count += 1
-    return count, time.perf_counter() - start, first or 0.0
+    return count, time.perf_counter() - start, first or 0.0, time.process_time() - cpu
 
 
-def run_server(client, model: str, max_tokens: int) -> tuple[int, float, float]:
+def run_server(client, model: str, max_tokens: int, proc=None
+               ) -> tuple[int, float, float, float]:
     first, usage = None, None
+    cpu = _cpu(proc) if proc is not None else 0.0
     start = time.perf_counter()
     stream = client.completions.create(model=model, prompt=PROMPT, max_tokens=max_tokens,
                                        temperature=0.0, seed=1, stream=True,
@@ -79,7 +97,9 @@ def run_server(client, model: str, max_tokens: int) -> tuple[int, float, float]:
             first = time.perf_counter() - start
         if chunk.usage:
             usage = chunk.usage
-    return usage.completion_tokens, time.perf_counter() - start, first or 0.0
+    elapsed = time.perf_counter() - start
+    cpu = _cpu(proc) - cpu if proc is not None else 0.0
+    return usage.completion_tokens, elapsed, first or 0.0, cpu
 
 
 def throughput(client, model: str, clients: int, max_tokens: int) -> float:
@@ -113,21 +133,26 @@ def main() -> int:
     try:
         client = openai.OpenAI(base_url=root + "/v1", api_key="x", max_retries=0, timeout=600)
         mid = model_id(path)
+        import psutil
+        server_proc = psutil.Process(proc.pid)
         llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=args.threads,
                               n_threads_batch=args.threads, verbose=False)
         run_server(client, mid, 8)        # warm-up: loads the model in the server
         run_direct(llm, 8)
         srv, direct = [], []
         for _ in range(args.reps):
-            srv.append(run_server(client, mid, args.tokens))
+            srv.append(run_server(client, mid, args.tokens, server_proc))
             direct.append(run_direct(llm, args.tokens))
         med = lambda runs, f: statistics.median(f(r) for r in runs)   # noqa: E731
         s_rate, d_rate = med(srv, lambda r: r[0] / r[1]), med(direct, lambda r: r[0] / r[1])
         s_ttft, d_ttft = med(srv, lambda r: r[2]), med(direct, lambda r: r[2])
+        s_cpu, d_cpu = med(srv, lambda r: r[0] / r[3]), med(direct, lambda r: r[0] / r[3])
         tput = {n: throughput(client, mid, n, args.tokens) for n in (1, 4, 8)}
         out = {"model": path.name, "tokens": args.tokens, "reps": args.reps,
                "threads": args.threads, "server_tok_s": round(s_rate, 1),
                "direct_tok_s": round(d_rate, 1), "ratio": round(s_rate / d_rate, 3),
+               "server_tok_per_cpu_s": round(s_cpu, 1), "direct_tok_per_cpu_s": round(d_cpu, 1),
+               "cpu_ratio": round(s_cpu / d_cpu, 3),
                "server_ttft_ms": round(s_ttft * 1000, 1), "direct_ttft_ms": round(d_ttft * 1000, 1),
                "ttft_overhead_ms": round((s_ttft - d_ttft) * 1000, 1),
                "throughput_tok_s": {str(n): round(v, 1) for n, v in tput.items()},

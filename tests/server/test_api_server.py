@@ -193,9 +193,18 @@ def test_a_killed_host_fails_its_request_and_the_server_goes_on(openai_client, s
 
 
 # ---- security and lifecycle: servers of their own -------------------------------------------------
-def test_api_key_is_required_when_set(tmp_path, starter_model):
-    srv = Server(tmp_path, "--api-key", "s3cret")
+def test_api_key_is_required_when_set_and_cors_only_for_allowed_origins(tmp_path, server):
+    srv = Server(tmp_path, "--api-key", "s3cret", "--cors", "http://allowed.example")
     try:
+        preflight = {"Origin": "http://allowed.example", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization,content-type"}
+        status, headers = options(srv, preflight)   # answered without the key, as browsers ask
+        assert status == 200
+        assert headers["access-control-allow-origin"] == "http://allowed.example"
+        status, headers = options(srv, {**preflight, "Origin": "http://evil.example"})
+        assert status == 400 and "access-control-allow-origin" not in headers
+        _, headers = options(server, preflight)      # the default: no CORS at all
+        assert "access-control-allow-origin" not in headers
         with pytest.raises(openai.AuthenticationError) as e:
             openai.OpenAI(base_url=srv.base_url, api_key="wrong", max_retries=0).models.list()
         assert e.value.code == "invalid_api_key"
@@ -211,6 +220,15 @@ def test_api_key_is_required_when_set(tmp_path, starter_model):
         assert srv.get("/health") == {"status": "ok"}   # says only that it is up
     finally:
         srv.stop()
+
+
+def options(srv, headers: dict) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    conn.request("OPTIONS", "/v1/chat/completions", headers=headers)
+    r = conn.getresponse()
+    r.read()
+    conn.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}
 
 
 def test_a_lan_address_needs_a_key(tmp_path):
