@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from quantdesk.kernels.formats import get_format
+from quantdesk.kernels import get_format
 
 from ..convert.source import ModelParams
 

@@ -37,7 +37,7 @@ def raise_on_nonfinite(rows: np.ndarray, flags: np.ndarray) -> None:
     """Every CPU kernel flags NaN/Inf per batch while it loads the weights; kernels.quantize
     leaves that check to them. Name the row with the API's one-line message."""
     if flags.any():
-        from . import nonfinite_error
+        from .. import nonfinite_error
         raise nonfinite_error(rows)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 # ggml's rounding, fp16 conversion and C-order sums: the same helpers as the other types
-from .common import F32, GROUP_MAX_EPS, fp16_bits, nearest_int, seq_sum  # noqa: F401
+from .reference_ops import F32, GROUP_MAX_EPS, fp16_bits, nearest_int, seq_sum  # noqa: F401
 
 
 def _err(diff: np.ndarray, use_mad: bool) -> np.ndarray:

@@ -2,13 +2,13 @@
 
 A batch holds SB super-blocks as LANES = 16 * SB sub-block lanes, laid out super-block-minor:
 lane ib * SB + s is sub-block ib of super-block s, and X[i, lane] its weight i. The sub-block
-searches (q3_lanes: make_q3_quants; qx_lanes: make_qx_quants with the imatrix) run across all
-lanes (SIMD across sub-blocks). Without an imatrix every later step is SIMD across super-blocks
-too, which the super-block-minor order makes contiguous: the 6-bit scales, the re-quantization
-against them and the packing of the levels; with an imatrix only the search over each
-super-block's 16 scales (make_qx_quants) is scalar. A batch whose refinement leaves
-nearest_int's exact range is redone by the scalar code (q3_k_ops). Short batches are padded
-with zero super-blocks, which are searched but never written.
+searches (cpu_lanes.q3_lanes: make_q3_quants; shared/qx_lanes.qx_lanes: make_qx_quants with the
+imatrix) run across all lanes (SIMD across sub-blocks). Without an imatrix every later step is
+SIMD across super-blocks too, which the super-block-minor order makes contiguous: the 6-bit
+scales, the re-quantization against them and the packing of the levels; with an imatrix only the
+search over each super-block's 16 scales (make_qx_quants) is scalar. A batch whose refinement
+leaves nearest_int's exact range is redone by the scalar code (block_ops). Short batches are
+padded with zero super-blocks, which are searched but never written.
 """
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from .cpu_bits import nearest_int32
-from .cpu_common import (flat, float_bytes, load_batch, raise_on_nonfinite, set_threads,
-                         weights_or_dummy)
-from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
-from .q3_k_ops import TYPE_SIZE, put_q3_scales, q3_k_block
-from .q3_lanes import q3_lanes
-from .qx_lanes import first_absmax_lanes, level, qx_lanes
-from .registry import register
+from ..registry import register
+from ..shared.cpu_bits import nearest_int32
+from ..shared.cpu_common import (flat, float_bytes, load_batch, raise_on_nonfinite, set_threads,
+                                 weights_or_dummy)
+from ..shared.ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
+from ..shared.qx_lanes import first_absmax_lanes, level, qx_lanes
+from .block_ops import QK_K, TYPE_SIZE, put_q3_scales, q3_k_block
+from .cpu_lanes import q3_lanes
 
 SB = 16                              # super-blocks per batch
 LANES = 16 * SB
@@ -164,8 +164,8 @@ def _imatrix_scales(X, W, scale, ibest, zero, LL, Ls, dh, dl, wsum, sw):
 
 @njit(parallel=True, **_JIT)
 def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
-    nb = n_per_row // 256
-    total = x.size // 256
+    nb = n_per_row // QK_K
+    total = x.size // QK_K
     n_batches = (total + SB - 1) // SB
     nwork = max(1, min(n_batches, 4 * nthreads))
     for wk in prange(nwork):                     # scratch once per work item, not per batch
@@ -208,7 +208,7 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
 def q3_k_cpu(rows, imatrix=None, threads=None):
     set_threads(threads)
     n_rows, n_per_row = rows.shape
-    out = np.empty(n_rows * (n_per_row // 256) * TYPE_SIZE, np.uint8)
+    out = np.empty(n_rows * (n_per_row // QK_K) * TYPE_SIZE, np.uint8)
     bad = np.zeros((out.size // TYPE_SIZE + SB - 1) // SB, np.bool_)
     _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
               get_num_threads(), bad)
