@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from ..registry import register
 from ..shared.cpu_bits import nearest_int32
-from ..shared.cpu_common import (flat, float_bytes, load_batch, raise_on_nonfinite, set_threads,
-                                 weights_or_dummy)
+from ..shared.cpu_common import float_bytes, load_batch, run_in_batches
 from ..shared.ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
 from ..shared.qx_lanes import first_absmax_lanes, level, qx_lanes
+from ..types import get_format
 from .block_ops import QK_K, TYPE_SIZE, put_q3_scales, q3_k_block
 from .cpu_lanes import q3_lanes
 
@@ -47,7 +47,7 @@ def _load(x, qw, use_w, nb, total, b0, n_sb, X, W, sigma2):
             for s in range(SB):
                 sigma2[s] += mul(X[i, ib * SB + s], X[i, ib * SB + s])
     for s in range(SB):
-        sigma2[s] = F(2) * sigma2[s] / F(256)
+        sigma2[s] = F(2) * sigma2[s] / F(QK_K)
     for i in range(16):
         for ib in range(16):
             for s in range(SB):
@@ -184,7 +184,7 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
         T = np.empty((96, SB), np.float32)
         U = np.empty((96, SB), np.uint8)
         sw = np.empty(32, np.float32)
-        L = np.empty(256, np.int32)
+        L = np.empty(QK_K, np.int32)
         for t in range(wk * n_batches // nwork, (wk + 1) * n_batches // nwork):
             b0 = t * SB
             n_sb = min(total, b0 + SB) - b0
@@ -197,7 +197,7 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
             else:                                # outside nearest_int's exact range: scalar
                 for s in range(n_sb):
                     blk = b0 + s
-                    q3_k_block(x, blk * 256, out, blk * TYPE_SIZE, L, Ls[0], work[0])
+                    q3_k_block(x, blk * QK_K, out, blk * TYPE_SIZE, L, Ls[0], work[0])
                 continue
             _requant_lanes(X, LL, dl, LANES)
             _pack_levels(LL, T)
@@ -206,11 +206,4 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
 
 @register("Q3_K", "cpu")
 def q3_k_cpu(rows, imatrix=None, threads=None):
-    set_threads(threads)
-    n_rows, n_per_row = rows.shape
-    out = np.empty(n_rows * (n_per_row // QK_K) * TYPE_SIZE, np.uint8)
-    bad = np.zeros((out.size // TYPE_SIZE + SB - 1) // SB, np.bool_)
-    _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
-              get_num_threads(), bad)
-    raise_on_nonfinite(rows, bad)
-    return out.reshape(n_rows, -1)
+    return run_in_batches(_quantize, get_format("Q3_K"), SB, rows, imatrix, threads)

@@ -11,14 +11,14 @@ prange hands each thread a run of batches; results do not depend on the thread c
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from ..registry import register
 from ..shared.cpu_bits import nearest_int32
-from ..shared.cpu_common import (flat, float_bytes, load_batch, raise_on_nonfinite, set_threads,
-                                 weights_or_dummy)
+from ..shared.cpu_common import float_bytes, load_batch, run_in_batches
 from ..shared.ops import F, GROUP_MAX_EPS, fp16_bits, fp16_value, put_half
 from ..shared.qx_lanes import first_absmax_lanes, level, qx_lanes
+from ..types import get_format
 from .block_ops import QK_K, TYPE_SIZE
 
 SB = 16                              # super-blocks per batch
@@ -157,11 +157,4 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
 
 @register("Q6_K", "cpu")
 def q6_k_cpu(rows, imatrix=None, threads=None):
-    set_threads(threads)
-    n_rows, n_per_row = rows.shape
-    out = np.empty(n_rows * (n_per_row // QK_K) * TYPE_SIZE, np.uint8)
-    bad = np.zeros((out.size // TYPE_SIZE + SB - 1) // SB, np.bool_)
-    _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
-              get_num_threads(), bad)
-    raise_on_nonfinite(rows, bad)
-    return out.reshape(n_rows, -1)
+    return run_in_batches(_quantize, get_format("Q6_K"), SB, rows, imatrix, threads)
