@@ -57,16 +57,47 @@ def search_q45_k(x: np.ndarray, qw: np.ndarray | None, nmax: int, rmin: float, r
         dmin, lm = ks.make_qp_quants(mins.reshape(S, 8), 63, sw)
         if clamp_qp:  # Q5_K clamps to 63 here, Q4_K does not
             ls, lm = np.minimum(63, ls), np.minimum(63, lm)
-    q = ks.pack_scale_min_k4(ls, lm)
+    q = pack_scale_min_k4(ls, lm)
     d16, dmin16 = ks.fp16_bits(d), ks.fp16_bits(dmin)
     # Requantize every weight against the scales as stored (fp16 d times the 6-bit scale).
-    sc, m = ks.get_scale_min_k4(q)
+    sc, m = get_scale_min_k4(q)
     dd = d16.view(np.float16).astype(F32)[:, None] * sc.astype(F32)
     dm = dmin16.view(np.float16).astype(F32)[:, None] * m.astype(F32)
     with np.errstate(all="ignore"):
         lq = ks.nearest_int((x.reshape(S, 8, 32) + dm[:, :, None]) / dd[:, :, None])
     L = np.where((dd != 0)[:, :, None], np.clip(lq, 0, nmax), L.reshape(S, 8, 32))
     return d16, dmin16, q, L.reshape(S, QK_K)
+
+
+def pack_scale_min_k4(ls: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """Q4_K/Q5_K: 8 six-bit scales and mins (S, 8) into 12 bytes (S, 12), as ggml stores them."""
+    ls = ls.astype(np.int32) & 0xFF
+    lm = lm.astype(np.int32) & 0xFF
+    q = np.zeros((ls.shape[0], 12), np.int32)
+    for j in range(8):
+        if j < 4:
+            q[:, j] = ls[:, j]
+            q[:, j + 4] = lm[:, j]
+        else:
+            q[:, j + 4] = ((ls[:, j] & 0xF) | ((lm[:, j] & 0xF) << 4)) & 0xFF
+            q[:, j - 4] = (q[:, j - 4] | ((ls[:, j] >> 4) << 6)) & 0xFF
+            q[:, j] = (q[:, j] | ((lm[:, j] >> 4) << 6)) & 0xFF
+    return q.astype(np.uint8)
+
+
+def get_scale_min_k4(q: np.ndarray):
+    """Inverse of pack_scale_min_k4 (ggml's get_scale_min_k4 for j = 0..7): (sc, m) each (S, 8)."""
+    q = q.astype(np.int32)
+    sc = np.zeros((q.shape[0], 8), np.int32)
+    m = np.zeros_like(sc)
+    for j in range(8):
+        if j < 4:
+            sc[:, j] = q[:, j] & 63
+            m[:, j] = q[:, j + 4] & 63
+        else:
+            sc[:, j] = (q[:, j + 4] & 0xF) | ((q[:, j - 4] >> 6) << 4)
+            m[:, j] = (q[:, j + 4] >> 4) | ((q[:, j] >> 6) << 4)
+    return sc, m
 
 
 def _header(d16, dmin16, q):

@@ -1,7 +1,7 @@
 """Building blocks the kernel families share.
 
 - numpy reference (the spec): reference_ops (ggml's rounding, fp16, C-order sums, make_qx /
-  make_q3 searches), reference_searches (make_qkx2/qkx3, make_qp_quants, K-quant scale packing).
+  make_q3 searches), reference_searches (make_qkx2/qkx3, make_qp_quants).
 - one source for numba CPU and CUDA: ops (scalar ggml building blocks; `jit_for` makes them njit,
   or CUDA device functions when cuda_common.load_cuda_twin loads a module again as `*_cuda`).
 - numba CPU: cpu_bits (float bit intrinsics), cpu_common (threads, row statistics, the
