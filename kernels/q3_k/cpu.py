@@ -2,29 +2,29 @@
 
 A batch holds SB super-blocks as LANES = 16 * SB sub-block lanes, laid out super-block-minor:
 lane ib * SB + s is sub-block ib of super-block s, and X[i, lane] its weight i. The sub-block
-searches (q3_lanes: make_q3_quants; qx_lanes: make_qx_quants with the imatrix) run across all
-lanes (SIMD across sub-blocks). Without an imatrix every later step is SIMD across super-blocks
-too, which the super-block-minor order makes contiguous: the 6-bit scales, the re-quantization
-against them and the packing of the levels; with an imatrix only the search over each
-super-block's 16 scales (make_qx_quants) is scalar. A batch whose refinement leaves
-nearest_int's exact range is redone by the scalar code (q3_k_ops). Short batches are padded
-with zero super-blocks, which are searched but never written.
+searches (cpu_lanes.q3_lanes: make_q3_quants; shared/qx_lanes.qx_lanes: make_qx_quants with the
+imatrix) run across all lanes (SIMD across sub-blocks). Without an imatrix every later step is
+SIMD across super-blocks too, which the super-block-minor order makes contiguous: the 6-bit
+scales, the re-quantization against them and the packing of the levels; with an imatrix only the
+search over each super-block's 16 scales (make_qx_quants) is scalar. A batch whose refinement
+leaves nearest_int's exact range is redone by the scalar code (block_ops). Short batches are
+padded with zero super-blocks, which are searched but never written.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
-from .cpu_bits import nearest_int32
-from .cpu_common import (flat, float_bytes, load_batch, raise_on_nonfinite, set_threads,
-                         weights_or_dummy)
-from .ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
-from .q3_k_ops import TYPE_SIZE, put_q3_scales, q3_k_block
-from .q3_lanes import q3_lanes
-from .qx_lanes import first_absmax_lanes, level, qx_lanes
-from .registry import register
+from ..registry import register
+from ..shared.cpu_bits import nearest_int32
+from ..shared.cpu_common import float_bytes, load_batch, run_in_batches
+from ..shared.ops import F, clamp, fp16_bits, fp16_value, make_qx_quants, mul
+from ..shared.qx_lanes import first_absmax_lanes, level, qx_lanes
+from ..types import get_format
+from .block_ops import QK_K, TYPE_SIZE, put_q3_scales, q3_k_block
+from .cpu_lanes import q3_lanes
 
 SB = 16                              # super-blocks per batch
 LANES = 16 * SB
@@ -47,7 +47,7 @@ def _load(x, qw, use_w, nb, total, b0, n_sb, X, W, sigma2):
             for s in range(SB):
                 sigma2[s] += mul(X[i, ib * SB + s], X[i, ib * SB + s])
     for s in range(SB):
-        sigma2[s] = F(2) * sigma2[s] / F(256)
+        sigma2[s] = F(2) * sigma2[s] / F(QK_K)
     for i in range(16):
         for ib in range(16):
             for s in range(SB):
@@ -164,8 +164,8 @@ def _imatrix_scales(X, W, scale, ibest, zero, LL, Ls, dh, dl, wsum, sw):
 
 @njit(parallel=True, **_JIT)
 def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
-    nb = n_per_row // 256
-    total = x.size // 256
+    nb = n_per_row // QK_K
+    total = x.size // QK_K
     n_batches = (total + SB - 1) // SB
     nwork = max(1, min(n_batches, 4 * nthreads))
     for wk in prange(nwork):                     # scratch once per work item, not per batch
@@ -184,7 +184,7 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
         T = np.empty((96, SB), np.float32)
         U = np.empty((96, SB), np.uint8)
         sw = np.empty(32, np.float32)
-        L = np.empty(256, np.int32)
+        L = np.empty(QK_K, np.int32)
         for t in range(wk * n_batches // nwork, (wk + 1) * n_batches // nwork):
             b0 = t * SB
             n_sb = min(total, b0 + SB) - b0
@@ -197,7 +197,7 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
             else:                                # outside nearest_int's exact range: scalar
                 for s in range(n_sb):
                     blk = b0 + s
-                    q3_k_block(x, blk * 256, out, blk * TYPE_SIZE, L, Ls[0], work[0])
+                    q3_k_block(x, blk * QK_K, out, blk * TYPE_SIZE, L, Ls[0], work[0])
                 continue
             _requant_lanes(X, LL, dl, LANES)
             _pack_levels(LL, T)
@@ -206,11 +206,4 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
 
 @register("Q3_K", "cpu")
 def q3_k_cpu(rows, imatrix=None, threads=None):
-    set_threads(threads)
-    n_rows, n_per_row = rows.shape
-    out = np.empty(n_rows * (n_per_row // 256) * TYPE_SIZE, np.uint8)
-    bad = np.zeros((out.size // TYPE_SIZE + SB - 1) // SB, np.bool_)
-    _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
-              get_num_threads(), bad)
-    raise_on_nonfinite(rows, bad)
-    return out.reshape(n_rows, -1)
+    return run_in_batches(_quantize, get_format("Q3_K"), SB, rows, imatrix, threads)

@@ -1,9 +1,9 @@
 """Scalar building blocks of ggml-quants.c, written once and compiled for two targets.
 
 Imported normally (`quantdesk.kernels.ops`) every function is `numba.njit(cache=True)` for the
-CPU kernels; `cuda_common.load_cuda_twin("ops")` loads this same file a second time under
+CPU kernels; `cuda_common.load_cuda_twin("shared.ops")` loads this same file a second time under
 another module name, where `_jit` is `numba.cuda.jit(device=True)`, so the GPU runs the very
-same code. Rules for byte identity (see common.py): float32 everywhere (numba promotes
+same code. Rules for byte identity (see reference_ops.py): float32 everywhere (numba promotes
 float32 op int64 to float64, so ints are converted with F() first), sums in ggml's order, and
 every product that feeds an addition goes through `mul`, because NVVM contracts a*b+c into an
 FMA by default (libggml-base is built without FMA); on the CPU `mul` is a plain product and
@@ -34,6 +34,16 @@ def jit_for(module_name: str):
 
 
 _jit = jit_for(__name__)
+
+
+def ops_for(module_name: str):
+    """This module for the target of a shared-source module: itself for the CPU, its CUDA twin
+    for a module loaded as `*_cuda` (so a block_ops module calls device functions on the GPU)."""
+    if module_name.endswith("_cuda"):
+        from .cuda_common import load_cuda_twin
+        return load_cuda_twin("shared.ops")
+    import sys
+    return sys.modules[__name__]
 
 if __name__.endswith("_cuda"):
     from numba import config as _config

@@ -1,6 +1,6 @@
-"""Device functions of the numba-cuda K-quant kernels (kquant_cuda): the make_qkx2/qkx3 scale
+"""Device functions of the numba-cuda K-quant kernels (k_scale_min/cuda): the make_qkx2/qkx3 scale
 and min search, one sub-block per thread (make_qp_quants, rounding and fp16 are shared with the
-CPU kernels: kquant_ops.py, ops.py).
+CPU kernels: superblock_ops.py, shared/ops.py).
 
 FMA: NVVM fuses a*b+c into one fma by default (numba-cuda exposes no switch for it), and ggml's
 reference is built without FMA, so every float product here goes through `fmul` (mul.rn, which
@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from numba import config, cuda, float32
 
-from .cuda_common import load_cuda_twin
+from ..shared.cuda_common import load_cuda_twin
 
-nearest_int = load_cuda_twin("ops").nearest_int   # ggml's rounding: one source with the CPU
+nearest_int = load_cuda_twin("shared.ops").nearest_int   # ggml's rounding: one source with the CPU
 
 SIM = bool(config.ENABLE_CUDASIM)
 ZERO = np.float32(0.0)

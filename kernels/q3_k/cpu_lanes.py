@@ -1,5 +1,5 @@
 """make_q3_quants(16, nmax, x, L, do_rmse=true) for many 16-weight sub-blocks side by side (numba
-CPU): Q3_K's search without an imatrix. Layout as in qx_lanes.py: X[i, lane] is weight i of
+CPU): Q3_K's search without an imatrix. Layout as in shared/qx_lanes.py: X[i, lane] is weight i of
 sub-block `lane`, inner loops walk the lanes so LLVM vectorizes across sub-blocks.
 
 ggml refines each sub-block for up to 5 passes and stops a sub-block after a pass that changed
@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .ops import F, GROUP_MAX_EPS
-from .qx_lanes import first_absmax_lanes, level
+from ..shared.ops import F, GROUP_MAX_EPS
+from ..shared.qx_lanes import first_absmax_lanes, level
 
 MAX_EXACT = F(4194303.0)       # |v| up to here: level() is ggml's nearest_int
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)

@@ -1,19 +1,22 @@
-"""numba CPU kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, all in legacy_lanes.py (SIMD across blocks,
+"""numba CPU kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, all in cpu_lanes.py (SIMD across blocks,
 threads over batches of blocks): ggml's reference path without an imatrix, make_qx_quants
 (Q4_0/Q5_0) or make_qkx3_quants (Q4_1/Q5_1) with one."""
 from __future__ import annotations
 
 import numpy as np
 
-from .cpu_common import flat, raise_on_nonfinite, row_mean_squares, set_threads, weights_or_dummy
-from .legacy_lanes import LANES, quantize_ref, quantize_weighted_affine, quantize_weighted_qx
-from .registry import register
+from ..registry import register
+from ..shared.cpu_common import flat, raise_on_nonfinite, row_mean_squares, set_threads, weights_or_dummy
+from ..types import family_types, get_format
+from .cpu_lanes import LANES, quantize_ref, quantize_weighted_affine, quantize_weighted_qx
 
-KINDS = {"Q8_0": (0, 34), "Q4_0": (1, 18), "Q4_1": (2, 20), "Q5_0": (3, 22), "Q5_1": (4, 24)}
+# the per-block code's switch (block_ops.legacy_block, cpu_lanes): which legacy type
+KINDS = {"Q8_0": 0, "Q4_0": 1, "Q4_1": 2, "Q5_0": 3, "Q5_1": 4}
+BLOCK = get_format("Q8_0").block_size       # 32 weights per block, for every legacy type
 
 
 def _make(qtype: str):
-    kind, type_size = KINDS[qtype]
+    kind, type_size = KINDS[qtype], get_format(qtype).type_size
 
     @register(qtype, "cpu")
     def kernel(rows, imatrix=None, threads=None):
@@ -22,8 +25,8 @@ def _make(qtype: str):
         x = flat(rows)
         # Q8_0 has no imatrix path in ggml (quantize_q8_0 ignores quant_weights)
         use_w = imatrix is not None and qtype != "Q8_0"
-        out = np.empty(n_rows * (n_per_row // 32) * type_size, np.uint8)
-        bad = np.zeros((x.size // 32 + LANES - 1) // LANES, np.bool_)   # NaN/Inf per batch
+        out = np.empty(n_rows * (n_per_row // BLOCK) * type_size, np.uint8)
+        bad = np.zeros((x.size // BLOCK + LANES - 1) // LANES, np.bool_)   # NaN/Inf per batch
         if not use_w:       # ggml's quantize_row_*_ref, SIMD across blocks
             quantize_ref(kind, type_size, x, out, bad)
         else:
@@ -38,5 +41,5 @@ def _make(qtype: str):
     return kernel
 
 
-for _t in KINDS:
-    _make(_t)
+for _t in family_types("legacy"):
+    _make(_t.name)

@@ -1,5 +1,5 @@
 """Per-block code of the legacy types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), one source for the numba
-CPU kernels (legacy_cpu.py) and the numba-cuda kernels (legacy_cuda.py); see ops.py for the
+CPU kernels (cpu.py, cpu_lanes.py) and the numba-cuda kernels (cuda.py); see shared/ops.py for the
 rules. Each function quantizes the 32 weights at x[xo:xo+32] into out[oo:oo+type_size].
 The *_w variants are ggml's imatrix paths (quantize_row_*_impl); `sigma2` is the row's mean
 square, `wbuf`/`L`/`Laux`/`res` are scratch of 32/32/32/1 elements owned by the caller.
@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import math
 
-from .ops import F, jit_for
+from ..shared.ops import F, jit_for, ops_for
 
 _jit = jit_for(__name__)
-
-if __name__.endswith("_cuda"):
-    from .cuda_common import load_cuda_twin
-    _ops = load_cuda_twin("ops")
-else:
-    from . import ops as _ops
+_ops = ops_for(__name__)         # shared/ops as njit, or as CUDA device code in the twin
 
 mul = _ops.mul
 fp16_bits = _ops.fp16_bits

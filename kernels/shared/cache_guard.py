@@ -1,17 +1,18 @@
 """Keep numba's on-disk cache honest across edits of the shared kernel sources.
 
 numba's cache (cache=True) revalidates a compiled kernel against the timestamp of the file that
-defines it, not of the files it calls and inlines (ops.py, *_ops.py, qx_lanes.py): after an
-edit of those, a stale machine code would be loaded silently. So before any kernel runs, the
-sources of this package are hashed and, when the hash differs from the one stored beside the
-cache, the package's cache files (*.nbi, *.nbc in kernels/__pycache__) are removed.
+defines it, not of the files it calls and inlines (shared/ops.py, */block_ops.py, the lane
+searches): after an edit of those, a stale machine code would be loaded silently. So before any
+kernel runs, the sources of quantdesk.kernels and all its sub-packages are hashed and, when the
+hash differs from the one stored beside the cache, every cache file of the package (*.nbi, *.nbc
+in each __pycache__ under kernels/) is removed.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
+_KERNELS = Path(__file__).resolve().parent.parent     # the quantdesk.kernels package
 _done = False
 
 
@@ -20,10 +21,10 @@ def check() -> None:
     if _done:
         return
     _done = True
-    cache = _HERE / "__pycache__"
+    cache = _KERNELS / "__pycache__"
     digest = hashlib.sha1()
-    for path in sorted(_HERE.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(_KERNELS.rglob("*.py")):
+        digest.update(path.relative_to(_KERNELS).as_posix().encode() + b"\0" + path.read_bytes())
     stamp = cache / "numba-sources.sha1"
     try:
         if stamp.read_text() == digest.hexdigest():
@@ -33,7 +34,7 @@ def check() -> None:
     try:
         cache.mkdir(exist_ok=True)
         for pattern in ("*.nbi", "*.nbc"):
-            for old in cache.glob(pattern):
+            for old in _KERNELS.rglob(f"__pycache__/{pattern}"):
                 old.unlink(missing_ok=True)
         stamp.write_text(digest.hexdigest())
     except OSError:     # read-only install: numba then caches elsewhere or not at all

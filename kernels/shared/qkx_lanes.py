@@ -1,5 +1,6 @@
-"""The make_qkx2/qkx3 scale-and-min search of the numba CPU K-quant kernels (kquant_cpu), many
-sub-blocks at once, float32 throughout, sums in C order (make_qp_quants is in kquant_ops).
+"""The make_qkx2/qkx3 scale-and-min search of the numba CPU kernels (k_scale_min/cpu,
+legacy/cpu_lanes), many sub-blocks at once, float32 throughout, sums in C order (make_qp_quants
+is in k_scale_min/superblock_ops).
 
 `search_lanes` runs many sub-blocks side by side: arrays are laid out (element, lane) with one
 lane per sub-block and the innermost loops walk the lanes, so LLVM vectorizes across independent

@@ -1,9 +1,10 @@
-"""numba-cuda plumbing shared by the *_cuda kernel modules.
+"""numba-cuda plumbing shared by the families' cuda.py kernel modules.
 
-`load_cuda_twin(name)` loads kernels/<name>.py a second time as `quantdesk.kernels.<name>_cuda`,
-so its functions become CUDA device functions (see ops.jit_for): the CPU and GPU kernels run
-one source. The simulator (NUMBA_ENABLE_CUDASIM=1) must be chosen before numba.cuda is
-first imported; the tests run the CUDA backend in a child process for that reason.
+`load_cuda_twin("legacy.block_ops")` loads kernels/legacy/block_ops.py a second time as
+`quantdesk.kernels.legacy.block_ops_cuda`, so its functions become CUDA device functions (see
+shared/ops.jit_for): the CPU and GPU kernels run one source. The simulator
+(NUMBA_ENABLE_CUDASIM=1) must be chosen before numba.cuda is first imported; the tests run the
+CUDA backend in a child process for that reason.
 """
 from __future__ import annotations
 
@@ -14,15 +15,18 @@ from pathlib import Path
 import numpy as np
 from numba import cuda
 
-_HERE = Path(__file__).resolve().parent
+_KERNELS = Path(__file__).resolve().parent.parent     # the quantdesk.kernels package
+_PACKAGE = __package__.rpartition(".")[0]             # "quantdesk.kernels"
 THREADS_PER_BLOCK = 128
 
 
 def load_cuda_twin(name: str):
-    modname = f"{__package__}.{name}_cuda"
+    """The CUDA twin of the shared-source module `name` (dotted, relative to quantdesk.kernels)."""
+    modname = f"{_PACKAGE}.{name}_cuda"
     if modname in sys.modules:
         return sys.modules[modname]
-    spec = importlib.util.spec_from_file_location(modname, _HERE / f"{name}.py")
+    path = _KERNELS.joinpath(*name.split(".")).with_suffix(".py")
+    spec = importlib.util.spec_from_file_location(modname, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     try:
@@ -50,7 +54,7 @@ def to_device_inputs(rows: np.ndarray, imatrix):
     return d_x, cuda.to_device(np.ascontiguousarray(w, dtype=np.float32))
 
 
-_seq_sumsq = load_cuda_twin("ops").seq_sumsq
+_seq_sumsq = load_cuda_twin("shared.ops").seq_sumsq
 
 
 @cuda.jit
@@ -68,3 +72,14 @@ def row_mean_squares(d_x, n_rows: int, n_per_row: int, needed: bool):
     sig = cuda.device_array(n_rows, dtype=np.float32)
     launch(_sigma_kernel, n_rows, d_x, n_per_row, sig)
     return sig
+
+
+def run_per_block(kernel, fmt, rows: np.ndarray, imatrix) -> np.ndarray:
+    """Launch `kernel(n_blocks, x, n_per_row, qw, use_w, out)`, one thread per block of the
+    TensorType `fmt`, and return the (n_rows, row_bytes) result (Q3_K, Q6_K)."""
+    n_rows, n_per_row = rows.shape
+    d_x, d_w = to_device_inputs(rows, imatrix)
+    n_blocks = n_rows * (n_per_row // fmt.block_size)
+    d_out = cuda.device_array(n_blocks * fmt.type_size, dtype=np.uint8)
+    launch(kernel, n_blocks, d_x, n_per_row, d_w, imatrix is not None, d_out)
+    return d_out.copy_to_host().reshape(n_rows, -1)

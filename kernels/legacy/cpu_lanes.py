@@ -1,7 +1,7 @@
 """numba CPU kernels for the legacy types, LANES blocks side by side: the reference path
 (quantize_row_{q8_0,q4_0,q4_1,q5_0,q5_1}_ref: no imatrix, and Q8_0 always) and the imatrix
 paths of Q4_0/Q5_0 (make_qx_quants through qx_lanes) and of Q4_1/Q5_1 (make_qkx3_quants through
-kquant_cpu_ops.search_lanes, the search Q4_K/Q5_K use with an imatrix).
+shared/qkx_lanes.search_lanes, the search Q4_K/Q5_K use with an imatrix).
 
 The blocks are transposed (X[j, lane] = weight j of block `lane`) so every step of ggml's
 per-block code (the strict first-max / min / max scans, the scaling, C's float->int casts)
@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu_common import nonfinite
-from .kquant_cpu_ops import search_lanes
-from .legacy_ops import put_nibbles, put_qh
-from .ops import F, fp16_bits, nearest_int, put_half
-from .qx_lanes import qx_lanes
+from ..shared.cpu_common import nonfinite
+from ..shared.ops import F, fp16_bits, nearest_int, put_half
+from ..shared.qkx_lanes import search_lanes
+from ..shared.qx_lanes import qx_lanes
+from .block_ops import put_nibbles, put_qh
 
 LANES = 64
 INT_MIN = np.int32(-2147483648)
@@ -51,7 +51,7 @@ def _roundf(v):
 
 @njit(parallel=True, **_JIT)
 def quantize_ref(kind, type_size, x, out, bad):
-    """kind: 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q5_0, 4 Q5_1 (as legacy_ops.legacy_block)."""
+    """kind: 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q5_0, 4 Q5_1 (as block_ops.legacy_block)."""
     total = x.size // 32
     n_batches = (total + LANES - 1) // LANES
     for t in prange(n_batches):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import common as c
-from .common import F32
-from .kquant_search import make_qkx_quants
-from .registry import register
+from ..registry import register
+from ..shared import reference_ops as c
+from ..shared.reference_ops import F32
+from ..shared.reference_searches import make_qkx_quants
+from ..types import get_format
 
-QK = 32
+QK = get_format("Q4_0").block_size      # 32: every legacy type
 
 
 def _blocks(rows: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ def raise_on_nonfinite(rows: np.ndarray, flags: np.ndarray) -> None:
     """Every CPU kernel flags NaN/Inf per batch while it loads the weights; kernels.quantize
     leaves that check to them. Name the row with the API's one-line message."""
     if flags.any():
-        from . import nonfinite_error
+        from .. import nonfinite_error
         raise nonfinite_error(rows)
 
 
@@ -75,3 +75,18 @@ def float_bytes(T, U):
     Uf = U.reshape(-1)
     for j in range(Tf.size):
         Uf[j] = np.uint8(np.int32(Tf[j]))
+
+
+def run_in_batches(kernel, fmt, per_batch: int, rows: np.ndarray, imatrix, threads) -> np.ndarray:
+    """Run a batched CPU kernel `kernel(x, n_per_row, qw, use_w, out, nthreads, bad)` (Q3_K,
+    Q6_K: `per_batch` blocks of the TensorType `fmt` per batch, bad[batch] set for NaN/Inf) and
+    return its (n_rows, row_bytes) bytes."""
+    from numba import get_num_threads
+    set_threads(threads)
+    n_rows, n_per_row = rows.shape
+    out = np.empty(n_rows * (n_per_row // fmt.block_size) * fmt.type_size, np.uint8)
+    bad = np.zeros((out.size // fmt.type_size + per_batch - 1) // per_batch, np.bool_)
+    kernel(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
+           get_num_threads(), bad)
+    raise_on_nonfinite(rows, bad)
+    return out.reshape(n_rows, -1)

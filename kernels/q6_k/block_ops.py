@@ -1,4 +1,4 @@
-"""Per-super-block code of Q6_K for the numba CPU and CUDA kernels (one source, see ops.py).
+"""Per-super-block code of Q6_K for the numba CPU and CUDA kernels (one source, see shared/ops.py).
 
 quantize_row_q6_K_ref / _impl: make_qx_quants(16, 32, x, L, 1, qw or x*x) per sub-block, int8
 scales against the largest, re-quantization against the rounded scales, then the layout
@@ -6,15 +6,11 @@ scales against the largest, re-quantization against the rounded scales, then the
 """
 from __future__ import annotations
 
-from .ops import F, GROUP_MAX_EPS, jit_for
+from ..shared.ops import F, GROUP_MAX_EPS, jit_for, ops_for
+from ..types import get_format
 
 _jit = jit_for(__name__)
-
-if __name__.endswith("_cuda"):
-    from .cuda_common import load_cuda_twin
-    _ops = load_cuda_twin("ops")
-else:
-    from . import ops as _ops
+_ops = ops_for(__name__)         # shared/ops as njit, or as CUDA device code in the twin
 
 clamp = _ops.clamp
 nearest_int = _ops.nearest_int
@@ -23,7 +19,9 @@ fp16_value = _ops.fp16_value
 put_half = _ops.put_half
 make_qx_quants = _ops.make_qx_quants
 
-TYPE_SIZE = 210
+_FMT = get_format("Q6_K")
+QK_K = _FMT.block_size            # 256 weights per super-block
+TYPE_SIZE = _FMT.type_size        # 210 bytes
 
 
 @_jit

@@ -3,7 +3,7 @@
 A batch holds SB super-blocks as LANES = 16 * SB sub-block lanes, laid out super-block-minor
 (as in q3_k_cpu.py): lane ib * SB + s is sub-block ib of super-block s, X[i, lane] its weight i.
 The expensive part, make_qx_quants over every sub-block (19 trial scales), runs across all lanes
-(qx_lanes.py); the int8 scales, the re-quantization against them and the packing of the 6-bit
+(shared/qx_lanes.py); the int8 scales, the re-quantization against them and the packing of the 6-bit
 levels run across super-blocks, contiguous in this order, so every step is SIMD. Short batches
 are padded with zero super-blocks, which are searched but never written.
 prange hands each thread a run of batches; results do not depend on the thread count.
@@ -11,15 +11,15 @@ prange hands each thread a run of batches; results do not depend on the thread c
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
-from .cpu_bits import nearest_int32
-from .cpu_common import (flat, float_bytes, load_batch, raise_on_nonfinite, set_threads,
-                         weights_or_dummy)
-from .ops import F, GROUP_MAX_EPS, fp16_bits, fp16_value, put_half
-from .q6_k_ops import TYPE_SIZE
-from .qx_lanes import first_absmax_lanes, level, qx_lanes
-from .registry import register
+from ..registry import register
+from ..shared.cpu_bits import nearest_int32
+from ..shared.cpu_common import float_bytes, load_batch, run_in_batches
+from ..shared.ops import F, GROUP_MAX_EPS, fp16_bits, fp16_value, put_half
+from ..shared.qx_lanes import first_absmax_lanes, level, qx_lanes
+from ..types import get_format
+from .block_ops import QK_K, TYPE_SIZE
 
 SB = 16                              # super-blocks per batch
 LANES = 16 * SB
@@ -126,8 +126,8 @@ def _store(T, U, sc, dh, live, n_sb, out, oo):
 
 @njit(parallel=True, **_JIT)
 def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
-    nb = n_per_row // 256
-    total = x.size // 256
+    nb = n_per_row // QK_K
+    total = x.size // QK_K
     n_batches = (total + SB - 1) // SB
     nwork = max(1, min(n_batches, 4 * nthreads))
     for wk in prange(nwork):                     # scratch once per work item, not per batch
@@ -157,11 +157,4 @@ def _quantize(x, n_per_row, qw, use_w, out, nthreads, bad):
 
 @register("Q6_K", "cpu")
 def q6_k_cpu(rows, imatrix=None, threads=None):
-    set_threads(threads)
-    n_rows, n_per_row = rows.shape
-    out = np.empty(n_rows * (n_per_row // 256) * TYPE_SIZE, np.uint8)
-    bad = np.zeros((out.size // TYPE_SIZE + SB - 1) // SB, np.bool_)
-    _quantize(flat(rows), n_per_row, weights_or_dummy(imatrix), imatrix is not None, out,
-              get_num_threads(), bad)
-    raise_on_nonfinite(rows, bad)
-    return out.reshape(n_rows, -1)
+    return run_in_batches(_quantize, get_format("Q6_K"), SB, rows, imatrix, threads)

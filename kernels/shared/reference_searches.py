@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 # ggml's rounding, fp16 conversion and C-order sums: the same helpers as the other types
-from .common import F32, GROUP_MAX_EPS, fp16_bits, nearest_int, seq_sum  # noqa: F401
+from .reference_ops import F32, GROUP_MAX_EPS, fp16_bits, nearest_int, seq_sum  # noqa: F401
 
 
 def _err(diff: np.ndarray, use_mad: bool) -> np.ndarray:
@@ -153,37 +153,6 @@ def make_qp_quants(x, nmax, qw):
     out = np.where(zero, F32(0), out).astype(F32)
     L = np.where(zero[:, None], 0, L).astype(np.int32)
     return out, L
-
-
-def pack_scale_min_k4(ls: np.ndarray, lm: np.ndarray) -> np.ndarray:
-    """Q4_K/Q5_K: 8 six-bit scales and mins (S, 8) into 12 bytes (S, 12), as ggml stores them."""
-    ls = ls.astype(np.int32) & 0xFF
-    lm = lm.astype(np.int32) & 0xFF
-    q = np.zeros((ls.shape[0], 12), np.int32)
-    for j in range(8):
-        if j < 4:
-            q[:, j] = ls[:, j]
-            q[:, j + 4] = lm[:, j]
-        else:
-            q[:, j + 4] = ((ls[:, j] & 0xF) | ((lm[:, j] & 0xF) << 4)) & 0xFF
-            q[:, j - 4] = (q[:, j - 4] | ((ls[:, j] >> 4) << 6)) & 0xFF
-            q[:, j] = (q[:, j] | ((lm[:, j] >> 4) << 6)) & 0xFF
-    return q.astype(np.uint8)
-
-
-def get_scale_min_k4(q: np.ndarray):
-    """Inverse of pack_scale_min_k4 (ggml's get_scale_min_k4 for j = 0..7): (sc, m) each (S, 8)."""
-    q = q.astype(np.int32)
-    sc = np.zeros((q.shape[0], 8), np.int32)
-    m = np.zeros_like(sc)
-    for j in range(8):
-        if j < 4:
-            sc[:, j] = q[:, j] & 63
-            m[:, j] = q[:, j + 4] & 63
-        else:
-            sc[:, j] = (q[:, j + 4] & 0xF) | ((q[:, j - 4] >> 6) << 4)
-            m[:, j] = (q[:, j + 4] >> 4) | ((q[:, j] >> 6) << 4)
-    return sc, m
 
 
 def seq_sum_sq(x: np.ndarray) -> np.ndarray:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import common as c
-from .common import F32
-from .registry import register
+from ..registry import register
+from ..shared import reference_ops as c
+from ..shared.reference_ops import F32
+from ..types import get_format
 
-QK_K = 256
+QK_K = get_format("Q3_K").block_size
 
 
 def pack_scales(ls: np.ndarray) -> np.ndarray:

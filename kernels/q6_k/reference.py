@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import common as c
-from .common import F32
-from .registry import register
+from ..registry import register
+from ..shared import reference_ops as c
+from ..shared.reference_ops import F32
+from ..types import get_format
 
-QK_K = 256
+QK_K = get_format("Q6_K").block_size
 
 
 def pack_q6_k(L: np.ndarray, sc: np.ndarray, d_bits: np.ndarray) -> np.ndarray:

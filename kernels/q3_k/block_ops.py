@@ -1,4 +1,4 @@
-"""Per-super-block code of Q3_K for the numba CPU and CUDA kernels (one source, see ops.py).
+"""Per-super-block code of Q3_K for the numba CPU and CUDA kernels (one source, see shared/ops.py).
 
 quantize_row_q3_K_ref (make_q3_quants per sub-block, 6-bit scales against the largest) and
 quantize_row_q3_K_impl (imatrix: make_qx_quants with weights qw*sqrt(2*mean(x^2) + x^2), the
@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import math
 
-from .ops import F, jit_for
+from ..shared.ops import F, jit_for, ops_for
+from ..types import get_format
 
 _jit = jit_for(__name__)
-
-if __name__.endswith("_cuda"):
-    from .cuda_common import load_cuda_twin
-    _ops = load_cuda_twin("ops")
-else:
-    from . import ops as _ops
+_ops = ops_for(__name__)         # shared/ops as njit, or as CUDA device code in the twin
 
 mul = _ops.mul
 clamp = _ops.clamp
@@ -29,7 +25,9 @@ make_qx_quants = _ops.make_qx_quants
 make_q3_quants = _ops.make_q3_quants
 seq_sumsq = _ops.seq_sumsq
 
-TYPE_SIZE = 110
+_FMT = get_format("Q3_K")
+QK_K = _FMT.block_size            # 256 weights per super-block
+TYPE_SIZE = _FMT.type_size        # 110 bytes
 
 
 @_jit
