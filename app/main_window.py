@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
 
     def _make_quality(self):
         from .pages.quality import QualityReportPage
-        return QualityReportPage()
+        return QualityReportPage(library=self.library)
 
     def quality_report(self, reference: str, model: str) -> None:
         """Quantize page's "Quality report…": the new quant against the source it came from."""
