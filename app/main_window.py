@@ -172,6 +172,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Checking {names}…")
         self.library.open_paths(paths)
 
+    def open_from_elsewhere(self, paths) -> None:
+        """Files handed over by a later launch (or a macOS file-open event): this window comes
+        to the front and opens them like a drop."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        self.open_paths(paths)
+
     def _opened(self, info) -> None:
         self.show_page("Library")
         self.library_page.select_path(info.path)
