@@ -102,7 +102,7 @@ class MainWindow(QMainWindow):
         from .pages.discover import DiscoverPage
         page = DiscoverPage()
         page.downloaded.connect(lambda _path: self.library.refresh())  # lands in the HF cache
-        page.quantize_requested.connect(lambda _repo: self.show_page("Quantize"))
+        page.quantize_requested.connect(self.quantize_source)
         return page
 
     @property
@@ -137,6 +137,12 @@ class MainWindow(QMainWindow):
     def _make_quality(self):
         from .pages.quality import QualityReportPage
         return QualityReportPage(library=self.library)
+
+    def quantize_source(self, path: str, qtype: str = "") -> None:
+        """Discover's "Quantize locally…" (once the checkpoint is in the HF cache): the Quantize
+        page with that source and the recommended type selected."""
+        self.show_page("Quantize")
+        self.quantize_page.build().set_source(path, qtype or None)
 
     def quality_report(self, reference: str, model: str) -> None:
         """Quantize page's "Quality report…": the new quant against the source it came from."""

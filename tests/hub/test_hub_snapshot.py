@@ -91,3 +91,76 @@ def test_cancel_marks_nothing_complete_and_the_next_fetch_resumes(hub_env, hf_re
     refetched = [r for r in fakehub.requests[before:] if r[0] == "GET" and r[1].endswith("config.json")]
     assert refetched == []                                 # files complete before are not fetched again
     assert snap.fetched_bytes == size - kept + len(hf_repo.files["model-00002-of-00002.safetensors"])
+
+
+@pytest.fixture
+def window(qtbot, hub_env):
+    from quantdesk.app.main_window import MainWindow
+    win = MainWindow()
+    qtbot.addWidget(win)   # closed at teardown: pages stop their work
+    win.show()
+    return win
+
+
+def _open_repo(win, qtbot):
+    win.show_page("Discover")
+    page = win.discover_page.page
+    page.filter_box.setCurrentIndex(page.filter_box.findData("safetensors"))
+    page.query.setText("Tiny-Llama-HF")
+    page.search()
+    qtbot.waitUntil(lambda: page.results.rowCount() == 1, timeout=10000)
+    page.results_view.selectRow(0)
+    qtbot.waitUntil(lambda: page.details is not None and page.recommended_type is not None,
+                    timeout=30000)
+    assert page.quantize_button.isVisible() and page.quantize_button.isEnabled()
+    return page
+
+
+@pytest.mark.gui
+def test_quantize_locally_opens_the_quantize_page_with_the_checkpoint(qtbot, window, hf_repo):
+    from quantdesk.core.hub import local_snapshot
+    page = _open_repo(window, qtbot)
+    qtype = page.recommended_type
+    quantize = window.quantize_page.build()
+    with qtbot.waitSignal(quantize.source_ready, timeout=180000) as ready:
+        page.quantize_button.click()
+    folder = local_snapshot(HF_REPO)
+    assert folder is not None and ready.args[0].path == str(folder)
+    assert ready.args[0].kind == "HF folder" and window.current_page() == "Quantize"
+    assert quantize.types.rowCount() > 0 and quantize.selected_type() == qtype
+    assert quantize.types.index(quantize.types.row_of(qtype), 0).data().startswith(qtype)
+    assert quantize.run_button.isEnabled()
+    assert page.fetch.bar.value() == 1000 and not page.fetch.cancel_button.isEnabled()
+
+
+@pytest.mark.gui
+def test_cancelled_fetch_opens_nothing_and_the_next_click_resumes(qtbot, window, hf_repo, fakehub):
+    from quantdesk.core.hub import local_snapshot
+    page = _open_repo(window, qtbot)
+    quantize = window.quantize_page.build()
+    opened = []
+    quantize.source_ready.connect(opened.append)
+    fakehub.delay = 0.05
+    shard = "model-00001-of-00002.safetensors"
+
+    def cancel_mid_shard(p):
+        if p.filename == shard and p.done_bytes and page.fetch.cancel_button.isEnabled():
+            page.fetch.cancel_button.click()
+    with qtbot.waitSignal(page.fetch.busy_changed, timeout=5000):
+        assert page.quantize_locally()
+    assert page.quantize_locally() is False and not page.quantize_button.isEnabled()  # one fetch
+    page.fetch.task.event.connect(cancel_mid_shard)
+    with qtbot.waitSignal(page.fetch.busy_changed, timeout=60000) as ended:
+        pass
+    assert ended.args == [False] and "cancelled" in page.fetch.bar.format()
+    qtbot.wait(100)
+    assert opened == [] and local_snapshot(HF_REPO) is None and page.quantize_button.isEnabled()
+    assert window.current_page() == "Discover"
+
+    fakehub.delay = 0.0
+    before = len(fakehub.requests)
+    with qtbot.waitSignal(quantize.source_ready, timeout=180000) as ready:
+        page.quantize_button.click()
+    assert ready.args[0].path == str(local_snapshot(HF_REPO))
+    ranged = [r[2] for r in fakehub.requests[before:] if r[0] == "GET" and r[1].endswith(shard)]
+    assert len(ranged) == 1 and ranged[0].startswith("bytes=") and ranged[0] != "bytes=0-"

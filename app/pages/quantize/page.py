@@ -212,6 +212,10 @@ class QuantizePage(QWidget):
         wanted = self._wanted_type if self.types.row_of(self._wanted_type or "") >= 0 else None
         row = self.types.row_of(wanted or summary.recommended or "Q4_K_M")
         self.table.selectRow(max(row, 0))
+        if wanted and summary.recommended and wanted != summary.recommended:
+            # Discover planned from the repo's config; this table from the real tensors.
+            self.status.setText(f"{wanted} is selected as Discover recommended; ★ marks "
+                                f"{summary.recommended}, this table's pick from the files.")
         self._update_buttons()
         self.source_ready.emit(summary)
 
