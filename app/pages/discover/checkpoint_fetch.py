@@ -11,13 +11,6 @@ from quantdesk.app import formatting
 from quantdesk.app.bridge import Task, run_task, serial_pool
 
 
-def _eta(seconds) -> str:
-    if seconds is None:
-        return "ETA --:--"
-    s = int(seconds + 0.5)
-    return f"ETA {s // 60}:{s % 60:02d}"
-
-
 class CheckpointFetch(QWidget):
     ready = Signal(str, str)      # snapshot folder, the type to select there ("": the page's pick)
     failed = Signal(str)          # one line for the page's message
@@ -76,7 +69,7 @@ class CheckpointFetch(QWidget):
     def _progress(self, p) -> None:
         self.bar.setValue(int(p.fraction * 1000))
         self.bar.setFormat(f"{p.fraction * 100:.0f}% · {formatting.size(p.done_bytes)} of "
-                           f"{formatting.size(p.total_bytes)} · {_eta(p.eta_s)}")
+                           f"{formatting.size(p.total_bytes)} · {formatting.eta(p.eta_s)}")
 
     def _ended(self, text: str) -> None:
         self.task = None

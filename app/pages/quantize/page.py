@@ -34,13 +34,6 @@ def _local_paths(mime) -> list[str]:
         if mime.hasUrls() else []
 
 
-def _eta(seconds) -> str:
-    if seconds is None:
-        return "ETA --:--"
-    s = int(seconds + 0.5)
-    return f"ETA {s // 60}:{s % 60:02d}"
-
-
 class QuantizePage(QWidget):
     chat_requested = Signal(str)      # path of the finished model
     report_requested = Signal(str, str)  # reference (the source), the finished model
@@ -305,7 +298,7 @@ class QuantizePage(QWidget):
     def _on_progress(self, p) -> None:
         self.progress_bar.setValue(int(p.fraction * 1000))
         self.progress_bar.setFormat(f"{p.fraction * 100:.0f}% · {formatting.size(p.done_bytes)} "
-                                    f"of {formatting.size(p.total_bytes)} · {_eta(p.eta_s)}")
+                                    f"of {formatting.size(p.total_bytes)} · {formatting.eta(p.eta_s)}")
         self.status.setText(f"Tensor {p.index}/{p.count}: {p.tensor}")
         self.progress.emit(p)
 
