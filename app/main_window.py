@@ -102,7 +102,7 @@ class MainWindow(QMainWindow):
         from .pages.discover import DiscoverPage
         page = DiscoverPage()
         page.downloaded.connect(lambda _path: self.library.refresh())  # lands in the HF cache
-        page.quantize_requested.connect(lambda _repo: self.show_page("Quantize"))
+        page.quantize_requested.connect(self.quantize_source)
         return page
 
     @property
@@ -136,7 +136,13 @@ class MainWindow(QMainWindow):
 
     def _make_quality(self):
         from .pages.quality import QualityReportPage
-        return QualityReportPage()
+        return QualityReportPage(library=self.library)
+
+    def quantize_source(self, path: str, qtype: str = "") -> None:
+        """Discover's "Quantize locally…" (once the checkpoint is in the HF cache): the Quantize
+        page with that source and the recommended type selected."""
+        self.show_page("Quantize")
+        self.quantize_page.build().set_source(path, qtype or None)
 
     def quality_report(self, reference: str, model: str) -> None:
         """Quantize page's "Quality report…": the new quant against the source it came from."""
@@ -171,6 +177,16 @@ class MainWindow(QMainWindow):
         names = ", ".join(Path(p).name for p in paths[:3]) + ("…" if len(paths) > 3 else "")
         self.statusBar().showMessage(f"Checking {names}…")
         self.library.open_paths(paths)
+
+    def open_from_elsewhere(self, paths) -> None:
+        """Files handed over by a later launch (or a macOS file-open event): this window comes
+        to the front and opens them like a drop."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        self.open_paths(paths)
 
     def _opened(self, info) -> None:
         self.show_page("Library")

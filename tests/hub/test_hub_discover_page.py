@@ -85,6 +85,10 @@ def test_safetensors_repo_offers_local_quantization(qtbot, page, fakehub):
     assert page.quantize_button.isVisibleTo(page) and not page.download_button.isEnabled()
     assert "BF16" in page.repo_title.text()
     assert page.recommendation.text().startswith("Recommended here:")
-    with qtbot.waitSignal(page.quantize_requested) as blocker:
+    with qtbot.waitSignal(page.quantize_requested, timeout=20000) as blocker:
         page.quantize_button.click()
-    assert blocker.args == [ST_REPO]
+    # The checkpoint was fetched into the HF cache first; its folder goes to the Quantize page.
+    from quantdesk.core.hub import local_snapshot
+    folder = local_snapshot(ST_REPO)
+    assert blocker.args == [str(folder), page.recommended_type or ""]
+    assert (folder / "model.safetensors").read_bytes() == fakehub.repos[ST_REPO].files["model.safetensors"]

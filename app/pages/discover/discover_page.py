@@ -5,7 +5,8 @@ safetensors repo to the Quantize page.
 Every network call runs off the GUI thread through quantdesk.app.bridge (call_later); download
 progress comes from the core DownloadManager's worker threads through a bridge Relay. Mount it with
 `DiscoverPage(manager=None)`; it emits `downloaded(path)` when a file lands (refresh the Library)
-and `quantize_requested(repo_id)`.
+and, once "Quantize locally…" fetched a safetensors repo's checkpoint into the HF cache
+(checkpoint_fetch.py), `quantize_requested(folder, recommended type)`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 from quantdesk.app import formatting
 from quantdesk.app.formatting import one_line
 from quantdesk.app.bridge import Relay, call_later
+from .checkpoint_fetch import CheckpointFetch
 from .discover_models import DownloadsModel, SearchResultsModel, VariantsModel
 
 FILTERS = (("GGUF models", "gguf"), ("Safetensors (text generation)", "safetensors"), ("All", "all"))
@@ -57,11 +59,12 @@ def _table(model, stretch: int = 0) -> QTableView:
 
 class DiscoverPage(QWidget):
     downloaded = Signal(str)            # snapshot path of a finished file
-    quantize_requested = Signal(str)    # repo id of a safetensors repo
+    quantize_requested = Signal(str, str)   # fetched checkpoint folder, recommended type ("": none)
 
     def __init__(self, manager=None, parent=None, n_ctx: int = 4096):
         super().__init__(parent)
         self.n_ctx, self._generation, self._pager, self.details = n_ctx, 0, None, None
+        self.recommended_type: str | None = None   # for the safetensors repo shown
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(3)
         self.updates = Relay(self)
@@ -114,6 +117,8 @@ class DiscoverPage(QWidget):
         dv.addWidget(self.card, 3)
         dv.addWidget(self.variants_view, 2)
         dv.addLayout(actions)
+        self.fetch = CheckpointFetch()
+        dv.addWidget(self.fetch)
         split = QSplitter()
         split.addWidget(self.results_view)
         split.addWidget(detail)
@@ -152,7 +157,10 @@ class DiscoverPage(QWidget):
         self.results.more_wanted.connect(self._fetch_more)
         self.results_view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.open_repo(cur.row()))
         self.download_button.clicked.connect(self.download_selected)
-        self.quantize_button.clicked.connect(lambda: self.details and self.quantize_requested.emit(self.details.repo_id))
+        self.quantize_button.clicked.connect(self.quantize_locally)
+        self.fetch.ready.connect(self.quantize_requested)
+        self.fetch.failed.connect(self._error)
+        self.fetch.busy_changed.connect(lambda busy: self.quantize_button.setEnabled(not busy))
         self.pause_button.clicked.connect(lambda: self._on_task(self.manager.pause))
         self.resume_button.clicked.connect(lambda: self._on_task(self.manager.resume))
         self.cancel_button.clicked.connect(lambda: self._on_task(self.manager.cancel))
@@ -216,6 +224,7 @@ class DiscoverPage(QWidget):
         self.download_button.setEnabled(bool(details and details.variants))
         self.quantize_button.setVisible(bool(details and details.kind == "safetensors"))
         self.recommendation.setText("")
+        self.recommended_type = None
         if details is None:
             self.repo_title.setText(title or "Select a model to see its page.")
             self.card.clear()
@@ -249,11 +258,20 @@ class DiscoverPage(QWidget):
 
     def _show_recommendation(self, result) -> None:
         _rows, best, note = result
+        self.recommended_type = best["type"] if best else None
         if best:
             self.recommendation.setText(f"Recommended here: <b>{best['type']}</b> "
                                         f"({formatting.size(best['size_bytes'])}, {best['fit']})")
         else:
             self.recommendation.setText(note or "No quant type fits this machine.")
+
+    def quantize_locally(self) -> bool:
+        """Fetch the shown safetensors repo's checkpoint (or resume, or find it cached); the
+        Quantize page gets it through quantize_requested. One fetch at a time."""
+        if self.details is None or self.details.kind != "safetensors" or self.fetch.running:
+            return False
+        self.message.hide()
+        return self.fetch.start(self.details.repo_id, "main", self.recommended_type)
 
     # ---- downloads --------------------------------------------------------------------------
     def download_selected(self) -> None:
@@ -299,4 +317,5 @@ class DiscoverPage(QWidget):
     def shutdown(self) -> None:
         """Pause running downloads (their partial files resume next time) and wait for jobs."""
         self.manager.shutdown()
+        self.fetch.shutdown()
         self.pool.waitForDone(5000)
