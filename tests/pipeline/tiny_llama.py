@@ -81,11 +81,20 @@ def train_sentencepiece(folder: Path, vocab_size: int) -> None:
         "bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True, "add_eos_token": False}))
 
 
+def copy_tokenizer(source: Path, folder: Path) -> None:
+    """A real tokenizer (tokenizer.json and its tokenizer_config.json) into `folder`."""
+    import shutil
+    for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, folder / name)
+
+
 def build_tiny_llama(folder: Path, *, n_layer: int = 4, n_embd: int = 256, n_ff: int = 512,
                      n_head: int = 4, n_head_kv: int = 2, vocab: int = 384, tied: bool = False,
                      dtype: str = "BF16", shards: int = 1, seed: int = 0,
-                     arch: str = "LlamaForCausalLM", tokenizer: str = "bpe") -> dict[str, np.ndarray]:
-    """Write config, tokenizer and safetensors to `folder`; returns the weights as stored."""
+                     arch: str = "LlamaForCausalLM", tokenizer: str | Path = "bpe") -> dict[str, np.ndarray]:
+    """Write config, tokenizer and safetensors to `folder`; returns the weights as stored.
+    `tokenizer`: "bpe" or "spm" (trained here) or a folder whose tokenizer files are copied."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     hd = n_embd // n_head
@@ -134,7 +143,9 @@ def build_tiny_llama(folder: Path, *, n_layer: int = 4, n_embd: int = 256, n_ff:
         "num_key_value_heads": n_head_kv, "vocab_size": vocab, "max_position_embeddings": 256,
         "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": tied,
         "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16"}))
-    if tokenizer == "spm":
+    if isinstance(tokenizer, Path):
+        copy_tokenizer(tokenizer, folder)
+    elif tokenizer == "spm":
         train_sentencepiece(folder, vocab)
     else:
         train_tokenizer(folder, vocab)
