@@ -220,9 +220,10 @@ def build_tiny_other(folder: Path, arch: str, *, n_layer: int = 2, n_embd: int =
         p = f"model.layers.{i}."
         w[p + "input_layernorm.weight"] = vec(n_embd, c)
         w[p + "post_attention_layernorm.weight"] = vec(n_embd, c)
-        if gemma:
+        if gemma and arch != "GemmaForCausalLM":   # Gemma 1 has no pre/post-FFN norms
             w[p + "pre_feedforward_layernorm.weight"] = vec(n_embd, c)
             w[p + "post_feedforward_layernorm.weight"] = vec(n_embd, c)
+        if gemma:
             w[p + "self_attn.q_proj.weight"] = mat(n_head * hd, n_embd, 0.2)
             w[p + "self_attn.k_proj.weight"] = mat(n_head_kv * hd, n_embd, 0.2)
             w[p + "self_attn.v_proj.weight"] = mat(n_head_kv * hd, n_embd)
@@ -244,7 +245,9 @@ def build_tiny_other(folder: Path, arch: str, *, n_layer: int = 2, n_embd: int =
            "num_key_value_heads": n_head_kv, "head_dim": hd, "vocab_size": vocab,
            "max_position_embeddings": 512, "rope_theta": 10000.0, "bos_token_id": 1,
            "eos_token_id": 2}
-    if arch == "Gemma2ForCausalLM":
+    if arch == "GemmaForCausalLM":
+        cfg.update(model_type="gemma", rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh")
+    elif arch == "Gemma2ForCausalLM":
         cfg.update(model_type="gemma2", rms_norm_eps=1e-6, attn_logit_softcapping=50.0,
                    final_logit_softcapping=30.0, sliding_window=4096, query_pre_attn_scalar=hd,
                    hidden_activation="gelu_pytorch_tanh")
@@ -310,7 +313,12 @@ def numpy_forward_other(w: dict[str, np.ndarray], tokens: list[int], arch: str, 
         att = np.exp(att - att.max(-1, keepdims=True))
         att /= att.sum(-1, keepdims=True)
         o = (att @ v).transpose(1, 0, 2).reshape(n, d) @ w[p + "self_attn.o_proj.weight"].T
-        if gemma:
+        if arch == "GemmaForCausalLM":
+            x = x + o
+            h = norm(x, w[p + "post_attention_layernorm.weight"])
+            m = (gelu_tanh(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T))
+            x = x + m @ w[p + "mlp.down_proj.weight"].T
+        elif gemma:
             x = x + norm(o, w[p + "post_attention_layernorm.weight"])
             h = norm(x, w[p + "pre_feedforward_layernorm.weight"])
             m = (gelu_tanh(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T))
