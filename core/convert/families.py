@@ -98,3 +98,12 @@ class Gemma(Gemma2):
             gw.add_key_length(self.head_dim)
             gw.add_value_length(self.head_dim)
         gw.add_add_space_prefix(False)
+
+
+class Ernie45(Adapter):
+    """ERNIE 4.5 dense: the llama layer, with q/k already in llama.cpp's rope order (adjacent pairs)."""
+    gguf_arch = "ernie4_5"
+    permute_qk = False
+
+    def gguf_name(self, hf_name: str) -> str:
+        return super().gguf_name(hf_name.replace("ernie.", "model.", 1))

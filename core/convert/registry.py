@@ -25,6 +25,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "Olmo2ForCausalLM": f.Olmo2,
     "Olmo3ForCausalLM": f.Olmo2,
     "OlmoeForCausalLM": f.Olmoe,
+    "Ernie4_5ForCausalLM": f.Ernie45,
+    "Ernie4_5_ForCausalLM": f.Ernie45,
 }
 
 

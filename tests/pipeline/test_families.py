@@ -15,7 +15,7 @@ GGUF_ARCH = {"MixtralForCausalLM": "llama", "Qwen2MoeForCausalLM": "qwen2moe",
              "Qwen3MoeForCausalLM": "qwen3moe", "OlmoeForCausalLM": "olmoe",
              "GraniteMoeForCausalLM": "granitemoe", "GraniteForCausalLM": "granite",
              "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo2", "SmolLM3ForCausalLM": "smollm3",
-             "ArceeForCausalLM": "arcee"}
+             "ArceeForCausalLM": "arcee", "Ernie4_5ForCausalLM": "ernie4_5"}
 
 
 @pytest.mark.parametrize("arch", list(FAMILIES))

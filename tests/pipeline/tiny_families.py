@@ -29,6 +29,8 @@ FAMILIES = {
     "Olmo3ForCausalLM": dict(model_type="olmo3", post_norms=True, qk_norm="full", swa=4096),
     "SmolLM3ForCausalLM": dict(model_type="smollm3", no_rope_every=4),
     "ArceeForCausalLM": dict(model_type="arcee", mlp="relu2"),
+    # ERNIE's rotary turns adjacent pairs (llama.cpp's NORM rope), so its q/k are not permuted
+    "Ernie4_5ForCausalLM": dict(model_type="ernie4_5", rope="pairs", tied=True),
 }
 
 GRANITE = dict(embedding_multiplier=12.0, attention_multiplier=0.0625, residual_multiplier=0.22,
@@ -155,6 +157,12 @@ def family_forward(w: dict, tokens: list[int], spec: dict) -> np.ndarray:
         return (silu(h @ gate.T) * (h @ up.T)) @ down.T
 
     def rope(v):
+        if spec.get("rope") == "pairs":   # (x0, x1) per pair rotated by the pair's angle
+            c, s = np.cos(ang), np.sin(ang)
+            x0, x1 = v[..., 0::2], v[..., 1::2]
+            out = np.empty_like(v)
+            out[..., 0::2], out[..., 1::2] = x0 * c - x1 * s, x0 * s + x1 * c
+            return out
         return v * cos + np.concatenate([-v[..., hd // 2:], v[..., : hd // 2]], -1) * sin
 
     for i in range(spec["n_layer"]):
