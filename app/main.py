@@ -43,12 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         from .self_test import main as self_test
         return self_test(argv[1:])
     args, qt_args = _parse(argv)
+    from .platform_check import check_platform
+    if (code := check_platform(qt_args)) is not None:   # Qt would abort with a generic message
+        return code
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from quantdesk.core.settings import load_settings
+
     from .main_window import MainWindow
-    from .resources import icon_path, stylesheet
+    from .resources import icon_path
+    from .theme import apply_theme
 
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Quantdesk")
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("quantdesk")
     app.setStyle("Fusion")
     app.setWindowIcon(QIcon(str(icon_path())))
-    app.setStyleSheet(stylesheet())
+    apply_theme(load_settings().theme)   # light, dark or the system's (and follows it)
     window = MainWindow()
     window.show()
     heavy = [m for m in HEAVY_MODULES if m in sys.modules]  # before any worker has started

@@ -172,15 +172,19 @@ class Library:
             self._save()
         return LibraryEntry(info.path, "added", info, None)
 
-    def remove(self, path: str | Path) -> None:
-        """Forget `path` (any part of a split model works). Never deletes the file."""
+    def remove(self, path: str | Path, hide: bool = True) -> None:
+        """Forget `path` (any part of a split model works). Never deletes the file. `hide=False`
+        (the caller is deleting the file) forgets without hiding, so a model written again under
+        the same name is listed again."""
         path = Path(os.path.abspath(path))
         parts = split_parts(path)
         keys = {_key(p) for p in (parts or [path])}
         with self._lock:
             self._added, self._hidden = self._load()
             self._added = [p for p in self._added if _key(p) not in keys]
-            if not self._added_only(keys):
+            if not hide:
+                self._hidden -= keys
+            elif not self._added_only(keys):
                 self._hidden.add(_key(parts[0] if parts else path))
             self._save()
 
