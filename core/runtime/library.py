@@ -132,10 +132,10 @@ def display_names(entries) -> list[str]:
             name = f"{name}  ·  {where}"
         out.append(name)
     # Still equal (the same name in two folders of the same name): the whole folder path.
-    for i, name in enumerate(out):
-        if out.count(name) > 1:
-            path = entries[i].info.path if entries[i].info is not None else entries[i].path
-            out[i] = f"{names[i]}  ·  {path.parent}"
+    clashes = [i for i, name in enumerate(out) if out.count(name) > 1]
+    for i in clashes:
+        path = entries[i].info.path if entries[i].info is not None else entries[i].path
+        out[i] = f"{names[i]}  ·  {path.parent}"
     return out
 
 
@@ -223,12 +223,14 @@ class LibrarySession:
         return plan
 
     def _entry_of(self, path):
-        target = os.path.realpath(str(path))
+        """The listed entry for `path`, about `path` itself: two HF snapshots of one blob are
+        one entry, but the user asked about the link they were shown."""
+        given = Path(os.path.abspath(str(path)))
+        target = os.path.realpath(given)
         for entry in self.library.entries():
-            if os.path.realpath(entry.path) == target or os.path.abspath(entry.path) == \
-                    os.path.abspath(str(path)):
-                return entry
-        return LibraryEntry(Path(str(path)), "added", None, None)
+            if os.path.abspath(entry.path) == str(given) or os.path.realpath(entry.path) == target:
+                return LibraryEntry(given, entry.source, entry.info, entry.error)
+        return LibraryEntry(given, "added", None, None)
 
     def fit_verdicts(self, entries, overrides: dict | None = None,
                      n_ctx: int = BADGE_CTX) -> dict:
