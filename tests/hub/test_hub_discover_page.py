@@ -161,3 +161,26 @@ def test_cancelling_a_small_download_does_not_ask(qtbot, page, monkeypatch):
     page.downloads_view.selectRow(0)
     page.cancel_button.click()
     assert cancelled == ["t1"]
+
+
+def test_settings_page_saves_a_token_through_huggingface_hub(qtbot, hub_env, fakehub):
+    """Checked against the hub, stored where huggingface_hub keeps it, never shown again."""
+    from pathlib import Path
+    from quantdesk.app.pages.settings import SettingsPage
+    page = SettingsPage()
+    qtbot.addWidget(page)
+    qtbot.waitUntil(lambda: "No token saved" in page.token_state.text(), timeout=10000)
+    page.token_edit.setText("hf_wrong")
+    page.save_token()
+    qtbot.waitUntil(lambda: page.token_message.text().startswith("Not saved"), timeout=10000)
+    assert not Path(hub_env["HF_TOKEN_PATH"]).exists()
+    fakehub.tokens.add("hf_secret_ok")
+    page.token_edit.setText("hf_secret_ok")
+    page.save_token()
+    qtbot.waitUntil(lambda: page.token_message.text().startswith("Saved"), timeout=10000)
+    assert "tester" in page.token_message.text() and page.token_edit.text() == ""
+    assert Path(hub_env["HF_TOKEN_PATH"]).read_text().strip() == "hf_secret_ok"
+    qtbot.waitUntil(lambda: page.token_state.text() == "A token is saved.", timeout=10000)
+    shown = " ".join(w.text() for w in (page.token_state, page.token_message, page.message))
+    assert "hf_secret_ok" not in shown
+    page.shutdown()
