@@ -30,12 +30,15 @@ class Settings:
     theme: str = "system"             # "system" | "light" | "dark"
     n_threads: int | None = None      # None: the engine's default (physical cores)
     n_ctx: int | None = None          # None: the model manager's default context
-    n_gpu_layers: int | str = "auto"  # GpuLayers: a count, "auto" or "all"
+    n_gpu_layers: int | str | None = None   # GpuLayers (a count, "auto", "all"); None: not set
     warning: str | None = field(default=None, compare=False)   # why the file was set aside
 
     def chat_defaults(self) -> dict:
-        """The load settings a new chat starts with (the keys ChatSession's settings use)."""
-        out: dict = {"n_gpu_layers": self.n_gpu_layers}
+        """The load settings the user chose for new chats (the keys ChatSession's settings use);
+        a key not chosen is absent, so the built-in default or the chat's own value stands."""
+        out: dict = {}
+        if self.n_gpu_layers is not None:
+            out["n_gpu_layers"] = self.n_gpu_layers
         if self.n_ctx:
             out["n_ctx"] = self.n_ctx
         if self.n_threads:
@@ -77,10 +80,11 @@ def _clean(raw: dict) -> Settings:
     ctx = raw.get("n_ctx")
     if isinstance(ctx, int) and not isinstance(ctx, bool) and 256 <= ctx <= 1 << 20:
         s.n_ctx = ctx
-    try:
-        s.n_gpu_layers = parse_gpu_layers(raw.get("n_gpu_layers", "auto"))
-    except ValueError:
-        pass
+    if raw.get("n_gpu_layers") is not None:
+        try:
+            s.n_gpu_layers = parse_gpu_layers(raw["n_gpu_layers"])
+        except ValueError:
+            pass
     return s
 
 

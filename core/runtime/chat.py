@@ -36,11 +36,17 @@ class ChatError(Exception):
     """A reply cannot start (no model chosen, nothing to answer). One line for the user."""
 
 
-def default_load_settings() -> dict:
-    """What a new chat loads with: the user's defaults (Settings page: threads, context, GPU
-    layers; core.settings) over the built-in LOAD_DEFAULTS."""
+def chosen_load_defaults() -> dict:
+    """The load settings the user chose for new chats on the Settings page (threads, context,
+    GPU layers; core.settings); only the keys they set."""
     from quantdesk.core.settings import load_settings
-    return {**LOAD_DEFAULTS, **load_settings().chat_defaults()}
+    return load_settings().chat_defaults()
+
+
+def default_load_settings() -> dict:
+    """What a chat loads with where it sets nothing itself: the user's choices over the
+    built-in LOAD_DEFAULTS."""
+    return {**LOAD_DEFAULTS, **chosen_load_defaults()}
 
 
 def load_request(model_path, settings: dict | None) -> LoadRequest:

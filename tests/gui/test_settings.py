@@ -16,7 +16,8 @@ pytestmark = pytest.mark.gui
 
 def test_settings_round_trip_atomically(home):
     from quantdesk.core.settings import SCHEMA, load_settings, update_settings
-    assert load_settings().theme == "system" and load_settings().n_gpu_layers == "auto"
+    assert load_settings().theme == "system" and load_settings().n_gpu_layers is None
+    assert load_settings().chat_defaults() == {}   # nothing chosen: the chats' own values stand
     update_settings(theme="dark", n_threads=6, n_ctx=8192, n_gpu_layers="all")
     saved = json.loads((home / "settings.json").read_text())
     assert saved["schema"] == SCHEMA and saved["theme"] == "dark" and saved["n_threads"] == 6
@@ -35,7 +36,7 @@ def test_bad_values_fall_back_one_by_one(home):
         {"schema": 99, "theme": "purple", "n_threads": -3, "n_ctx": 8192, "n_gpu_layers": "most",
          "future_key": 1}))
     s = load_settings()
-    assert (s.theme, s.n_threads, s.n_ctx, s.n_gpu_layers) == ("system", None, 8192, "auto")
+    assert (s.theme, s.n_threads, s.n_ctx, s.n_gpu_layers) == ("system", None, 8192, None)
     assert s.warning is None
 
 

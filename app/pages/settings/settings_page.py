@@ -83,13 +83,15 @@ class SettingsPage(QWidget):
         self.n_ctx.setSpecialValueText(f"default ({DEFAULT_CTX})")
         self.n_ctx.setValue(s.n_ctx or 0)
         self.gpu_layers = GpuLayersBox()
-        self.gpu_layers.set_layers(s.n_gpu_layers)
+        self.gpu_layers.set_layers(s.n_gpu_layers if s.n_gpu_layers is not None else "auto")
         chats = QGroupBox("New chats start with")
         cf = QFormLayout(chats)
         cf.addRow("CPU threads", self.threads)
         cf.addRow("Context length", self.n_ctx)
         cf.addRow("GPU layers", self.gpu_layers)
-        note = QLabel("A chat keeps its own settings once made; change them in its side panel.")
+        note = QLabel("Set here, these replace the chat panel's values in every new chat; a chat "
+                      "keeps its own settings once made (change them in its side panel).")
+        note.setWordWrap(True)
         note.setObjectName("placeholderText")
         cf.addRow(note)
 
