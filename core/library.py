@@ -14,7 +14,9 @@ What users of LM Studio and similar apps expect, and what we do:
 - A file that is present but broken (truncated copy, corrupt) is listed with the one-line reason,
   so a failed download is visible rather than silently ignored.
 - Remove never deletes a file. Removing a scanned model hides it (remembered in library.json);
-  adding it again un-hides it.
+  adding it again un-hides it. Deleting files is the runtime session's, by one rule
+  (core.runtime.library.plan_deletion: our models folder on the user's word, anything else only
+  on their explicit yes, HF-cache blobs shared by other snapshots kept).
 - Split models (NAME-00001-of-0000N.gguf) are one entry, under their first part.
 
 Inspecting a big GGUF takes a second or two, so results are cached by (path, size, mtime) in memory
