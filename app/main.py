@@ -67,12 +67,18 @@ def main(argv: list[str] | None = None) -> int:
         from .self_test import main as self_test
         return self_test(argv[1:])
     args, qt_args = _parse(argv)
+    from .platform_check import check_platform
+    if (code := check_platform(qt_args)) is not None:   # Qt would abort with a generic message
+        return code
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from quantdesk.core.settings import load_settings
+
     from .main_window import MainWindow
-    from .resources import icon_path, stylesheet
+    from .resources import icon_path
+    from .theme import apply_theme
 
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Quantdesk")
@@ -80,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("quantdesk")
     app.setStyle("Fusion")
     app.setWindowIcon(QIcon(str(icon_path())))
-    app.setStyleSheet(stylesheet())
     instance = _single_instance(app, [os.path.abspath(p) for p in args.models])
-    if isinstance(instance, int):
+    if isinstance(instance, int):   # another Quantdesk of this user took the files
         return instance
     server, file_open = instance
+    apply_theme(load_settings().theme)   # light, dark or the system's (and follows it)
     window = MainWindow()
     server.files_received.connect(window.open_from_elsewhere)
     file_open.files_received.connect(window.open_from_elsewhere)

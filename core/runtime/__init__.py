@@ -6,7 +6,7 @@ llama.cpp load on first use. Keep every module imported here free of heavy top-l
 """
 from .chat import ChatError, ChatSession, Reply, load_request, sampling_params
 from .gpu_layers import GpuLayers, describe_gpu_layers, llama_gpu_layers, parse_gpu_layers
-from .library import LibrarySession, Listing, Opened
+from .library import DeletePlan, LibrarySession, Listing, Opened, display_names, plan_deletion
 from .models import (LoadRequest, ModelHost, ModelLoaded, ModelLoading, ModelManager,
                      ModelPlanned, ModelUnloaded, ResolvedLoad)
 # The quantize session (core.runtime.quantize) needs numpy and the converter: import it as

@@ -36,9 +36,23 @@ class ChatError(Exception):
     """A reply cannot start (no model chosen, nothing to answer). One line for the user."""
 
 
+def chosen_load_defaults() -> dict:
+    """The load settings the user chose for new chats on the Settings page (threads, context,
+    GPU layers; core.settings); only the keys they set."""
+    from quantdesk.core.settings import load_settings
+    return load_settings().chat_defaults()
+
+
+def default_load_settings() -> dict:
+    """What a chat loads with where it sets nothing itself: the user's choices over the
+    built-in LOAD_DEFAULTS."""
+    return {**LOAD_DEFAULTS, **chosen_load_defaults()}
+
+
 def load_request(model_path, settings: dict | None) -> LoadRequest:
-    """The load a conversation's settings ask for (its context, GPU layers, threads)."""
-    merged = {**LOAD_DEFAULTS, **(settings or {})}
+    """The load a conversation's settings ask for (its context, GPU layers, threads); a key the
+    conversation does not set comes from the user's defaults."""
+    merged = {**default_load_settings(), **(settings or {})}
     return LoadRequest(str(model_path), n_ctx=int(merged["n_ctx"]),
                        gpu_layers=merged["n_gpu_layers"], n_threads=merged.get("n_threads"))
 
@@ -149,6 +163,8 @@ class ChatSession:
 
     def new_conversation(self, *, system_prompt: str = "", model_path=None,
                          settings: dict | None = None) -> int:
+        # What the door does not choose comes from the user's defaults, fixed at creation.
+        settings = {**default_load_settings(), **(settings or {})}
         conv = self.store.create_conversation(system_prompt=system_prompt,
                                               model_path=model_path, settings=settings)
         self.conversation_id = conv.id

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 from quantdesk.app.bridge import run_task, serial_pool
 from quantdesk.app.pages.library.library_model import PATH_ROLE
 from quantdesk.core.engine.types import Token
+from quantdesk.core.runtime.chat import chosen_load_defaults
 from quantdesk.core.runtime import (ChatSession, ModelLoaded, ModelLoading, ModelPlanned,
                                     ModelUnloaded, load_request)
 
@@ -115,10 +116,13 @@ class ChatPage(ChatLayout):
 
     def new_conversation(self) -> int:
         self._save_conversation_settings()
-        # A new chat starts with the current model, system prompt and settings.
+        # A new chat starts with the current model, system prompt and sampling; its load
+        # settings (threads, context, GPU layers) are the user's choices on the Settings page
+        # where they made one.
         cid = self.session.new_conversation(
             system_prompt=self.settings.system_prompt.toPlainText(),
-            model_path=self._model_path, settings=self.settings.settings())
+            model_path=self._model_path,
+            settings={**self.settings.settings(), **chosen_load_defaults()})
         self.conversations.reload()
         self.session.conversation_id = None  # select_conversation switches to it
         self.select_conversation(cid)
