@@ -191,6 +191,7 @@ class ChatPage(ChatLayout):
             self.conversation_view.setCurrentIndex(self.conversations.index(row))
             self.conversation_view.selectionModel().blockSignals(False)
         if cid is not None:
+            self.conversations.refresh(cid)   # its model file may have gone meanwhile
             conv = self.store.get_conversation(cid)
             self.settings.system_prompt.setPlainText(conv.system_prompt or "")
             self.settings.set_settings(conv.settings or {})
