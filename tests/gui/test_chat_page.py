@@ -335,7 +335,8 @@ def test_the_state_line_says_one_current_thing(chat, window, qtbot, starter_mode
         chat.load_button.click()
         assert chat.status.text().startswith("Loading notes.gguf")
         assert chat.progress.isVisibleTo(chat) and "Error" not in chat.view.toPlainText()
-    assert chat.status.text().startswith("Loaded notes.gguf") and not chat.progress.isVisibleTo(chat)
+    assert chat.status.text().startswith("Loaded notes.gguf")
+    assert not chat.progress.isVisibleTo(chat)
     assert "Error" not in chat.view.toPlainText()
 
     # A reply: the line gives its stats; another chat never shows them, coming back does.

@@ -13,22 +13,20 @@ import functools
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QTimer, Signal
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QTimer, Signal
 
 from quantdesk.app.bridge import run_task, serial_pool
-from quantdesk.app.pages.library.library_model import PATH_ROLE
 from quantdesk.core.engine.types import Token
-from quantdesk.core.runtime import (ChatSession, ConversationModel, ModelLoaded, ModelLoading,
-                                    ModelPlanned, ModelUnloaded, load_request)
+from quantdesk.core.runtime import (ChatSession, ModelLoaded, ModelLoading, ModelPlanned,
+                                    ModelUnloaded)
 
 from . import transcript
 from .chat_layout import ChatLayout
-from .conversation_model import ID_ROLE, ConversationListModel
+from .conversation_model import ConversationListModel
+from .conversations import ConversationList
+from .model_choice import ModelChoice
 from .plan_panel import PlanPreview
 from .state_line import ChatState, describe, loaded_status
-
-NO_MODEL = "Pick a model first: the library has none yet."
 
 
 def _store_errors_reported(method):
@@ -59,7 +57,7 @@ class _Live:
         self.text = ""
 
 
-class ChatPage(ChatLayout):
+class ChatPage(ConversationList, ModelChoice, ChatLayout):
     reply_started = Signal(int)        # message id of the new assistant reply
     token_received = Signal(str)
     reply_finished = Signal(object)    # Done
@@ -116,225 +114,9 @@ class ChatPage(ChatLayout):
         self.plan_preview = PlanPreview(self.plan_panel, self.models, self)
         self.settings.load_settings_changed.connect(self._show_plan)
 
-    # ---- conversations -------------------------------------------------------------------
-    def current_conversation_id(self) -> int | None:
-        return self.session.conversation_id
-
-    def new_conversation(self, model_path=None) -> int:
-        """A new chat with `model_path`, or the model shown now; the system prompt and settings
-        shown now come along."""
-        self._save_conversation_settings()
-        if model_path is not None:
-            self._default_model = str(model_path)
-        model = self.current_model()
-        path = str(model_path) if model_path is not None else (
-            model.path if model.path and not model.missing else self._default_model)
-        cid = self.session.new_conversation(
-            system_prompt=self.settings.system_prompt.toPlainText(),
-            model_path=path, settings=self.settings.settings())
-        self.conversations.reload()
-        self.session.conversation_id = None  # select_conversation switches to it
-        self.select_conversation(cid)
-        self.composer.setFocus()
-        return cid
-
-    def rename_conversation(self, title: str | None = None, cid: int | None = None) -> None:
-        """Rename `cid` (default: the conversation shown); no title: edit it in place."""
-        if cid is not None and cid != self.session.conversation_id:
-            self.select_conversation(cid)
-        cid = self.session.conversation_id
-        row = self.conversations.row_of(cid) if cid is not None else -1
-        if row < 0:
-            return
-        index = self.conversations.index(row)
-        if title is None:
-            self.conversation_view.edit(index)  # inline editor; the model saves on commit
-        else:
-            self.conversations.setData(index, title)
-
-    def ask_confirmation(self, text: str) -> bool:
-        answer = QMessageBox.question(self, "Quantdesk", text)
-        return answer == QMessageBox.StandardButton.Yes
-
-    def delete_conversation(self, cid: int | None = None) -> None:
-        """Delete `cid` (default: the conversation shown) after asking; not while it streams."""
-        if cid is not None and cid != self.session.conversation_id:
-            self.select_conversation(cid)
-        cid = self.session.conversation_id
-        if cid is None or (self._live and self._live.reply.cid == cid):
-            return
-        conv = self.store.get_conversation(cid)
-        if not self.ask_confirmation(f"Delete the conversation “{conv.title}”?"):
-            return
-        self.store.delete_conversation(cid)
-        self.session.conversation_id = None
-        self.conversations.reload()
-        first = self.conversations.conversation(0)
-        self.select_conversation(first.id if first else None)
-
-    def _conversation_clicked(self, current: QModelIndex, _previous=None) -> None:
-        cid = current.data(ID_ROLE) if current.isValid() else None
-        if cid is not None and cid != self.session.conversation_id:
-            self.select_conversation(cid)
-
-    def select_conversation(self, cid: int | None) -> None:
-        """Show `cid`: its messages, settings and model (the picker follows the conversation;
-        the conversation never follows the picker unless the person switches it)."""
-        if cid != self.session.conversation_id:
-            self._save_conversation_settings()
-        self.session.conversation_id = self._state.cid = cid
-        self._state.clear_messages()
-        self.cancel_edit()
-        row = self.conversations.row_of(cid) if cid is not None else -1
-        if row >= 0:
-            self.conversation_view.selectionModel().blockSignals(True)
-            self.conversation_view.setCurrentIndex(self.conversations.index(row))
-            self.conversation_view.selectionModel().blockSignals(False)
-        if cid is not None:
-            self.conversations.refresh(cid)   # its model file may have gone meanwhile
-            conv = self.store.get_conversation(cid)
-            self.settings.system_prompt.setPlainText(conv.system_prompt or "")
-            self.settings.set_settings(conv.settings or {})
-        self._show_model()
-        self._reload_messages()
-
-    def _save_conversation_settings(self) -> None:
-        """The system prompt and settings shown go with the conversation (its model is changed
-        only by select_model)."""
-        cid = self.session.conversation_id
-        if cid is None:
-            return
-        try:
-            conv = self.store.get_conversation(cid)
-        except KeyError:  # deleted meanwhile
-            return
-        fields = {"system_prompt": self.settings.system_prompt.toPlainText(),
-                  "settings": self.settings.settings()}
-        if any(getattr(conv, k) != v for k, v in fields.items()):
-            self.store.update_conversation(cid, **fields)
-
-    def _reload_messages(self) -> None:
-        self._messages = self.session.messages()
-        last = next((m for m in reversed(self._messages) if m.role == "assistant"), None)
-        self._state.last_stats = last.stats if last is not None else None
-        self._render()
-        self._refresh_state()
-
-    def messages(self) -> list:
-        return list(self._messages)
-
-    # ---- model ---------------------------------------------------------------------------
-    def current_model(self) -> ConversationModel:
-        """The model of the conversation shown; with none shown (or none chosen for it yet),
-        the one a new chat would get."""
-        model = self.session.model()
-        return model if model.path else ConversationModel(self._default_model)
-
-    def select_model(self, path) -> None:
-        """Make `path` the model of the conversation shown, from its next reply on, and of the
-        next new chat: a deliberate switch (the picker asks first when the chat has replies)."""
-        path = str(path)
-        self._default_model = path
-        cid = self.session.conversation_id
-        if cid is not None and self.session.model().path != path:
-            self.session.switch_model(path)
-            self.conversations.refresh(cid)
-            self._state.clear_messages()
-            self._state.notice = (cid, f"This chat now uses {Path(path).name}.")
-        self._show_model()
-        self._render()
-
-    def _picker_changed(self, row: int) -> None:
-        entry = self.library.model.entry(row)
-        path = (str(entry.info.path) if entry is not None and entry.info is not None
-                else self.model_picker.itemData(row, PATH_ROLE))
-        current = self.session.model()
-        if not path or path == current.path:
-            self._show_model()
-            return
-        if current.path and not current.missing and self.session.has_replies():
-            old, new = current.name, Path(path).name
-            if not self.ask_confirmation(
-                    f"Switch this chat from {old} to {new}?\n\nIts replies so far came from "
-                    f"{old}; the next ones will come from {new}."):
-                self._show_model()   # the picker goes back to the chat's model
-                return
-        self.select_model(path)
-
-    def _library_changed(self) -> None:
-        """The library was listed again: a new chat's default model is its first usable entry
-        when none was chosen (a conversation's own model is never replaced)."""
-        default = ConversationModel(self._default_model)
-        if default.path is None or default.missing:
-            first = next((e for e in self.library.model.entries() if e.info), None)
-            self._default_model = str(first.info.path) if first is not None else None
-        self._show_model()
-
-    def _show_model(self) -> None:
-        """Picker, warning and plan panel: the model of the conversation shown."""
-        model = self.current_model()
-        row = self.library.model.row_of(model.path) if model.path else -1
-        self.model_picker.setPlaceholderText(
-            model.describe() if model.path else "No model in the library yet")
-        self.model_picker.setCurrentIndex(row)
-        self.model_picker.setToolTip(model.path or "")
-        self.model_warning.setText(f"The model file of this chat is gone: {model.path}. "
-                                   "Pick another model to go on." if model.missing else "")
-        self.model_warning.setVisible(model.missing)
-        self._show_plan()
-        self._refresh_state()
-
-    def _show_plan(self) -> None:
-        missing = self.current_model().missing
-        self.plan_preview.request(self.load_request(), "The model file is gone: nothing to plan."
-                                  if missing else "Pick a model to see what it needs.")
-
-    def load_request(self):
-        """The LoadRequest the settings panel describes (None: no model, or its file is gone)."""
-        model = self.current_model()
-        if model.path is None or model.missing:
-            return None
-        return load_request(model.path, self.settings.settings())
-
-    def _model_problem(self) -> str | None:
-        model = self.current_model()
-        if model.path is None:
-            return NO_MODEL
-        return model.missing_message() if model.missing else None
-
-    def load_selected_model(self) -> None:
-        request = self.load_request()
-        if request is None:
-            self._show_error(self._model_problem() or NO_MODEL)
-            return
-        cid = self.session.conversation_id
-        self._state.clear_messages()
-        self._state.loading = (Path(request.path).name, time.monotonic())
-        self._render()
-        self._refresh_state()
-        run_task(self._pool, self, lambda report, _cancel: self.models.load(request, report),
-                 on_event=self._on_event, on_failed=lambda m: self._on_load_failed(cid, m),
-                 what="load")
-
-    def unload_model(self) -> None:
-        run_task(self._pool, self, lambda report, _cancel: self.models.unload(report=report),
-                 on_event=self._on_event, what="unload")
-
-    def chat_with(self, path) -> None:
-        """"Chat with this" (Library) and "Chat with it" (Quantize): a NEW conversation with
-        that model (the one shown keeps its own), and the model starts loading now."""
-        self.new_conversation(model_path=path)
-        self.load_selected_model()
-
     # ---- sending -------------------------------------------------------------------------
     def is_busy(self) -> bool:
         return self._live is not None
-
-    def _adopt_model(self) -> None:
-        """A chat made while the library was empty gets the model shown when it first sends."""
-        if self.session.model().path is None and self._default_model:
-            self.session.switch_model(self._default_model)
-            self.conversations.refresh(self.session.conversation_id)
 
     @_store_errors_reported
     def send(self, text: str) -> bool:

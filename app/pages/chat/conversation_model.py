@@ -97,8 +97,8 @@ class ConversationDelegate(QStyledItemDelegate):
         fm, line = opt.fontMetrics, opt.fontMetrics.lineSpacing()
         painter.save()
         painter.setPen(text_colour)
-        painter.drawText(QRect(rect.x(), rect.y(), rect.width(), line), int(Qt.AlignmentFlag.AlignLeft),
-                         fm.elidedText(title, Qt.TextElideMode.ElideRight, rect.width()))
+        painter.drawText(QRect(rect.x(), rect.y(), rect.width(), line),
+                         int(Qt.AlignmentFlag.AlignLeft), fm.elidedText(title, Qt.TextElideMode.ElideRight, rect.width()))
         model = index.data(MODEL_ROLE) or ""
         if not selected:
             painter.setPen(opt.palette.color(QPalette.ColorRole.PlaceholderText))
