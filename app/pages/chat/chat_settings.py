@@ -88,6 +88,7 @@ class ChatSettingsPanel(QWidget):
         mform.addRow("GPU layers", self.gpu_layers)
         note = QLabel("Changes apply at the next load.")
         note.setObjectName("placeholderText")
+        note.setWordWrap(True)   # wraps, never widens the side panel
         mform.addRow(note)
 
         self.temperature = _double(0.0, 2.0, 0.05)
