@@ -76,7 +76,8 @@ def run(args) -> int:
         print(f"quantdesk: serving at {config.base_url}{key}; Ctrl-C stops", flush=True)
 
     if not serve_forever(config, listeners=[log], on_ready=ready):
-        print(f"quantdesk: could not listen on {config.host}:{config.port}", file=sys.stderr)
+        print(f"quantdesk: could not listen on {config.host}:{config.port} (is another server "
+              f"using the port?)", file=sys.stderr)
         return 1
     print("quantdesk: stopped", flush=True)
     return 0

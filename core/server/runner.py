@@ -28,6 +28,8 @@ def serve_forever(config: ServerConfig, listeners=None, on_ready=None) -> bool:
         server.run()
     except KeyboardInterrupt:   # uvicorn raises the Ctrl-C again once it has shut down
         pass
+    except SystemExit:          # uvicorn's way of saying it could not bind (logged already)
+        return False
     return server.started
 
 

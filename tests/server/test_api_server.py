@@ -173,6 +173,26 @@ def test_eight_concurrent_streaming_clients_all_get_the_right_reply(openai_clien
     assert results == [expected] * 8
 
 
+def test_requests_for_one_model_are_served_in_arrival_order(openai_client, server):
+    finished: list[int] = []
+
+    def one(i: int, tokens: int) -> None:
+        chat(openai_client, max_tokens=tokens)
+        finished.append(i)
+    first = threading.Thread(target=one, args=(0, 24))   # holds the model while the rest queue
+    first.start()
+    while not (server.loaded() and server.loaded()[0]["busy"]):
+        time.sleep(0.02)
+    rest = []
+    for i in range(1, 5):
+        rest.append(threading.Thread(target=one, args=(i, 1)))
+        rest[-1].start()
+        time.sleep(0.15)   # arrival order 1, 2, 3, 4
+    for t in [first, *rest]:
+        t.join(120)
+    assert finished == [0, 1, 2, 3, 4]
+
+
 @pytest.mark.slow
 def test_a_killed_host_fails_its_request_and_the_server_goes_on(openai_client, server):
     stream = chat(openai_client, max_tokens=400, stream=True,
@@ -240,6 +260,22 @@ def test_a_lan_address_needs_a_key(tmp_path):
                             "QUANTDESK_API_KEY": ""})
     assert r.returncode == 2
     assert "give an API key" in r.stderr
+
+
+def test_a_port_in_use_is_said_in_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "quantdesk.core.cli", "serve", "--port",
+                            str(port)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "QUANTDESK_HOME": str(tmp_path)})
+    assert r.returncode == 1
+    assert f"quantdesk: could not listen on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 @pytest.mark.slow
