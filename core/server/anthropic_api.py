@@ -12,7 +12,7 @@ from quantdesk.core.engine.types import Done
 from . import tools
 from .errors import ApiError, anthropic_body
 from .openai_api import SSE_HEADERS
-from .requests import (api_error_for, note_usage, parse, read_json, sampling, sse,
+from .request_flow import (api_error_for, note_usage, parse, read_json, sampling, sse,
                        start_generation, whole_reply)
 from .schemas import MessagesRequest, text_of
 

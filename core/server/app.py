@@ -24,7 +24,7 @@ from .catalog import ModelCatalog
 from .config import ServerConfig
 from .errors import ApiError, error_body, error_response, one_line
 from .pool import ModelPool
-from .requests import ClientGone, read_json
+from .request_flow import ClientGone, read_json
 
 OPEN_PATHS = {"/health"}   # answered without the key: says only that the server is up
 

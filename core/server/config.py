@@ -5,7 +5,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from .pool import DEFAULT_CTX
-from .requests import DEFAULT_MAX_BODY
+from .request_flow import DEFAULT_MAX_BODY
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

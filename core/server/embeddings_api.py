@@ -10,7 +10,7 @@ import struct
 from starlette.responses import JSONResponse
 
 from .errors import ApiError
-from .requests import api_error_for, parse, read_json
+from .request_flow import api_error_for, parse, read_json
 from .schemas import EmbeddingRequest
 
 MAX_INPUTS = 256

@@ -11,7 +11,7 @@ from quantdesk.core.engine.types import Done
 
 from . import tools
 from .errors import ApiError, openai_body
-from .requests import (api_error_for, note_usage, parse, read_json, sampling, sse,
+from .request_flow import (api_error_for, note_usage, parse, read_json, sampling, sse,
                        start_generation, whole_reply)
 from .schemas import ChatCompletionRequest, CompletionRequest
 
