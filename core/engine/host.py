@@ -268,12 +268,14 @@ class Host:
 
         def between_tokens(input_ids, logits) -> bool:
             # Called by llama-cpp-python after every sampled token: count it, honour cancel.
-            # llama-cpp-python calls it once more after the loop with the same ids, hence the
-            # count from the ids rather than from the calls (the k-th token sees prompt + k-1).
+            # The k-th token sees prompt + k-1 ids. llama-cpp-python calls it once more after
+            # the loop with every evaluated id: the same ones, or with prompt lookup also the
+            # draft tokens evaluated past the last one kept; neither is a new token.
             nonlocal count, first_at, cancelled
             if count == 0:
                 first_at = time.perf_counter()
-            count = max(count, len(input_ids) - n_prompt + 1)
+            if len(input_ids) == n_prompt + count:
+                count += 1
             if self.stopping():
                 cancelled = True
             return cancelled
