@@ -273,6 +273,19 @@ class ModelManager:
             return ResolvedLoad(request, max(0, int(plan.gpu_layers)), plan, f"auto: {plan.fit}")
         return ResolvedLoad(request, llama_gpu_layers(layers), plan)
 
+    def context_by_kv_type(self, request: LoadRequest, types=None) -> list:
+        """The largest context `request`'s model reaches on this machine per KV-cache type (f16,
+        q8_0, q4_0 by default), with its flash-attention and GPU-layer choices: a list of
+        core.planner.kv_fit.KvReach. Raises PlannerError when the model cannot be planned."""
+        from quantdesk.core.planner import load_profile
+        from quantdesk.core.planner.kv_fit import KV_TABLE_TYPES, context_by_kv_type
+        profile = load_profile(request.path)
+        layers = request.gpu_layers
+        forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
+        return context_by_kv_type(profile, self._hardware(), types or KV_TABLE_TYPES,
+                                  flash_attn=request.flash_attn, n_gpu_layers=forced,
+                                  prompt_lookup=request.prompt_lookup)
+
     # -- loaded models -----------------------------------------------------------------------------
     def loaded(self) -> list[ModelHost]:
         """Hosts with a model loaded, least recently used first."""
