@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QWidget
 
 
 def size_tick(mb: float, span: float) -> str:
-    """A file-size tick label with the decimals its axis needs: over a span of 2 MB, whole
-    numbers labelled a 104.45…106.45 axis "104, 105, 106" while the table said 105.5 MB)."""
+    """A file-size tick label with the decimals its axis needs (in whole numbers, a 104.45 to
+    106.45 MB axis read "104, 105, 106" next to a table saying 105.5 MB)."""
     decimals = 0 if span >= 20 else 1 if span >= 2 else 2
     return f"{mb:.{decimals}f}"
 
