@@ -6,7 +6,7 @@ import json
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QDesktopServices, QPalette
+from PySide6.QtGui import QColor, QDesktopServices, QPalette
 from PySide6.QtWidgets import QApplication
 
 pytestmark = pytest.mark.gui
@@ -85,6 +85,41 @@ def test_ctrl_comma_opens_settings_and_theme_applies_live(window, qtbot, home):
     assert app.palette().color(QPalette.ColorRole.Window).lightness() > 180
     assert json.loads((home / "settings.json").read_text())["theme"] == "system"
 
+
+
+def test_chat_transcript_and_model_card_follow_the_theme(window, qtbot):
+    """Their colours are in their HTML: light bubbles behind the dark theme's light text were
+    unreadable (seen in the screenshot tour). A theme change draws them again."""
+    from quantdesk.app.markdown_view import COLOURS
+    from quantdesk.app.pages.discover.discover_page import CardBrowser
+    chat = window.chat_page
+    cid = chat.new_conversation()
+    chat.store.add_message(cid, "user", "Hello there")
+    chat.store.add_message(cid, "assistant", "Hi! `x = 1`\n\n| a | b |\n|---|---|\n| 1 | 2 |")
+    chat.select_conversation(cid)
+    window.show_page("Chat")
+    card = CardBrowser()
+    qtbot.addWidget(card)
+    card.show_markdown("| a | b |\n|---|---|\n| 1 | 2 |")
+    page = window.settings_page
+
+    def shown(view) -> str:
+        return view.toHtml().lower()
+    try:
+        page.set_theme("dark")
+        text = QApplication.instance().palette().color(QPalette.ColorRole.Text)
+        for role in ("user", "assistant"):
+            bubble = QColor(COLOURS[True][role])
+            assert f'bgcolor="{bubble.name()}"' in shown(chat.view)
+            assert text.lightness() - bubble.lightness() > 100   # light text on a dark bubble
+        assert COLOURS[False]["user"] not in shown(chat.view)
+        assert COLOURS[True]["border"] in shown(card)
+        page.set_theme("light")
+        assert f'bgcolor="{COLOURS[False]["user"]}"' in shown(chat.view)
+        assert COLOURS[True]["user"] not in shown(chat.view)
+        assert COLOURS[False]["border"] in shown(card)
+    finally:
+        page.set_theme("system")
 
 def test_new_chats_start_with_the_default_load_settings(window, qtbot, home):
     page = window.settings_page
