@@ -100,6 +100,7 @@ def test_chat_transcript_and_model_card_follow_the_theme(window, qtbot):
     window.show_page("Chat")
     card = CardBrowser()
     qtbot.addWidget(card)
+    card.show()   # as on the Discover page
     card.show_markdown("| a | b |\n|---|---|\n| 1 | 2 |")
     page = window.settings_page
 

@@ -292,7 +292,7 @@ class ChatPage(ConversationList, ModelChoice, ChatLayout):
         self._shown_error = self._state.error_here()
         self.view.set_transcript(transcript.transcript_html(
             self._messages, live.reply.mid if live else None, live.text if live else "",
-            self._shown_error, is_dark(self.view)))
+            self._shown_error, is_dark(self)))
 
     def _update_buttons(self) -> None:
         busy = self._live is not None
