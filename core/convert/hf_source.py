@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from quantdesk.core.text import shown
+
 from .architectures import adapter_for
-from .errors import ConvertError, shown
+from .errors import ConvertError
 from .expected_tensors import check_tensors
 from .safetensors import SafetensorsCheckpoint
 from .source import ModelParams, Source, SourceTensor
