@@ -24,7 +24,7 @@ from typing import Callable, NamedTuple
 
 from quantdesk.core.units import human_bytes
 
-from quantdesk.core.text import quoted
+from quantdesk.core.text import quoted, shown
 
 from .errors import GGUFError, HeaderError, HeaderIncomplete
 from .header import ARRAY, STRING, UINT32, ArrayInfo, GGUFHeader, TensorInfo, ggml_types
@@ -37,7 +37,8 @@ FIRST_BYTES = 1 << 20   # most headers fit in 1 MiB; big vocabularies need a few
 
 _CODES = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _SCALARS = {t: struct.Struct("<" + c) for t, c in _CODES.items()}
-_SCALAR_UNPACK = {t: (st.unpack_from, st.size) for t, st in _SCALARS.items()}
+_SCALAR_UNPACK = {t: (st.unpack_from, st.size, lambda buf, at, n, c=c: struct.unpack_from(f"<{n}{c}", buf, at))
+                  for (t, st), c in zip(_SCALARS.items(), _CODES.values())}
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
 _TYPE_OFFSET = struct.Struct("<IQ")                       # a tensor's type and data offset
 _DIMS = [struct.Struct(f"<{n}Q") for n in range(LIMITS.max_dims + 1)]
@@ -174,7 +175,7 @@ class _Cursor:
                 if pos > end:
                     break
                 count -= chunk
-        except struct.error:
+        except (struct.error, OverflowError):   # OverflowError: a length of 2**63 moved pos
             self.incomplete(pos + 8)
         if pos > end:
             self.incomplete(pos)
@@ -219,6 +220,7 @@ def _read_metadata(cur: _Cursor, count: int) -> tuple[dict, int | None]:
     alignment_type = None
     cur.section = "metadata"
     buf, end, max_string = cur.buf, cur.end, cur.limits.max_string_bytes
+    keep = min(cur.limits.keep_array_items, cur.limits.max_array_items)   # longer: the cursor
     u64, u32, scalars = _U64.unpack_from, _U32.unpack_from, _SCALAR_UNPACK
     pos, last_key = cur.pos, ""
     for i in range(count):
@@ -242,6 +244,13 @@ def _read_metadata(cur: _Cursor, count: int) -> tuple[dict, int | None]:
                     raise _Careful
                 value = str(buf[at + 8:at + 8 + n], "utf-8", "replace")
                 at += 8 + n
+            elif vtype == ARRAY:
+                scalar = scalars.get(u32(buf, at)[0])    # arrays of strings: the cursor
+                n = u64(buf, at + 4)[0]
+                if scalar is None or n > keep or at + 12 + n * scalar[1] > end:
+                    raise _Careful
+                value = list(scalar[2](buf, at + 12, n))
+                at += 12 + n * scalar[1]
             else:
                 raise _Careful
         except (_Careful, struct.error, UnicodeDecodeError):
@@ -266,7 +275,7 @@ def _alignment(value, vtype: int | None) -> int:
         return DEFAULT_ALIGNMENT
     if vtype != UINT32 or value <= 0 or value & (value - 1):
         raise HeaderError(f"is corrupt: general.alignment must be a power of two stored as uint32 "
-                          f"(it is {value!r})")
+                          f"(it is {shown(value)})")
     return value
 
 
