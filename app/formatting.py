@@ -24,6 +24,14 @@ def size(n: int | None) -> str:
     return human_bytes(n)
 
 
+def eta(seconds: float | None) -> str:
+    """"ETA 3:07" for a job's remaining seconds ("ETA --:--" while unknown)."""
+    if seconds is None:
+        return "ETA --:--"
+    s = int(seconds + 0.5)
+    return f"ETA {s // 60}:{s % 60:02d}"
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an error for a banner or a cell; the exception's type if it has no text."""
     text = str(exc).strip().splitlines()

@@ -1,6 +1,8 @@
 """Entry point of the desktop app (`quantdesk-gui [MODEL.gguf ...]`, `python -m quantdesk.app.main`).
 
 Paths on the command line are opened like a drop (that is what the OS file association calls).
+One window per user and data folder: when one runs already, this launch hands it the paths over a
+local socket and exits 0 (app/single_instance.py).
 Only Qt and our light modules load before the window shows; llama.cpp lives in the engine's child
 process, markdown/Pygments load on the first rendered message.
 QUANTDESK_STARTUP_PROBE=1 prints the time from process start to the window's first show and exits.
@@ -35,6 +37,28 @@ def _since_process_start_ms() -> float:
         return (time.time() - psutil.Process().create_time()) * 1000
 
 
+def _single_instance(app, paths: list[str]):
+    """(InstanceServer, FileOpenFilter) when this launch is the first; else the exit status
+    after handing `paths` to the running window (0, or 1 when it never answered)."""
+    from .single_instance import FileOpenFilter, HandOver, InstanceServer, hand_over
+    for _attempt in (1, 2):   # twice: another launch may become the first in between
+        outcome = hand_over(paths)
+        if outcome == HandOver.DONE:
+            return 0
+        if outcome == HandOver.NO_ANSWER:
+            print("quantdesk-gui: Quantdesk is running but did not answer; try again",
+                  file=sys.stderr)
+            return 1
+        server = InstanceServer(parent=app)
+        if server.listen():
+            file_open = FileOpenFilter(app)
+            app.installEventFilter(file_open)   # before the event loop: launch-time events too
+            return server, file_open
+        server.deleteLater()
+    print("quantdesk-gui: cannot reach the running Quantdesk nor start one", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     import multiprocessing
     multiprocessing.freeze_support()  # frozen builds: the engine host is a spawned child of this
@@ -43,12 +67,18 @@ def main(argv: list[str] | None = None) -> int:
         from .self_test import main as self_test
         return self_test(argv[1:])
     args, qt_args = _parse(argv)
+    from .platform_check import check_platform
+    if (code := check_platform(qt_args)) is not None:   # Qt would abort with a generic message
+        return code
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from quantdesk.core.settings import load_settings
+
     from .main_window import MainWindow
-    from .resources import icon_path, stylesheet
+    from .resources import icon_path
+    from .theme import apply_theme
 
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Quantdesk")
@@ -56,8 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("quantdesk")
     app.setStyle("Fusion")
     app.setWindowIcon(QIcon(str(icon_path())))
-    app.setStyleSheet(stylesheet())
+    instance = _single_instance(app, [os.path.abspath(p) for p in args.models])
+    if isinstance(instance, int):   # another Quantdesk of this user took the files
+        return instance
+    server, file_open = instance
+    apply_theme(load_settings().theme)   # light, dark or the system's (and follows it)
     window = MainWindow()
+    server.files_received.connect(window.open_from_elsewhere)
+    file_open.files_received.connect(window.open_from_elsewhere)
     window.show()
     heavy = [m for m in HEAVY_MODULES if m in sys.modules]  # before any worker has started
     if args.models:
@@ -71,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             app.quit()
         QTimer.singleShot(0, probe)
     code = app.exec()
+    server.close()
     if window.chat_holder.page is not None:
         window.chat_holder.page.store.close()
     return code

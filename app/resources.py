@@ -10,9 +10,14 @@ def icon_path() -> Path:
     return resources_dir() / "quantdesk.svg"
 
 
-def stylesheet() -> str:
-    """The app stylesheet, or "" when the file is missing (the app still works, just plainer)."""
-    try:
-        return (resources_dir() / "style.qss").read_text(encoding="utf-8")
-    except OSError:
-        return ""
+def stylesheet(dark: bool = False) -> str:
+    """The app stylesheet (style.qss, plus style-dark.qss's overrides for the dark theme), or ""
+    when the file is missing (the app still works, just plainer)."""
+    names = ("style.qss", "style-dark.qss") if dark else ("style.qss",)
+    parts = []
+    for name in names:
+        try:
+            parts.append((resources_dir() / name).read_text(encoding="utf-8"))
+        except OSError:
+            pass
+    return "\n".join(parts)

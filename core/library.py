@@ -14,7 +14,9 @@ What users of LM Studio and similar apps expect, and what we do:
 - A file that is present but broken (truncated copy, corrupt) is listed with the one-line reason,
   so a failed download is visible rather than silently ignored.
 - Remove never deletes a file. Removing a scanned model hides it (remembered in library.json);
-  adding it again un-hides it.
+  adding it again un-hides it. Deleting files is the runtime session's, by one rule
+  (core.runtime.library.plan_deletion: our models folder on the user's word, anything else only
+  on their explicit yes, HF-cache blobs shared by other snapshots kept).
 - Split models (NAME-00001-of-0000N.gguf) are one entry, under their first part.
 
 Inspecting a big GGUF takes a second or two, so results are cached by (path, size, mtime) in memory
@@ -183,15 +185,19 @@ class Library:
             self._save()
         return LibraryEntry(info.path, "added", info, None)
 
-    def remove(self, path: str | Path) -> None:
-        """Forget `path` (any part of a split model works). Never deletes the file."""
+    def remove(self, path: str | Path, hide: bool = True) -> None:
+        """Forget `path` (any part of a split model works). Never deletes the file. `hide=False`
+        (the caller is deleting the file) forgets without hiding, so a model written again under
+        the same name is listed again."""
         path = Path(os.path.abspath(path))
         parts = split_parts(path)
         keys = {_key(p) for p in (parts or [path])}
         with self._lock:
             self._added, self._hidden = self._load()
             self._added = [p for p in self._added if _key(p) not in keys]
-            if not self._added_only(keys):
+            if not hide:
+                self._hidden -= keys
+            elif not self._added_only(keys):
                 self._hidden.add(_key(parts[0] if parts else path))
             self._save()
 

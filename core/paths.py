@@ -27,8 +27,15 @@ def data_dir() -> Path:
     return path
 
 
+def default_models_dir() -> Path:
+    return data_dir() / "models"
+
+
 def models_dir() -> Path:
-    """Where models Quantdesk makes itself (quantized, converted) are written."""
-    path = data_dir() / "models"
+    """Where models Quantdesk makes itself (quantized, converted) are written: the Settings
+    page's models folder, else <data folder>/models."""
+    from quantdesk.core.settings import load_settings   # a small JSON file, read each time
+    chosen = load_settings().models_dir
+    path = Path(chosen).expanduser() if chosen else default_models_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path

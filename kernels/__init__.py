@@ -4,38 +4,34 @@
     dequantize(data, "Q4_K", n_per_row) -> float32 (n_rows, n_per_row)
     row_bytes("Q4_K", 4096) -> 2304
 
-Each type has three implementations (numpy reference = the spec, numba CPU, numba-cuda), found
-through `registry`. No Qt and no heavy imports at module import time.
+A tensor's rows go: quantize() -> types.get_format (the catalogue: layout from gguf-py, our
+kernel family) -> row checks -> registry.get_kernel(type, backend) -> the family's cpu.py or
+cuda.py kernel (or reference.py, the numpy spec) -> uint8 blocks, byte-identical to llama.cpp.
+No Qt and no heavy imports at module import time.
 
 Map of the package:
-- API and plumbing: formats (block layouts), registry (type x backend -> kernel), oracle
-  (llama.cpp's ggml_quantize_chunk through ctypes, for tests and benchmarks).
-- numpy reference (the spec): common (rounding, fp16, C-order sums, make_qx/make_q3 searches),
-  kquant_search (make_qkx2/qkx3, make_qp_quants, K-quant scale packing), legacy (Q8_0..Q5_1),
-  q2_k, q3_k, q4_k, q5_k, q6_k.
-- one source for numba CPU and CUDA (njit here; loaded again as CUDA device code by
-  cuda_common.load_cuda_twin): ops (scalar ggml building blocks), kquant_ops (make_qp_quants),
-  legacy_ops, q3_k_ops, q6_k_ops (per-block code).
-- numba CPU: cpu_bits (float bit intrinsics), cpu_common (threads, row statistics, the
-  super-block-minor lane loader), vector_width (512-bit SIMD on AVX-512 CPUs),
-  qx_lanes / q3_lanes / kquant_cpu_ops (the searches across many sub-blocks at once, SIMD),
-  legacy_lanes, legacy_cpu, q3_k_cpu, q6_k_cpu, kquant_cpu (Q2_K/Q4_K/Q5_K).
-- numba-cuda: cuda_common (twin loader, launches), kquant_cuda_ops (make_qkx2/qkx3 per thread),
-  legacy_cuda, q36_k_cuda (Q3_K/Q6_K), kquant_cuda (Q2_K/Q4_K/Q5_K).
-- cache_guard: clears numba's cache when any source here changes (numba only checks the file
-  that defines a kernel, not the ones it inlines).
+- types: the one catalogue of GGML tensor types (every gguf GGMLQuantizationType: ggml id, block
+  size, type size, bits per weight; which kernel family of ours writes it). registry: (type,
+  backend) -> kernel, loading <family>/{reference,cpu,cuda}.py. oracle: llama.cpp's
+  ggml_quantize_chunk through ctypes (tests and benchmarks).
+- one sub-package per type family, each with reference.py (numpy, the spec), cpu.py (numba
+  CPU), cuda.py (numba-cuda) and the per-block code both run (*_ops.py, loaded again as CUDA
+  device code by shared/cuda_common.load_cuda_twin):
+  legacy/ (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1; block_ops, cpu_lanes),
+  k_scale_min/ (Q2_K, Q4_K, Q5_K: a scale and a min per sub-block; superblock_ops, cuda_search),
+  q3_k/ (Q3_K; block_ops, cpu_lanes), q6_k/ (Q6_K; block_ops).
+- shared/: the building blocks of all families (rounding, fp16, ggml's searches as numpy spec and
+  as numba code, CPU lane searches and threads, CUDA plumbing, SIMD width, numba cache guard).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .formats import FORMATS, QuantFormat, get_format, row_bytes
+from .types import (FORMATS, QUANT_TYPES, TYPES, QuantFormat, TensorType, get_format,
+                    row_bytes)
 
-__all__ = ["quantize", "dequantize", "row_bytes", "FORMATS", "QuantFormat", "get_format",
-           "cuda_usable", "QUANT_TYPES"]
-
-QUANT_TYPES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
-_FLOAT_TYPES = ("F32", "F16", "BF16")
+__all__ = ["quantize", "dequantize", "row_bytes", "TYPES", "TensorType", "get_format",
+           "cuda_usable", "QUANT_TYPES", "FORMATS", "QuantFormat"]
 
 
 def cuda_usable() -> bool:
@@ -53,7 +49,7 @@ def nonfinite_error(rows: np.ndarray) -> ValueError:
     return ValueError(f"row {bad} contains NaN or Inf; cannot quantize")
 
 
-def _check_rows(rows: np.ndarray, fmt: QuantFormat, imatrix: np.ndarray | None,
+def _check_rows(rows: np.ndarray, fmt: TensorType, imatrix: np.ndarray | None,
                 values: bool = True) -> None:
     """Shape, dtype, block multiple, imatrix; and NaN/Inf in the rows when `values` (the CPU
     kernels check those while they load their batches: one pass over the weights, not two)."""
@@ -90,10 +86,12 @@ def quantize(rows: np.ndarray, qtype: str, *, backend: str = "auto",
              imatrix: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """Quantize float32 rows to GGML type `qtype`; returns uint8 (n_rows, row_bytes)."""
     fmt = get_format(qtype)
-    if backend == "auto" and fmt.name not in _FLOAT_TYPES:
+    if not fmt.writable:
+        raise ValueError(f"Quantdesk has no kernel for {fmt.name}")
+    if backend == "auto" and not fmt.is_float:
         backend = "cuda" if cuda_usable() else "cpu"
-    _check_rows(rows, fmt, imatrix, values=backend != "cpu" or fmt.name in _FLOAT_TYPES)
-    if fmt.name in _FLOAT_TYPES:
+    _check_rows(rows, fmt, imatrix, values=backend != "cpu" or fmt.is_float)
+    if fmt.is_float:
         return _float_passthrough(rows, fmt.name)
     from .registry import get_kernel
     out = get_kernel(fmt.name, backend)(rows, imatrix, threads)

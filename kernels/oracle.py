@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import get_format, row_bytes
+from .types import get_format, row_bytes
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,7 +3,8 @@
 A kernel is `fn(rows, imatrix, threads) -> np.ndarray[uint8] of shape (n_rows, row_bytes)`, where
 `rows` is validated C-contiguous float32 (n_rows, n_per_row) with n_per_row a multiple of the
 block size, and `imatrix` is None or float32 (n_per_row,). Kernel modules register themselves at
-import; `KERNEL_MODULES` lists them so importing stays lazy (numba compiles on first use).
+import; `KERNEL_MODULES` lists them so importing stays lazy (numba compiles on first use): for
+every kernel family of the catalogue (types.KERNEL_FAMILIES), its reference, cpu and cuda module.
 """
 from __future__ import annotations
 
@@ -12,26 +13,15 @@ from typing import Callable
 
 import numpy as np
 
-BACKENDS = ("reference", "cpu", "cuda")
+from .types import BACKENDS, KERNEL_FAMILIES
 
 Kernel = Callable[[np.ndarray, "np.ndarray | None", "int | None"], np.ndarray]
 
 _KERNELS: dict[tuple[str, str], Kernel] = {}
 
-# Modules that call `register` for their types. Each kernel family adds its module here.
-KERNEL_MODULES: list[str] = [
-    "quantdesk.kernels.legacy",
-    "quantdesk.kernels.legacy_cpu",
-    "quantdesk.kernels.legacy_cuda",
-    "quantdesk.kernels.q6_k",
-    "quantdesk.kernels.q6_k_cpu",
-    "quantdesk.kernels.q3_k",
-    "quantdesk.kernels.q3_k_cpu",
-    "quantdesk.kernels.q36_k_cuda",
-    "quantdesk.kernels.q4_k",
-    "quantdesk.kernels.q5_k",
-    "quantdesk.kernels.q2_k",
-]
+# Modules that call `register` for their family's types: kernels/<family>/<backend>.py.
+KERNEL_MODULES: list[str] = [f"{__package__}.{family}.{backend}"
+                             for family in KERNEL_FAMILIES for backend in BACKENDS]
 
 _loaded: set[str] = set()
 
@@ -49,7 +39,7 @@ def register(qtype: str, backend: str) -> Callable[[Kernel], Kernel]:
 
 def _load_all() -> None:
     if not _loaded:
-        from .vector_width import prefer_512_bit
+        from .shared.vector_width import prefer_512_bit
         prefer_512_bit()        # before the first kernel module makes numba build its target
     for name in KERNEL_MODULES:
         if name not in _loaded:

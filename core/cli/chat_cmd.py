@@ -87,7 +87,9 @@ def run(args) -> int:
         if not args.json and reply.text:
             sys.stdout.write("\n")
         print(f"quantdesk: {exc}", file=sys.stderr)
-        return 1
+        # The file's fault (its chat template) is bad input, like a corrupt file: status 2.
+        from quantdesk.core.engine import ModelFileError
+        return 2 if isinstance(exc, ModelFileError) else 1
     finally:
         models.shutdown()
         store.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .architectures import ADAPTERS
+from .registry import ADAPTERS
 from .errors import AlreadyQuantized, ConvertError
 from .source import ModelParams, Source, SourceTensor
 

@@ -58,6 +58,7 @@ class Adapter:
                                "num_attention_heads") from None
         self.n_head_kv = int(_first(cfg, "num_key_value_heads", "n_kv_heads", default=self.n_head))
         self.head_dim = int(cfg.get("head_dim") or self.n_embd // self.n_head)
+        self.n_expert = int(_first(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0))
         arch = next(a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == self.gguf_arch)
         self.name_map = gguf.get_tensor_name_map(arch, self.n_layer)
 
@@ -81,9 +82,19 @@ class Adapter:
             gw.add_rope_freq_base(float(c["rope_theta"]))
         if (eps := _first(c, "rms_norm_eps", "norm_eps")) is not None:
             gw.add_layer_norm_rms_eps(float(eps))
+        if (eps := _first(c, "layer_norm_eps", "layer_norm_epsilon", "norm_epsilon")) is not None:
+            gw.add_layer_norm_eps(float(eps))
         if c.get("head_dim") is not None:
             gw.add_key_length(int(c["head_dim"]))
             gw.add_value_length(int(c["head_dim"]))
+        if self.n_expert:
+            gw.add_expert_count(self.n_expert)
+            if (used := _first(c, "num_experts_per_tok", "num_experts_per_token", "top_k_experts")) is not None:
+                gw.add_expert_used_count(int(used))
+            if c.get("moe_intermediate_size") is not None:
+                gw.add_expert_feed_forward_length(int(c["moe_intermediate_size"]))
+            if c.get("shared_expert_intermediate_size") is not None:
+                gw.add_expert_shared_feed_forward_length(int(c["shared_expert_intermediate_size"]))
         self.add_arch_hparams(gw)
 
     def add_arch_hparams(self, gw: Any) -> None:
@@ -118,6 +129,10 @@ class Adapter:
         if self.permute_qk and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             return _permute(data, self.n_head_kv)
         return data
+
+    def split(self, hf_name: str, shape: tuple[int, ...]) -> list[tuple[str, int, int]] | None:
+        """A fused tensor llama.cpp wants as several: [(gguf name, first row, end row) on axis -2]."""
+        return None
 
     def row_order(self, hf_name: str, n_rows: int) -> np.ndarray | None:
         """For a 2-D tensor whose transform only reorders rows: the source row of each output row."""
@@ -255,27 +270,3 @@ class Phi3(Adapter):
             return
         yield ("rope_factors_long.weight", lambda: np.asarray(long_f, np.float32), (len(long_f),))
         yield ("rope_factors_short.weight", lambda: np.asarray(short_f, np.float32), (len(short_f),))
-
-
-# HF `architectures` entry → adapter. Mistral is the llama graph in llama.cpp.
-ADAPTERS: dict[str, type[Adapter]] = {
-    "LlamaForCausalLM": Adapter,
-    "MistralForCausalLM": Adapter,
-    "Qwen2ForCausalLM": Qwen2,
-    "Qwen3ForCausalLM": Qwen3,
-    "Gemma2ForCausalLM": Gemma2,
-    "Gemma3ForCausalLM": Gemma3,
-    "Gemma3ForConditionalGeneration": Gemma3,
-    "Phi3ForCausalLM": Phi3,
-}
-
-
-def adapter_for(cfg: dict) -> Adapter:
-    archs = cfg.get("architectures") or []
-    if not archs:
-        raise ConvertError("config.json names no architecture")
-    for a in archs:
-        if a in ADAPTERS:
-            return ADAPTERS[a](normalize_config(cfg))
-    raise ConvertError(f"unsupported architecture {archs[0]} (supported: "
-                       "llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)")

@@ -13,31 +13,62 @@ from quantdesk.core.text import shown
 from .errors import ConvertError
 
 
+# Per GGUF architecture, what differs from the llama layer (pre-norms, q/k/v/o, gated FFN).
+_POST_NORMS = ("post_attention_norm", "post_ffw_norm")
+_LAYOUT = {
+    "qwen2": dict(bias="required", q_is_embd=True),
+    "qwen2moe": dict(bias="required", shared_expert=True),
+    "qwen3": dict(qk_norm="head"), "qwen3moe": dict(qk_norm="head"),
+    "gemma2": dict(norms=("attn_norm", "ffn_norm") + _POST_NORMS),
+    "gemma3": dict(norms=("attn_norm", "ffn_norm") + _POST_NORMS, qk_norm="head"),
+    "olmo2": dict(norms=_POST_NORMS, qk_norm="full"),
+    "olmoe": dict(qk_norm="full"),
+    "arcee": dict(gated=False),
+    "granite": dict(bias="output"), "granitemoe": dict(bias="output"),
+    "llama": dict(bias="optional"),
+}
+
+
 def _layer_tensors(a, n_ff: int | None) -> tuple[dict, dict]:
     """Per-layer GGUF name suffix -> shape: (required, optional). None in a shape: any size."""
     arch, E, D = a.gguf_arch, a.n_embd, a.head_dim
     q, kv = a.n_head * D, a.n_head_kv * D
     F = n_ff
-    if arch == "qwen2":
-        q = E   # llama.cpp's qwen2 loader: wq is {n_embd, n_embd}
-    required = {"attn_norm.weight": (E,), "ffn_norm.weight": (E,), "ffn_down.weight": (E, F)}
     if arch == "phi3":   # fused q|k|v and gate|up
-        required.update({"attn_qkv.weight": (q + 2 * kv, E), "attn_output.weight": (E, E),
-                         "ffn_up.weight": (None if F is None else 2 * F, E)})
-        return required, {}
+        return {"attn_norm.weight": (E,), "ffn_norm.weight": (E,), "ffn_down.weight": (E, F),
+                "attn_qkv.weight": (q + 2 * kv, E), "attn_output.weight": (E, E),
+                "ffn_up.weight": (None if F is None else 2 * F, E)}, {}
+    lay = _LAYOUT.get(arch, {})
+    if lay.get("q_is_embd"):
+        q = E   # llama.cpp's qwen2 loader: wq is {n_embd, n_embd}
+    required = {f"{n}.weight": (E,) for n in lay.get("norms", ("attn_norm", "ffn_norm"))}
     required.update({"attn_q.weight": (q, E), "attn_k.weight": (kv, E), "attn_v.weight": (kv, E),
-                     "attn_output.weight": (E, q), "ffn_gate.weight": (F, E), "ffn_up.weight": (F, E)})
+                     "attn_output.weight": (E, q)})
+    optional: dict = {}
     biases = {"attn_q.bias": (q,), "attn_k.bias": (kv,), "attn_v.bias": (kv,)}
-    optional = {}
-    if arch == "llama":  # llama.cpp's llama loader takes these biases when present
-        optional = {**biases, "attn_output.bias": (E,), "ffn_gate.bias": (F,), "ffn_up.bias": (F,),
-                    "ffn_down.bias": (E,)}
-    elif arch == "qwen2":
+    out_biases = {"attn_output.bias": (E,), "ffn_gate.bias": (F,), "ffn_up.bias": (F,), "ffn_down.bias": (E,)}
+    if lay.get("bias") == "required":
         required.update(biases)
-    if arch in ("qwen3", "gemma3"):
+    elif lay.get("bias") == "optional":   # llama.cpp's llama loader takes these when present
+        optional.update({**biases, **out_biases})
+    elif lay.get("bias") == "output":
+        optional.update(out_biases)
+    if lay.get("qk_norm") == "head":
         required.update({"attn_q_norm.weight": (D,), "attn_k_norm.weight": (D,)})
-    if arch in ("gemma2", "gemma3"):
-        required.update({"post_attention_norm.weight": (E,), "post_ffw_norm.weight": (E,)})
+    elif lay.get("qk_norm") == "full":
+        required.update({"attn_q_norm.weight": (q,), "attn_k_norm.weight": (kv,)})
+    if a.n_expert:
+        X, Fe = a.n_expert, int(a.cfg.get("moe_intermediate_size") or F or 0) or None
+        required.update({"ffn_gate_inp.weight": (X, E), "ffn_gate_exps.weight": (X, Fe, E),
+                         "ffn_up_exps.weight": (X, Fe, E), "ffn_down_exps.weight": (X, E, Fe)})
+        if lay.get("shared_expert"):
+            Fs = a.cfg.get("shared_expert_intermediate_size")
+            required.update({"ffn_gate_inp_shexp.weight": (E,), "ffn_gate_shexp.weight": (Fs, E),
+                             "ffn_up_shexp.weight": (Fs, E), "ffn_down_shexp.weight": (E, Fs)})
+        return required, optional
+    required.update({"ffn_up.weight": (F, E), "ffn_down.weight": (E, F)})
+    if lay.get("gated", True):
+        required["ffn_gate.weight"] = (F, E)
     return required, optional
 
 
@@ -58,8 +89,6 @@ def check_tensors(adapter, shapes: dict[str, tuple[int, ...]], n_vocab: int | No
                   extra: tuple[str, ...] = ()) -> None:
     """Refuse (ConvertError) a checkpoint llama.cpp would not load. `shapes`: GGUF name -> numpy
     shape of each tensor we would write; `extra`: names we add ourselves (rope factors)."""
-    if int(adapter.cfg.get("num_local_experts") or adapter.cfg.get("num_experts") or 0) > 0:
-        return   # mixture-of-experts layouts are not in this table (no such adapter today)
     arch = adapter.gguf_arch
     required, optional = expected_tensors(adapter, n_vocab)
     missing = [name for name in required if name not in shapes]
@@ -73,6 +102,8 @@ def check_tensors(adapter, shapes: dict[str, tuple[int, ...]], n_vocab: int | No
                 continue
             raise ConvertError(f"the checkpoint's tensor {shown(name)} is not one llama.cpp's {arch} "
                                f"model reads (for {adapter.n_layer} layers)")
+        while len(shape) > len(want) and shape[0] == 1:   # (1, n) is ggml's {n} (ggml_n_dims)
+            shape = shape[1:]
         if len(shape) != len(want) or any(w is not None and s != w for s, w in zip(shape, want)):
             hint = " (the config's vocab_size)" if name in ("token_embd.weight", "output.weight") else ""
             raise ConvertError(f"tensor {name} has shape {list(shape)} but the config makes it "

@@ -5,15 +5,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from quantdesk.core.text import shown
-
-from .architectures import adapter_for
 from .errors import ConvertError
 from .expected_tensors import check_tensors
+from .registry import adapter_for
 from .safetensors import SafetensorsCheckpoint
 from .source import ModelParams, Source, SourceTensor
+from .tensor_plan import plan_tensors
 from .vocab import add_vocab, has_tokenizer
 
 
@@ -34,18 +31,7 @@ def open_hf_folder(folder: Path) -> Source:
         raise ConvertError(f"no tokenizer in {folder.name} (tokenizer.json or tokenizer.model)")
     ckpt = SafetensorsCheckpoint(folder)
 
-    tensors: list[SourceTensor] = []
-    for hf_name in ckpt.names():
-        if adapter.skip(hf_name):
-            continue
-        ref = ckpt.refs[hf_name]
-        if ref.dtype not in ("F32", "F16", "BF16"):
-            raise ConvertError(f"tensor {shown(hf_name)} is {shown(ref.dtype)}; only F32, F16 and BF16 "
-                               "checkpoints can be converted")
-        tensors.append(SourceTensor(
-            name=adapter.gguf_name(hf_name), shape=ref.shape, dtype="F32", nbytes=ref.nbytes,
-            load=lambda n=hf_name: adapter.transform(n, ckpt.load(n)),
-            load_rows=_row_loader(ckpt, adapter, hf_name) if len(ref.shape) == 2 else None))
+    tensors = plan_tensors(ckpt, adapter)
     extra = []
     for name, load, shape in adapter.extra_tensors():
         tensors.append(SourceTensor(name=name, shape=shape, dtype="F32", nbytes=0, load=load))
@@ -68,7 +54,7 @@ def open_hf_folder(folder: Path) -> Source:
 
     params = ModelParams(arch=adapter.gguf_arch, n_layer=adapter.n_layer, n_head=adapter.n_head,
                          n_head_kv=adapter.n_head_kv,
-                         n_expert=int(cfg.get("num_local_experts") or cfg.get("num_experts") or 0))
+                         n_expert=adapter.n_expert)
     return Source(path=folder, name=model_name, params=params, tensors=tensors,
                   write_metadata=write_metadata, source_bytes=sum(t.nbytes for t in tensors),
                   close=ckpt.close)
@@ -84,16 +70,3 @@ def _vocab_size(adapter, shapes: dict[str, tuple[int, ...]]) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConvertError(f"config.json's vocab_size {value!r} is not a positive integer")
     return value
-
-
-def _row_loader(ckpt: SafetensorsCheckpoint, adapter, hf_name: str):
-    """Rows of a 2-D tensor read straight from the file (2-D transforms only reorder rows)."""
-    n_rows = ckpt.refs[hf_name].shape[0]
-    order = adapter.row_order(hf_name, n_rows)
-
-    def rows(r0: int, r1: int) -> np.ndarray:
-        if order is None:
-            return ckpt.read_rows(hf_name, r0, r1)
-        return ckpt.read_rows(hf_name, 0, n_rows)[order[r0:r1]]  # q/k: small, read whole
-
-    return rows

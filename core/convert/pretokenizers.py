@@ -1,11 +1,15 @@
 """Which llama.cpp pre-tokenizer a BPE tokenizer uses (`tokenizer.ggml.pre`).
 
 llama.cpp's converter encodes PROBE_TEXT with the model's tokenizer, hashes str(token ids) with
-sha256 and looks the hash up in a table kept in convert_hf_to_gguf.py. The table below is the part
-of it that covers the architectures we convert. A tokenizer that is not in it (a model trained
-here, a new fine-tune) is judged by its pre-tokenizer config instead.
+sha256 and looks the hash up in its table; `pretokenizer_hashes` holds that whole table as data
+(with the llama.cpp version it came from). A tokenizer that is not in it (a model trained here, a
+new fine-tune) is judged by its pre-tokenizer config instead; if that names nothing either, the
+conversion stops with a message that names the hash, so the table can be extended.
 """
 from __future__ import annotations
+
+from .errors import ConvertError
+from .pretokenizer_hashes import BY_HASH, LLAMA_CPP_SOURCE
 
 PROBE_TEXT = (
     "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n"
@@ -18,26 +22,25 @@ PROBE_TEXT = (
     "'M not sure I'll make it, 'D you like some tea? We'Ve a'lL"
 )
 
-_BY_HASH = {
-    "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",   # Llama 3
-    "c136ed14d01c2745d4f60a9596ae66800e2b61fa45643e72436041855ad4089d": "smaug-bpe",   # Llama 3 fine-tunes
-    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",      # SmolLM / SmolLM2
-    "e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea": "qwen2",       # Qwen1.5 .. Qwen3
-    "d4540891389ea895b53b399da6ac824becc30f2fba0e9ddbb98f92e55ca0e97c": "qwen2",       # Qwen3 embedding
-    "b3f499bb4255f8ca19fccd664443283318f2fd2414d5e0b040fbdd0cc195d6c5": "deepseek-r1-qwen",
-    "63b97e4253352e6f357cc59ea5b583e3a680eaeaf2632188c2b952de2588485e": "tekken",      # Mistral Nemo
-    "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",
-    "fcace8b9cac38ce847670c970cd5892031a753a1ef381abd1d9af00f713da085": "phi-2",
-    "ccc2ef013c104be7bae2965776d611e1d7a8a2a9c547dd93a682c9a9fc80352e": "gpt-4o",      # Phi-4
-    "9d032fcbd5501f4a38150912590928bfb36091efb5df11b8e2124b0390e3fb1e": "falcon3",
-}
 
 # The GPT-2 split expression; a plain ByteLevel pre-tokenizer with use_regex uses it.
 _GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 
 
 def pre_from_hash(digest: str) -> str | None:
-    return _BY_HASH.get(digest)
+    return BY_HASH.get(digest)
+
+
+def pre_tokenizer_name(digest: str | None, pre_config: dict | None) -> str:
+    """`tokenizer.ggml.pre` for a BPE tokenizer: by probe hash, else by its pre_tokenizer config."""
+    name = pre_from_hash(digest) if digest else None
+    if name is None:
+        name = pre_from_config(pre_config)
+    if name is None:
+        which = f"probe hash {digest}" if digest else "no probe hash: the `tokenizers` package is missing"
+        raise ConvertError(f"the tokenizer's BPE pre-tokenizer ({which}) is not one llama.cpp knows "
+                           f"(table of {LLAMA_CPP_SOURCE}), and its pre_tokenizer config names none")
+    return name
 
 
 def pre_from_config(pre: dict | None) -> str | None:

@@ -232,14 +232,16 @@ class SafetensorsCheckpoint:
                 shard = self._files[path] = _ShardFile(path)
             return shard
 
-    def read_rows(self, name: str, r0: int, r1: int) -> np.ndarray:
-        """Rows r0:r1 of the tensor (seen as 2-D, first axis = rows) as a new float32 array."""
+    def read_rows(self, name: str, r0: int, r1: int, row_items: int | None = None) -> np.ndarray:
+        """Rows r0:r1 of the tensor (seen as 2-D, first axis = rows, or rows of `row_items`
+        values: a 3-D expert tensor read as its last axis) as a new float32 array."""
         ref = self.refs[name]
         if ref.dtype not in _DTYPES:
             raise ConvertError(f"tensor {shown(name)} has dtype {shown(ref.dtype)}; only F32, F16 and BF16 "
                                "checkpoints can be converted")
         n_rows = ref.shape[0] if ref.shape else 1
-        row_items = (ref.nbytes // ref.itemsize) // n_rows if n_rows else 0
+        if row_items is None:
+            row_items = (ref.nbytes // ref.itemsize) // n_rows if n_rows else 0
         buf = np.empty((r1 - r0, row_items), dtype=_DTYPES[ref.dtype])
         start = ref.start + r0 * row_items * ref.itemsize
         try:

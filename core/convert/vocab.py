@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConvertError
-from .pretokenizers import PROBE_TEXT, pre_from_config, pre_from_hash
+from .pretokenizers import PROBE_TEXT, pre_from_hash, pre_tokenizer_name
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +106,13 @@ def _pre_tokenizer(folder: Path, tj: dict) -> str:
         from tokenizers import Tokenizer
     except ImportError:
         Tokenizer = None
+    digest = None
     if Tokenizer is not None:
         ids = Tokenizer.from_file(str(folder / "tokenizer.json")).encode(PROBE_TEXT).ids
         digest = sha256(str(ids).encode()).hexdigest()
-        name = pre_from_hash(digest)
-        if name:
-            return name
-        log.info("pre-tokenizer hash %s not in llama.cpp's table; judging by its config", digest)
-    name = pre_from_config(tj.get("pre_tokenizer"))
-    if name is None:
-        raise ConvertError("the tokenizer's BPE pre-tokenizer is not one llama.cpp knows")
-    return name
+        if pre_from_hash(digest) is None:
+            log.info("pre-tokenizer hash %s not in llama.cpp's table; judging by its config", digest)
+    return pre_tokenizer_name(digest, tj.get("pre_tokenizer"))
 
 
 def _sentencepiece_tokens(folder: Path, vocab_size: int | None):

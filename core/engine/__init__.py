@@ -3,6 +3,6 @@
 Importing this package is cheap: llama_cpp is imported only inside the host process.
 """
 from .client import EngineClient
-from .types import Done, EngineError, LoadResult, SamplingParams, Token
+from .types import Done, EngineError, LoadResult, ModelFileError, SamplingParams, Token
 
-__all__ = ["EngineClient", "EngineError", "SamplingParams", "LoadResult", "Token", "Done"]
+__all__ = ["EngineClient", "EngineError", "ModelFileError", "SamplingParams", "LoadResult", "Token", "Done"]

@@ -24,13 +24,23 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .logs import log_path
-from .types import Done, EngineError, LoadResult, SamplingParams, Token
+from .types import Done, EngineError, LoadResult, ModelFileError, SamplingParams, Token
 
 POLL_SECONDS = 0.25
+DRAIN_SECONDS = 1.0   # a cancelled reply the caller stopped reading must end within this
+STOP_SECONDS = 1.0    # a host asked to shut down must exit within this, or it is terminated
+
+
+def _raise_for(kind: str, payload) -> None:
+    if kind == "model_error":
+        raise ModelFileError(payload)
+    if kind == "error":
+        raise EngineError(payload)
 
 
 def default_threads() -> int:
@@ -104,13 +114,19 @@ class EngineClient:
             except (BrokenPipeError, EOFError, OSError):
                 raise self._died() from None
 
-    def _receive(self):
-        """Next event from the host; raises EngineError (and forgets the host) if it died."""
+    def _receive(self, deadline: float | None = None, idle=None):
+        """Next event from the host; raises EngineError (and forgets the host) if it died,
+        TimeoutError past `deadline` (time.monotonic()). `idle()` runs at every quiet poll."""
         events, proc = self._events, self._proc
         if events is None:
             raise EngineError("no model is loaded")
         try:
-            while not events.poll(POLL_SECONDS):
+            while not events.poll(POLL_SECONDS if deadline is None else
+                                  max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError
+                if idle is not None:
+                    idle()
                 if not proc.is_alive():
                     if events.poll(0):   # it wrote something before dying: read that first
                         break
@@ -147,7 +163,7 @@ class EngineClient:
         self._proc = self._commands = self._events = None
         self._loaded = None
 
-    def _stop_host(self, timeout: float = 5.0) -> None:
+    def _stop_host(self, timeout: float = STOP_SECONDS) -> None:
         proc = self._proc
         if proc is None:
             return
@@ -185,13 +201,14 @@ class EngineClient:
             kind, payload = self._receive()
         finally:
             self._loading = None
-        if kind == "error":
-            raise EngineError(payload)
+        _raise_for(kind, payload)
         self._loaded = LoadResult.from_dict(payload)
         return self._loaded
 
-    def generate(self, messages: list[dict], params: SamplingParams | None = None
-                 ) -> Iterator[Token | Done]:
+    def generate(self, messages: list[dict], params: SamplingParams | None = None,
+                 cancel=None) -> Iterator[Token | Done]:
+        """Tokens, then one Done. `cancel`: a CancelToken (set from any thread); it is looked at
+        while waiting too, so it stops a long prompt evaluation before the first token."""
         if self._loaded is None:
             raise EngineError("no model is loaded")
         params = params or SamplingParams()
@@ -200,18 +217,26 @@ class EngineClient:
         clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
         self._send("generate", dict(id=gen_id, messages=clean, sampling=params.to_dict()))
         finished = False
+        asked = False
+
+        def watch_cancel() -> None:
+            nonlocal asked
+            if not asked and cancel is not None and cancel.cancelled:
+                asked = True
+                self.cancel()
         try:
             while True:
-                kind, payload = self._receive()
+                watch_cancel()
+                kind, payload = self._receive(idle=watch_cancel)
                 if kind == "token":
                     yield Token(payload)
                 elif kind == "done":
                     finished = True
                     yield Done.from_dict(payload)
                     return
-                elif kind == "error":
+                elif kind in ("error", "model_error"):
                     finished = True
-                    raise EngineError(payload)
+                    _raise_for(kind, payload)
         finally:
             if not finished and self._proc is not None:
                 # The caller stopped reading early: cancel and drain, so the next request
@@ -219,14 +244,27 @@ class EngineClient:
                 self._drain(gen_id)
 
     def _drain(self, gen_id: int) -> None:
+        # The host stops a cancelled reply within one step of llama.cpp's graph; one that does
+        # not answer in DRAIN_SECONDS is stuck (or busy in C) and is ended: the caller (Ctrl-C in
+        # the CLI, a closed window) is not kept waiting, and the next load starts a fresh host.
         try:
             self._send("cancel", {"id": gen_id})
+            deadline = time.monotonic() + DRAIN_SECONDS
             while True:
-                kind, _ = self._receive()
-                if kind in ("done", "error"):
+                kind, _ = self._receive(deadline)
+                if kind in ("done", "error", "model_error"):
                     return
         except EngineError:
             pass
+        except TimeoutError:
+            self._kill()
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
+            proc.join(2)
+        self._forget()
 
     def cancel(self) -> None:
         """Stop the reply in progress (any thread); generate() ends with finish_reason cancelled."""

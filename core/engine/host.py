@@ -7,11 +7,21 @@ pipe so that "cancel" is seen between two tokens even while the main thread is g
 Commands (client -> host), each a (kind, payload) tuple:
     ("load", {path, n_gpu_layers, n_ctx, n_threads})   -> ("loaded", LoadResult fields) | ("error", msg)
     ("generate", {id, messages, sampling})             -> ("token", text)* then ("done", Done fields) | ("error", msg)
-    ("cancel", {id})                                    ends generation `id` early (finish_reason "cancelled")
+                                                           | ("model_error", msg): the model file is at fault
+                                                             (its chat template), not the engine
+    ("cancel", {id})                                    ends generation `id` early (finish_reason "cancelled"),
+                                                        also in the middle of the prompt's evaluation
     ("unload", {})                                      -> ("unloaded", {})  frees the model, keeps the process
     ("shutdown", {})                                    the process exits
 llama.cpp writes its logs to stdout/stderr from C; both file descriptors are pointed at a log file
 so nothing ever lands in the user's terminal (or in `quantdesk chat --json` output).
+
+A host never outlives its client. The client is gone when the command pipe reads EOF or when the
+parent process has ended (another process may still hold the pipe open): then the host stops what
+it is doing and exits, and if that takes more than GONE_GRACE_S (a template being rendered, a
+load in progress) it exits at once. Stopping mid-prompt works through llama.cpp's abort callback,
+which llama_decode polls between the steps of its graph, so a long prompt evaluation ends within
+one step, not at the next token.
 """
 from __future__ import annotations
 
@@ -26,7 +36,26 @@ import time
 import traceback
 
 from .logs import route_output_to
-from .prompt import chat_template_prompt, completion_prompt
+from .prompt import TemplateError, chat_template_prompt, completion_prompt
+
+GONE_GRACE_S = 0.75      # after the client is gone: time to stop cleanly before a hard exit
+PARENT_POLL_S = 0.25
+NEVER = 1 << 62          # a generation id no cancel reaches
+
+class _NoChatFormatter:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter, which Llama() builds for every chat
+    template in the file at load time, with no limits: Jinja folds `'x' * 1500000000` while
+    compiling, and a syntax error fails the load. The host renders templates itself, under
+    limits (chat_template.py), and never uses llama-cpp-python's chat handlers."""
+
+    def __init__(self, **_kwargs):
+        pass
+
+    def to_chat_handler(self):
+        def unused(**_kwargs):
+            raise RuntimeError("chat templates are rendered by the engine host, not llama-cpp-python")
+        return unused
+
 
 def _rss() -> int:
     import psutil
@@ -39,8 +68,46 @@ class Host:
         self.events = events
         self.inbox: queue.Queue = queue.Queue()
         self.cancelled_id = -1           # highest generation id the client cancelled
+        self.current_id = NEVER          # the generation in progress
+        self.client_gone = False
         self.llm = None
         self.template: str | None = None
+        self._abort_callback = None      # the ctypes callback llama.cpp holds: keep it alive
+
+    def stopping(self) -> bool:
+        """Should the work in progress stop (the client cancelled it, or is gone)?"""
+        return self.client_gone or self.cancelled_id >= self.current_id
+
+    def lose_client(self, why: str) -> None:
+        """The client is gone: stop, and exit even if stopping does not finish in time."""
+        if self.client_gone:
+            return
+        self.client_gone = True
+        self.cancelled_id = NEVER
+        print(f"engine host: {why}; exiting", file=sys.stderr)
+        self.inbox.put(("shutdown", {}))
+        timer = threading.Timer(GONE_GRACE_S, os._exit, (0,))
+        timer.daemon = True
+        timer.start()
+
+    def watch_parent(self) -> None:
+        """The pipe reads EOF when the client dies, unless another process inherited its end;
+        the parent's end is the other sign."""
+        import psutil
+        try:
+            parent = psutil.Process(os.getppid())
+        except psutil.Error:
+            self.lose_client("the client process is gone")
+            return
+        while not self.client_gone:
+            time.sleep(PARENT_POLL_S)
+            try:
+                alive = parent.is_running() and parent.status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                alive = False
+            if not alive:
+                self.lose_client("the client process is gone")
+                return
 
     # -- reader thread ---------------------------------------------------------------------------
     def read_commands(self) -> None:
@@ -48,8 +115,7 @@ class Host:
             try:
                 kind, payload = self.commands.recv()
             except (EOFError, OSError):       # the client is gone: stop whatever we do and exit
-                self.cancelled_id = 1 << 62
-                self.inbox.put(("shutdown", {}))
+                self.lose_client("the client closed its pipe")
                 return
             if kind == "cancel":
                 self.cancelled_id = max(self.cancelled_id, int(payload.get("id", 0)))
@@ -61,6 +127,7 @@ class Host:
     # -- main loop -------------------------------------------------------------------------------
     def serve(self) -> None:
         threading.Thread(target=self.read_commands, name="engine-commands", daemon=True).start()
+        threading.Thread(target=self.watch_parent, name="engine-parent", daemon=True).start()
         while True:
             kind, payload = self.inbox.get()
             if kind == "shutdown":
@@ -77,7 +144,10 @@ class Host:
                 else:
                     self.events.send(("error", f"unknown engine command {kind!r}"))
             except (BrokenPipeError, EOFError):
+                self.unload()
                 return
+            except TemplateError as exc:   # the file's fault: the CLI says so with exit status 2
+                self.events.send(("model_error", str(exc)))
             except Exception as exc:  # report, stay up: the client decides what to do next
                 traceback.print_exc()
                 msg = " ".join(str(exc).split()) or type(exc).__name__
@@ -87,11 +157,14 @@ class Host:
         if self.llm is not None:
             self.llm.close()
             self.llm = None
+            self._abort_callback = None
             gc.collect()
 
     def load(self, path: str, n_gpu_layers: int, n_ctx: int, n_threads: int) -> dict:
         self.unload()
         import llama_cpp   # before measuring: rss_before..rss_after is what the model costs
+        import llama_cpp.llama_chat_format
+        llama_cpp.llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter
         rss_before = _rss()
         start = time.perf_counter()
         offload = bool(llama_cpp.llama_supports_gpu_offload())
@@ -104,6 +177,10 @@ class Host:
         load_seconds = time.perf_counter() - start
         self.llm = llm
         self.template = llm.metadata.get("tokenizer.chat_template") or None
+        # llama_decode asks this between the steps of its graph: cancel (and a client that went
+        # away) stop a long prompt evaluation there, not only between two sampled tokens.
+        self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self.stopping())
+        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
         n_layers = int(llama_cpp.llama_model_n_layer(llm.model))
         used_layers = 0
         if offload:
@@ -126,11 +203,21 @@ class Host:
             eos_token=model.token_get_text(eos) if eos != -1 else "")
 
     def generate(self, gen_id: int, messages: list[dict], sampling: dict) -> None:
+        self.current_id = gen_id
+        try:
+            self._generate(gen_id, messages, sampling)
+        finally:
+            self.current_id = NEVER
+
+    def _generate(self, gen_id: int, messages: list[dict], sampling: dict) -> None:
         llm = self.llm
         if llm is None:
             raise RuntimeError("no model is loaded")
         prompt = self.build_prompt(messages)
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
+        if not tokens:   # llama-cpp-python asserts on an empty prompt
+            raise TemplateError("the model's chat template made a prompt without tokens for "
+                                "this conversation (the template in the model file is faulty)")
         n_ctx = llm.n_ctx()
         if len(tokens) >= n_ctx:
             raise RuntimeError(f"the conversation ({len(tokens)} tokens) does not fit the context "
@@ -149,7 +236,7 @@ class Host:
             if count == 0:
                 first_at = time.perf_counter()
             count = max(count, len(input_ids) - n_prompt + 1)
-            if self.cancelled_id >= gen_id:
+            if self.stopping():
                 cancelled = True
             return cancelled
 
@@ -167,12 +254,22 @@ class Host:
             min_p=float(sampling["min_p"]), repeat_penalty=float(sampling["repeat_penalty"]),
             seed=seed, stop=prompt.stop, stream=True,
             stopping_criteria=StoppingCriteriaList([between_tokens]))
-        for chunk in stream:
-            choice = chunk["choices"][0]
-            if choice["text"]:
-                self.events.send(("token", choice["text"]))
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
+        try:
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    self.events.send(("token", choice["text"]))
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+        except RuntimeError:
+            # The abort callback stopped llama_decode ("llama_decode returned 2"). llama-cpp-
+            # python counts only the batches that completed and drops the rest from the KV cache
+            # before the next evaluation, so the next reply starts from a consistent state.
+            if not self.stopping():
+                raise
+            cancelled = True
+            if count == 0:
+                first_at = time.perf_counter()
         end = time.perf_counter()
         if cancelled:
             finish = "cancelled"

@@ -8,6 +8,11 @@ class EngineError(Exception):
     """Loading or generating failed, or the model process died. str(e) is one line for the user."""
 
 
+class ModelFileError(EngineError):
+    """The model file is at fault, not the engine (e.g. its chat template is invalid, hostile or
+    makes no prompt): loading it again will not help. The CLI exits with status 2 for it."""
+
+
 @dataclass
 class SamplingParams:
     temperature: float = 0.7

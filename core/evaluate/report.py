@@ -22,6 +22,7 @@ import numpy as np
 from . import cache
 from .child import Cancelled, EvaluationError, run_job
 from .progress import EvalProgress
+from .same_model import check_same_model
 from .scoring import perplexity
 
 
@@ -90,7 +91,11 @@ def compare(models: list[str | Path], reference: str | Path, text: str, *, n_ctx
             progress: Callable[[EvalProgress], None] | None = None, cancel=None,
             cache_dir: str | Path | None = None,
             on_result: Callable[[QualityReport], None] | None = None) -> list[QualityReport]:
-    """One report per model against `reference`, all on the same tokens of `text`."""
+    """One report per model against `reference`, all on the same tokens of `text`.
+
+    Every model is first checked to be a quant of the reference (same_model.py); a report made
+    before on the same files, text and settings comes from the cache (on_result gets those first),
+    so only new quants are scored, and the reference only when one is."""
     if n_ctx < 16:
         raise EvaluationError("the context must be at least 16 tokens")
     if not text.strip():
@@ -99,43 +104,59 @@ def compare(models: list[str | Path], reference: str | Path, text: str, *, n_ctx
         raise EvaluationError("choose at least one model to compare with the reference")
     ref_info = _model_info(reference)
     infos = [_model_info(m) for m in models]
+    for info in infos:   # before any scoring: a quant of another model is refused, not scored
+        check_same_model(ref_info.path, info.path)
     cancelled = (lambda: cancel.cancelled) if cancel is not None else None
     base = dict(text=text, n_ctx=int(n_ctx), max_chunks=max_chunks, threads=threads,
                 n_gpu_layers=int(n_gpu_layers))
 
     root = cache.cache_root(cache_dir)
-    key = cache.cache_key(cache.file_fingerprint(ref_info.path), cache.text_hash(text), n_ctx,
-                          max_chunks, n_gpu_layers != 0)
+    gpu = n_gpu_layers != 0
+    ref_print, text_digest = cache.file_fingerprint(ref_info.path), cache.text_hash(text)
+    report_keys = [cache.report_key(ref_print, cache.file_fingerprint(info.path), text_digest,
+                                    n_ctx, max_chunks, gpu) for info in infos]
+    reports: list[QualityReport | None] = []
+    for info, key in zip(infos, report_keys):
+        stored = cache.lookup_report(root, key)
+        report = _stored_report(stored, info, ref_info) if stored else None
+        reports.append(report)
+        if report is not None and on_result is not None:
+            on_result(report)
+    todo = [i for i, r in enumerate(reports) if r is None]
+    if not todo:
+        return reports
+
+    key = cache.cache_key(ref_print, text_digest, n_ctx, max_chunks, gpu)
     meta = cache.lookup(root, key)
     n_models = len(infos)
-    ref_cached = meta is not None
-    stages = n_models + (0 if ref_cached else 1)
+    stages = len(todo) + (0 if meta is not None else 1)
 
-    def reporter(stage: str, name: str, index: int):
+    def reporter(stage: str, name: str, index: int, position: int):
         # Every stage runs the same chunks, so the run's fraction is simple arithmetic.
         def report(done: int, total: int) -> None:
-            prior = (index - (1 if ref_cached else 0)) * total
             if progress is not None:
                 progress(EvalProgress(stage, name, index, n_models, done, total,
-                                      prior + done, stages * total))
+                                      position * total + done, stages * total))
         return report
 
     if meta is None:
         part = cache.new_part(root, key)
         try:
             result = run_job("reference", dict(base, path=str(ref_info.path), out=str(part)),
-                             progress=reporter("reference", ref_info.path.name, 0),
+                             progress=reporter("reference", ref_info.path.name, 0, 0),
                              cancelled=cancelled)
             meta = cache.commit(root, key, part, dict(result, reference=str(ref_info.path)))
         finally:
             cache.discard(part)
     ref_ppl = perplexity(np.load(Path(meta["dir"]) / "nll.npy"))
 
-    reports = []
-    for i, info in enumerate(infos, start=1):
+    first = stages - len(todo)
+    for position, i in enumerate(todo, start=first):
+        info = infos[i]
         start = time.monotonic()
         r = run_job("compare", dict(base, path=str(info.path), reference_dir=meta["dir"]),
-                    progress=reporter("model", info.path.name, i), cancelled=cancelled)
+                    progress=reporter("model", info.path.name, i + 1, position),
+                    cancelled=cancelled)
         kld = np.asarray(r["kld"])
         report = QualityReport(
             model=str(info.path), reference=str(ref_info.path), file_type=info.file_type,
@@ -146,10 +167,20 @@ def compare(models: list[str | Path], reference: str | Path, text: str, *, n_ctx
             kld_max=float(kld.max()), top1_agreement=float(np.mean(r["same_top"])),
             tokens=int(len(kld)), chunks=int(r["n_chunks"]), n_ctx=int(n_ctx),
             seconds=time.monotonic() - start)
-        reports.append(report)
+        cache.store_report(root, report_keys[i], asdict(report))
+        reports[i] = report
         if on_result is not None:
             on_result(report)
     return reports
+
+
+def _stored_report(fields: dict, info, ref_info) -> QualityReport | None:
+    """A cached report under today's paths (the same bytes may have moved), or None if the
+    entry does not fit this version's report."""
+    try:
+        return QualityReport(**dict(fields, model=str(info.path), reference=str(ref_info.path)))
+    except TypeError:
+        return None
 
 
 def evaluate(model: str | Path, reference: str | Path, text: str, **kw) -> QualityReport:

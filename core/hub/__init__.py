@@ -8,6 +8,7 @@ need it, so importing this package is cheap.
     fit_variant(variant, n_ctx=)             planner verdict on that header
     download_file(repo_id, filename, ...)    resumable, verified download into the HF cache
     DownloadManager                          threads, pause/resume/cancel, survives restarts
+    snapshot_job(repo_id) / fetch_snapshot   a safetensors checkpoint into the cache (resumable)
     find_local_models()                      GGUFs from LM Studio, Ollama and user folders
 """
 from quantdesk.core.hub.errors import (ChecksumError, DiskFullError, DownloadCancelled, DownloadPaused, GatedError,
@@ -16,10 +17,12 @@ from quantdesk.core.hub.search import SearchPager, SearchResult, search
 from quantdesk.core.hub.variants import RepoDetails, RepoFile, Variant, parse_quant, read_variant_header, repo_details
 from quantdesk.core.hub.fit import fit_variant
 from quantdesk.core.hub.download import DownloadControl, Progress, download_file
+from quantdesk.core.hub.snapshot import Snapshot, SnapshotProgress, fetch_snapshot, local_snapshot, snapshot_job
 
 __all__ = [
     "ChecksumError", "DiskFullError", "DownloadCancelled", "DownloadPaused", "GatedError", "HubError",
     "NetworkError", "NotFoundError", "OfflineError", "UnsafeServerDataError", "SearchPager", "SearchResult",
     "search", "RepoDetails", "RepoFile", "Variant", "parse_quant", "read_variant_header", "repo_details", "fit_variant",
     "DownloadControl", "Progress", "download_file",
+    "Snapshot", "SnapshotProgress", "fetch_snapshot", "local_snapshot", "snapshot_job",
 ]

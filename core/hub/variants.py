@@ -138,8 +138,12 @@ def repo_details(repo_id: str, revision: str | None = None) -> RepoDetails:
              for s in info.siblings or ()]
     gguf = info.gguf if isinstance(info.gguf, dict) else {}
     params = gguf.get("total") or (info.safetensors.total if info.safetensors else None)
-    variants, mmproj = group_variants(files, params)
     st_files = [f for f in files if f.name.endswith(".safetensors")]
+    st_dtype = None
+    if params is None and st_files:   # the hub has no count for this repo: read the headers
+        params, st_dtype = safetensors_parameters(repo_id, [f.name for f in st_files],
+                                                  info.sha or revision)
+    variants, mmproj = group_variants(files, params)
     kind = "gguf" if variants else "safetensors" if st_files else "other"
     details = RepoDetails(repo_id, info.sha, kind, _license(info), bool(info.gated), params,
                           variants, mmproj, files=files)
@@ -148,7 +152,45 @@ def repo_details(repo_id: str, revision: str | None = None) -> RepoDetails:
         if info.safetensors and info.safetensors.parameters:
             by_dtype = info.safetensors.parameters
             details.safetensors_dtype = max(by_dtype, key=by_dtype.get)
+        else:
+            details.safetensors_dtype = st_dtype
     return details
+
+
+MAX_HEADER_FILES = 64   # shards whose headers we read for a count the hub does not give
+
+
+def safetensors_parameters(repo_id: str, filenames: list[str], revision: str | None = None):
+    """(parameter count, main dtype) from the safetensors headers themselves (a Range request
+    for each file's first 100 kB, nothing written), for repos the hub gives no count for;
+    (None, None) when they cannot be read."""
+    if not filenames or len(filenames) > MAX_HEADER_FILES:
+        return None, None
+    total, by_dtype = 0, {}
+    try:
+        hub = api()
+        for name in filenames:
+            meta = hub.parse_safetensors_file_metadata(repo_id, name, revision=revision, timeout=30.0)
+            for dtype, count in meta.parameter_count.items():
+                by_dtype[dtype] = by_dtype.get(dtype, 0) + count
+                total += count
+    except Exception:  # noqa: BLE001 - a missing count must not hide the repo's page
+        return None, None
+    return (total or None), (max(by_dtype, key=by_dtype.get) if by_dtype else None)
+
+
+def learn_from_header(details: RepoDetails, variant: Variant) -> bool:
+    """A GGUF repo the hub gives no parameter count for: take it from the first header read
+    (every variant of a repo is the same model), and the bits/weight that follow. True when
+    `details` changed."""
+    remote = variant.remote
+    if details.parameters or remote is None or not remote.parameters:
+        return False
+    details.parameters = remote.parameters
+    for v in details.variants:
+        if v.bits_per_weight is None and v.size_bytes:
+            v.bits_per_weight = 8 * v.size_bytes / details.parameters
+    return True
 
 
 def read_variant_header(repo_id: str, variant: Variant, revision: str = "main", **kw) -> Variant:

@@ -4,6 +4,10 @@ Any door (the window, the CLI, a future server) drives a conversation through th
 live once:
   * a conversation's model, system prompt and settings are read from the store when a reply
     starts (a door saves what the person chose, then sends);
+  * a conversation uses the model stored with it (ConversationModel), never whatever is loaded
+    or shown elsewhere: a new conversation is given its model, switching it is a deliberate
+    call (switch_model), and a conversation whose model file is gone says so and refuses to
+    reply until another model is chosen;
   * the first user message titles a "New chat"; editing the last message deletes it and what
     follows before the new one is added; regenerate replaces the last reply;
   * a reply in flight is saved every SAVE_EVERY_S seconds marked incomplete (a crash loses at most
@@ -16,8 +20,10 @@ GUI thread), or as a generator, `Reply.events(cancel)`. Its events are the model
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.core.engine.types import Done, SamplingParams, Token
@@ -36,9 +42,46 @@ class ChatError(Exception):
     """A reply cannot start (no model chosen, nothing to answer). One line for the user."""
 
 
+def chosen_load_defaults() -> dict:
+    """The load settings the user chose for new chats on the Settings page (threads, context,
+    GPU layers; core.settings); only the keys they set."""
+    from quantdesk.core.settings import load_settings
+    return load_settings().chat_defaults()
+
+
+def default_load_settings() -> dict:
+    """What a chat loads with where it sets nothing itself: the user's choices over the
+    built-in LOAD_DEFAULTS."""
+    return {**LOAD_DEFAULTS, **chosen_load_defaults()}
+
+
+@dataclass(frozen=True)
+class ConversationModel:
+    """The model a conversation uses: the file stored with it."""
+    path: str | None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name if self.path else ""
+
+    @property
+    def missing(self) -> bool:
+        """The file is gone (deleted, moved, on an unplugged disk): no reply until switched."""
+        return bool(self.path) and not os.path.isfile(self.path)
+
+    def describe(self) -> str:
+        if not self.path:
+            return "no model chosen"
+        return f"{self.name} (file missing)" if self.missing else self.name
+
+    def missing_message(self) -> str:
+        return f"the model file of this chat is gone ({self.path}): pick another model"
+
+
 def load_request(model_path, settings: dict | None) -> LoadRequest:
-    """The load a conversation's settings ask for (its context, GPU layers, threads)."""
-    merged = {**LOAD_DEFAULTS, **(settings or {})}
+    """The load a conversation's settings ask for (its context, GPU layers, threads); a key the
+    conversation does not set comes from the user's defaults."""
+    merged = {**default_load_settings(), **(settings or {})}
     return LoadRequest(str(model_path), n_ctx=int(merged["n_ctx"]),
                        gpu_layers=merged["n_gpu_layers"], n_threads=merged.get("n_threads"))
 
@@ -149,6 +192,8 @@ class ChatSession:
 
     def new_conversation(self, *, system_prompt: str = "", model_path=None,
                          settings: dict | None = None) -> int:
+        # What the door does not choose comes from the user's defaults, fixed at creation.
+        settings = {**default_load_settings(), **(settings or {})}
         conv = self.store.create_conversation(system_prompt=system_prompt,
                                               model_path=model_path, settings=settings)
         self.conversation_id = conv.id
@@ -156,6 +201,22 @@ class ChatSession:
 
     def conversation(self):
         return self.store.get_conversation(self._cid())
+
+    def model(self) -> ConversationModel:
+        """The model of the open conversation (path None: none open, or none chosen yet)."""
+        if self.conversation_id is None:
+            return ConversationModel(None)
+        return ConversationModel(self.conversation().model_path)
+
+    def switch_model(self, model_path) -> ConversationModel:
+        """Make `model_path` the open conversation's model from its next reply on (the replies
+        so far keep the model name in their stats)."""
+        path = None if model_path is None else str(model_path)
+        self.store.update_conversation(self._cid(), model_path=path)
+        return ConversationModel(path)
+
+    def has_replies(self) -> bool:
+        return any(m.role == "assistant" for m in self.messages())
 
     def messages(self) -> list:
         return self.store.messages(self.conversation_id) if self.conversation_id is not None else []
@@ -186,8 +247,7 @@ class ChatSession:
         if self.conversation_id is None:
             self.new_conversation()
         cid = self._cid()
-        if self.conversation().model_path is None:
-            raise ChatError("pick a model first")
+        self._check_model()
         if replace_from is not None:
             self.store.delete_messages_from(cid, replace_from)
         conv = self.conversation()
@@ -198,6 +258,7 @@ class ChatSession:
 
     def regenerate(self) -> Reply | None:
         """Replace the last reply with a new one; None when there is nothing to answer."""
+        self._check_model()   # before the old reply goes: a refused regenerate loses nothing
         messages = self.messages()
         if messages and messages[-1].role == "assistant":
             self.store.delete_messages_from(self._cid(), messages[-1].id)
@@ -205,10 +266,16 @@ class ChatSession:
             return None
         return self._reply()
 
-    def _reply(self) -> Reply:
-        conv = self.conversation()
-        if conv.model_path is None:
+    def _check_model(self) -> None:
+        model = self.model()
+        if model.path is None:
             raise ChatError("pick a model first")
+        if model.missing:
+            raise ChatError(model.missing_message())
+
+    def _reply(self) -> Reply:
+        self._check_model()
+        conv = self.conversation()
         messages = self.engine_messages()
         row = self.store.add_message(conv.id, "assistant", "", complete=False)
         return Reply(self.store, self.models, conv.id, row.id,

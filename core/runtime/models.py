@@ -162,12 +162,8 @@ class ModelHost:
             if cancel is not None and cancel.cancelled:
                 yield cancelled_done(self.result.n_ctx)
                 return
-            asked = False
-            for event in self.client.generate(messages, params):
-                if not asked and cancel is not None and cancel.cancelled:
-                    self.client.cancel()   # the host stops between two tokens
-                    asked = True
-                yield event
+            # The client looks at `cancel` while it waits too: a long prompt stops mid-way.
+            yield from self.client.generate(messages, params, cancel)
         finally:
             self.last_used = time.monotonic()
             self._turn.release()

@@ -16,7 +16,10 @@ Everything raises ConvertError with one line for the user.
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -214,15 +217,39 @@ class QuantizeRequest:
     allow_requantize: bool = False
 
 
+# Outputs a quantize job of this process is writing. Two jobs on one output would write the same
+# NAME.gguf.part; whichever door starts the second (a late click, a script), it is refused.
+_writing: set[str] = set()
+_writing_lock = threading.Lock()
+
+
+@contextmanager
+def _writing_output(output: str):
+    key = os.path.realpath(output)
+    with _writing_lock:
+        if key in _writing:
+            raise ConvertError(f"{Path(output).name} is already being written by a quantization "
+                               "under way; wait for it or cancel it")
+        _writing.add(key)
+    try:
+        yield
+    finally:
+        with _writing_lock:
+            _writing.discard(key)
+
+
 def quantize_job(request: QuantizeRequest) -> CoreJob:
     """The run as a core job: report(core.quantize.Progress) per chunk; cancel stops it between
-    chunks and the writer removes its NAME.gguf.part (raising Cancelled)."""
+    chunks and the writer removes its NAME.gguf.part (raising Cancelled). A second job on an
+    output that a job of this process is still writing raises ConvertError and touches nothing."""
     def run(report, cancel):
         from quantdesk.core.quantize import quantize_model
         r = request
-        return quantize_model(r.source, r.output, r.qtype, backend=r.backend, threads=r.threads,
-                              imatrix=r.imatrix or None, progress=report, cancel=cancel,
-                              overwrite=r.overwrite, allow_requantize=r.allow_requantize)
+        with _writing_output(r.output):
+            return quantize_model(r.source, r.output, r.qtype, backend=r.backend,
+                                  threads=r.threads, imatrix=r.imatrix or None, progress=report,
+                                  cancel=cancel, overwrite=r.overwrite,
+                                  allow_requantize=r.allow_requantize)
     return run
 
 

@@ -87,10 +87,19 @@ def test_progress_covers_reference_then_each_model(run):
 
 
 @pytest.mark.slow
-def test_reference_logits_are_cached(run, f32_reference, heldout_text):
-    entries = [d for d in run["cache_dir"].iterdir()]
+def test_reference_logits_and_reports_are_cached(run, f32_reference, heldout_text):
+    import shutil
+
+    from quantdesk.core.evaluate.cache import REPORTS
+    entries = [d for d in run["cache_dir"].iterdir() if d.name != REPORTS]
     assert len(entries) == 1 and not entries[0].name.endswith(".part")
+    assert len(list((run["cache_dir"] / REPORTS).glob("*.json"))) == len(QUANTS)
     events = []
+    cached = evaluate(run["quants"][0], f32_reference, heldout_text, n_ctx=N_CTX,
+                      max_chunks=CHUNKS, threads=2, cache_dir=run["cache_dir"],
+                      progress=events.append)
+    assert events == [] and cached == run["reports"][0]      # the finished report: nothing ran
+    shutil.rmtree(run["cache_dir"] / REPORTS)
     again = evaluate(run["quants"][0], f32_reference, heldout_text, n_ctx=N_CTX,
                      max_chunks=CHUNKS, threads=2, cache_dir=run["cache_dir"],
                      progress=events.append)

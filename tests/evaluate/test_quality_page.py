@@ -130,3 +130,57 @@ def test_cancel_stops_the_run_and_says_so(ready_page, qtbot, monkeypatch):
     assert page.status.text() == "Cancelling…"
     qtbot.waitUntil(lambda: page.run_button.isEnabled(), timeout=10000)
     assert page.status.text() == "Cancelled." and page.task is None
+
+
+@pytest.fixture
+def quality_window(qtbot, tmp_path, monkeypatch, starter_model):
+    """The main window over a throw-away home with two tiny GGUFs of one model and one of
+    another in its library (the starter model is listed too)."""
+    from hub.ggufs import write_model
+
+    from quantdesk.app.main_window import MainWindow
+    monkeypatch.setenv("QUANTDESK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    models = tmp_path / "home" / "models"
+    models.mkdir(parents=True)
+    files = {q: write_model(models / f"tiny-{q}.gguf", q)[0] for q in ("F16", "Q8_0")}
+    files["stranger"] = write_model(models / "other-Q8_0.gguf", "Q8_0", n_embd=512)[0]
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: all(win.library.model.row_of(p) >= 0 for p in files.values()),
+                    timeout=20000)
+    win.show_page("Quality")
+    return win, win.quality_page.page, files
+
+
+@pytest.mark.gui
+def test_library_models_are_offered_and_a_stranger_is_refused(quality_window, qtbot, monkeypatch):
+    """Issue 14 item 3: the reference and quants come from the library (no typing of paths), a
+    quant of another model is refused with one line before anything is scored, the ★ is
+    explained."""
+    from quantdesk.core.evaluate import report as report_module
+    from quantdesk.core.evaluate.cache import cache_root
+    win, page, files = quality_window
+    scored = []
+    monkeypatch.setattr(report_module, "run_job", lambda *a, **k: scored.append(a) or 1 / 0)
+    model = win.library.model
+    page.reference_picker.activated.emit(model.row_of(files["F16"]))
+    assert page.reference.text() == str(files["F16"])
+    for key in ("Q8_0", "stranger"):
+        page.quant_picker.activated.emit(model.row_of(files[key]))
+    assert page.model_paths() == [str(files["Q8_0"]), str(files["stranger"])]
+    assert page.quant_picker.currentIndex() == -1       # ready for the next pick
+
+    with qtbot.waitSignal(page.run_button.clicked):
+        page.run_button.click()
+    qtbot.waitUntil(lambda: page.task is None and page.run_button.isEnabled(), timeout=20000)
+    status = page.status.text()
+    assert status.startswith("Failed: other-Q8_0.gguf is not a quant of tiny-F16.gguf: tensor ")
+    assert "\n" not in status and scored == []
+    assert not (cache_root() / "reports").exists()       # nothing measured, nothing cached
+
+    # The ★ is explained where it appears: a legend under the chart and the column's tooltip.
+    from PySide6.QtCore import Qt
+    assert page.star_legend.isVisible() and "smaller and closer" in page.star_legend.text()
+    assert "★" in page.results.headerData(0, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)

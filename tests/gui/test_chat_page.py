@@ -57,7 +57,7 @@ def fresh_store_messages(cid):
 def test_send_streams_persists_stops_regenerates_and_edits(chat, window, qtbot):
     # Library > "Chat with this" opens the Chat page with the model picked and loading.
     window.show_page("Library")
-    assert window.library_page.select_path(chat._model_path)
+    assert window.library_page.select_path(chat.current_model().path)
     with qtbot.waitSignal(chat.model_loaded, timeout=180000) as loaded:
         window.library_page.chat_button.click()
     assert window.current_page() == "Chat" and loaded.args[0].n_ctx == 1024
@@ -233,3 +233,161 @@ def test_gpu_layers_box_speaks_typed_gpu_layers(qtbot):
     assert box.layers() == "all" and panel.settings()["n_gpu_layers"] == "all"
     panel.set_settings({"n_gpu_layers": "nonsense"})   # a hand-edited file: the default again
     assert box.layers() == "auto"
+
+
+# ---- issue 14: a conversation's model, the state line, the layout -------------------------------
+def measured(panel) -> list[str]:
+    return [panel.text(row, "measured") for row in ("GPU layers", "RAM", "VRAM")]
+
+
+def pick_in_picker(chat, path, answer, monkeypatch):
+    """The person chooses `path` in the picker and answers the confirmation with `answer`."""
+    asked = []
+    monkeypatch.setattr(chat, "ask_confirmation", lambda text: asked.append(text) or answer)
+    row = chat.library.model.row_of(path)
+    chat.model_picker.setCurrentIndex(row)
+    chat.model_picker.activated.emit(row)
+    return asked
+
+
+@pytest.mark.slow
+def test_each_chat_keeps_its_model_and_the_plan_panel_shows_one_load(
+        chat, window, qtbot, starter_model, model_copy, tmp_path, monkeypatch):
+    from quantdesk.app.pages.chat.conversation_model import MODEL_ROLE
+    with qtbot.waitSignal(window.library.opened, timeout=60000):
+        window.open_paths([str(model_copy)])
+    chat.settings.max_tokens.setValue(4)
+    panel = chat.plan_panel
+
+    # "Chat with this": a new chat with the starter model, loaded; both columns of that load.
+    with qtbot.waitSignal(chat.model_loaded, timeout=180000):
+        window.chat_with(str(starter_model))
+    first = chat.current_conversation_id()
+    assert chat.store.get_conversation(first).model_path == str(starter_model)
+    assert panel.subject.text() == starter_model.name
+    assert "context 1024" in panel.subject_settings.text()
+    loaded_figures = measured(panel)
+    assert "—" not in loaded_figures and "loading…" not in loaded_figures
+
+    # A chat with another model: the picker and the panel follow it, nothing measured for it.
+    second = chat.new_conversation(model_path=model_copy)
+    assert chat.model_picker.currentIndex() == chat.library.model.row_of(str(model_copy))
+    assert panel.subject.text() == "my-smollm.gguf" and measured(panel) == ["—"] * 3
+    qtbot.waitUntil(lambda: panel.text("RAM", "planned") not in ("…", "—"), timeout=60000)
+    row = chat.conversations.row_of
+    assert chat.conversations.index(row(second)).data(MODEL_ROLE) == "my-smollm.gguf"
+    assert chat.conversations.index(row(first)).data(MODEL_ROLE) == starter_model.name
+
+    # Back to the first chat: its model, and its load's figures again (the host is loaded).
+    chat.select_conversation(first)
+    assert chat.model_picker.currentIndex() == chat.library.model.row_of(str(starter_model))
+    assert panel.subject.text() == starter_model.name and measured(panel) == loaded_figures
+    assert chat.store.get_conversation(second).model_path == str(model_copy)
+
+    # Switching the model of a chat with replies is asked for; "No" changes nothing.
+    with qtbot.waitSignal(chat.reply_finished, timeout=180000):
+        chat.send("Hi")
+    asked = pick_in_picker(chat, str(model_copy), False, monkeypatch)
+    assert len(asked) == 1 and starter_model.name in asked[0]
+    assert chat.store.get_conversation(first).model_path == str(starter_model)
+    assert chat.model_picker.currentIndex() == chat.library.model.row_of(str(starter_model))
+    pick_in_picker(chat, str(model_copy), True, monkeypatch)
+    assert chat.store.get_conversation(first).model_path == str(model_copy)
+    assert chat.conversations.index(row(first)).data(MODEL_ROLE) == "my-smollm.gguf"
+    assert "now uses my-smollm.gguf" in chat.status.text()
+    assert panel.subject.text() == "my-smollm.gguf" and measured(panel) == ["—"] * 3
+
+    # A chat whose model file is gone says so, and sending is refused with the reason.
+    gone = tmp_path / "gone.gguf"
+    gone.write_bytes(model_copy.read_bytes())
+    third = chat.new_conversation(model_path=gone)
+    chat.select_conversation(second)
+    gone.unlink()
+    chat.select_conversation(third)
+    assert chat.model_warning.isVisibleTo(chat) and str(gone) in chat.model_warning.text()
+    assert chat.conversations.index(row(third)).data(MODEL_ROLE) == "gone.gguf (file missing)"
+    assert chat.model_picker.currentIndex() == -1
+    assert chat.model_picker.placeholderText() == "gone.gguf (file missing)"
+    assert chat.send("Hello?") is False and "gone" in chat.status.text()
+    assert chat.load_request() is None and measured(panel) == ["—"] * 3
+
+    # Quantize's "Chat with it" opens a new chat with that model, never the one shown.
+    before = {c.id for c in chat.store.list_conversations()}
+    with qtbot.waitSignal(chat.model_loaded, timeout=180000):
+        window.quantize_page.build().chat_requested.emit(str(starter_model))
+    new = chat.current_conversation_id()
+    assert new not in before and len(chat.store.list_conversations()) == len(before) + 1
+    assert chat.store.get_conversation(new).model_path == str(starter_model)
+    assert chat.store.get_conversation(third).model_path == str(gone)
+    assert window.current_page() == "Chat" and measured(panel) == loaded_figures
+
+
+@pytest.mark.slow
+def test_the_state_line_says_one_current_thing(chat, window, qtbot, starter_model, not_gguf):
+    first = chat.new_conversation(model_path=not_gguf)
+    with qtbot.waitSignal(chat.reply_failed, timeout=180000):
+        chat.load_button.click()
+    assert chat.status.text().startswith("Error:") and "Error:" in chat.view.toPlainText()
+
+    # The file is fixed and loaded again: "Loading…" at once, without the old error beside it.
+    not_gguf.write_bytes(starter_model.read_bytes())
+    with qtbot.waitSignal(chat.model_loaded, timeout=180000):
+        chat.load_button.click()
+        assert chat.status.text().startswith("Loading notes.gguf")
+        assert chat.progress.isVisibleTo(chat) and "Error" not in chat.view.toPlainText()
+    assert chat.status.text().startswith("Loaded notes.gguf")
+    assert not chat.progress.isVisibleTo(chat)
+    assert "Error" not in chat.view.toPlainText()
+
+    # A reply: the line gives its stats; another chat never shows them, coming back does.
+    chat.settings.max_tokens.setValue(6)
+    with qtbot.waitSignal(chat.reply_finished, timeout=180000) as finished:
+        chat.send("Hi")
+    rate = f"{finished.args[0].tokens_per_second:.1f} tokens/s"
+    assert chat.status.text().startswith("Last reply: " + rate)
+    chat.new_conversation()
+    assert "tokens/s" not in chat.status.text()
+    assert chat.status.text().startswith("Loaded notes.gguf")   # its model, loaded
+    chat.select_conversation(first)
+    assert chat.status.text().startswith("Last reply: " + rate)
+
+    # An error belongs to its chat: gone on the next one, and once the chat moves on.
+    chat._show_error("the disk is full")
+    assert chat.status.text() == "Error: the disk is full"
+    chat.new_conversation()
+    assert "Error" not in chat.status.text() and "Error" not in chat.view.toPlainText()
+
+
+@pytest.mark.parametrize("size", [None, (1280, 800)], ids=["default", "1280x800"])
+def test_pages_keep_the_window_size_and_the_chat_panel_never_scrolls_sideways(window, qtbot, size):
+    from quantdesk.app.main_window import PAGES
+    from quantdesk.core.engine.types import LoadResult
+    if size is not None:
+        window.resize(*size)
+    qtbot.wait(50)
+    start = window.size()
+
+    def tour():
+        for name in PAGES + ("Chat",):
+            window.show_page(name)
+            qtbot.wait(30)
+            assert window.size() == start, name
+
+    tour()
+    chat = window.chat_page
+    # What a load leaves on the page: the longest texts it shows.
+    result = LoadResult(path="/models/a-rather-long-model-file-name-Q4_K_M.gguf", n_ctx=131072,
+                        n_gpu_layers=0, load_seconds=12.5, has_chat_template=True,
+                        n_ctx_train=131072, rss_before=10**8, rss_after=10**8 + 123_456_789)
+    chat.plan_panel.show_measured(result, None)
+    chat._state.notice = (chat._state.cid, "Loaded a-rather-long-model-file-name-Q4_K_M.gguf "
+                          "in 12.5 s · context 131072 · GPU layers 0 (auto: CPU only, no plan: "
+                          "the planner cannot read this model)")
+    chat._refresh_state()
+    tour()
+    scroll = chat.settings_scroll
+    assert scroll.isVisible() and not scroll.horizontalScrollBar().isVisible()
+    assert chat.settings.width() <= scroll.viewport().width()
+    vram = chat.plan_panel.cells[("VRAM", "measured")]
+    assert vram.text() == "no NVIDIA GPU" and vram.toolTip() == "no NVIDIA GPU"
+    assert chat.status.toolTip() == chat.status.text()

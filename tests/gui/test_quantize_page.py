@@ -78,7 +78,7 @@ def test_quantize_to_q8_0_shows_progress_and_lands_in_the_library(page, window, 
     assert info.file_type == "Q8_0" and expected <= info.size_bytes < expected + (1 << 20)
     assert not out.with_name(out.name + ".part").exists()
     assert window.library.model.row_of(out) >= 0
-    assert page.chat_button.isVisible() and "Wrote" in page.status.text()
+    assert page.chat_button.isEnabled() and "Wrote" in page.status.text()
     # The next default name does not point at the file just written.
     assert Path(page.output.text()) != out
 
@@ -89,7 +89,7 @@ def test_quantize_to_q8_0_shows_progress_and_lands_in_the_library(page, window, 
     assert window.current_page() == "Chat" and loaded.args[0].path == str(out)
 
     # "Quality report…" opens the report page set to compare the quant with its source.
-    assert not page.report_button.isHidden()  # (the Quantize page itself is behind Chat now)
+    assert page.report_button.isEnabled()
     page.report_button.click()
     assert window.current_page() == "Quality"
     report = window.quality_page.page
@@ -130,7 +130,7 @@ def test_cancel_mid_run_leaves_no_file(page, qtbot, tiny_f32, monkeypatch):
     assert seen and seen[0].done_bytes < seen[0].total_bytes  # stopped mid-run
     assert not out.exists() and not out.with_name(out.name + ".part").exists()
     assert list(out.parent.glob("*.gguf*")) == []
-    assert "Cancelled" in page.status.text() and not page.chat_button.isVisible()
+    assert "Cancelled" in page.status.text() and not page.chat_button.isEnabled()
     assert page.run_button.isEnabled() and not page.cancel_button.isEnabled()
 
 
@@ -251,3 +251,33 @@ def test_page_and_plan_command_give_the_same_figures(page, window, qtbot, tmp_pa
         assert row.size_bytes == cli[row.name]["size_bytes"], row.name
         assert {k: row.plan.to_json()[k] for k in keys} == {k: cli[row.name][k] for k in keys}
     assert summary.recommended == data["recommended"]["type"]
+
+
+def test_run_buttons_stay_put_and_a_late_cancel_starts_nothing(page, qtbot, tiny_f32):
+    """Issue 14 item 8: the buttons never move when a run ends, a click where Cancel was lands on
+    a disabled Cancel, and a second start while a run is under way is refused."""
+    from quantdesk.app.pages.quantize.page import QuantizePage
+    pick_source(page, qtbot, tiny_f32)
+    page.select_type("Q8_0")
+    buttons = (page.cancel_button, page.run_button, page.report_button, page.chat_button)
+    assert all(b.isVisible() for b in buttons)
+    before = [b.geometry() for b in buttons]
+    starts = []
+    page.job_started.connect(starts.append)
+    with qtbot.waitSignal(page.job_started, timeout=5000):
+        assert page.run()
+    assert page.run() is False and QuantizePage.run(page) is False  # one run at a time
+    qtbot.wait(50)   # layouts settle
+    during = [b.geometry() for b in buttons]
+    cancel_spot = page.cancel_button.geometry().center()
+    with qtbot.waitSignal(page.quantized, timeout=300000):
+        pass
+    qtbot.wait(50)
+    assert [b.geometry() for b in buttons] == during == before
+    assert page.chat_button.isEnabled() and not page.cancel_button.isEnabled()
+    # The user's late click on Cancel: it hits Cancel (disabled), nothing starts.
+    assert page.childAt(cancel_spot) is page.cancel_button
+    qtbot.mouseClick(page.childAt(cancel_spot), Qt.MouseButton.LeftButton)
+    qtbot.wait(100)
+    assert len(starts) == 1 and not page.running
+    assert "Wrote" in page.status.text()

@@ -24,17 +24,22 @@ def persisted_paths() -> set[str]:
     return {str(e.path) for e in Library().entries()}
 
 
-def test_window_has_the_five_pages(window, qtbot):
+def test_window_has_the_six_pages(window, qtbot):
     sidebar = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
-    assert sidebar == ["Library", "Discover", "Quantize", "Quality", "Chat"]
+    assert sidebar == ["Library", "Discover", "Quantize", "Quality", "Chat", "Settings"]
     for row, page in enumerate((window.library_page, window.discover_page,
-                                window.quantize_page, window.quality_page, window.chat_holder)):
+                                window.quantize_page, window.quality_page, window.chat_holder,
+                                window.settings_holder)):
         window.sidebar.setCurrentRow(row)
         assert window.stack.currentWidget() is page
     assert window.chat_holder.page is window.chat_page  # built when first shown
     assert window.library.model.entries()[0].source == "starter"
+    menus = [a.text() for a in window.menuBar().actions()]
+    assert menus == ["&File", "&Help"]
     menu = [a.text() for a in window.menuBar().actions()[0].menu().actions() if a.text()]
-    assert menu == ["&Open GGUF…", "&Quit"]
+    assert menu == ["&New chat", "&Open GGUF…", "&Settings…", "&Quit"]
+    help_menu = [a.text() for a in window.menuBar().actions()[1].menu().actions() if a.text()]
+    assert help_menu == ["&Keyboard shortcuts", "&About Quantdesk"]
 
 
 @pytest.mark.parametrize("bad", ["not_gguf", "truncated"])
@@ -99,8 +104,12 @@ def test_remove_forgets_the_model_but_keeps_the_file(window, qtbot, model_copy):
     with qtbot.waitSignal(window.library.opened, timeout=20000):
         window.open_paths([model_copy])
     assert window.library_page.select_path(model_copy)
+    asked = []
+    window.library_page.ask_remove = lambda entry, plan: asked.append(plan) or "forget"
     with qtbot.waitSignal(window.library.refreshed, timeout=20000):
         window.library_page.remove_button.click()
+    # The copy lives outside Quantdesk's models folder: deleting it would need the user's yes.
+    assert asked[0].where == "elsewhere" and asked[0].needs_confirmation
     assert str(model_copy) not in library_paths(window)
     assert model_copy.is_file()
 

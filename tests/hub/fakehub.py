@@ -25,6 +25,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 CHUNK = 64 * 1024
 
 
+def safetensors_bytes(tensors: dict[str, tuple[str, list[int]]]) -> bytes:
+    """A real safetensors file (zeros as data): {name: (dtype, shape)} -> bytes. The hub serves
+    a header like this to `parse_safetensors_file_metadata`'s Range request."""
+    sizes = {"BF16": 2, "F16": 2, "F32": 4, "I8": 1}
+    header, offset = {}, 0
+    for name, (dtype, shape) in tensors.items():
+        n = sizes[dtype]
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + b"\0" * offset
+
+
+def front_matter_card(body: str, **front) -> bytes:
+    """README.md with a YAML front matter (`license: mit` ...), as model cards have."""
+    lines = "".join(f"{k}: {v}\n" for k, v in front.items())
+    return f"---\n{lines}---\n{body}".encode()
+
+
 @dataclass
 class FakeRepo:
     repo_id: str
@@ -35,6 +57,9 @@ class FakeRepo:
     likes: int = 0
     tags: list[str] = field(default_factory=list)
     license: str | None = "apache-2.0"
+    # False: like many repos, the hub's cardData and tags carry no licence (only the README's
+    # front matter may); `gguf`/`safetensors` None: the hub gives no parameter count.
+    license_in_api: bool = True
     gguf: dict | None = None
     safetensors: dict | None = None
     pipeline_tag: str | None = "text-generation"
@@ -53,7 +78,7 @@ class FakeRepo:
         d = {"id": self.repo_id, "_id": self.sha[:24], "modelId": self.repo_id,
              "author": self.repo_id.split("/")[0], "downloads": self.downloads, "likes": self.likes,
              "lastModified": self.last_modified, "gated": "manual" if self.gated else False,
-             "tags": self.tags + ([f"license:{self.license}"] if self.license else []),
+             "tags": self.tags + ([f"license:{self.license}"] if self.license and self.license_in_api else []),
              "pipeline_tag": self.pipeline_tag, "library_name": "gguf" if self.gguf else "transformers",
              "trendingScore": self.likes, "private": False}
         if self.gguf:
@@ -64,7 +89,8 @@ class FakeRepo:
 
     def info(self, blobs: bool) -> dict:
         d = self.listing()
-        d.update(sha=self.sha, cardData={"license": self.license} if self.license else {})
+        d.update(sha=self.sha, cardData={"license": self.license}
+                 if self.license and self.license_in_api else {})
         siblings = []
         for name, data in self.files.items():
             s = {"rfilename": name}

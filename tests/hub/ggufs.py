@@ -13,7 +13,7 @@ import numpy as np
 N_EMBD, N_FF, N_LAYER, N_VOCAB = 256, 512, 4, 12000
 
 
-def _tensor_plan(main_type):
+def _tensor_plan(main_type, N_EMBD=N_EMBD):  # noqa: N803 - the module constant, overridable
     from gguf import GGMLQuantizationType as T
     plan = [("token_embd.weight", (N_VOCAB, N_EMBD), main_type), ("output_norm.weight", (N_EMBD,), T.F32)]
     for i in range(N_LAYER):
@@ -31,8 +31,10 @@ def _tensor_plan(main_type):
     return plan
 
 
-def write_model(path: Path, quant: str, *, split_max_tensors: int = 0, seed: int = 0) -> list[Path]:
-    """Write a tiny llama GGUF of type quant ("Q4_K_M", "Q8_0", "F16"); returns the file(s) written."""
+def write_model(path: Path, quant: str, *, split_max_tensors: int = 0, seed: int = 0,
+                n_embd: int = N_EMBD, arch: str = "llama") -> list[Path]:
+    """Write a tiny llama GGUF of type quant ("Q4_K_M", "Q8_0", "F16"); returns the file(s) written.
+    n_embd and arch make another model of the same shape family (the quality check's strangers)."""
     from gguf import GGMLQuantizationType as T, GGUFWriter, LlamaFileType
     from gguf.constants import GGML_QUANT_SIZES
     main_type, ftype = {
@@ -41,15 +43,15 @@ def write_model(path: Path, quant: str, *, split_max_tensors: int = 0, seed: int
         "F16": (T.F16, LlamaFileType.MOSTLY_F16),
     }[quant]
     rng = np.random.default_rng(seed)
-    w = GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
+    w = GGUFWriter(path, arch, split_max_tensors=split_max_tensors)
     w.add_name("Tiny Test Llama")
     w.add_block_count(N_LAYER)
     w.add_context_length(4096)
-    w.add_embedding_length(N_EMBD)
+    w.add_embedding_length(n_embd)
     w.add_feed_forward_length(N_FF)
     w.add_head_count(4)
     w.add_head_count_kv(2)
-    w.add_rope_dimension_count(N_EMBD // 4)
+    w.add_rope_dimension_count(n_embd // 4)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(int(ftype))
     w.add_tokenizer_model("llama")
@@ -57,7 +59,7 @@ def write_model(path: Path, quant: str, *, split_max_tensors: int = 0, seed: int
     w.add_token_scores([0.0] * N_VOCAB)
     w.add_token_types([1] * N_VOCAB)
     w.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
-    for name, shape, qtype in _tensor_plan(main_type):
+    for name, shape, qtype in _tensor_plan(main_type, n_embd):
         n = int(np.prod(shape))
         block, type_size = GGML_QUANT_SIZES[qtype]
         if qtype == T.F32:

@@ -1,6 +1,9 @@
 """Quant variants from a repo's file list, and remote headers read from a prefix only."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from quantdesk.core import hub
@@ -165,3 +168,47 @@ def test_header_confirms_or_contradicts_the_file_name(name, header_type, confirm
     (v,), _ = group_variants([RepoFile(name, 10, None)])
     hub.read_variant_header("org/repo", v)
     assert v.file_type == header_type and v.confirmed is confirmed
+
+
+def test_parameters_from_safetensors_headers_when_the_hub_has_no_count(hub_env, fakehub):
+    """No `safetensors` block in the model info: the count comes from each shard's header
+    (Range requests only; nothing is downloaded into the cache)."""
+    from .fakehub import safetensors_bytes
+    from quantdesk.core.hub import repo_details
+    shard1 = safetensors_bytes({"embed": ("BF16", [100, 64]), "norm": ("F32", [64])})
+    shard2 = safetensors_bytes({"lm_head": ("BF16", [100, 64])})
+    index = {"metadata": {"total_size": 2 * 100 * 64 * 2 + 64 * 4},
+             "weight_map": {"embed": "model-00001-of-00002.safetensors",
+                            "norm": "model-00001-of-00002.safetensors",
+                            "lm_head": "model-00002-of-00002.safetensors"}}
+    fakehub.add_repo("plain-org/Bare", {"config.json": b"{}",
+                                        "model.safetensors.index.json": json.dumps(index).encode(),
+                                        "model-00001-of-00002.safetensors": shard1,
+                                        "model-00002-of-00002.safetensors": shard2},
+                     tags=["transformers"], safetensors=None)
+    details = repo_details("plain-org/Bare")
+    assert details.parameters == 2 * 100 * 64 + 64
+    assert details.safetensors_dtype == "BF16" and details.kind == "safetensors"
+    ranged = [r for r in fakehub.requests if r[0] == "GET" and ".safetensors" in r[1]]
+    assert len(ranged) == 2 and all(r[2] and r[2].startswith("bytes=0-") for r in ranged)
+    assert not list(Path(hub_env["HF_HUB_CACHE"]).rglob("*.safetensors"))
+
+
+@pytest.mark.parametrize("card, licence", [
+    ("---\nlicense: mit\n---\n# x\n", "mit"),
+    ("---\nlicense: 'apache-2.0'\nlanguage: en\n---\n", "apache-2.0"),
+    ("---\nlicense:\n  - llama3\n  - mit\n---\n", "llama3"),
+    ("---\nlicense: other\nlicense_name: qwen-research\n---\n", "qwen-research"),
+    ("# no front matter\nlicense: mit\n", None),
+])
+def test_licence_from_the_card_front_matter(card, licence):
+    from quantdesk.core.hub.card import card_license
+    assert card_license(card) == licence
+
+
+def test_read_card_gives_text_and_licence(hub_env, fakehub):
+    from .fakehub import front_matter_card
+    from quantdesk.core.hub.card import read_card
+    fakehub.add_repo("plain-org/Card", {"README.md": front_matter_card("# Hi\n", license="mit")},
+                     license="mit", license_in_api=False)
+    assert read_card("plain-org/Card") == ("# Hi\n", "mit")

@@ -1,5 +1,5 @@
 """The CPU kernels behind kernels.quantize are compiled for the full SIMD width of the machine
-(kernels/vector_width.py): numba's CPU target is built after the registry set the feature
+(kernels/shared/vector_width.py): numba's CPU target is built after the registry set the feature
 string, so on an AVX-512 CPU LLVM drops its prefer-256-bit tuning; elsewhere nothing is set."""
 from __future__ import annotations
 

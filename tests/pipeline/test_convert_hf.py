@@ -129,7 +129,7 @@ def test_llama_like_architectures(arch, tmp_path):
 @pytest.mark.parametrize("arch, tol", [
     ("Phi3ForCausalLM", 1e-4),
     # ggml's CPU GELU reads a float16 table: ~1e-3 per activation, so Gemma gets a looser bound
-    ("Gemma2ForCausalLM", 2e-3), ("Gemma3ForCausalLM", 2e-3)])
+    ("GemmaForCausalLM", 2e-3), ("Gemma2ForCausalLM", 2e-3), ("Gemma3ForCausalLM", 2e-3)])
 def test_gemma_and_phi3(arch, tol, tmp_path):
     """Gemma: norms stored as w, applied as (1 + w) → +1 at conversion; tied output. Phi3: fused
     qkv_proj / gate_up_proj kept fused as llama.cpp expects."""

@@ -81,11 +81,20 @@ def train_sentencepiece(folder: Path, vocab_size: int) -> None:
         "bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True, "add_eos_token": False}))
 
 
+def copy_tokenizer(source: Path, folder: Path) -> None:
+    """A real tokenizer (tokenizer.json and its tokenizer_config.json) into `folder`."""
+    import shutil
+    for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, folder / name)
+
+
 def build_tiny_llama(folder: Path, *, n_layer: int = 4, n_embd: int = 256, n_ff: int = 512,
                      n_head: int = 4, n_head_kv: int = 2, vocab: int = 384, tied: bool = False,
                      dtype: str = "BF16", shards: int = 1, seed: int = 0,
-                     arch: str = "LlamaForCausalLM", tokenizer: str = "bpe") -> dict[str, np.ndarray]:
-    """Write config, tokenizer and safetensors to `folder`; returns the weights as stored."""
+                     arch: str = "LlamaForCausalLM", tokenizer: str | Path = "bpe") -> dict[str, np.ndarray]:
+    """Write config, tokenizer and safetensors to `folder`; returns the weights as stored.
+    `tokenizer`: "bpe" or "spm" (trained here) or a folder whose tokenizer files are copied."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     hd = n_embd // n_head
@@ -134,7 +143,9 @@ def build_tiny_llama(folder: Path, *, n_layer: int = 4, n_embd: int = 256, n_ff:
         "num_key_value_heads": n_head_kv, "vocab_size": vocab, "max_position_embeddings": 256,
         "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": tied,
         "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16"}))
-    if tokenizer == "spm":
+    if isinstance(tokenizer, Path):
+        copy_tokenizer(tokenizer, folder)
+    elif tokenizer == "spm":
         train_sentencepiece(folder, vocab)
     else:
         train_tokenizer(folder, vocab)
@@ -209,9 +220,10 @@ def build_tiny_other(folder: Path, arch: str, *, n_layer: int = 2, n_embd: int =
         p = f"model.layers.{i}."
         w[p + "input_layernorm.weight"] = vec(n_embd, c)
         w[p + "post_attention_layernorm.weight"] = vec(n_embd, c)
-        if gemma:
+        if gemma and arch != "GemmaForCausalLM":   # Gemma 1 has no pre/post-FFN norms
             w[p + "pre_feedforward_layernorm.weight"] = vec(n_embd, c)
             w[p + "post_feedforward_layernorm.weight"] = vec(n_embd, c)
+        if gemma:
             w[p + "self_attn.q_proj.weight"] = mat(n_head * hd, n_embd, 0.2)
             w[p + "self_attn.k_proj.weight"] = mat(n_head_kv * hd, n_embd, 0.2)
             w[p + "self_attn.v_proj.weight"] = mat(n_head_kv * hd, n_embd)
@@ -233,7 +245,9 @@ def build_tiny_other(folder: Path, arch: str, *, n_layer: int = 2, n_embd: int =
            "num_key_value_heads": n_head_kv, "head_dim": hd, "vocab_size": vocab,
            "max_position_embeddings": 512, "rope_theta": 10000.0, "bos_token_id": 1,
            "eos_token_id": 2}
-    if arch == "Gemma2ForCausalLM":
+    if arch == "GemmaForCausalLM":
+        cfg.update(model_type="gemma", rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh")
+    elif arch == "Gemma2ForCausalLM":
         cfg.update(model_type="gemma2", rms_norm_eps=1e-6, attn_logit_softcapping=50.0,
                    final_logit_softcapping=30.0, sliding_window=4096, query_pre_attn_scalar=hd,
                    hidden_activation="gelu_pytorch_tanh")
@@ -299,7 +313,12 @@ def numpy_forward_other(w: dict[str, np.ndarray], tokens: list[int], arch: str, 
         att = np.exp(att - att.max(-1, keepdims=True))
         att /= att.sum(-1, keepdims=True)
         o = (att @ v).transpose(1, 0, 2).reshape(n, d) @ w[p + "self_attn.o_proj.weight"].T
-        if gemma:
+        if arch == "GemmaForCausalLM":
+            x = x + o
+            h = norm(x, w[p + "post_attention_layernorm.weight"])
+            m = (gelu_tanh(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T))
+            x = x + m @ w[p + "mlp.down_proj.weight"].T
+        elif gemma:
             x = x + norm(o, w[p + "post_attention_layernorm.weight"])
             h = norm(x, w[p + "pre_feedforward_layernorm.weight"])
             m = (gelu_tanh(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T))

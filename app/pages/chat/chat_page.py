@@ -1,9 +1,11 @@
 """Chat page: conversation list, model picker, transcript, composer and settings panel.
 
-A door onto core.runtime: the conversation's rules are ChatSession's, the model's are
-ModelManager's. This page translates: it saves what the person chose, asks the session for a
-reply and runs it through app/bridge.py (run_task) on a one-thread pool, so loads, replies and
-unloads happen in the order they were asked; their events come back here on the GUI thread.
+A door onto core.runtime: the conversation's rules are ChatSession's (which model it uses among
+them), the model's are ModelManager's. This page translates: it saves what the person chose, asks
+the session for a reply and runs it through app/bridge.py (run_task) on a one-thread pool, so
+loads, replies and unloads happen in the order they were asked; their events come back here on
+the GUI thread. The picker always shows the model of the conversation shown; the state line says
+what state_line.describe() makes of self._state, which every transition updates.
 """
 from __future__ import annotations
 
@@ -11,35 +13,40 @@ import functools
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QTimer, Signal
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QTimer, Signal
 
 from quantdesk.app.bridge import run_task, serial_pool
-from quantdesk.app.pages.library.library_model import PATH_ROLE
 from quantdesk.core.engine.types import Token
 from quantdesk.core.runtime import (ChatSession, ModelLoaded, ModelLoading, ModelPlanned,
-                                    ModelUnloaded, load_request)
+                                    ModelUnloaded)
 
 from . import transcript
 from .chat_layout import ChatLayout
-from .conversation_model import ID_ROLE, ConversationListModel
+from .conversation_model import ConversationListModel
+from .conversations import ConversationList
+from .model_choice import ModelChoice
 from .plan_panel import PlanPreview
-
-NO_MODEL = "Pick a model first: the library has none yet."
+from .state_line import ChatState, describe, loaded_status
 
 
 def _store_errors_reported(method):
-    """A chat-store failure (database locked by another process, disk full) during a user action
-    is shown in the status line instead of escaping the Qt slot."""
+    """A chat-store failure (database locked by another process, disk full) or a reply the session
+    refuses (ChatError) during a user action is shown in the state line instead of escaping the
+    Qt slot."""
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         from quantdesk.core.chatstore import ChatStoreError
+        from quantdesk.core.runtime import ChatError
         try:
             return method(self, *args, **kwargs)
-        except ChatStoreError as exc:
+        except (ChatStoreError, ChatError) as exc:
             self._show_error(str(exc))
             return False
     return wrapper
+
+
+def _sentence(line: str) -> str:
+    return line[:1].upper() + line[1:] + "."
 
 
 class _Live:
@@ -47,10 +54,10 @@ class _Live:
 
     def __init__(self, reply, task):
         self.reply, self.task = reply, task
-        self.text, self.pieces, self.first_token = "", 0, None
+        self.text = ""
 
 
-class ChatPage(ChatLayout):
+class ChatPage(ConversationList, ModelChoice, ChatLayout):
     reply_started = Signal(int)        # message id of the new assistant reply
     token_received = Signal(str)
     reply_finished = Signal(object)    # Done
@@ -75,30 +82,29 @@ class ChatPage(ChatLayout):
         self._pool = serial_pool(self)
         self._messages: list = []
         self._live: _Live | None = None
-        self._error: str | None = None
+        self._state = ChatState()
+        self._shown_error: str | None = None
         self._editing_mid: int | None = None
-        self._model_path: str | None = None
-        self._loading_since: float | None = None
+        self._default_model: str | None = None   # what a new chat gets when no model is given
         self._render_pending = True
-        self._plan_note = ""
-        self._connect()
         self._render_timer = QTimer(self, singleShot=True, interval=transcript.RENDER_EVERY_MS)
         self._render_timer.timeout.connect(self._render)
         self._tick = QTimer(self, interval=500)
-        self._tick.timeout.connect(self._update_live_status)
+        self._tick.timeout.connect(self._refresh_state)
+        self._connect()
+        self._library_changed()
         if self.conversations.rowCount():
             self.select_conversation(self.conversations.conversation(0).id)
-        self._update_buttons()
 
     def _connect(self) -> None:
-        self.new_button.clicked.connect(self.new_conversation)
+        self.new_button.clicked.connect(lambda: self.new_conversation())
         self.rename_button.clicked.connect(lambda: self.rename_conversation())
-        self.delete_button.clicked.connect(self.delete_conversation)
+        self.delete_button.clicked.connect(lambda: self.delete_conversation())
         self.conversation_view.selectionModel().currentChanged.connect(self._conversation_clicked)
         self.load_button.clicked.connect(self.load_selected_model)
         self.unload_button.clicked.connect(self.unload_model)
         self.model_picker.activated.connect(self._picker_changed)
-        self.library.model.modelReset.connect(self._restore_picker)
+        self.library.model.modelReset.connect(self._library_changed)
         self.composer.submitted.connect(self.send)
         self.composer.escape_pressed.connect(self.cancel_edit)
         self.send_button.clicked.connect(self.composer.submit)
@@ -106,144 +112,7 @@ class ChatPage(ChatLayout):
         self.regen_button.clicked.connect(self.regenerate)
         self.edit_button.clicked.connect(self.edit_last)
         self.plan_preview = PlanPreview(self.plan_panel, self.models, self)
-        self.settings.load_settings_changed.connect(
-            lambda: self.plan_preview.request(self.load_request()))
-
-    # ---- conversations -------------------------------------------------------------------
-    def current_conversation_id(self) -> int | None:
-        return self.session.conversation_id
-
-    def new_conversation(self) -> int:
-        self._save_conversation_settings()
-        # A new chat starts with the current model, system prompt and settings.
-        cid = self.session.new_conversation(
-            system_prompt=self.settings.system_prompt.toPlainText(),
-            model_path=self._model_path, settings=self.settings.settings())
-        self.conversations.reload()
-        self.session.conversation_id = None  # select_conversation switches to it
-        self.select_conversation(cid)
-        self.composer.setFocus()
-        return cid
-
-    def rename_conversation(self, title: str | None = None) -> None:
-        cid = self.session.conversation_id
-        row = self.conversations.row_of(cid) if cid is not None else -1
-        if row < 0:
-            return
-        index = self.conversations.index(row)
-        if title is None:
-            self.conversation_view.edit(index)  # inline editor; the model saves on commit
-        else:
-            self.conversations.setData(index, title)
-
-    def ask_confirmation(self, text: str) -> bool:
-        answer = QMessageBox.question(self, "Quantdesk", text)
-        return answer == QMessageBox.StandardButton.Yes
-
-    def delete_conversation(self) -> None:
-        cid = self.session.conversation_id
-        if cid is None or (self._live and self._live.reply.cid == cid):
-            return
-        conv = self.store.get_conversation(cid)
-        if not self.ask_confirmation(f"Delete the conversation “{conv.title}”?"):
-            return
-        self.store.delete_conversation(cid)
-        self.session.conversation_id = None
-        self.conversations.reload()
-        first = self.conversations.conversation(0)
-        self.select_conversation(first.id if first else None)
-
-    def _conversation_clicked(self, current: QModelIndex, _previous=None) -> None:
-        cid = current.data(ID_ROLE) if current.isValid() else None
-        if cid is not None and cid != self.session.conversation_id:
-            self.select_conversation(cid)
-
-    def select_conversation(self, cid: int | None) -> None:
-        if cid != self.session.conversation_id:
-            self._save_conversation_settings()
-        self.session.conversation_id, self._error = cid, None
-        self.cancel_edit()
-        row = self.conversations.row_of(cid) if cid is not None else -1
-        if row >= 0:
-            self.conversation_view.selectionModel().blockSignals(True)
-            self.conversation_view.setCurrentIndex(self.conversations.index(row))
-            self.conversation_view.selectionModel().blockSignals(False)
-        if cid is not None:
-            conv = self.store.get_conversation(cid)
-            self.settings.system_prompt.setPlainText(conv.system_prompt or "")
-            self.settings.set_settings(conv.settings or {})
-            if conv.model_path:
-                self.select_model(conv.model_path)
-        self._reload_messages()
-
-    def _save_conversation_settings(self) -> None:
-        cid = self.session.conversation_id
-        if cid is None:
-            return
-        try:
-            conv = self.store.get_conversation(cid)
-        except KeyError:  # deleted meanwhile
-            return
-        fields = {"system_prompt": self.settings.system_prompt.toPlainText(),
-                  "settings": self.settings.settings(), "model_path": self._model_path}
-        if any(getattr(conv, k) != v for k, v in fields.items()):
-            self.store.update_conversation(cid, **fields)
-
-    def _reload_messages(self) -> None:
-        self._messages = self.session.messages()
-        self._render()
-        self._update_buttons()
-
-    def messages(self) -> list:
-        return list(self._messages)
-
-    # ---- model ---------------------------------------------------------------------------
-    def select_model(self, path) -> None:
-        self._model_path = str(path)
-        self._restore_picker()
-
-    def _restore_picker(self) -> None:
-        row = self.library.model.row_of(self._model_path) if self._model_path else -1
-        if row < 0:  # nothing chosen yet: first usable entry
-            row = next((r for r, e in enumerate(self.library.model.entries()) if e.info), -1)
-            if row >= 0:
-                self._model_path = str(self.library.model.entry(row).info.path)
-        self.model_picker.setCurrentIndex(row)
-        self.plan_preview.request(self.load_request())
-
-    def _picker_changed(self, row: int) -> None:
-        path = self.model_picker.itemData(row, PATH_ROLE)
-        entry = self.library.model.entry(row)
-        if entry is not None and entry.info is not None:
-            self._model_path = str(entry.info.path)
-        elif path:
-            self._model_path = path
-        self.plan_preview.request(self.load_request())
-
-    def load_request(self):
-        """The LoadRequest the settings panel describes (None: no model chosen)."""
-        if not self._model_path:
-            return None
-        return load_request(self._model_path, self.settings.settings())
-
-    def load_selected_model(self) -> None:
-        request = self.load_request()
-        if request is None:
-            self._show_error(NO_MODEL)
-            return
-        run_task(self._pool, self, lambda report, _cancel: self.models.load(request, report),
-                 on_event=self._on_event, on_failed=self._on_load_failed, what="load")
-
-    def unload_model(self) -> None:
-        run_task(self._pool, self, lambda report, _cancel: self.models.unload(report=report),
-                 on_event=self._on_event, what="unload")
-
-    def chat_with(self, path) -> None:
-        """Library's "Chat with this": pick the model and start loading it now."""
-        self.select_model(path)
-        if self.session.conversation_id is None:
-            self.new_conversation()
-        self.load_selected_model()
+        self.settings.load_settings_changed.connect(self._show_plan)
 
     # ---- sending -------------------------------------------------------------------------
     def is_busy(self) -> bool:
@@ -256,13 +125,17 @@ class ChatPage(ChatLayout):
         if not text:
             return False
         if self._live is not None:
-            self.status.setText("A reply is still coming: wait for it or press Stop.")
+            self._state.notice = (self._state.cid,
+                                  "A reply is still coming: wait for it or press Stop.")
+            self._refresh_state()
             return False
-        if self.load_request() is None:
-            self._show_error(NO_MODEL)
+        problem = self._model_problem()
+        if problem is not None:
+            self._show_error(problem)
             return False
         if self.session.conversation_id is None:
             self.new_conversation()
+        self._adopt_model()
         self._save_conversation_settings()
         reply = self.session.send(text, replace_from=self._editing_mid)
         self.cancel_edit()
@@ -274,6 +147,7 @@ class ChatPage(ChatLayout):
     def regenerate(self) -> None:
         if self._live is not None or self.session.conversation_id is None:
             return
+        self._adopt_model()
         self._save_conversation_settings()
         reply = self.session.regenerate()
         if reply is not None:
@@ -298,114 +172,126 @@ class ChatPage(ChatLayout):
     def stop(self) -> None:
         if self._live is not None:
             self._live.task.cancel()
-            self.status.setText("Stopping…")
+            self._state.stopping = True
+            self._refresh_state()
 
     def _start(self, reply) -> None:
         task = run_task(self._pool, self, reply.run, on_event=self._on_event,
                         on_finished=self._on_finished, on_failed=self._on_failed,
                         on_cancelled=self._on_cancelled, what="reply")
         self._live = _Live(reply, task)
-        self._error = None
         self.conversations.reload()
-        self.select_conversation(reply.cid)
-        self._tick.start()
+        self.select_conversation(reply.cid)   # a new action: old errors and notices go
+        state = self._state
+        state.live_cid, state.pieces, state.first_token = reply.cid, 0, None
+        state.live_title = self.store.get_conversation(reply.cid).title
+        self._refresh_state()
         self.reply_started.emit(reply.mid)
 
     # ---- events of the job in progress (GUI thread) --------------------------------------
     def _on_event(self, event) -> None:
+        state = self._state
         if isinstance(event, Token):
-            live = self._live
-            if live is None:
+            if self._live is None:
                 return
-            live.text += event.text
-            live.pieces += 1
-            live.first_token = live.first_token or time.monotonic()
+            self._live.text += event.text
+            state.pieces += 1
+            state.first_token = state.first_token or time.monotonic()
             if not self._render_timer.isActive():
                 self._render_timer.start()
             self.token_received.emit(event.text)
-        elif isinstance(event, ModelLoading):
-            self._loading_since = time.monotonic()
-            self.progress.show()
-            self.status.setText(f"Loading {Path(event.request.path).name}…")
-            self.plan_preview.loading()
-            self._tick.start()
+            return
+        if isinstance(event, ModelLoading):
+            state.loading = (Path(event.request.path).name, time.monotonic())
+            self.plan_preview.loading(event.request)
         elif isinstance(event, ModelPlanned):
-            self._plan_note = event.resolved.note
             self.plan_preview.plan_used(event.resolved)
         elif isinstance(event, ModelLoaded):
-            if event.reused and self._live is not None:
-                return  # a reply on the model already loaded: nothing to announce
-            self._loading_since = None
-            self.progress.hide()
-            self.status.setText(transcript.loaded_status(event.result, self._plan_note))
-            self._plan_note = ""
-            if not event.reused:
-                self.plan_preview.measured(event.result, event.vram_growth)
-            self.model_loaded.emit(event.result)
+            state.loading = None
+            self.plan_preview.measured(event)
+            if self._live is None:
+                state.notice = (state.cid, loaded_status(event.result, event.resolved.note))
+            if not (event.reused and self._live is not None):  # a reply on the loaded model
+                self.model_loaded.emit(event.result)
         elif isinstance(event, ModelUnloaded):
-            self.status.setText("Model unloaded: its memory is back to the system.")
-            self.plan_preview.unloaded()
+            self.plan_preview.unloaded(event.path)
+            if self._live is None:
+                state.notice = (state.cid, "Model unloaded: its memory is back to the system.")
+        self._refresh_state()
 
     def _end_reply(self):
         live, self._live = self._live, None
-        self._tick.stop()
-        self._loading_since = None
-        self.progress.hide()
+        state = self._state
+        state.live_cid, state.stopping, state.loading = None, False, None
         if live is not None and live.reply.cid == self.session.conversation_id:
             self._reload_messages()
-        self._update_buttons()
         return live
 
     def _on_finished(self, done) -> None:
         self._end_reply()
-        self.status.setText(transcript.finished_status(done))
+        self._refresh_state()
         self.reply_finished.emit(done)
 
     def _on_cancelled(self) -> None:
         live = self._end_reply()
         done = live.reply.done if live else None
-        if done is None:  # stopped before the model answered at all
-            self.status.setText("Stopped.")
-            return
-        self.status.setText(transcript.finished_status(done))
-        self.reply_finished.emit(done)
+        if done is None or not live.reply.text:  # stopped before the model said anything
+            self._state.notice = (live.reply.cid if live else self._state.cid, "Stopped.")
+        self._refresh_state()
+        if done is not None:
+            self.reply_finished.emit(done)
 
     def _on_failed(self, message: str) -> None:
-        self._end_reply()
-        self._show_error(message)
+        live = self._end_reply()
+        self._state.error = (live.reply.cid if live else self._state.cid, message)
+        self._render()
+        self._refresh_state()
         self.reply_failed.emit(message)
 
-    def _on_load_failed(self, message: str) -> None:
-        self._loading_since = None
-        self.progress.hide()
-        self._show_error(message)
+    def _on_load_failed(self, cid, message: str) -> None:
+        self._state.loading = None
+        self._state.error = (cid, message)
+        self._render()
+        self._refresh_state()
         self.reply_failed.emit(message)
 
     def _show_error(self, message: str) -> None:
-        self._error = message
-        self.status.setText(f"Error: {message}")
+        self._state.error = (self._state.cid, message)
         self._render()
-        self._update_buttons()
-
-    def _update_live_status(self) -> None:
-        if self._loading_since is not None:
-            self.status.setText(f"Loading model… {time.monotonic() - self._loading_since:.0f} s")
-        elif self._live is None:
-            self._tick.stop()
-        else:
-            self.status.setText(transcript.generating_status(
-                self._live.pieces, self._live.first_token, time.monotonic()))
+        self._refresh_state()
 
     # ---- view ----------------------------------------------------------------------------
+    def _refresh_state(self) -> None:
+        """The state line, the busy indicator and the buttons, from self._state."""
+        state = self._state
+        request = self.load_request()
+        host = self.models.find(request) if request is not None else None
+        state.loaded = loaded_status(host.result, host.resolved.note) if host else ""
+        model = self.current_model()
+        state.idle = (_sentence(model.missing_message()) if model.missing
+                      else f"{model.name} loads when you send." if model.path
+                      else "No model loaded.")
+        self.status.setText(describe(state, time.monotonic()))
+        self.progress.setVisible(state.loading is not None)
+        active = state.loading is not None or state.live_cid is not None
+        if active and not self._tick.isActive():
+            self._tick.start()
+        elif not active:
+            self._tick.stop()
+        if state.error_here() != self._shown_error:
+            self._render()
+        self._update_buttons()
+
     def _render(self) -> None:
         if not self.isVisible():  # rendered on show: keeps markdown/Pygments out of startup
             self._render_pending = True
             return
         self._render_pending = False
         live = self._live
+        self._shown_error = self._state.error_here()
         self.view.set_transcript(transcript.transcript_html(
             self._messages, live.reply.mid if live else None, live.text if live else "",
-            self._error))
+            self._shown_error))
 
     def _update_buttons(self) -> None:
         busy = self._live is not None

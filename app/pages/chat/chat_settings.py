@@ -10,7 +10,7 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPlainTextEdit,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from quantdesk.core.runtime.chat import LOAD_DEFAULTS, SAMPLING_DEFAULTS
+from quantdesk.core.runtime.chat import LOAD_DEFAULTS, SAMPLING_DEFAULTS, default_load_settings
 from quantdesk.core.runtime.gpu_layers import ALL, AUTO, GpuLayers, parse_gpu_layers
 
 
@@ -88,6 +88,7 @@ class ChatSettingsPanel(QWidget):
         mform.addRow("GPU layers", self.gpu_layers)
         note = QLabel("Changes apply at the next load.")
         note.setObjectName("placeholderText")
+        note.setWordWrap(True)   # wraps, never widens the side panel
         mform.addRow(note)
 
         self.temperature = _double(0.0, 2.0, 0.05)
@@ -126,10 +127,13 @@ class ChatSettingsPanel(QWidget):
         """The conversation's settings dict, as the store keeps it and core.runtime reads it."""
         values = {k: box.value() for k, box in self._sampling_boxes().items()}
         values.update(n_ctx=self.n_ctx.value(), n_gpu_layers=self.gpu_layers.layers())
-        return values
+        return {**self._other, **values}
 
     def set_settings(self, settings: dict) -> None:
-        merged = {**SAMPLING_DEFAULTS, **LOAD_DEFAULTS, **(settings or {})}
+        merged = {**SAMPLING_DEFAULTS, **default_load_settings(), **(settings or {})}
+        # Keys this panel has no control for (n_threads, from the Settings page) are kept.
+        self._other = {k: v for k, v in (settings or {}).items()
+                       if k not in self._sampling_boxes() and k not in ("n_ctx", "n_gpu_layers")}
         for key, box in self._sampling_boxes().items():
             box.setValue(merged[key])
         self.n_ctx.setValue(int(merged["n_ctx"]))

@@ -8,14 +8,22 @@ growth of NVML's used memory across the load (None without an NVIDIA GPU).
 Plans come from the model manager's resolve() (the same call a load and `quantdesk chat` make),
 computed in a pool thread (header parse, hardware probe), never on the GUI thread; the plan a
 load really followed (its ModelPlanned event) then replaces the preview.
+
+Both columns are always of the same load (model file + context + GPU layers + threads), named on
+the panel's first line: the measured column is the measurement of the host that serves exactly
+the request planned, or "—" when no such host is loaded (another model, other settings).
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt
+from pathlib import Path
+
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 
 from quantdesk.app import fit, formatting
 from quantdesk.app.bridge import call_later, serial_pool
+from quantdesk.app.elided_label import ElidedLabel
+from quantdesk.core.runtime.gpu_layers import describe_gpu_layers
 
 ROWS = ("GPU layers", "RAM", "VRAM")
 
@@ -30,26 +38,50 @@ class PlanPanel(QGroupBox):
     def __init__(self, parent=None):
         super().__init__("Memory: planned vs measured", parent)
         grid = QGridLayout(self)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(2, 1)
+        grid.setColumnStretch(1, 2)
+        grid.setColumnStretch(2, 3)   # measured figures carry a delta: "167.7 MB (-12%)"
+        # Which load both columns describe: the model file, then its settings.
+        self.subject = ElidedLabel("")
+        self.subject_settings = QLabel("")
+        self.subject_settings.setWordWrap(True)
+        for r, label in enumerate((self.subject, self.subject_settings)):
+            label.setObjectName("placeholderText")
+            grid.addWidget(label, r, 0, 1, 3)
         for col, text in enumerate(("", "Planned", "Measured")):
             head = QLabel(f"<b>{text}</b>")
-            grid.addWidget(head, 0, col)
+            grid.addWidget(head, 2, col)
+        # Cells elide ("no NVIDIA GPU", "167.6 MB (-12%)") rather than widen the side panel.
         self.cells: dict[tuple[str, str], QLabel] = {}
-        for r, name in enumerate(ROWS, 1):
+        for r, name in enumerate(ROWS, 3):
             grid.addWidget(QLabel(name), r, 0)
             for c, kind in enumerate(("planned", "measured"), 1):
-                cell = QLabel("—")
-                cell.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                cell = ElidedLabel("—")
                 grid.addWidget(cell, r, c)
                 self.cells[(name, kind)] = cell
         self.fit_label = QLabel()
+        self.fit_label.setWordWrap(True)
         self.note = QLabel("Pick a model to see what it needs.")
         self.note.setWordWrap(True)
         self.note.setObjectName("placeholderText")
-        grid.addWidget(self.fit_label, len(ROWS) + 1, 0, 1, 3)
-        grid.addWidget(self.note, len(ROWS) + 2, 0, 1, 3)
+        grid.addWidget(self.fit_label, len(ROWS) + 3, 0, 1, 3)
+        grid.addWidget(self.note, len(ROWS) + 4, 0, 1, 3)
         self.plan = None
+
+    def show_subject(self, request) -> None:
+        """Name the load both columns are about (empty: none)."""
+        self.subject.setText("" if request is None else Path(request.path).name)
+        self.subject_settings.setText(
+            "" if request is None else f"context {request.n_ctx} · GPU layers "
+            f"{describe_gpu_layers(request.gpu_layers)}")
+
+    def show_nothing(self, message: str) -> None:
+        """No load to describe (no model chosen, its file is gone): both columns empty."""
+        self.plan = None
+        for name in ROWS:
+            for kind in ("planned", "measured"):
+                self.cells[(name, kind)].setText("—")
+        self.fit_label.setText("")
+        self.note.setText(message)
 
     def text(self, row: str, kind: str) -> str:
         return self.cells[(row, kind)].text()
@@ -109,17 +141,28 @@ class PlanPreview(QObject):
         self._pool = serial_pool(self)
         self._ticket = 0
         self._request = None
+        self._measured: dict[tuple, tuple] = {}   # ResolvedLoad.key -> (LoadResult, VRAM growth)
 
-    def request(self, request) -> None:
-        """Plan `request` (a LoadRequest) in the background; a newer one supersedes it."""
-        if request is None or request == self._request:
+    def request(self, request, why_none: str = "Pick a model to see what it needs.") -> None:
+        """Show `request` (a LoadRequest): the plan of the host serving it when one is loaded,
+        else a plan computed in the background (a newer request supersedes it)."""
+        if request == self._request and request is not None:
             return
         self._request = request
         self._ticket += 1
+        self.panel.show_subject(request)
+        if request is None:
+            self.panel.show_nothing(why_none)
+            return
+        host = self.models.find(request)
+        if host is not None:
+            self._show_host(host)
+            return
         ticket = self._ticket
         self.panel.show_pending()
+        self.panel.clear_measured()
         call_later(self._pool, self, lambda: self.models.resolve(request),
-                   lambda resolved: ticket == self._ticket and self.show_resolved(resolved),
+                   lambda resolved: ticket == self._ticket and self._previewed(resolved),
                    lambda message: ticket == self._ticket and self.panel.show_plan_error(message))
 
     def show_resolved(self, resolved) -> None:
@@ -128,19 +171,53 @@ class PlanPreview(QObject):
         else:
             self.panel.show_plan_error(resolved.plan_error or "the planner cannot read this model")
 
-    # ---- the model manager's events for the load in progress (on the GUI thread) -----------
-    def loading(self) -> None:
-        self.panel.clear_measured("loading…")
+    def _previewed(self, resolved) -> None:
+        self.show_resolved(resolved)
+        # Another spelling of a loaded load ("auto" that comes out as its layer count): the
+        # same model and settings, so its measurement belongs beside this plan.
+        same = [h for h in self.models.loaded() if h.resolved.key == resolved.key]
+        if same and resolved.key in self._measured:
+            self.panel.show_measured(*self._measured[resolved.key])
+
+    def _show_host(self, host) -> None:
+        """The plan that host's load followed, and what that load measured."""
+        self.show_resolved(host.resolved)
+        measured = self._measured.get(host.resolved.key)
+        if measured is None:   # loaded by another door: nothing measured here
+            self.panel.clear_measured()
+        else:
+            self.panel.show_measured(*measured)
+
+    def _sync(self) -> None:
+        """After a load or unload: measured figures only for the request shown."""
+        if self._request is None:
+            return
+        host = self.models.find(self._request)
+        if host is not None:
+            self._ticket += 1   # the host's plan wins over a preview still running
+            self._show_host(host)
+        else:
+            self.panel.clear_measured()
+
+    # ---- the model manager's events (on the GUI thread) --------------------------------------
+    def loading(self, request) -> None:
+        if request == self._request:
+            self.panel.clear_measured("loading…")
 
     def plan_used(self, resolved) -> None:
-        self._ticket += 1   # the plan the load follows wins over a preview still running
-        self.show_resolved(resolved)
+        if resolved.request == self._request:
+            self._ticket += 1   # the plan the load follows wins over a preview still running
+            self.show_resolved(resolved)
 
-    def measured(self, result, vram_growth) -> None:
-        self.panel.show_measured(result, vram_growth)
+    def measured(self, event) -> None:
+        """A ModelLoaded event: remember a fresh measurement, then show what fits the panel."""
+        if not event.reused:
+            self._measured[event.resolved.key] = (event.result, event.vram_growth)
+        self._sync()
 
-    def unloaded(self) -> None:
-        self.panel.clear_measured()
+    def unloaded(self, path: str) -> None:
+        self._measured = {k: v for k, v in self._measured.items() if k[0] != path}
+        self._sync()
 
     def wait_idle(self, ms: int = 5000) -> bool:
         return self._pool.waitForDone(ms)

@@ -1,10 +1,8 @@
-"""What the chat page shows: the transcript as HTML and the status line's words.
+"""What the chat page shows: the transcript as HTML (the state line is state_line.py's).
 
 Rendering only; the rules of a reply (saving, stats, titles) are core.runtime.chat's.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 from quantdesk.app.markdown_view import error_html, message_html
 
@@ -38,25 +36,3 @@ def transcript_html(messages, live_mid: int | None, live_text: str, error: str |
     if error:
         parts.append(error_html(error))
     return "".join(parts) or EMPTY
-
-
-def finished_status(done) -> str:
-    used = done.prompt_tokens + done.completion_tokens
-    ended = {"stop": "", "length": " · stopped at max tokens",
-             "cancelled": " · stopped"}.get(done.finish_reason, "")
-    template = "" if done.used_chat_template else " · no chat template: plain completion"
-    return (f"{done.tokens_per_second:.1f} tokens/s · context used {used} / {done.n_ctx}"
-            f"{ended}{template}")
-
-
-def loaded_status(result, plan_note: str) -> str:
-    plan = f" ({plan_note})" if plan_note else ""
-    return (f"Loaded {Path(result.path).name} in {result.load_seconds:.1f} s · "
-            f"context {result.n_ctx} · GPU layers {result.n_gpu_layers}{plan}")
-
-
-def generating_status(pieces: int, first_token: float | None, now: float) -> str:
-    if first_token is None:
-        return "Reading the prompt…"
-    rate = (pieces - 1) / max(now - first_token, 1e-3) if pieces > 1 else 0.0
-    return f"Generating… {pieces} tokens · {rate:.1f} tokens/s"

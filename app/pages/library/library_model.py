@@ -19,9 +19,15 @@ class LibraryTableModel(RowsModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._fits: dict = {}  # path string -> Plan, or a one-line reason it could not be planned
+        self._names: list[str] = []
 
     def set_entries(self, entries: list) -> None:
+        from quantdesk.core.runtime.library import display_names
+        self._names = display_names(entries)   # look-alike names say where they are from
         self.set_rows(entries)
+
+    def name(self, row: int) -> str:
+        return self._names[row] if 0 <= row < len(self._names) else ""
 
     def set_fits(self, fits: dict) -> None:
         """Fit verdicts computed off the GUI thread (LibrarySession.fit_verdicts); only that column changes."""
@@ -72,7 +78,7 @@ class LibraryTableModel(RowsModel):
             return None
         col = index.column()
         if col == 0:
-            return formatting.display_name(entry)
+            return self.name(index.row())
         if col == 6:
             return entry.source
         if info is None:

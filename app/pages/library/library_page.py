@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSplitter, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QMenu, QMessageBox, QPushButton, QSplitter, QTableView,
+                               QVBoxLayout, QWidget)
 
 from quantdesk.app import formatting
+from quantdesk.app.desktop import open_folder
 
 from .library_model import ENTRY_ROLE
 from .library_service import LibraryService
@@ -38,6 +40,17 @@ def info_html(entry) -> str:
             f"<table>{cells}</table>")
 
 
+def removal_question(entry, plan) -> tuple[str, str | None]:
+    """(question, text of the "also delete" box or None when nothing may be deleted)."""
+    question = (f"Remove “{formatting.display_name(entry)}” from the library?\n\n"
+                "Removing forgets the model; the file stays on disk unless you tick the box.")
+    if not plan.allowed or not plan.files:
+        return question, None
+    what = f"{len(plan.files)} files" if len(plan.files) > 1 else "the file"
+    size = f", {formatting.size(plan.size_bytes)}" if plan.size_bytes else ""
+    return question, f"Also delete {what} from disk{size}: {plan.note}"
+
+
 class LibraryPage(QWidget):
     chat_requested = Signal(str)   # path of the model to chat with
     open_requested = Signal()      # File > Open from the page's own button
@@ -51,17 +64,27 @@ class LibraryPage(QWidget):
         self.open_button = QPushButton("Open GGUF…")
         self.chat_button = QPushButton("Chat with this")
         self.chat_button.setObjectName("primary")
-        self.remove_button = QPushButton("Remove from library")
-        self.remove_button.setToolTip("Forget this model; the file itself is not deleted")
+        self.remove_button = QPushButton("Remove from library…")
+        self.remove_button.setToolTip("Forget this model; asks before deleting the file itself")
         self.refresh_button = QPushButton("Refresh")
+        self.filter_edit = QLineEdit(placeholderText="Filter by name, quant, source…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setMaximumWidth(320)
         bar = QHBoxLayout()
         bar.addWidget(title)
+        bar.addWidget(self.filter_edit, 1)
         bar.addStretch(1)
         for b in (self.open_button, self.refresh_button, self.remove_button, self.chat_button):
             bar.addWidget(b)
 
+        # The view shows the library through a filter; rows and selection speak proxy indexes.
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(service.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)   # any column: name, quant, source...
         self.table = QTableView()
-        self.table.setModel(service.model)
+        self.table.setModel(self.proxy)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
@@ -90,6 +113,8 @@ class LibraryPage(QWidget):
         self.chat_button.clicked.connect(self._chat)
         self.remove_button.clicked.connect(self._remove)
         self.table.doubleClicked.connect(self._chat)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.filter_edit.textChanged.connect(self.set_filter)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self._keep_path = None
         service.model.modelAboutToBeReset.connect(self._remember_selection)
@@ -98,13 +123,31 @@ class LibraryPage(QWidget):
 
     def selected_entry(self):
         rows = self.table.selectionModel().selectedRows()
-        return self.service.model.data(rows[0], ENTRY_ROLE) if rows else None
+        return self.proxy.data(rows[0], ENTRY_ROLE) if rows else None
 
     def select_path(self, path) -> bool:
         row = self.service.model.row_of(path)
-        if row >= 0:
-            self.table.selectRow(row)
-        return row >= 0
+        if row < 0:
+            return False
+        index = self.proxy.mapFromSource(self.service.model.index(row, 0))
+        if not index.isValid():   # hidden by the filter: show everything, then select it
+            self.filter_edit.clear()
+            index = self.proxy.mapFromSource(self.service.model.index(row, 0))
+        self.table.selectRow(index.row())
+        return True
+
+    def set_filter(self, text: str) -> None:
+        if self.filter_edit.text() != text:
+            self.filter_edit.setText(text)   # comes back here through textChanged
+            return
+        self.proxy.setFilterFixedString(text.strip())
+        if self.selected_entry() is None and self.proxy.rowCount():
+            self.table.selectRow(0)
+        self._selection_changed()
+
+    def visible_entries(self) -> list:
+        return [self.proxy.data(self.proxy.index(r, 0), ENTRY_ROLE)
+                for r in range(self.proxy.rowCount())]
 
     def _remember_selection(self) -> None:
         entry = self.selected_entry()
@@ -113,7 +156,7 @@ class LibraryPage(QWidget):
     def _restore_selection(self) -> None:
         # A refresh keeps the row the user had; otherwise the first model shows its details.
         if not (self._keep_path and self.select_path(self._keep_path)) and \
-                self.service.model.rowCount():
+                self.proxy.rowCount():
             self.table.selectRow(0)
         self._selection_changed()
 
@@ -131,5 +174,52 @@ class LibraryPage(QWidget):
 
     def _remove(self) -> None:
         entry = self.selected_entry()
+        if entry is None or entry.source == "starter":
+            return
+        from quantdesk.core.runtime.library import plan_deletion
+        plan = plan_deletion(entry)
+        answer = self.ask_remove(entry, plan)
+        if answer is None:
+            return
+        # Ticking the box, which names the file and where it is, is the explicit yes.
+        self.service.remove(entry.path, delete=answer == "delete", confirmed=answer == "delete")
+
+    def ask_remove(self, entry, plan) -> str | None:
+        """The confirmation: None (cancelled), "forget" or "delete". Tests replace this."""
+        question, delete_text = removal_question(entry, plan)
+        box = QMessageBox(QMessageBox.Icon.Question, "Remove from library", question,
+                          QMessageBox.StandardButton.Cancel, self)
+        remove = box.addButton("Remove", QMessageBox.ButtonRole.AcceptRole)
+        check = None
+        if delete_text:
+            check = QCheckBox(delete_text)
+            check.setToolTip("\n".join(str(f) for f in plan.files))
+            box.setCheckBox(check)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() is not remove:
+            return None
+        return "delete" if check is not None and check.isChecked() else "forget"
+
+    def show_in_folder(self) -> None:
+        entry = self.selected_entry()
         if entry is not None:
-            self.service.remove(entry.path)
+            open_folder(entry.info.path if entry.info is not None else entry.path)
+
+    def context_menu(self) -> QMenu:
+        """The right-click menu for the selected row (built per click: it follows the row)."""
+        entry = self.selected_entry()
+        menu = QMenu(self)
+        chat = menu.addAction("Chat with this", self._chat)
+        chat.setEnabled(entry is not None and entry.info is not None)
+        menu.addAction("Show in folder", self.show_in_folder).setEnabled(entry is not None)
+        menu.addSeparator()
+        remove = menu.addAction("Remove from library…", self._remove)
+        remove.setEnabled(entry is not None and entry.source != "starter")
+        return menu
+
+    def _context_menu(self, pos) -> None:
+        index = self.table.indexAt(pos)
+        if index.isValid():
+            self.table.selectRow(index.row())
+            self.context_menu().exec(self.table.viewport().mapToGlobal(pos))

@@ -81,9 +81,14 @@ class LibraryService(QObject):
         self._change(lambda: self.session.add_written(path),
                      f"Could not add {Path(str(path)).name}", on_done)
 
-    def remove(self, path) -> None:
-        """Forget a model (the file stays on disk)."""
-        self._change(lambda: self.session.remove(path), f"Could not remove {Path(str(path)).name}")
+    def remove(self, path, *, delete: bool = False, confirmed: bool = False) -> None:
+        """Forget a model; with `delete`, also delete its file(s) by the session's rule
+        (core.runtime.library.plan_deletion: `confirmed` is the user's explicit yes)."""
+        if delete:
+            change = lambda: self.session.remove_and_delete(path, confirmed=confirmed)  # noqa: E731
+        else:
+            change = lambda: self.session.remove(path)  # noqa: E731
+        self._change(change, f"Could not remove {Path(str(path)).name}")
 
     def _change(self, change, what: str, on_done=None) -> None:
         """On the library thread: `change()`, then the new listing, which the model shows."""

@@ -1,15 +1,17 @@
 """Quality report page: compare quants of one model against its reference on the user's text.
 
-`QualityReportPage(pool=QThreadPool.globalInstance())` is a plain QWidget for the main window's
-page stack; `set_reference(path)` and `add_model(path)` fill it from elsewhere (the Quantize
-page's "Quality report…"). The work is quantdesk.core.evaluate.compare (child processes), run
+`QualityReportPage(pool=QThreadPool.globalInstance(), library=LibraryService)` is a plain QWidget
+for the main window's page stack. The reference and the quants are picked from the library's
+models (or Browse…/Add file…); `set_reference(path)` and `add_model(path)` fill it from elsewhere
+(the Quantize page's "Quality report…"). core.evaluate refuses a quant of another model before
+scoring, and scores only the quants it has no report for yet. The work is quantdesk.core.evaluate.compare (child processes), run
 through quantdesk.app.bridge: its progress and each report arrive as the task's events. The chart
 (size vs mean KL-divergence, Pareto front joined) and the table export as PNG and CSV.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QThreadPool
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QHBoxLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListWidget, QMessageBox,
                                QProgressBar, QPushButton, QSpinBox, QSplitter, QTableView,
                                QVBoxLayout, QWidget)
@@ -17,18 +19,35 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QHBo
 from quantdesk.app.bridge import run_task
 
 from .kld_chart import KldChart
-from .reports_model import QualityTableModel
+from .reports_model import STAR_MEANING, QualityTableModel
+
+
+def _library_picker(library, placeholder: str) -> QComboBox:
+    """A combo box over the library's models (broken entries shown, not pickable)."""
+    box = QComboBox()
+    box.setPlaceholderText(placeholder)
+    box.setMinimumContentsLength(18)
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    if library is not None:
+        box.setModel(library.model)
+        box.setCurrentIndex(-1)
+    else:
+        box.hide()
+    return box
 
 
 class QualityReportPage(QWidget):
-    def __init__(self, pool: QThreadPool | None = None, parent=None):
+    def __init__(self, pool: QThreadPool | None = None, parent=None, library=None):
         super().__init__(parent)
         self.pool = pool or QThreadPool.globalInstance()
+        self.library = library         # LibraryService: its models are offered as picks
         self.reports: list = []
         self.task = None               # the running comparison (a bridge Task), None when idle
 
         self.reference = QLineEdit(placeholderText="F16/BF16/F32 source or a Q8_0 of the same model")
         self.text_file = QLineEdit(placeholderText="bundled English sample")
+        self.reference_picker = _library_picker(library, "…or pick a library model")
+        self.quant_picker = _library_picker(library, "Add a library model…")
         self.models = QListWidget()
         self.ctx = QSpinBox(minimum=64, maximum=8192, singleStep=64, value=512)
         self.chunks = QSpinBox(minimum=0, maximum=10000, value=0, specialValueText="all")
@@ -43,6 +62,9 @@ class QualityReportPage(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().hide()
         self.chart = KldChart()
+        self.star_legend = QLabel(f"★ {STAR_MEANING}")
+        self.star_legend.setObjectName("placeholderText")
+        self.star_legend.setWordWrap(True)
         self.run_button = QPushButton("Compare")
         self.cancel_button = QPushButton("Cancel", enabled=False)
         self.csv_button = QPushButton("Export CSV…", enabled=False)
@@ -50,28 +72,34 @@ class QualityReportPage(QWidget):
         self._build()
 
     def _build(self) -> None:
-        def picker(edit: QLineEdit, caption: str, pattern: str) -> QWidget:
+        def picker(edit: QLineEdit, caption: str, pattern: str, library_box=None) -> QWidget:
             row = QWidget()
             h = QHBoxLayout(row)
             h.setContentsMargins(0, 0, 0, 0)
-            h.addWidget(edit)
+            h.addWidget(edit, 2)
+            if library_box is not None:
+                h.addWidget(library_box, 1)
             b = QPushButton("Browse…")
             b.clicked.connect(lambda: self._pick(edit, caption, pattern))
             h.addWidget(b)
             return row
 
         form = QFormLayout()
-        form.addRow("Reference", picker(self.reference, "Reference model", "GGUF (*.gguf)"))
+        form.addRow("Reference", picker(self.reference, "Reference model", "GGUF (*.gguf)",
+                                        self.reference_picker))
         form.addRow("Text", picker(self.text_file, "Text to score", "Text (*.txt);;All (*)"))
         models_row = QWidget()
         mh = QHBoxLayout(models_row)
         mh.setContentsMargins(0, 0, 0, 0)
         mh.addWidget(self.models)
         buttons = QVBoxLayout()
-        add, remove = QPushButton("Add…"), QPushButton("Remove")
+        add, remove = QPushButton("Add file…"), QPushButton("Remove")
         add.clicked.connect(self._add_models)
         remove.clicked.connect(lambda: [self.models.takeItem(self.models.row(i))
                                         for i in self.models.selectedItems()])
+        self.reference_picker.activated.connect(self._reference_picked)
+        self.quant_picker.activated.connect(self._quant_picked)
+        buttons.addWidget(self.quant_picker)
         buttons.addWidget(add)
         buttons.addWidget(remove)
         buttons.addStretch()
@@ -105,6 +133,7 @@ class QualityReportPage(QWidget):
         layout.addLayout(actions)
         layout.addWidget(self.status)
         layout.addWidget(split, 1)
+        layout.addWidget(self.star_legend)
 
     @staticmethod
     def _wrap(layout) -> QWidget:
@@ -118,6 +147,24 @@ class QualityReportPage(QWidget):
         if path:
             edit.setText(path)
 
+    def _library_path(self, box: QComboBox, row: int) -> str | None:
+        from quantdesk.app.pages.library.library_model import ENTRY_ROLE
+        entry = box.itemData(row, ENTRY_ROLE)
+        if entry is None or entry.info is None:
+            return None
+        return str(entry.info.path)
+
+    def _reference_picked(self, row: int) -> None:
+        path = self._library_path(self.reference_picker, row)
+        if path:
+            self.set_reference(path)
+
+    def _quant_picked(self, row: int) -> None:
+        path = self._library_path(self.quant_picker, row)
+        if path:
+            self.add_model(path)
+        self.quant_picker.setCurrentIndex(-1)   # a menu of models to add, not a selection
+
     def _add_models(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Quantized models", "", "GGUF (*.gguf)")
         for path in paths:
@@ -126,6 +173,8 @@ class QualityReportPage(QWidget):
     # -- filled from elsewhere -------------------------------------------------------------------
     def set_reference(self, path: str) -> None:
         self.reference.setText(str(path))
+        if self.library is not None:   # the picker names the library model, when it is one
+            self.reference_picker.setCurrentIndex(self.library.model.row_of(path))
 
     def add_model(self, path: str) -> None:
         """Add a quant to compare; one already listed is not listed twice."""

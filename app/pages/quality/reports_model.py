@@ -8,6 +8,8 @@ from PySide6.QtCore import Qt
 from quantdesk.app.rows_model import RowsModel
 
 REPORT_ROLE = Qt.ItemDataRole.UserRole
+STAR_MEANING = ("best trade-off: no other quant in this comparison is both smaller and closer to "
+                "the reference (lower mean KL-divergence). The chart joins these points.")
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
@@ -18,6 +20,12 @@ class QualityTableModel(RowsModel):
     def set_reports(self, reports) -> None:
         from quantdesk.core.evaluate import pareto_front
         self.set_rows(zip(reports, pareto_front(reports)))
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if (role == Qt.ItemDataRole.ToolTipRole and orientation == Qt.Orientation.Horizontal
+                and section == 0):
+            return f"★ {STAR_MEANING}"
+        return super().headerData(section, orientation, role)
 
     def reports(self) -> list:
         return [report for report, _best in self._rows]
@@ -34,6 +42,8 @@ class QualityTableModel(RowsModel):
             return None if index.column() in (0, len(self.COLUMNS) - 1) else _RIGHT
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == len(self.COLUMNS) - 1:
             return report.model
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0 and best:
+            return f"★ {STAR_MEANING}"
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         return (report.file_type + (" ★" if best else ""), f"{report.size_bytes / 1e6:.1f}",

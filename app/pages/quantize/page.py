@@ -34,13 +34,6 @@ def _local_paths(mime) -> list[str]:
         if mime.hasUrls() else []
 
 
-def _eta(seconds) -> str:
-    if seconds is None:
-        return "ETA --:--"
-    s = int(seconds + 0.5)
-    return f"ETA {s // 60}:{s % 60:02d}"
-
-
 class QuantizePage(QWidget):
     chat_requested = Signal(str)      # path of the finished model
     report_requested = Signal(str, str)  # reference (the source), the finished model
@@ -58,6 +51,9 @@ class QuantizePage(QWidget):
         self.summary: SourceSummary | None = None
         self.job: Task | None = None   # the run under way, None once its outcome arrived
         self.result = None
+        self.listed = None             # the last result the library lists (then "Chat with it")
+        self._wanted_type: str | None = None   # the type to select when the table fills
+        self._pending_source: tuple[str, str | None] | None = None  # asked for during a run
         self._analysis = 0
         self._build()
         self._connect()
@@ -107,15 +103,16 @@ class QuantizePage(QWidget):
         self.output, self.threads, self.backend, self.imatrix = (
             self.options.output, self.options.threads, self.options.backend, self.options.imatrix)
 
+        # The four run buttons stay where they are, shown, with fixed labels; only their enabled
+        # state follows the job. (Buttons that appeared when a run ended pushed Cancel aside, and a
+        # late click on it landed on Quantize and started a second run.)
         self.run_button = QPushButton("Quantize")
         self.run_button.setObjectName("primary")
         self.cancel_button = QPushButton("Cancel")
         self.chat_button = QPushButton("Chat with it")
         self.chat_button.setObjectName("primary")
-        self.chat_button.hide()
+        self.chat_button.setToolTip("Load the model just written in the Chat page")
         self.report_button = QPushButton("Quality report…")
-        self.report_button.setToolTip("Measure what this quant costs against its source")
-        self.report_button.hide()
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(True)
@@ -159,9 +156,18 @@ class QuantizePage(QWidget):
         self.options.failed.connect(self._show_error)
 
     # ---- source --------------------------------------------------------------------------
-    def set_source(self, path) -> None:
-        """Analyse a source in the background; the table fills when it is done."""
+    def set_source(self, path, qtype: str | None = None) -> None:
+        """Analyse a source in the background; the table fills when it is done, with `qtype`
+        selected (the type Discover recommended), else the recommended type.
+
+        During a run the source stays (the run's outcome belongs to it): the new one opens when
+        the run ends."""
         path = str(path)
+        if self.running:
+            self._pending_source = (path, qtype)
+            self.status.setText(f"{Path(path).name} opens here when this run ends.")
+            return
+        self._wanted_type = qtype
         self._analysis += 1
         ticket = self._analysis
         self.summary = self.options.source = None
@@ -170,8 +176,7 @@ class QuantizePage(QWidget):
         self.requant_note.hide()
         self.requant_box.hide()
         self.requant_box.setChecked(False)
-        self.chat_button.hide()
-        self.report_button.hide()
+        self.result = None
         self.source_label.setText(f"Reading {Path(path).name}…")
         overrides = dict(self.library.fit_overrides) if self.library is not None else {}
         backend = self.backend.currentText()
@@ -197,8 +202,13 @@ class QuantizePage(QWidget):
             self.requant_note.setText(summary.refusal)
             self.requant_note.show()
             self.requant_box.show()
-        row = self.types.row_of(summary.recommended or "Q4_K_M")
+        wanted = self._wanted_type if self.types.row_of(self._wanted_type or "") >= 0 else None
+        row = self.types.row_of(wanted or summary.recommended or "Q4_K_M")
         self.table.selectRow(max(row, 0))
+        if wanted and summary.recommended and wanted != summary.recommended:
+            # Discover planned from the repo's config; this table from the real tensors.
+            self.status.setText(f"{wanted} is selected as Discover recommended; ★ marks "
+                                f"{summary.recommended}, this table's pick from the files.")
         self._update_buttons()
         self.source_ready.emit(summary)
 
@@ -257,13 +267,13 @@ class QuantizePage(QWidget):
         overwrite = out_path.exists()
         if overwrite and not self.ask_overwrite(out_path):
             return False
+        if self.running:  # another start got in while the question was open: one run only
+            return False
         request = QuantizeRequest(self.summary.path, str(out_path), qtype, **self.options.values(),
                                   overwrite=overwrite,
                                   allow_requantize=self.requant_box.isChecked())
         self.result = None
         self.banner.hide()
-        self.chat_button.hide()
-        self.report_button.hide()
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting…")
         self.status.setText(f"Writing {out_path.name} ({qtype})…")
@@ -288,7 +298,7 @@ class QuantizePage(QWidget):
     def _on_progress(self, p) -> None:
         self.progress_bar.setValue(int(p.fraction * 1000))
         self.progress_bar.setFormat(f"{p.fraction * 100:.0f}% · {formatting.size(p.done_bytes)} "
-                                    f"of {formatting.size(p.total_bytes)} · {_eta(p.eta_s)}")
+                                    f"of {formatting.size(p.total_bytes)} · {formatting.eta(p.eta_s)}")
         self.status.setText(f"Tensor {p.index}/{p.count}: {p.tensor}")
         self.progress.emit(p)
 
@@ -299,8 +309,6 @@ class QuantizePage(QWidget):
         self.progress_bar.setFormat(f"done · {formatting.size(result.size_bytes)}")
         self.status.setText(f"Wrote {result.path} ({result.file_type}, "
                             f"{formatting.size(result.size_bytes)}) in {result.seconds:.1f} s")
-        # The quality report scores with llama.cpp, so its reference must be an unquantized GGUF.
-        self.report_button.setVisible(self.summary.kind == GGUF and not self.summary.refusal)
         if self.library is not None:  # "Chat with it" once the library lists the new model
             self.library.add_quietly(result.path, lambda: self._listed(result))
         else:
@@ -308,10 +316,11 @@ class QuantizePage(QWidget):
         self.options.output_edited = False
         self._type_changed()  # the next default name must not be the file just written
         self._update_buttons()
+        self._open_pending()
 
     def _listed(self, result) -> None:
-        if self.result is result:
-            self.chat_button.show()
+        self.listed = result
+        self._update_buttons()
         self.quantized.emit(str(result.path))
 
     def _on_failed(self, message: str) -> None:
@@ -321,6 +330,7 @@ class QuantizePage(QWidget):
         self.status.setText("Nothing was written.")
         self._show_error(message)  # an already-quantized source's note and box show since analysis
         self._update_buttons()
+        self._open_pending()
 
     def _on_cancelled(self) -> None:
         self.job = None
@@ -328,6 +338,13 @@ class QuantizePage(QWidget):
         self.progress_bar.setFormat(IDLE_TEXT)
         self.status.setText("Cancelled: nothing was written.")
         self._update_buttons()
+        self._open_pending()
+
+    def _open_pending(self) -> None:
+        if self._pending_source is not None:
+            path, qtype = self._pending_source
+            self._pending_source = None
+            self.set_source(path, qtype)
 
     def _show_error(self, message: str) -> None:
         lines = str(message).strip().splitlines()
@@ -339,6 +356,15 @@ class QuantizePage(QWidget):
         self.run_button.setEnabled(not running and not calibrating and self.summary is not None
                                    and self.selected_type() is not None)
         self.cancel_button.setEnabled(running)
+        done = self.result is not None and not running
+        # "Chat with it" once the library lists the new model.
+        self.chat_button.setEnabled(done and self.listed is self.result)
+        # The quality report scores with llama.cpp, so its reference must be an unquantized GGUF.
+        reportable = bool(self.summary and self.summary.kind == GGUF and not self.summary.refusal)
+        self.report_button.setEnabled(done and reportable)
+        self.report_button.setToolTip(
+            "Measure what this quant costs against its source" if reportable or not self.summary
+            else "Needs an unquantized GGUF source (the report scores both with llama.cpp)")
         for w in (self.library_picker, self.folder_button, self.file_button, self.table,
                   self.requant_box):
             w.setEnabled(not running and not calibrating)

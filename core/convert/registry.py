@@ -1,0 +1,43 @@
+"""HF `architectures` entry → adapter: the model families we convert."""
+from __future__ import annotations
+
+from quantdesk.core.text import shown
+
+from . import families as f
+from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
+from .errors import ConvertError
+
+ADAPTERS: dict[str, type[Adapter]] = {
+    "LlamaForCausalLM": Adapter,          # also Falcon 3, InternLM 3-style llama checkpoints
+    "MistralForCausalLM": Adapter,        # the llama graph in llama.cpp
+    "MixtralForCausalLM": f.Mixtral,
+    "Qwen2ForCausalLM": Qwen2,
+    "Qwen2MoeForCausalLM": f.Qwen2Moe,
+    "Qwen3ForCausalLM": Qwen3,
+    "Qwen3MoeForCausalLM": f.Qwen3Moe,
+    "GemmaForCausalLM": f.Gemma,
+    "Gemma2ForCausalLM": Gemma2,
+    "Gemma3ForCausalLM": Gemma3,
+    "Gemma3ForConditionalGeneration": Gemma3,
+    "Phi3ForCausalLM": Phi3,
+    "GraniteForCausalLM": f.Granite,
+    "GraniteMoeForCausalLM": f.GraniteMoe,
+    "SmolLM3ForCausalLM": f.SmolLM3,
+    "ArceeForCausalLM": f.Arcee,
+    "Olmo2ForCausalLM": f.Olmo2,
+    "Olmo3ForCausalLM": f.Olmo2,
+    "OlmoeForCausalLM": f.Olmoe,
+    "Ernie4_5ForCausalLM": f.Ernie45,
+    "Ernie4_5_ForCausalLM": f.Ernie45,
+}
+
+
+def adapter_for(cfg: dict) -> Adapter:
+    archs = cfg.get("architectures") or []
+    if not archs:
+        raise ConvertError("config.json names no architecture")
+    for a in archs:
+        if a in ADAPTERS:
+            return ADAPTERS[a](normalize_config(cfg))
+    known = sorted({cls.gguf_arch for cls in ADAPTERS.values()})
+    raise ConvertError(f"unsupported architecture {shown(str(archs[0]))} (supported: {', '.join(known)})")
