@@ -16,10 +16,8 @@ exits 1 when any mutant ended otherwise, took 1 s of CPU or grew the peak RSS pa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,64 +25,34 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzz_children import ROOT, Tally, run_children  # noqa: E402
+
 CHILD = ROOT / "tests" / "fuzz" / "gguf_mutants.py"
 
 
 def fuzz(a) -> int:
-    kinds, reasons, bugs, first_bug, planned = Counter(), Counter(), Counter(), {}, Counter()
-    slowest, over_1s, peak, nxt = (0.0, ""), 0, 0.0, 0
+    tally, planned, peak = Tally(time_key="cpu"), Counter(), 0.0
     t_all = time.perf_counter()
-    while nxt < a.count:
-        proc = subprocess.Popen([sys.executable, str(CHILD), "--child", str(nxt), "--seed", str(a.seed),
-                                 "--count", str(a.count), "--limit-mb", str(a.limit_mb)],
-                                stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        current = None
-        for line in proc.stdout:
-            row = json.loads(line)
-            if "start" in row:
-                current = row
-                continue
-            kinds[row["kind"]] += 1
-            planned.update(p for p in row["planned"].split("/") if p != "-")
-            if row["kind"] == "refused":
-                reasons[row["reason"]] += 1
-            elif row["kind"] == "other error":
-                bugs[row["error"]] += 1
-                first_bug.setdefault(row["error"], f"{current['mutant']} -> {row['detail']}")
-            slowest = max(slowest, (row["cpu"], current["mutant"]), key=lambda s: s[0])
-            over_1s += row["cpu"] >= 1.0
-            peak = max(peak, row["rss_growth_mb"])
-            nxt = row["done"] + 1
-        rc = proc.wait()
-        if rc != 0:   # the mutant announced last killed the child
-            name = signal.Signals(-rc).name if rc < 0 else f"exit {rc}"
-            kinds["other error"] += 1
-            bugs[f"killed by {name}"] += 1
-            first_bug.setdefault(f"killed by {name}", current["mutant"] if current else "?")
-            nxt = (current["start"] if current else nxt) + 1
+    for row, mutant in run_children(lambda start: [sys.executable, str(CHILD), "--child", str(start), "--seed",
+                                                   str(a.seed), "--count", str(a.count), "--limit-mb",
+                                                   str(a.limit_mb)], a.count):
+        tally.add(row, mutant)
+        planned.update(p for p in row.get("planned", "-").split("/") if p != "-")
+        peak = max(peak, row.get("rss_growth_mb", 0.0))
     total = time.perf_counter() - t_all
 
     print(f"## GGUF fuzz: {a.count} mutants, seed {a.seed}\n")
     print(f"Machine: {a.machine or platform.machine() + ' ' + platform.system()}, Python "
           f"{platform.python_version()}; {total:.1f} s in all ({1000 * total / max(a.count, 1):.2f} ms "
           f"per mutant, wall).\n")
-    print("| outcome | mutants |\n|---|---:|")
-    for kind in ("accepted", "refused", "other error"):
-        print(f"| {kind} | {kinds[kind]} |")
+    tally.print_outcomes()
     print(f"\nPlanner on what the reader accepted: {planned['plan']} plans, "
           f"{planned['PlannerError']} PlannerError.\n")
-    print(f"Slowest: {slowest[0] * 1000:.1f} ms of CPU ({slowest[1][:160]}); 1 s or more: {over_1s}; "
-          f"largest peak-RSS growth: {peak:.1f} MiB (limit {a.limit_mb} MiB)\n")
-    print(f"Refusals (GGUFError/HeaderError) by kind, top {a.top} of {len(reasons)}:\n")
-    print("| kind | mutants |\n|---|---:|")
-    for text, n in reasons.most_common(a.top):
-        print(f"| {text.replace('|', '/')} | {n} |")
-    if bugs:
-        print("\nOther errors (bugs):\n")
-        for name, n in bugs.most_common():
-            print(f"- {name}: {n}, first: {first_bug[name]}")
-    return 1 if bugs or over_1s or peak >= a.limit_mb else 0
+    print(f"Slowest: {tally.slowest[0] * 1000:.1f} ms of CPU ({tally.slowest[1][:160]}); 1 s or more: "
+          f"{tally.over_1s}; largest peak-RSS growth: {peak:.1f} MiB (limit {a.limit_mb} MiB)\n")
+    tally.print_reasons(a.top, "GGUFError/HeaderError")
+    return 1 if tally.bugs or tally.over_1s or peak >= a.limit_mb else 0
 
 
 def _big_file(path: Path, n_kv: int, n_tensors: int) -> None:
