@@ -172,3 +172,18 @@ def test_100000_tensors_are_read_and_planned_in_well_under_a_second_of_cpu(tmp_p
     plan_cpu = time.process_time() - cpu - read_cpu
     assert len(checked.tensors) == 100_000 + len(seed_model().tensors) and plan.n_layer == 2
     assert read_cpu < 1.0 and plan_cpu < 2.0, (read_cpu, plan_cpu)   # it was 12 s to read
+
+
+def test_a_gguf_quantize_source_reads_odd_counts_as_the_planner_does(tmp_path):
+    from quantdesk.core.convert import open_source
+    model = _set(seed_model(), b"llama.attention.head_count", F32, float("nan"))
+    _set(model, b"llama.attention.head_count_kv", STR, "two")
+    _set(model, b"llama.expert_count", F64, float("inf"))
+    model.tensors = [Tensor(t.name, t.dims, 0 if t.ggml_type == 8 else t.ggml_type) for t in model.tensors]
+    _set(model, b"general.file_type", U32, 0)   # all F32/F16: a source we may quantize
+    source = open_source(_write(tmp_path, model))
+    try:
+        p = source.params
+        assert (p.n_layer, p.n_head, p.n_head_kv, p.n_expert) == (2, 0, 0, 0)
+    finally:
+        source.close()
