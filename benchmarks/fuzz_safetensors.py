@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzz_children import ROOT, Tally, run_children  # noqa: E402
 
 
 def child(seed: int, start: int, count: int) -> None:
@@ -57,53 +55,20 @@ def main() -> int:
         child(a.seed, a.child, a.count)
         return 0
 
-    kinds, reasons, bugs, first_bug = Counter(), Counter(), Counter(), {}
-    slowest, over_1s, nxt = (0.0, ""), 0, 0
+    tally = Tally()
     t_all = time.perf_counter()
-    while nxt < a.count:
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(nxt), "--seed", str(a.seed),
-                                 "--count", str(a.count)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        current = None
-        for line in proc.stdout:
-            row = json.loads(line)
-            if "start" in row:
-                current = row
-                continue
-            kinds[row["kind"]] += 1
-            if row["kind"] == "refused":
-                reasons[row["reason"]] += 1
-            elif row["kind"] == "other error":
-                bugs[row["error"]] += 1
-                first_bug.setdefault(row["error"], f"{current['mutant']} -> {row['detail']}")
-            slowest = max(slowest, (row["seconds"], current["mutant"]), key=lambda s: s[0])
-            over_1s += row["seconds"] > 1.0
-            nxt = row["done"] + 1
-        rc = proc.wait()
-        if rc != 0:   # the mutant announced last killed the child
-            name = signal.Signals(-rc).name if rc < 0 else f"exit {rc}"
-            kinds["other error"] += 1
-            bugs[f"killed by {name}"] += 1
-            first_bug.setdefault(f"killed by {name}", current["mutant"] if current else "?")
-            nxt = (current["start"] if current else nxt) + 1
+    for row, mutant in run_children(lambda start: [sys.executable, __file__, "--child", str(start), "--seed",
+                                                   str(a.seed), "--count", str(a.count)], a.count):
+        tally.add(row, mutant)
     total = time.perf_counter() - t_all
 
     print(f"## Safetensors fuzz: {a.count} mutants, seed {a.seed}\n")
     print(f"Machine: {platform.machine()} {platform.system()}, Python {platform.python_version()}; "
           f"{total:.1f} s in all ({1000 * total / max(a.count, 1):.2f} ms per mutant).\n")
-    print("| outcome | mutants |\n|---|---:|")
-    for kind in ("accepted", "refused", "other error"):
-        print(f"| {kind} | {kinds[kind]} |")
-    print(f"\nSlowest: {slowest[0] * 1000:.1f} ms ({slowest[1]}); over 1 s: {over_1s}\n")
-    print(f"Refusals (ConvertError) by kind, top {a.top} of {len(reasons)}:\n")
-    print("| kind | mutants |\n|---|---:|")
-    for text, n in reasons.most_common(a.top):
-        print(f"| {text.replace('|', '/')} | {n} |")
-    if bugs:
-        print("\nOther errors (bugs):\n")
-        for name, n in bugs.most_common():
-            print(f"- {name}: {n}, first: {first_bug[name]}")
-    return 1 if bugs or over_1s else 0
-
+    tally.print_outcomes()
+    print(f"\nSlowest: {tally.slowest[0] * 1000:.1f} ms ({tally.slowest[1]}); over 1 s: {tally.over_1s}\n")
+    tally.print_reasons(a.top, "ConvertError")
+    return 1 if tally.bugs or tally.over_1s else 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,6 +34,8 @@ from typing import Any
 
 from quantdesk.core import paths
 from quantdesk.core.gguf import GGUFError, ModelInfo, inspect_gguf, split_parts
+from quantdesk.core.output_files import PART_SUFFIX, clean_stale_parts
+from quantdesk.core.text import shown
 
 LIBRARY_FILE = "library.json"
 CACHE_FILE = "library-cache.json"
@@ -87,7 +89,7 @@ def hf_cache_ggufs(cache_dir: Path | None = None) -> list[Path]:
 
 
 def _models_dir_ggufs() -> list[Path]:
-    try:
+    try:   # "*.gguf" leaves NAME.gguf.part out: an unfinished write is not a model
         return sorted(p for p in paths.models_dir().rglob("*.gguf") if p.is_file())
     except OSError:
         return []
@@ -130,11 +132,15 @@ class Library:
         self._cache_dirty = False
         self.warning: str | None = None   # set when library.json was unreadable (kept aside)
         self._added, self._hidden = self._load()
+        self._stale_cleaned = False
 
     # ---- public API -------------------------------------------------------------------------
     def entries(self) -> list[LibraryEntry]:
         from quantdesk.core.starter import starter_model_path
         with self._lock:
+            if not self._stale_cleaned:   # the app's start: .part files of killed writers go
+                self._stale_cleaned = True
+                clean_stale_parts(self._dir)
             self._load_cache()
             self._added, self._hidden = self._load()  # another Quantdesk process may have changed it
             candidates: list[tuple[Path, str]] = []
@@ -147,6 +153,8 @@ class Library:
             seen: set[str] = set()
             out = []
             for path, source in candidates:
+                if path.name.endswith(PART_SUFFIX):   # unfinished writes are never models
+                    continue
                 if source != "added" and _is_later_part(path):
                     continue
                 if _key(path) in seen or (source != "added" and _key(path) in self._hidden):
@@ -162,6 +170,9 @@ class Library:
 
     def add(self, path: str | Path) -> LibraryEntry:
         """Validate and remember `path`; raises GGUFError (one line) and changes nothing if bad."""
+        if Path(path).name.endswith(PART_SUFFIX):
+            raise GGUFError(f"{shown(Path(path).name)} is an unfinished download or quantization "
+                            f"({PART_SUFFIX}), not a model")
         with self._lock:
             info, error = self._inspect(Path(os.path.abspath(path)))
             if info is None:

@@ -65,7 +65,7 @@ def ggml_quantize(rows: np.ndarray, qtype: str, imatrix: np.ndarray | None = Non
 def ggml_dequantize(data: np.ndarray, qtype: str, n_per_row: int) -> np.ndarray:
     """llama.cpp's own dequantize_row_<type> over every row of `data` (uint8, row_bytes wide)."""
     fmt = get_format(qtype)
-    fn = getattr(_lib(), f"dequantize_row_q{fmt.name[1:]}")   # q4_0, q6_K
+    fn = getattr(_lib(), "dequantize_row_" + fmt.name.lower().replace("_k", "_K"))  # q4_0, q6_K, iq4_xs
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
     data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1, row_bytes(fmt.name, n_per_row))

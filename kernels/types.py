@@ -23,6 +23,9 @@ KERNEL_FAMILIES: dict[str, tuple[str, ...]] = {
     "k_scale_min": ("Q2_K", "Q4_K", "Q5_K"),                 # 256-weight super-blocks, scale+min
     "q3_k": ("Q3_K",),                                       # 256, 3-bit, scale only
     "q6_k": ("Q6_K",),                                       # 256, 6-bit, scale only
+    "iq4": ("IQ4_NL", "IQ4_XS"),                             # 32 / 256, non-linear codebook
+    "ternary": ("TQ1_0", "TQ2_0"),                           # 256, trits, absmax scale
+    "mxfp4": ("MXFP4",),                                     # 32, e2m1 values, e8m0 scale
 }
 
 # Written by kernels.quantize without a kernel (a float conversion).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Modules that contribute sub-commands, in help order.
@@ -57,13 +58,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()   # here, not at exit: a reader that went away is seen below
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except UserError as exc:
         print(f"quantdesk: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("quantdesk: interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe (`quantdesk inspect --json | head`): end quietly, as a
+    command killed by SIGPIPE would (exit 141). Python's own flush at exit would raise again, so
+    stdout is pointed at devnull first (the recipe in Python's signal documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13   # 128 + SIGPIPE
 
 
 if __name__ == "__main__":

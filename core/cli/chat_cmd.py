@@ -27,6 +27,38 @@ def _positive(value: str) -> int:
     return n
 
 
+def kv_types(value: str) -> tuple[str, str]:
+    """--kv-type TYPE (K and V) or K,V -> (type_k, type_v)."""
+    from quantdesk.core.engine.kv_cache import parse_kv_type
+    parts = [v.strip() for v in value.split(",")]
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected TYPE or K_TYPE,V_TYPE, got {value!r}")
+    try:
+        k = parse_kv_type(parts[0])
+        return k, parse_kv_type(parts[-1])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def flash_attn(value: str) -> str:
+    from quantdesk.core.engine.kv_cache import parse_flash_attn
+    try:
+        return parse_flash_attn(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_kv_options(p) -> None:
+    """--kv-type and --flash-attn, as `chat` and `plan` take them."""
+    from quantdesk.core.engine.kv_cache import DEFAULT_FLASH_ATTN, KV_TYPES
+    p.add_argument("--kv-type", type=kv_types, default=None, metavar="TYPE[,V_TYPE]",
+                   help=f"KV-cache type for K and V, or K,V ({', '.join(KV_TYPES)}; default f16). "
+                        "A quantized V cache needs flash attention (on or auto)")
+    p.add_argument("--flash-attn", type=flash_attn, default=DEFAULT_FLASH_ATTN,
+                   metavar="{on,off,auto}",
+                   help=f"flash attention (default {DEFAULT_FLASH_ATTN}: llama.cpp decides)")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("chat", help="ask a local GGUF model one question",
                               description="Load MODEL in the engine host, send one prompt and "
@@ -42,6 +74,10 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (0.7)")
     p.add_argument("--seed", type=int, default=-1, help="sampling seed (-1: random)")
     p.add_argument("--threads", type=_positive, default=None, help="CPU threads (physical cores)")
+    add_kv_options(p)
+    p.add_argument("--prompt-lookup", type=int, default=0, metavar="N",
+                   help="prompt-lookup decoding: draft up to N tokens copied from the "
+                        "conversation per step (0: off; helps when the reply repeats the prompt)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (text, token counts, tokens/s) instead of streaming")
     p.set_defaults(func=run)
@@ -56,6 +92,14 @@ def run(args) -> int:
     from quantdesk.core.gguf import GGUFError, inspect_gguf
     from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager
 
+    from quantdesk.core.runtime.chat import ChatError, load_request
+    kv_k, kv_v = args.kv_type or ("f16", "f16")
+    load = {"kv_type_k": kv_k, "kv_type_v": kv_v, "flash_attn": args.flash_attn,
+            "prompt_lookup": args.prompt_lookup}
+    try:   # options llama.cpp would refuse: one line, before anything loads
+        load_request(args.model, load)
+    except ChatError as exc:
+        raise UserError(str(exc)) from None
     try:
         info = inspect_gguf(args.model)
     except GGUFError as exc:
@@ -70,7 +114,8 @@ def run(args) -> int:
     session = ChatSession(store, models)
     session.new_conversation(system_prompt=args.system, model_path=info.path, settings={
         "n_ctx": args.ctx, "n_gpu_layers": args.gpu_layers, "n_threads": args.threads,
-        "temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed})
+        "temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed,
+        **load})
     loaded = []
 
     def report(event) -> None:

@@ -6,6 +6,7 @@ import sys
 import time
 
 from quantdesk.core.cli import UserError
+from quantdesk.core.text import shown
 from quantdesk.core.units import human_bytes
 
 
@@ -81,7 +82,7 @@ def run_search(args) -> int:
         return 0
     for r in results:
         params = f"{r.parameters / 1e9:.1f}B" if r.parameters else "-"
-        print(f"{r.repo_id:<60} {params:>7} {r.downloads or 0:>10} dl {r.likes or 0:>6} likes{'  gated' if r.gated else ''}")
+        print(f"{shown(r.repo_id):<60} {params:>7} {r.downloads or 0:>10} dl {r.likes or 0:>6} likes{'  gated' if r.gated else ''}")
     return 0
 
 
@@ -106,13 +107,14 @@ def run_files(args) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    print(f"{details.repo_id}  ({details.kind}, licence {details.license or '?'}{', gated' if details.gated else ''})")
+    print(f"{shown(details.repo_id)}  ({details.kind}, licence {shown(details.license or '?')}{', gated' if details.gated else ''})")
     for row in data["variants"]:
         bpw = f"{row['bits_per_weight']:.2f} bpw" if row["bits_per_weight"] else ""
         parts = f" ({len(row['files'])} parts)" if len(row["files"]) > 1 else ""
-        print(f"  {row['quant']:<12} {_size(row['size_bytes']):>9} {bpw:>10}  {row['fit'] or row['fit_note'] or ''}{parts}")
+        print(f"  {shown(row['quant']):<12} {_size(row['size_bytes']):>9} {bpw:>10}  "
+              f"{row['fit'] or shown(row['fit_note'] or '', 200)}{parts}")
     if details.kind == "safetensors":
-        print(f"  safetensors {details.safetensors_dtype or '?'} {_size(details.safetensors_bytes)}")
+        print(f"  safetensors {shown(details.safetensors_dtype or '?')} {_size(details.safetensors_bytes)}")
     return 0
 
 
@@ -137,7 +139,7 @@ def run_local(args) -> int:
         print(json.dumps([m.to_json() for m in models], indent=2))
     else:
         for m in models:
-            print(f"{m.source:<9} {m.name:<60} {_size(m.size_bytes):>9}  {m.path}")
+            print(f"{m.source:<9} {shown(m.name):<60} {_size(m.size_bytes):>9}  {shown(str(m.path), 4096)}")
     return 0
 
 
@@ -154,7 +156,7 @@ class _Printer:
         self.last = now
         pct = f"{100 * p.done_bytes / p.total_bytes:5.1f}%" if p.total_bytes else "    ?"
         eta = f" ETA {p.eta_s:.0f}s" if p.eta_s else ""
-        line = f"{p.filename}: {p.state} {pct} {_size(p.done_bytes)} of {_size(p.total_bytes)} {_size(p.speed_bps)}/s{eta}"
+        line = f"{shown(p.filename)}: {p.state} {pct} {_size(p.done_bytes)} of {_size(p.total_bytes)} {_size(p.speed_bps)}/s{eta}"
         print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
         if self.tty and p.state == "done":
             print(file=sys.stderr)
@@ -176,12 +178,12 @@ def run_pull(args) -> int:
             raise UserError(f"{args.repo} has no GGUF files; use --file NAME")
         if args.quant is None and len(details.variants) > 1:
             raise UserError(f"{args.repo} has several variants; choose one with --quant: "
-                            + ", ".join(v.quant for v in details.variants))
+                            + ", ".join(shown(v.quant) for v in details.variants))
         wanted = (args.quant or details.variants[0].quant).upper()
         matches = [v for v in details.variants if v.quant.upper() == wanted]
         if not matches:
             raise UserError(f"{args.repo} has no {wanted} variant; available: "
-                            + ", ".join(v.quant for v in details.variants))
+                            + ", ".join(shown(v.quant) for v in details.variants))
         chosen, label = matches[0].files, matches[0].quant
     paths = []
     try:

@@ -30,7 +30,9 @@ def run(args) -> int:
         info = inspect_gguf(args.file)
     except GGUFError as exc:
         raise UserError(str(exc)) from None
+    from quantdesk.core.gguf.chat_template import template_problem
     data = info.to_json()
+    data["chat_template_problem"] = template_problem(info.chat_template)
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
@@ -39,13 +41,17 @@ def run(args) -> int:
 
 
 def format_table(data: dict) -> str:
+    """The table for people: text from the file (name, architecture, paths) escaped."""
+    from quantdesk.core.text import shown as escaped
     from quantdesk.core.units import human_bytes
-    shown = dict(data)
+    shown = {k: escaped(v, 200) if isinstance(v, str) else v for k, v in data.items()}
     shown["parameters"] = f"{_count(data['parameters'])} ({data['parameters']:,})"
     shown["size_bytes"] = f"{human_bytes(data['size_bytes'])} ({data['size_bytes']:,} bytes)"
     shown["has_chat_template"] = "yes" if data["has_chat_template"] else "no (plain completion)"
+    if data.get("chat_template_problem"):
+        shown["has_chat_template"] = f"broken: {data['chat_template_problem']}"
     shown["heads"] = f"{data['head_count']} ({data['head_count_kv']})"
-    shown["files"] = "\n".join(data["files"])
+    shown["files"] = "\n".join(escaped(f, 4096) for f in data["files"])
     for key in ("context_length", "vocab_size", "tensor_count"):
         shown[key] = f"{data[key]:,}"
     width = max(len(label) for label, _ in _ROWS)

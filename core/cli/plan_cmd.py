@@ -1,6 +1,9 @@
-"""`quantdesk plan MODEL [--ctx N] [--vram BYTES] [--ram BYTES] [--json]`: which quant of this
-model (a GGUF or an HF model folder) fits, with how many GPU layers, and which one to use. The
-figures are the quantize session's (core/runtime/quantize.py), as on the Quantize page."""
+"""`quantdesk plan MODEL [--ctx N] [--vram BYTES] [--ram BYTES] [--kv-type T[,V]]
+[--flash-attn on|off|auto] [--json]`: which quant of this model (a GGUF or an HF model folder)
+fits, with how many GPU layers, and which one to use; then the context each KV-cache type reaches.
+The figures are the quantize session's (core/runtime/quantize.py), as on the Quantize page. When
+nothing fits at --ctx, the recommendation may propose a smaller KV cache (q8_0, then q4_0),
+labelled with what it saves and costs, before it lowers the context."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--vram", type=parse_bytes, help="plan with this much free VRAM (bytes or 8G)")
     p.add_argument("--ram", type=parse_bytes, help="plan with this much free RAM (bytes or 16G)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    from .chat_cmd import add_kv_options
+    add_kv_options(p)
     p.set_defaults(func=run)
 
 
@@ -48,16 +53,38 @@ def run(args) -> int:
 
     if args.ctx < 1:
         raise UserError(f"--ctx must be positive, got {args.ctx}")
+    from quantdesk.core.engine.kv_cache import PROPOSED_KV_TYPES, check_kv_options, KV_TYPES
+    from quantdesk.core.planner import retype
+    from quantdesk.core.planner.kv_fit import KV_TABLE_TYPES, context_by_kv_type
+
+    kv_k, kv_v = args.kv_type or ("f16", "f16")
+    try:
+        check_kv_options(kv_k, kv_v, args.flash_attn)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    load = dict(type_k=kv_k, type_v=kv_v, flash_attn=args.flash_attn)
+    # Only caches smaller than the one asked for are proposed to keep the context.
+    proposals = tuple(t for t in PROPOSED_KV_TYPES
+                      if KV_TYPES.index(t) > max(KV_TYPES.index(kv_k), KV_TYPES.index(kv_v)))
     hw = detect().with_overrides(vram=args.vram, ram=args.ram)
     try:
-        plan = plan_source(args.model, hardware=hw, n_ctx=args.ctx)
+        plan = plan_source(args.model, hardware=hw, n_ctx=args.ctx, kv_types=proposals, **load)
     except ConvertError as exc:
         raise UserError(str(exc)) from None
+    rec = plan.recommended
+    kv_for = rec.type if rec else plan.own_type
+    kv_rows = []
+    if kv_for:   # the context each KV type reaches, for the recommended type (or the file's own)
+        table = tuple(dict.fromkeys(KV_TABLE_TYPES + tuple(dict.fromkeys((kv_k, kv_v)))))
+        kv_rows = [r.to_json() for r in context_by_kv_type(
+            retype(plan.profile, kv_for), hw, types=table, flash_attn=args.flash_attn)]
     data = {
         "model": plan.path, "kind": plan.kind, "type": plan.own_type, "n_ctx": args.ctx,
+        "kv_type": [kv_k, kv_v], "flash_attn": args.flash_attn,
         "hardware": hw.to_json(),
         "options": [_option(p, plan.own_type) for p in plan.plans],
-        "recommended": _option(plan.recommended, plan.own_type) if plan.recommended else None,
+        "recommended": _option(rec, plan.own_type) if rec else None,
+        "context_by_kv_type": {"type": kv_for, "rows": kv_rows},
     }
     if args.json:
         print(json.dumps(data, indent=2))
@@ -91,4 +118,16 @@ def format_plan(data: dict) -> str:
                 "sizes are the tensor bytes `quantdesk quantize` writes for each type")
     rows.append(f"Recommended: {rec['type']} - {rec['note']}" if rec else
                 "Recommended: none - no type fits this machine")
+    kv = data.get("context_by_kv_type") or {}
+    if kv.get("rows"):
+        rows.append("")
+        rows.append(f"Context reachable per KV-cache type ({kv['type']}, flash attention "
+                    f"{data['flash_attn']}):")
+        rows.append(f"{'KV type':<8} {'per token':>10} {'max context':>12}  {'fit':<9} quality")
+        for r in kv["rows"]:
+            reach = f"{r['n_ctx']:,}" if r["n_ctx"] else "none"
+            if r["n_ctx"] and r["n_ctx"] >= r["n_ctx_limit"]:
+                reach += " (all)"   # the model's training context
+            rows.append(f"{r['kv_type']:<8} {r['bytes_per_token'] / 1024:>7,.1f} KiB "
+                        f"{reach:>12}  {r['fit']:<9} {r['quality']}")
     return "\n".join(rows)

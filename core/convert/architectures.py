@@ -11,7 +11,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .errors import ConvertError, shown
+from quantdesk.core.text import shown
+
+from .errors import ConvertError
 
 
 def normalize_config(cfg: dict) -> dict:

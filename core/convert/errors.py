@@ -13,9 +13,3 @@ class AlreadyQuantized(ConvertError):
     def __init__(self, message: str, main_type: str):
         super().__init__(message)
         self.main_type = main_type   # the file's type ("Q4_1"), not token_embd's
-
-
-def shown(name: str) -> str:
-    """A name taken from a file, as it may appear in a one-line message: control characters
-    escaped, long names cut."""
-    return ascii(name if len(name) <= 80 else name[:77] + "...")[1:-1]

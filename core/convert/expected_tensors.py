@@ -8,7 +8,9 @@ and no file is written. The table follows llama.cpp's `llama_model::load_tensors
 """
 from __future__ import annotations
 
-from .errors import ConvertError, shown
+from quantdesk.core.text import shown
+
+from .errors import ConvertError
 
 
 # Per GGUF architecture, what differs from the llama layer (pre-norms, q/k/v/o, gated FFN).

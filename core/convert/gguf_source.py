@@ -21,7 +21,7 @@ _SKIP_KEYS = ("general.architecture", "general.file_type", "general.quantization
 
 
 def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
-    from quantdesk.core.gguf import GGUFError, MappedGGUF, inspect_gguf
+    from quantdesk.core.gguf import GGUFError, MappedGGUF, inspect_gguf, metadata_count
     path = Path(path)
     try:  # full validation first: a damaged file gets the inspector's one-line reason
         info = inspect_gguf(path)
@@ -38,11 +38,12 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
     arch = field("general.architecture")
     if not arch:
         raise ConvertError(f"{path.name} names no architecture")
-    n_head = int(field(f"{arch}.attention.head_count", 0) or 0)
-    params = ModelParams(arch=arch, n_layer=int(field(f"{arch}.block_count", 0) or 0),
-                         n_head=n_head,
-                         n_head_kv=int(field(f"{arch}.attention.head_count_kv", n_head) or n_head),
-                         n_expert=int(field(f"{arch}.expert_count", 0) or 0))
+    # counts as the planner reads them: NaN, strings or per-layer lists are no crash here either
+    n_head = metadata_count(field(f"{arch}.attention.head_count", 0))
+    n_head_kv = metadata_count(field(f"{arch}.attention.head_count_kv", n_head), n_head) or n_head
+    params = ModelParams(arch=arch, n_layer=metadata_count(field(f"{arch}.block_count", 0)),
+                         n_head=n_head, n_head_kv=n_head_kv,
+                         n_expert=metadata_count(field(f"{arch}.expert_count", 0)))
 
     tensors: list[SourceTensor] = []
     quantized = []

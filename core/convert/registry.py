@@ -1,9 +1,11 @@
 """HF `architectures` entry → adapter: the model families we convert."""
 from __future__ import annotations
 
+from quantdesk.core.text import shown
+
 from . import families as f
 from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
-from .errors import ConvertError, shown
+from .errors import ConvertError
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "LlamaForCausalLM": Adapter,          # also Falcon 3, InternLM 3-style llama checkpoints

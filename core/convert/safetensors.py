@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConvertError, shown
+from quantdesk.core.text import shown
+
+from .errors import ConvertError
 
 # dtypes we convert from, with their numpy storage type; anything else is refused by name.
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}

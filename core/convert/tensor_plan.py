@@ -13,7 +13,9 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConvertError, shown
+from quantdesk.core.text import shown
+
+from .errors import ConvertError
 from .safetensors import SafetensorsCheckpoint
 from .source import SourceTensor
 

@@ -28,6 +28,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .kv_cache import (DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE, DEFAULT_PROMPT_LOOKUP,
+                       check_kv_options, parse_flash_attn, parse_kv_type, parse_prompt_lookup)
 from .logs import log_path
 from .types import (ContextOverflowError, Done, EngineError, InvalidRequestError, LoadResult,
                     ModelFileError, SamplingParams, Token)
@@ -191,8 +193,19 @@ class EngineClient:
 
     # -- public API ------------------------------------------------------------------------------
     def load(self, path, *, n_gpu_layers: int = 0, n_ctx: int = 2048,
-             n_threads: int | None = None, embedding: bool = False) -> LoadResult:
+             n_threads: int | None = None, type_k: str = DEFAULT_KV_TYPE,
+             type_v: str = DEFAULT_KV_TYPE, flash_attn: str = DEFAULT_FLASH_ATTN,
+             prompt_lookup: int = DEFAULT_PROMPT_LOOKUP, embedding: bool = False) -> LoadResult:
+        """Raises EngineError (one line) for KV options llama.cpp refuses (kv_cache.py), before
+        any process starts. embedding: a model loaded for embed(), not for generate()."""
         path = str(Path(path))
+        try:
+            options = dict(type_k=parse_kv_type(type_k), type_v=parse_kv_type(type_v),
+                           flash_attn=parse_flash_attn(flash_attn),
+                           prompt_lookup=parse_prompt_lookup(prompt_lookup))
+            check_kv_options(options["type_k"], options["type_v"], options["flash_attn"])
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
         if not os.path.isfile(path):
             raise EngineError(f"{path}: no such file")
         if self._loaded is not None:      # a fresh process per model: memory really goes back
@@ -203,8 +216,8 @@ class EngineClient:
         self._loading = os.path.basename(path)
         try:
             command = dict(path=path, n_gpu_layers=int(n_gpu_layers), n_ctx=int(n_ctx),
-                           n_threads=threads)
-            if embedding:   # a model loaded for embed(), not for generate()
+                           n_threads=threads, **options)
+            if embedding:
                 command["embedding"] = True
             self._send("load", command)
             kind, payload = self._receive()

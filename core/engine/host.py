@@ -5,7 +5,9 @@ talks over two one-way Pipes: commands in, events out. A reader thread takes com
 pipe so that "cancel" is seen between two tokens even while the main thread is generating.
 
 Commands (client -> host), each a (kind, payload) tuple:
-    ("load", {path, n_gpu_layers, n_ctx, n_threads[, embedding]}) -> ("loaded", LoadResult fields) | ("error", msg)
+    ("load", {path, n_gpu_layers, n_ctx, n_threads,     -> ("loaded", LoadResult fields) | ("error", msg)
+              type_k, type_v, flash_attn,                  KV-cache type names, "on"/"off"/"auto",
+              prompt_lookup[, embedding]})                 draft tokens per step (0: off); kv_cache.py
     ("embed", {texts})                                  -> ("embedded", {embeddings, prompt_tokens}) | ("error", msg)
     ("generate", {id, messages, sampling})             -> ("token", text)* then ("done", Done fields) | ("error", msg)
                                                            | ("model_error", msg): the model file is at fault
@@ -26,6 +28,7 @@ one step, not at the next token.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import queue
@@ -36,6 +39,7 @@ import threading
 import time
 import traceback
 
+from .kv_cache import DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE, check_kv_options, kv_ggml_type
 from .logs import route_output_to
 from .prompt import Prompt, TemplateError, chat_template_prompt, completion_prompt
 from .types import ContextOverflowError, InvalidRequestError
@@ -57,6 +61,29 @@ class _NoChatFormatter:
         def unused(**_kwargs):
             raise RuntimeError("chat templates are rendered by the engine host, not llama-cpp-python")
         return unused
+
+
+@contextlib.contextmanager
+def _flash_attn_type(mode: str):
+    """llama-cpp-python's Llama(flash_attn=) is a bool (enabled / disabled); llama.cpp's own
+    "auto" is set on the context parameters while Llama() creates its context."""
+    if mode != "auto":
+        yield
+        return
+    import llama_cpp
+    import llama_cpp._internals as internals
+    base = internals.LlamaContext
+
+    class AutoFlashAttnContext(base):
+        def __init__(self, *, model, params, verbose=True):
+            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+            super().__init__(model=model, params=params, verbose=verbose)
+
+    internals.LlamaContext = AutoFlashAttnContext
+    try:
+        yield
+    finally:
+        internals.LlamaContext = base
 
 
 def _rss() -> int:
@@ -169,23 +196,33 @@ class Host:
             gc.collect()
 
     def load(self, path: str, n_gpu_layers: int, n_ctx: int, n_threads: int,
+             type_k: str = DEFAULT_KV_TYPE, type_v: str = DEFAULT_KV_TYPE,
+             flash_attn: str = DEFAULT_FLASH_ATTN, prompt_lookup: int = 0,
              embedding: bool = False) -> dict:
         self.unload()
+        check_kv_options(type_k, type_v, flash_attn)   # llama.cpp would only log why it failed
         import llama_cpp   # before measuring: rss_before..rss_after is what the model costs
         import llama_cpp.llama_chat_format
         llama_cpp.llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter
         rss_before = _rss()
         start = time.perf_counter()
         offload = bool(llama_cpp.llama_supports_gpu_offload())
+        draft = None
+        if prompt_lookup:
+            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+            draft = LlamaPromptLookupDecoding(num_pred_tokens=int(prompt_lookup))
         try:
             kw = dict(model_path=path, n_gpu_layers=n_gpu_layers if offload else 0, n_ctx=n_ctx,
-                      n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
-            if embedding:   # the server's /v1/embeddings: one sequence is one batch
-                kw.update(embedding=True, n_batch=n_ctx, n_ubatch=n_ctx)
-            llm = llama_cpp.Llama(**kw)
-            if embedding and llm.pooling_type() == llama_cpp.LLAMA_POOLING_TYPE_NONE:
-                llm.close()   # a chat model names no pooling: mean of its tokens, one vector
-                llm = llama_cpp.Llama(**kw, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+                      n_threads=n_threads, n_threads_batch=n_threads,
+                      type_k=kv_ggml_type(type_k), type_v=kv_ggml_type(type_v),
+                      flash_attn=flash_attn == "on", draft_model=draft, verbose=False)
+            if embedding:   # the server's /v1/embeddings: one sequence is one batch, no drafts
+                kw.update(embedding=True, n_batch=n_ctx, n_ubatch=n_ctx, draft_model=None)
+            with _flash_attn_type(flash_attn):
+                llm = llama_cpp.Llama(**kw)
+                if embedding and llm.pooling_type() == llama_cpp.LLAMA_POOLING_TYPE_NONE:
+                    llm.close()   # a chat model names no pooling: mean of its tokens, one vector
+                    llm = llama_cpp.Llama(**kw, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file: ..."
             raise RuntimeError(f"llama.cpp could not load {os.path.basename(path)} ({exc})") from None
         load_seconds = time.perf_counter() - start
@@ -203,7 +240,8 @@ class Host:
                     load_seconds=load_seconds, has_chat_template=self.template is not None,
                     n_ctx_train=int(llm._model.n_ctx_train()), rss_before=rss_before,
                     rss_after=_rss(), n_threads=n_threads, n_layers=n_layers,
-                    gpu_offload_supported=offload)
+                    gpu_offload_supported=offload, type_k=type_k, type_v=type_v,
+                    flash_attn=flash_attn, prompt_lookup=int(prompt_lookup))
 
     def build_prompt(self, messages: list[dict]):
         llm = self.llm
@@ -276,12 +314,14 @@ class Host:
 
         def between_tokens(input_ids, logits) -> bool:
             # Called by llama-cpp-python after every sampled token: count it, honour cancel.
-            # llama-cpp-python calls it once more after the loop with the same ids, hence the
-            # count from the ids rather than from the calls (the k-th token sees prompt + k-1).
+            # The k-th token sees prompt + k-1 ids. llama-cpp-python calls it once more after
+            # the loop with every evaluated id: the same ones, or with prompt lookup also the
+            # draft tokens evaluated past the last one kept; neither is a new token.
             nonlocal count, first_at, cancelled
             if count == 0:
                 first_at = time.perf_counter()
-            count = max(count, len(input_ids) - n_prompt + 1)
+            if len(input_ids) == n_prompt + count:
+                count += 1
             if self.stopping():
                 cancelled = True
             return cancelled

@@ -50,6 +50,10 @@ class LoadResult:
     n_threads: int = 0
     n_layers: int = 0
     gpu_offload_supported: bool = False
+    type_k: str = "f16"       # KV-cache types, flash attention and prompt lookup as loaded
+    type_v: str = "f16"
+    flash_attn: str = "off"
+    prompt_lookup: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoadResult":

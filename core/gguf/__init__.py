@@ -14,7 +14,7 @@ This package is the only code that knows the GGUF container and gguf-py's reader
 it does not import gguf-py or numpy (they load on the first parse, for the tensor type table).
 """
 from .errors import GGUFError, HeaderError, HeaderIncomplete
-from .header import ArrayInfo, GGUFHeader, TensorInfo, array_length, ggml_types
+from .header import ArrayInfo, GGUFHeader, TensorInfo, array_length, ggml_types, metadata_count
 from .info import SPLIT_NAME, ModelInfo, file_type_name, inspect_gguf, split_parts
 from .limits import LIMITS, Limits
 from .mapped import MappedGGUF
@@ -23,7 +23,7 @@ from .validate import CheckedFile, check_file
 
 __all__ = [
     "GGUFError", "HeaderError", "HeaderIncomplete",
-    "ArrayInfo", "GGUFHeader", "TensorInfo", "array_length", "ggml_types",
+    "ArrayInfo", "GGUFHeader", "TensorInfo", "array_length", "ggml_types", "metadata_count",
     "SPLIT_NAME", "ModelInfo", "file_type_name", "inspect_gguf", "split_parts",
     "LIMITS", "Limits", "MappedGGUF",
     "FIRST_BYTES", "HeaderRead", "parse_header", "read_header", "read_prefix",

@@ -8,6 +8,8 @@ starts with the file name.
 """
 from __future__ import annotations
 
+from quantdesk.core.text import shown
+
 
 class GGUFError(Exception):
     """A file that cannot be used as a model; str() is one line for the user, naming the file."""
@@ -21,8 +23,9 @@ class HeaderError(Exception):
         self.reason = reason
 
     def naming(self, name: str) -> str:
-        """The one-line message for the user: 'model.gguf is corrupt: ...'."""
-        return f"{name} {self.reason}"
+        """The one-line message for the user: 'model.gguf is corrupt: ...' (the name escaped: a
+        file or a server named it)."""
+        return f"{shown(name)} {self.reason}"
 
 
 class HeaderIncomplete(Exception):
@@ -38,8 +41,3 @@ class HeaderIncomplete(Exception):
     def more(self) -> int:
         """Bytes to fetch beyond `have`, at the least."""
         return self.need - self.have
-
-
-def quoted(name: str) -> str:
-    """A name taken from the file, as messages show it (the one place to escape it)."""
-    return f"'{name}'"

@@ -27,6 +27,28 @@ class ArrayInfo:
     count: int
 
 
+_UINT64_END = 1 << 64
+
+
+def metadata_count(value, default=0):
+    """A count or size from the metadata (block count, head counts, lengths) as an int, or
+    `default` when the value cannot be one: ints (not bools) and finite whole-or-not floats in
+    [0, 2**64), the largest such item of a per-layer list. NaN, infinities, negatives, strings,
+    bools, skipped arrays and anything past uint64 give `default`, so no caller meets a
+    ValueError (int(nan)), an OverflowError (int(inf), 1e300 * a float) or a TypeError."""
+    if isinstance(value, list):
+        items = [metadata_count(v, None) for v in value]
+        items = [v for v in items if v is not None]
+        return max(items) if items else default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    if isinstance(value, float):
+        if not 0 <= value < _UINT64_END:   # False for NaN too
+            return default
+        return int(value)
+    return value if 0 <= value < _UINT64_END else default
+
+
 def array_length(value) -> int:
     """Length of a metadata array whether kept as a list or skipped as an ArrayInfo; 0 otherwise."""
     if isinstance(value, list):

@@ -13,13 +13,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from quantdesk.core.text import quoted, shown
+
 from .errors import GGUFError
-from .header import array_length
+from .header import array_length, metadata_count
+from .limits import LIMITS
 from .validate import CheckedFile, check_file
 
 # llama.cpp names split parts "%s-%05d-of-%05d.gguf" (llama_split_path).
 SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
-_LAYER = re.compile(r"^blk\.(\d+)\.")
+_LAYER = re.compile(r"^blk\.([0-9]+)\.")
 
 
 @dataclass(frozen=True)
@@ -101,42 +104,39 @@ def _collect_parts(given: CheckedFile) -> list[CheckedFile]:
     no = _int(given.metadata.get("split.no"), 0)
     names = split_parts(given.path)
     if names is None or len(names) != count:
-        raise GGUFError(f"{given.path.name} is part {no + 1} of a {count}-part model, but its name does "
+        raise GGUFError(f"{shown(given.path.name)} is part {no + 1} of a {count}-part model, but its name does "
                         f"not end in -{no + 1:05d}-of-{count:05d}.gguf, so the other parts cannot be found")
     parts = []
     for i, p in enumerate(names):
         if p.name == given.path.name:
             part = given
         elif not p.exists():
-            raise GGUFError(f"{p.name} is missing (part {i + 1} of {count} of this model)")
+            raise GGUFError(f"{shown(p.name)} is missing (part {i + 1} of {count} of this model)")
         else:
             part = check_file(p)
         got = (_int(part.metadata.get("split.no"), -1), _int(part.metadata.get("split.count"), -1))
         if got != (i, count):
-            raise GGUFError(f"{p.name} is not part {i + 1} of {count} of this model "
+            raise GGUFError(f"{shown(p.name)} is not part {i + 1} of {count} of this model "
                             f"(its metadata says part {got[0] + 1} of {got[1]})")
         parts.append(part)
-    expected = parts[0].metadata.get("split.tensors.count")
+    expected = _int(parts[0].metadata.get("split.tensors.count"), None)
     total = sum(len(p.tensors) for p in parts)
-    if expected is not None and int(expected) != total:
-        raise GGUFError(f"{parts[0].path.name} is corrupt: the parts hold {total} tensors, "
+    if expected is not None and expected != total:
+        raise GGUFError(f"{shown(parts[0].path.name)} is corrupt: the parts hold {total} tensors, "
                         f"the first part says {expected}")
     return parts
 
 
-def _int(value: Any, default: int) -> int:
-    """Metadata number; per-layer arrays (head counts on some models) give their maximum."""
-    if isinstance(value, list):
-        value = max(value) if value else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
-    return default
+def _int(value: Any, default):
+    """Metadata number; per-layer arrays (head counts on some models) give their maximum; NaN,
+    infinities, negatives and other types give `default` (header.metadata_count)."""
+    return metadata_count(value, default)
 
 
 def _describe(parts: list[CheckedFile]) -> ModelInfo:
     first = parts[0]
     kv = first.metadata
-    name = first.path.name
+    name = shown(first.path.name)
     tensors = [t for p in parts for t in p.tensors]
     arch = kv.get("general.architecture")
     kind = kv.get("general.type")
@@ -144,7 +144,7 @@ def _describe(parts: list[CheckedFile]) -> ModelInfo:
         raise GGUFError(f"{name} is a LoRA adapter, not a model")
     if kind == "imatrix":
         raise GGUFError(f"{name} is an importance matrix (imatrix), not a model")
-    if not isinstance(arch, str) or not arch:
+    if not isinstance(arch, str) or not arch.strip():
         raise GGUFError(f"{name} is not a model (it has no general.architecture)")
     if arch == "clip":
         raise GGUFError(f"{name} is a vision projector (mmproj), not a language model")
@@ -163,13 +163,22 @@ def _describe(parts: list[CheckedFile]) -> ModelInfo:
     gname = kv.get("general.name")
     layers: dict[int, int] = {}
     other = 0
+    most = LIMITS.max_layers
     for t in tensors:
         m = _LAYER.match(t.name)
         if m:
-            layers[int(m[1])] = layers.get(int(m[1]), 0) + t.n_bytes
+            index = int(m[1])
+            if index >= most:   # blk.1000000000.w: refused before a per-layer table is built
+                raise GGUFError(f"{name} is not a model llama.cpp can load: tensor {quoted(t.name)} "
+                                f"is in layer {index:,}, and llama.cpp loads at most {most} layers")
+            layers[index] = layers.get(index, 0) + t.n_bytes
         else:
             other += t.n_bytes
     n_layers = max(layers) + 1 if layers else 0
+    blocks = a("block_count", n_layers)
+    if blocks > most:
+        raise GGUFError(f"{name} is not a model llama.cpp can load: it claims {blocks:,} layers, "
+                        f"and llama.cpp loads at most {most}")
     return ModelInfo(
         path=first.path,
         files=tuple(p.path for p in parts),
@@ -177,7 +186,7 @@ def _describe(parts: list[CheckedFile]) -> ModelInfo:
         architecture=arch,
         parameters=sum(t.n_elements for t in tensors),
         file_type=file_type_name(kv, tensors),
-        block_count=a("block_count", n_layers),
+        block_count=blocks,
         context_length=a("context_length"),
         embedding_length=embd,
         head_count=heads,

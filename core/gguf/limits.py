@@ -20,6 +20,8 @@ class Limits:
     max_header_bytes: int = 64 << 20    # the whole header; past this we stop fetching or reading
     max_dims: int = 4                   # GGML_MAX_DIMS
     max_name_bytes: int = 63            # GGML_MAX_NAME (64) minus the terminating NUL
+    max_layers: int = 512               # LLAMA_MAX_LAYERS: llama.cpp refuses a model with more;
+    #                                     per-layer tables (planner, layer sizes) stop here
     keep_array_items: int = 4096        # arrays up to this length come back as lists (per-layer
     #                                     values, patterns); longer ones as ArrayInfo (type, count)
 

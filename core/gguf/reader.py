@@ -24,7 +24,9 @@ from typing import Callable, NamedTuple
 
 from quantdesk.core.units import human_bytes
 
-from .errors import GGUFError, HeaderError, HeaderIncomplete, quoted
+from quantdesk.core.text import quoted, shown
+
+from .errors import GGUFError, HeaderError, HeaderIncomplete
 from .header import ARRAY, STRING, UINT32, ArrayInfo, GGUFHeader, TensorInfo, ggml_types
 from .limits import LIMITS, Limits
 
@@ -35,8 +37,16 @@ FIRST_BYTES = 1 << 20   # most headers fit in 1 MiB; big vocabularies need a few
 
 _CODES = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _SCALARS = {t: struct.Struct("<" + c) for t, c in _CODES.items()}
+_SCALAR_UNPACK = {t: (st.unpack_from, st.size, lambda buf, at, n, c=c: struct.unpack_from(f"<{n}{c}", buf, at))
+                  for (t, st), c in zip(_SCALARS.items(), _CODES.values())}
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_TYPE_OFFSET = struct.Struct("<IQ")                       # a tensor's type and data offset
+_DIMS = [struct.Struct(f"<{n}Q") for n in range(LIMITS.max_dims + 1)]
 _INT64_MAX = (1 << 63) - 1
+
+
+class _Careful(Exception):
+    """An entry the inline fast path leaves to the checked cursor."""
 
 
 class _Cursor:
@@ -165,7 +175,7 @@ class _Cursor:
                 if pos > end:
                     break
                 count -= chunk
-        except struct.error:
+        except (struct.error, OverflowError):   # OverflowError: a length of 2**63 moved pos
             self.incomplete(pos + 8)
         if pos > end:
             self.incomplete(pos)
@@ -198,20 +208,65 @@ def parse_header(buf, *, file_size: int | None = None, limits: Limits = LIMITS) 
 
 
 def _read_metadata(cur: _Cursor, count: int) -> tuple[dict, int | None]:
-    """The metadata entries, and the value type of general.alignment (None when absent)."""
+    """The metadata entries, and the value type of general.alignment (None when absent).
+
+    Speed matters here: a hostile header may hold a million entries (limits.max_metadata), and
+    the cursor's checked, method-per-field walk costs ~7 us each. Entries whose key and value lie
+    wholly inside the buffer (scalars and strings) are decoded inline at ~1 us; anything else (an
+    array, the end of the buffer, a bad length, a bad byte) is read again from the entry's first
+    byte by the cursor, which takes the same bytes to the same value or raises the precise error.
+    """
     metadata: dict = {}
     alignment_type = None
     cur.section = "metadata"
+    buf, end, max_string = cur.buf, cur.end, cur.limits.max_string_bytes
+    keep = min(cur.limits.keep_array_items, cur.limits.max_array_items)   # longer: the cursor
+    u64, u32, scalars = _U64.unpack_from, _U32.unpack_from, _SCALAR_UNPACK
+    pos, last_key = cur.pos, ""
     for i in range(count):
-        cur.index = i
-        key = cur.name()
+        try:
+            n = u64(buf, pos)[0]
+            at = pos + 8 + n
+            if n > max_string or at + 4 > end:
+                raise _Careful
+            key = str(buf[pos + 8:at], "utf-8")
+            vtype = u32(buf, at)[0]
+            at += 4
+            scalar = scalars.get(vtype)
+            if scalar is not None:
+                if at + scalar[1] > end:
+                    raise _Careful
+                value = scalar[0](buf, at)[0]
+                at += scalar[1]
+            elif vtype == STRING:
+                n = u64(buf, at)[0]
+                if n > max_string or at + 8 + n > end:
+                    raise _Careful
+                value = str(buf[at + 8:at + 8 + n], "utf-8", "replace")
+                at += 8 + n
+            elif vtype == ARRAY:
+                scalar = scalars.get(u32(buf, at)[0])    # arrays of strings: the cursor
+                n = u64(buf, at + 4)[0]
+                if scalar is None or n > keep or at + 12 + n * scalar[1] > end:
+                    raise _Careful
+                value = list(scalar[2](buf, at + 12, n))
+                at += 12 + n * scalar[1]
+            else:
+                raise _Careful
+        except (_Careful, struct.error, UnicodeDecodeError):
+            cur.pos, cur.index, cur.last_key = pos, i, last_key
+            key = cur.name()
+            vtype = cur.u32()
+            value = cur.value(vtype)
+            at = cur.pos
         if key in metadata:
+            cur.index = i
             cur.corrupt(f"metadata key {quoted(key)} appears twice")
-        vtype = cur.u32()
-        metadata[key] = cur.value(vtype)
+        metadata[key] = value
         if key == "general.alignment":
             alignment_type = vtype
-        cur.last_key = key
+        pos, last_key = at, key
+    cur.pos = pos
     return metadata, alignment_type
 
 
@@ -220,30 +275,42 @@ def _alignment(value, vtype: int | None) -> int:
         return DEFAULT_ALIGNMENT
     if vtype != UINT32 or value <= 0 or value & (value - 1):
         raise HeaderError(f"is corrupt: general.alignment must be a power of two stored as uint32 "
-                          f"(it is {value!r})")
+                          f"(it is {shown(value)})")
     return value
 
 
 def _read_tensors(cur: _Cursor, count: int) -> tuple[TensorInfo, ...]:
+    """The tensor table. As with the metadata, a well-formed entry inside the buffer is decoded
+    inline; any other is read again by the cursor (`_tensor_fields`) for the precise error."""
     types, limits = ggml_types(), cur.limits
     tensors, seen = [], set()
     cur.section = "tensors"
+    buf, end, max_name = cur.buf, cur.end, limits.max_name_bytes
+    max_dims = min(limits.max_dims, len(_DIMS) - 1)   # more: the cursor reads them
+    u64, u32, type_offset = _U64.unpack_from, _U32.unpack_from, _TYPE_OFFSET.unpack_from
+    pos = cur.pos
     for i in range(count):
-        cur.index = i
-        name = cur.name()
-        if len(name.encode("utf-8")) > limits.max_name_bytes:
-            cur.corrupt(f"tensor name {quoted(name[:40] + '...')} is too long")
+        try:
+            n = u64(buf, pos)[0]
+            at = pos + 8 + n
+            if n > max_name or at + 4 > end:
+                raise _Careful
+            name = str(buf[pos + 8:at], "utf-8")
+            n_dims = u32(buf, at)[0]
+            if n_dims > max_dims or at + 16 + 8 * n_dims > end:
+                raise _Careful
+            shape = _DIMS[n_dims].unpack_from(buf, at + 4)
+            at += 4 + 8 * n_dims
+            ggml_type, offset = type_offset(buf, at)
+            at += 12
+        except (_Careful, struct.error, UnicodeDecodeError):
+            cur.pos, cur.index = pos, i
+            name, shape, ggml_type, offset = _tensor_fields(cur, i)
+            at = cur.pos
         if name in seen:
+            cur.index = i
             cur.corrupt(f"tensor {quoted(name)} appears twice")
         seen.add(name)
-        n_dims = cur.u32()
-        if n_dims > limits.max_dims:
-            cur.corrupt(f"tensor {i + 1} has more than {limits.max_dims} dimensions")
-        cur.need(8 * n_dims)
-        shape = struct.unpack_from(f"<{n_dims}Q", cur.buf, cur.pos)
-        cur.pos += 8 * n_dims
-        ggml_type = cur.u32()
-        offset = cur.u64()
         known = types.get(ggml_type)
         if known is None:
             raise HeaderError(f"has tensor {quoted(name)} of unknown type {ggml_type} (made by a newer "
@@ -257,7 +324,24 @@ def _read_tensors(cur: _Cursor, count: int) -> tuple[TensorInfo, ...]:
         if n_bytes >= 1 << 64:
             cur.corrupt(f"tensor {quoted(name)} claims {n_bytes:,} bytes")
         tensors.append(TensorInfo(name, shape, ggml_type, offset, n_elements, n_bytes))
+        pos = at
+    cur.pos = pos
     return tuple(tensors)
+
+
+def _tensor_fields(cur: _Cursor, i: int) -> tuple[str, tuple[int, ...], int, int]:
+    """One tensor-table entry through the checked cursor: (name, shape, type, offset)."""
+    limits = cur.limits
+    name = cur.name()
+    if len(name.encode("utf-8")) > limits.max_name_bytes:
+        cur.corrupt(f"tensor name {quoted(name[:40] + '...')} is too long")
+    n_dims = cur.u32()
+    if n_dims > limits.max_dims:
+        cur.corrupt(f"tensor {i + 1} has more than {limits.max_dims} dimensions")
+    cur.need(8 * n_dims)
+    shape = struct.unpack_from(f"<{n_dims}Q", cur.buf, cur.pos)
+    cur.pos += 8 * n_dims
+    return name, shape, cur.u32(), cur.u64()
 
 
 def _elements(name: str, shape: tuple[int, ...]) -> int:

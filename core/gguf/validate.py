@@ -13,9 +13,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantdesk.core.text import quoted, shown
 from quantdesk.core.units import human_bytes
 
-from .errors import GGUFError, HeaderError, quoted
+from .errors import GGUFError, HeaderError
 from .header import GGUFHeader, TensorInfo
 from .reader import GGUF_MAGIC, SUPPORTED_VERSIONS, parse_open_file
 
@@ -55,7 +56,7 @@ class CheckedFile:
 def check_file(path: str | Path) -> CheckedFile:
     """Parse and validate one .gguf file completely; raise GGUFError with one line if unusable."""
     path = Path(path)
-    name = path.name
+    name = shown(path.name)
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from quantdesk.core.hub.connection import cache_dir as default_cache_dir
 from quantdesk.core.hub.errors import UnsafeServerDataError
+from quantdesk.core.text import quoted
 
 # huggingface_hub's REGEX_COMMIT_HASH (file_download.py): a full lowercase git sha1.
 COMMIT_RE = re.compile(r"[0-9a-f]{40}")
@@ -35,12 +36,6 @@ MAX_NAME_BYTES = 255      # one path segment, the common file-system limit
 
 def storage_folder(repo_id: str, cache: Path | None = None) -> Path:
     return Path(cache or default_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
-
-
-def shown(value) -> str:
-    """A server-supplied value as it may appear in a one-line message: escaped and short."""
-    text = value if isinstance(value, str) else repr(value)
-    return ascii(text if len(text) <= 60 else text[:57] + "...")
 
 
 def relative_name_problem(name) -> str | None:
@@ -71,9 +66,9 @@ def relative_name_problem(name) -> str | None:
 
 def check_request(repo_id: str, filename: str, revision: str) -> None:
     """The names known before any request: the repo id and revision (user) and file name (listing)."""
-    what = f"refusing to download {shown(filename)} from {shown(repo_id)}"
+    what = f"refusing to download {quoted(filename)} from {quoted(repo_id)}"
     if not isinstance(repo_id, str) or not REPO_ID_RE.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id:
-        raise UnsafeServerDataError(f"{what}: {shown(repo_id)} is not a hub repo id")
+        raise UnsafeServerDataError(f"{what}: {quoted(repo_id)} is not a hub repo id")
     problem = relative_name_problem(filename)
     if problem:
         raise UnsafeServerDataError(f"{what}: the file name has {problem}; nothing was written")
@@ -103,19 +98,19 @@ class Target:
 
     def __post_init__(self):
         check_request(self.repo_id, self.filename, self.revision)
-        what = f"refusing to download {shown(self.filename)} from {self.repo_id}"
+        what = f"refusing to download {quoted(self.filename)} from {self.repo_id}"
         if not isinstance(self.commit, str) or not COMMIT_RE.fullmatch(self.commit):
-            raise UnsafeServerDataError(f"{what}: the server sent X-Repo-Commit {shown(self.commit)}, "
+            raise UnsafeServerDataError(f"{what}: the server sent X-Repo-Commit {quoted(self.commit)}, "
                                         "not a 40-digit commit hash; nothing was written")
         if not isinstance(self.etag, str) or not ETAG_RE.fullmatch(self.etag):
-            raise UnsafeServerDataError(f"{what}: the server sent ETag {shown(self.etag)}, "
+            raise UnsafeServerDataError(f"{what}: the server sent ETag {quoted(self.etag)}, "
                                         "not a hub file hash; nothing was written")
         if self.size is not None and (not isinstance(self.size, int) or self.size < 0):
-            raise UnsafeServerDataError(f"{what}: the server sent size {shown(self.size)}; nothing was written")
+            raise UnsafeServerDataError(f"{what}: the server sent size {quoted(self.size)}; nothing was written")
         for path in (self.storage, self.blob, self.partial, self.pointer, self.lock, self.ref):
             if not inside(self.cache, path):
-                raise UnsafeServerDataError(f"{what}: {shown(str(path))} lies outside the cache "
-                                            f"{shown(str(self.cache))}; nothing was written")
+                raise UnsafeServerDataError(f"{what}: {quoted(str(path))} lies outside the cache "
+                                            f"{quoted(str(self.cache))}; nothing was written")
 
     @property
     def cache(self) -> Path:

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from quantdesk.core.hub import download as dl
-from quantdesk.core.hub.cache_layout import COMMIT_RE, check_request, inside, shown, storage_folder
+from quantdesk.core.hub.cache_layout import COMMIT_RE, check_request, inside, storage_folder
 from quantdesk.core.hub.errors import DownloadCancelled, DownloadPaused, HubError, OfflineError
+from quantdesk.core.text import quoted
 
 INDEX = "model.safetensors.index.json"
 # What a conversion reads beside the weights (core/convert: config, vocab, chat template).
@@ -76,7 +77,7 @@ def _weights(details, folder: Path) -> list[str]:
             raise HubError(f"{details.repo_id}: {INDEX} is not a valid safetensors index") from None
         missing = [s for s in shards if s not in names]
         if missing:
-            raise HubError(f"{details.repo_id}: {INDEX} names {shown(missing[0])}, "
+            raise HubError(f"{details.repo_id}: {INDEX} names {quoted(missing[0])}, "
                            "which the repo does not have")
         return shards
     return sorted(n for n in names if n.endswith(".safetensors") and "/" not in n)
@@ -87,7 +88,7 @@ def _write_ref(repo_id: str, revision: str, commit: str, cache: Path | None) -> 
     storage = storage_folder(repo_id, cache)
     ref = storage / "refs" / Path(*revision.split("/"))
     if not inside(storage.parent, ref):
-        raise HubError(f"refusing to write a ref for revision {shown(revision)}")
+        raise HubError(f"refusing to write a ref for revision {quoted(revision)}")
     ref.parent.mkdir(parents=True, exist_ok=True)
     tmp = ref.with_name(f"{ref.name}.{os.getpid()}.tmp")
     tmp.write_text(commit)
@@ -163,7 +164,7 @@ def fetch_snapshot(repo_id: str, revision: str = "main", *, cache: Path | None =
             raise
         return Snapshot(repo_id, folder.name, folder, tuple(sorted(p.name for p in folder.iterdir())), 0)
     if not isinstance(details.sha, str) or not COMMIT_RE.fullmatch(details.sha):
-        raise HubError(f"{repo_id}: the hub did not say which commit {shown(revision)} is")
+        raise HubError(f"{repo_id}: the hub did not say which commit {quoted(revision)} is")
     snapshot = storage_folder(repo_id, cache) / "snapshots" / details.sha
     by_name = {f.name: f for f in details.files}
     if "config.json" not in by_name:

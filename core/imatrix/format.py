@@ -47,37 +47,37 @@ class Imatrix:
 
 
 def save_imatrix(path: str | Path, imatrix: Imatrix) -> Path:
-    """Write the GGUF form atomically (NAME.part, then renamed)."""
+    """Write the GGUF form atomically (NAME.part, journaled and locked while written, so a
+    kill -9 leaves nothing the next start does not remove; then renamed)."""
     from gguf import GGUFWriter
+
+    from quantdesk.core.output_files import PartBusy, PartFile
     path = Path(path)
-    part = path.with_name(path.name + ".part")
-    writer = None
     try:
-        writer = GGUFWriter(part, arch="")
-        writer.kv_data[0].pop("general.architecture", None)   # llama-imatrix writes none
-        writer.add_type("imatrix")
-        writer.add_array(KV_DATASETS, list(imatrix.datasets))
-        writer.add_uint32(KV_CHUNK_COUNT, int(imatrix.chunk_count))
-        writer.add_uint32(KV_CHUNK_SIZE, int(imatrix.chunk_size))
-        for name in sorted(imatrix.entries):                  # deterministic order, as llama.cpp
-            sums, counts = imatrix.entries[name]
-            counts = np.asarray(counts, dtype=np.float32).reshape(-1, 1)
-            sums = np.asarray(sums, dtype=np.float32).reshape(len(counts), -1)
-            writer.add_tensor(f"{name}.in_sum2", np.ascontiguousarray(sums))
-            writer.add_tensor(f"{name}.counts", np.ascontiguousarray(counts))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        writer = None
-        part.replace(path)
-    except BaseException as exc:  # nothing half-written stays behind, whatever went wrong
-        if writer is not None:
-            writer.close()
-        part.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ImatrixError(f"cannot write {path.name}: {exc.strerror or exc}") from None
-        raise
+        with PartFile(path) as part:   # leaving the block without commit() removes the .part
+            writer = GGUFWriter(part.path, arch="")
+            try:
+                writer.kv_data[0].pop("general.architecture", None)   # llama-imatrix writes none
+                writer.add_type("imatrix")
+                writer.add_array(KV_DATASETS, list(imatrix.datasets))
+                writer.add_uint32(KV_CHUNK_COUNT, int(imatrix.chunk_count))
+                writer.add_uint32(KV_CHUNK_SIZE, int(imatrix.chunk_size))
+                for name in sorted(imatrix.entries):                  # deterministic order, as llama.cpp
+                    sums, counts = imatrix.entries[name]
+                    counts = np.asarray(counts, dtype=np.float32).reshape(-1, 1)
+                    sums = np.asarray(sums, dtype=np.float32).reshape(len(counts), -1)
+                    writer.add_tensor(f"{name}.in_sum2", np.ascontiguousarray(sums))
+                    writer.add_tensor(f"{name}.counts", np.ascontiguousarray(counts))
+                writer.write_header_to_file()
+                writer.write_kv_data_to_file()
+                writer.write_tensors_to_file()
+            finally:
+                writer.close()
+            part.commit()
+    except PartBusy as exc:
+        raise ImatrixError(str(exc)) from None
+    except OSError as exc:
+        raise ImatrixError(f"cannot write {path.name}: {exc.strerror or exc}") from None
     return path
 
 

@@ -20,7 +20,9 @@ import os
 from pathlib import Path
 
 from quantdesk.core.gguf import GGUFError, read_header, split_parts
+from quantdesk.core.text import quoted, shown
 
+from .errors import PlannerError
 from .hf_config import estimate_for_type, profile_from_hf_config
 from .memory import MemoryEstimate, compute_reserved, estimate_memory, kv_layer_bytes
 from .plan import (DEFAULT_TYPES, Plan, max_gpu_layers, plan_options, plan_profile, recommend,
@@ -37,10 +39,6 @@ __all__ = ["PlannerError", "plan_for_model", "load_profile", "plan_options", "pl
 _profiles: dict[tuple, ModelProfile] = {}
 
 
-class PlannerError(Exception):
-    """One line for the user: the model cannot be planned (unreadable, not GGUF, ...)."""
-
-
 def load_profile(source) -> ModelProfile:
     """A ModelProfile from a path, a core.gguf.ModelInfo (anything with .path/.files) or a
     profile. Cached by (path, size, mtime) of every part."""
@@ -52,9 +50,9 @@ def load_profile(source) -> ModelProfile:
     try:
         key = tuple((str(p), st.st_size, st.st_mtime_ns) for p in parts for st in [os.stat(p)])
     except FileNotFoundError as exc:
-        raise PlannerError(f"{Path(exc.filename or path).name}: no such file") from None
+        raise PlannerError(f"{shown(Path(exc.filename or path).name)}: no such file") from None
     except OSError as exc:
-        raise PlannerError(f"{path.name}: cannot read ({exc.strerror})") from None
+        raise PlannerError(f"{shown(path.name)}: cannot read ({exc.strerror})") from None
     cached = _profiles.get(key)
     if cached is not None:
         return cached
@@ -63,13 +61,13 @@ def load_profile(source) -> ModelProfile:
     except GGUFError as exc:
         raise PlannerError(str(exc)) from None
     except OSError as exc:
-        raise PlannerError(f"{path.name}: cannot read ({exc.strerror})") from None
+        raise PlannerError(f"{shown(path.name)}: cannot read ({exc.strerror})") from None
     tensors = [t for h in headers for t in h.tensors]
     name = headers[0].metadata.get("general.name") or path.stem
-    profile = profile_from_header(headers[0].metadata, tensors, name=str(name))
+    profile = profile_from_header(headers[0].metadata, tensors, name=str(name), file_name=path.name)
     if profile.n_layer <= 0 or profile.n_embd <= 0:
-        raise PlannerError(f"{path.name}: not a language model we can plan "
-                           f"(architecture {profile.architecture!r} has no block count)")
+        raise PlannerError(f"{shown(path.name)}: not a language model we can plan "
+                           f"(architecture {quoted(profile.architecture)} has no block count)")
     _profiles[key] = profile
     return profile
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
+from gguf.constants import GGMLQuantizationType as T
 
 from .profile import ModelProfile
 
@@ -38,8 +38,9 @@ REPACK_TYPES = frozenset({int(T.Q4_0), int(T.Q4_K), int(T.IQ4_NL)})
 
 
 def _kv_elem_bytes(name: str) -> float:
-    block, size = GGML_QUANT_SIZES[T[name.upper()]]
-    return size / block
+    """Bytes per cached value of a KV type (llama.cpp's spelling or gguf's upper case)."""
+    from quantdesk.core.engine.kv_cache import kv_bytes_per_element
+    return kv_bytes_per_element(name)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class MemoryEstimate:
     overhead_ram: int
     overhead_vram: int
     ram_reclaimable: int = 0   # clean mapped file pages RSS shows on top of ram_bytes (mmap)
+    logits_ram: int = 0        # prompt lookup: logits kept for every position (in ram_bytes)
 
     @property
     def rss_bytes(self) -> int:
@@ -119,7 +121,8 @@ def compute_touched(profile: ModelProfile, n_ctx: int, *, n_ubatch: int = N_UBAT
 def estimate_memory(profile: ModelProfile, *, n_ctx: int, n_gpu_layers: int = 0,
                     n_ubatch: int = N_UBATCH, type_k: str = "F16", type_v: str = "F16",
                     flash_attn: bool = False, swa_full: bool = True, use_mmap: bool = True,
-                    cpu_repack: bool = True, gpu_backend: str = "cuda") -> MemoryEstimate:
+                    cpu_repack: bool = True, gpu_backend: str = "cuda",
+                    prompt_lookup: int = 0) -> MemoryEstimate:
     """RAM and VRAM for `n_gpu_layers` offloaded layers (llama.cpp counts from the last layer;
     n_layer + 1 also moves the output matrix; token_embd always stays on the CPU)."""
     n_layer = profile.n_layer
@@ -155,10 +158,21 @@ def estimate_memory(profile: ModelProfile, *, n_ctx: int, n_gpu_layers: int = 0,
     overhead_ram = (RUNTIME_BASE + PER_VOCAB_TOKEN * profile.n_vocab + PER_MERGE * profile.n_merges
                     + 4 * profile.n_vocab)  # + the output buffer: one row of logits
     overhead_vram = GPU_CONTEXT.get(gpu_backend, 0) if gl else 0
-    ram = w_ram + kv_ram + compute_ram + overhead_ram
+    logits_ram = draft_logits_bytes(profile, n_ctx, n_ubatch=n_ubatch) if prompt_lookup else 0
+    ram = w_ram + kv_ram + compute_ram + overhead_ram + logits_ram
     vram = w_vram + kv_vram + compute_vram + overhead_vram
     return MemoryEstimate(n_ctx=n_ctx, gpu_layers=gl, ram_bytes=int(ram), vram_bytes=int(vram),
                           weights_ram=int(w_ram), weights_vram=int(w_vram), kv_ram=int(kv_ram),
                           kv_vram=int(kv_vram), compute_ram=int(compute_ram),
                           compute_vram=int(compute_vram), overhead_ram=int(overhead_ram),
-                          overhead_vram=int(overhead_vram), ram_reclaimable=int(reclaimable))
+                          overhead_vram=int(overhead_vram), ram_reclaimable=int(reclaimable),
+                          logits_ram=int(logits_ram))
+
+
+def draft_logits_bytes(profile: ModelProfile, n_ctx: int, *, n_ubatch: int = N_UBATCH) -> int:
+    """What speculative decoding costs in llama-cpp-python: a draft model turns on logits_all, so
+    its own score array keeps one f32 row of n_vocab per context position (filled as the
+    conversation grows: counted in full), and llama.cpp writes a row per batch token into its
+    output buffer and the compute buffer's logits instead of one."""
+    t = min(n_ubatch, n_ctx)
+    return 4 * profile.n_vocab * (n_ctx + 2 * t - 1)

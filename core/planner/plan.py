@@ -10,8 +10,9 @@ Rules (tested as tables in tests/planner/test_recommend.py):
   (quantized types first: Q8_0 answers like F16 at half the memory); else the best type no larger
   than Q4_K_M that fits (split or CPU runs are memory-bandwidth bound, so bigger only means slower;
   Q4_K_M is llama.cpp's usual default, and a Q4_K_M mostly on the GPU beats a Q3 fully on it);
-  if nothing fits at the asked context, the context is halved (not below 512) until something
-  does, and the note says so.
+  if nothing fits at the asked context, a quantized KV cache is tried when the caller offers one
+  (kv_fit.py; labelled, with its cost), then the context is halved (not below 512) until
+  something does, and the note says so.
 """
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ class Plan:
     note: str
     estimated: bool = False   # True: priced from another type's header (a what-if), not the file
     memory: MemoryEstimate | None = None
+    kv_type_k: str = "f16"    # the KV-cache types and flash attention this plan is for
+    kv_type_v: str = "f16"
+    flash_attn: bool = False
 
     @property
     def fits(self) -> bool:
@@ -90,6 +94,12 @@ def plan_profile(profile: ModelProfile, hardware, *, n_ctx: int, lower_ctx: bool
     `n_gpu_layers`: the user's own choice instead of the largest that fits."""
     requested = n_ctx
     opts = {**_options(hardware), **kw}
+    opts["type_k"], opts["type_v"] = (opts.get("type_k", "f16").lower(),
+                                      opts.get("type_v", "f16").lower())
+    if isinstance(opts.get("flash_attn"), str):   # "auto": what llama.cpp will decide
+        from quantdesk.core.engine.kv_cache import flash_attn_enabled
+        backend = opts["gpu_backend"] if hardware.usable_vram else "cpu"
+        opts["flash_attn"] = flash_attn_enabled(opts["flash_attn"], backend, opts["type_v"])
     unified = bool(hardware.best_gpu and hardware.best_gpu.unified)
     while True:
         budget = vram_budget(hardware)
@@ -112,7 +122,8 @@ def plan_profile(profile: ModelProfile, hardware, *, n_ctx: int, lower_ctx: bool
     return Plan(type=profile.file_type, size_bytes=profile.size_bytes, gpu_layers=gl,
                 n_layer=profile.n_layer, fit=fit, ram_bytes=mem.ram_bytes,
                 vram_bytes=mem.vram_bytes, n_ctx=n_ctx, n_ctx_requested=requested, note=note,
-                estimated=estimated, memory=mem)
+                estimated=estimated, memory=mem, kv_type_k=opts["type_k"],
+                kv_type_v=opts["type_v"], flash_attn=bool(opts.get("flash_attn", False)))
 
 
 def _gib(n: int) -> str:
@@ -158,11 +169,16 @@ def plan_options(profile: ModelProfile, hardware, *, n_ctx: int, types=None,
     return plans
 
 
-def recommend(plans: list[Plan], profile: ModelProfile | None = None, hardware=None,
-              **kw) -> Plan | None:
+def recommend(plans: list[Plan], profile: ModelProfile | None = None, hardware=None, *,
+              kv_types: tuple[str, ...] = (), **kw) -> Plan | None:
     """The type to use, by the rules in this module's docstring. Pass profile and hardware to
-    allow lowering the context when nothing fits at the asked one."""
+    allow lowering the context when nothing fits at the asked one; `kv_types` (e.g. ("q8_0",
+    "q4_0")) are quantized KV caches tried first, in order, to keep the asked context (the plan's
+    note says so, with what it saves and costs: kv_fit.propose_kv_cache)."""
     choice = _pick(plans)
+    if choice is None and profile is not None and hardware is not None and plans and kv_types:
+        from .kv_fit import propose_kv_cache
+        choice = propose_kv_cache(plans, profile, hardware, kv_types, **kw)
     if choice is None and profile is not None and hardware is not None and plans:
         lowered = [plan_profile(retype(profile, p.type), hardware, n_ctx=p.n_ctx_requested,
                                 lower_ctx=True, estimated=p.estimated, **kw) for p in plans]

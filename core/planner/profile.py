@@ -15,9 +15,14 @@ from functools import cached_property
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T, LlamaFileType
 
 from quantdesk.core.convert.source import ModelParams
+from quantdesk.core.gguf.header import metadata_count
+from quantdesk.core.gguf.limits import LIMITS
 from quantdesk.core.quantize.mix import file_type as mix_file_type, tensor_types
+from quantdesk.core.text import shown
 
-_BLK = re.compile(r"^blk\.(\d+)\.")
+from .errors import PlannerError
+
+_BLK = re.compile(r"^blk\.([0-9]+)\.")
 # Archs whose sliding-window layer pattern llama.cpp hard-codes (llama-model.cpp set_swa_pattern):
 # layer il slides iff il % n < n - 1. Files may also carry `<arch>.attention.sliding_window_pattern`.
 SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gpt-oss": 2, "exaone4": 4}
@@ -138,21 +143,23 @@ def _array_len(value) -> int:
     """Length of a header array, whether kept as a list or skipped as an ArrayInfo."""
     if isinstance(value, list):
         return len(value)
-    return int(getattr(value, "count", 0) or 0)
+    return metadata_count(getattr(value, "count", 0))
 
 
 def _per_layer(value, n_layer: int, default: int) -> tuple[int, ...]:
+    """A per-layer count (a scalar for every layer, or a list), item by item through
+    metadata_count: an item that cannot be a count takes `default`."""
     if isinstance(value, list):
-        vals = [int(v) for v in value[:n_layer]]
+        vals = [metadata_count(v, default) for v in value[:n_layer]]
         return tuple(vals + [vals[-1] if vals else default] * (n_layer - len(vals)))
-    return (int(value) if value is not None else default,) * n_layer
+    return (metadata_count(value, default),) * n_layer
 
 
 def _swa_layers(arch: str, metadata: dict, n_layer: int, window: int) -> tuple[bool, ...]:
     if not window:
         return (False,) * n_layer
     pattern = metadata.get(f"{arch}.attention.sliding_window_pattern")
-    if isinstance(pattern, list):
+    if isinstance(pattern, list) and pattern:
         return tuple(bool(pattern[i % len(pattern)]) for i in range(n_layer))
     n = int(pattern) if isinstance(pattern, int) and pattern > 0 else SWA_PATTERN.get(arch, 1)
     if n <= 1:
@@ -160,42 +167,49 @@ def _swa_layers(arch: str, metadata: dict, n_layer: int, window: int) -> tuple[b
     return tuple(i % n < n - 1 for i in range(n_layer))
 
 
-def profile_from_header(metadata: dict, tensors, name: str | None = None) -> ModelProfile:
+def profile_from_header(metadata: dict, tensors, name: str | None = None,
+                        file_name: str = "the model") -> ModelProfile:
     """Profile from parsed GGUF metadata and a tensor table of (name, shape, ggml type) or
-    TensorInfo. This is the entry point for a remote file read by its first megabytes."""
+    TensorInfo. This is the entry point for a remote file read by its first megabytes.
+
+    Metadata is whatever the file says: every number goes through metadata_count (NaN, inf,
+    strings, lists where a count belongs take the default), and a block count past llama.cpp's
+    LLAMA_MAX_LAYERS raises PlannerError before any per-layer table is built."""
     rows = tuple((t.name, tuple(t.shape), int(t.ggml_type)) if hasattr(t, "ggml_type")
                  else (t[0], tuple(t[1]), int(t[2])) for t in tensors)
-    arch = str(metadata.get("general.architecture", "llama"))
+    arch = metadata.get("general.architecture")
+    arch = arch if isinstance(arch, str) and arch else "llama"
 
-    def key(k, default=None):
-        return metadata.get(f"{arch}.{k}", default)
+    def count(k, default=0):
+        return metadata_count(metadata.get(f"{arch}.{k}"), default)
 
-    n_layer = int(key("block_count", 0) or 0)
-    n_embd = int(key("embedding_length", 0) or 0)
-    n_head = _per_layer(key("attention.head_count"), n_layer, 1)
-    n_head_kv = _per_layer(key("attention.head_count_kv"), n_layer, n_head[0] if n_head else 1)
+    n_layer = count("block_count")
+    if n_layer > LIMITS.max_layers:
+        raise PlannerError(f"{shown(file_name)}: cannot plan a model of {n_layer:,} layers; "
+                           f"llama.cpp loads at most {LIMITS.max_layers}")
+    n_embd = count("embedding_length")
+    n_head = _per_layer(metadata.get(f"{arch}.attention.head_count"), n_layer, 1)
+    n_head_kv = _per_layer(metadata.get(f"{arch}.attention.head_count_kv"), n_layer,
+                           n_head[0] if n_head else 1)
     head_dim = n_embd // max(n_head[0], 1) if n_head else 0
-    vocab = key("vocab_size")
+    vocab = count("vocab_size", None)
     if vocab is None:
-        toks = metadata.get("tokenizer.ggml.tokens")
-        vocab = _array_len(toks)
+        vocab = _array_len(metadata.get("tokenizer.ggml.tokens"))
     if not vocab:
         vocab = next((s[1] for n, s, _ in rows if n == "token_embd.weight" and len(s) == 2), 0)
-    merges = metadata.get("tokenizer.ggml.merges")
-    n_merges = _array_len(merges)
-    n_ff = key("feed_forward_length", 0)
-    n_expert = key("expert_count", 0)
-    window = int(key("attention.sliding_window", 0) or 0)
+    window = count("attention.sliding_window")
+    given_name = metadata.get("general.name")
     return ModelProfile(
-        name=name or str(metadata.get("general.name", "model")), architecture=arch,
+        name=name or (given_name if isinstance(given_name, str) else "model"), architecture=arch,
         file_type=file_type_name(metadata, rows), n_layer=n_layer, n_embd=n_embd,
-        n_vocab=int(vocab), n_ctx_train=int(key("context_length", 0) or 0),
-        n_ff=max(n_ff) if isinstance(n_ff, list) else int(n_ff or 0),
+        n_vocab=vocab, n_ctx_train=count("context_length"),
+        n_ff=count("feed_forward_length"),
         n_head=n_head, n_head_kv=n_head_kv,
-        head_dim_k=int(key("attention.key_length", head_dim) or head_dim),
-        head_dim_v=int(key("attention.value_length", head_dim) or head_dim),
+        head_dim_k=count("attention.key_length", head_dim) or head_dim,
+        head_dim_v=count("attention.value_length", head_dim) or head_dim,
         swa_window=window, swa_layers=_swa_layers(arch, metadata, n_layer, window), tensors=rows,
-        n_merges=int(n_merges), n_expert=int(n_expert or 0))
+        n_merges=_array_len(metadata.get("tokenizer.ggml.merges")),
+        n_expert=count("expert_count"))
 
 
 # ---- what-if: the same model in another quant type ----------------------------------------------

@@ -13,7 +13,8 @@ KLD_LLAMA3_8B = {"Q8_0": 0.0014, "Q6_K": 0.0055, "Q5_K_M": 0.0108, "Q4_K_M": 0.0
 # Best first. F16/BF16/F32 lead because they are the source, but the recommendation prefers Q8_0
 # (same answers in practice at half the memory).
 QUALITY_ORDER = ("F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0",
-                 "Q4_K_M", "Q4_K_S", "Q4_1", "Q4_0", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K")
+                 "Q4_K_M", "Q4_K_S", "IQ4_XS", "IQ4_NL", "Q4_1", "Q4_0", "MXFP4_MOE", "Q3_K_L",
+                 "Q3_K_M", "Q3_K_S", "Q2_K", "TQ2_0", "TQ1_0")
 UNQUANTIZED = ("F32", "BF16", "F16")
 
 _NOTES = {
@@ -23,6 +24,10 @@ _NOTES = {
     "Q4_K_S": "between Q4_K_M and Q3_K_M", "Q4_1": "legacy type, below Q4_K_M",
     "Q4_0": "legacy type, below Q4_K_M", "Q3_K_L": "between Q4_K_M and Q3_K_M",
     "Q3_K_S": "below Q3_K_M",
+    "IQ4_XS": "about Q4_K_S, smaller", "IQ4_NL": "about Q4_K_S",
+    "MXFP4_MOE": "MoE experts 4-bit float, the rest Q8_0",
+    "TQ2_0": "ternary: lossless only for models trained ternary (BitNet, TriLM)",
+    "TQ1_0": "ternary: lossless only for models trained ternary (BitNet, TriLM)",
 }
 
 

@@ -56,10 +56,15 @@ FILE_TYPES: dict[str, FileType] = {f.name: f for f in (
     FileType("Q4_K_S", 14, "Q4_K", "small, some quality loss"),
     FileType("Q4_1", 3, "Q4_1", "legacy; prefer Q4_K_M"),
     FileType("Q4_0", 2, "Q4_0", "legacy; prefer Q4_K_S"),
+    FileType("IQ4_NL", 25, "IQ4_NL", "4-bit non-linear codebook, 32-weight blocks"),
+    FileType("IQ4_XS", 30, "IQ4_XS", "4-bit non-linear codebook: about Q4_K_S, smaller"),
+    FileType("MXFP4_MOE", 38, "MXFP4", "MoE experts in MXFP4, the rest Q8_0"),
     FileType("Q3_K_L", 13, "Q3_K", "small, noticeable loss"),
     FileType("Q3_K_M", 12, "Q3_K", "very small, noticeable loss"),
     FileType("Q3_K_S", 11, "Q3_K", "very small, high loss"),
     FileType("Q2_K", 10, "Q2_K", "smallest, large loss"),
+    FileType("TQ2_0", 37, "TQ2_0", "ternary: only for models trained ternary (BitNet, TriLM)"),
+    FileType("TQ1_0", 36, "TQ1_0", "ternary, smallest: only for models trained ternary"),
 )}
 
 
@@ -128,10 +133,11 @@ def _block(qtype: str) -> int:
 
 
 # Rows that are not a multiple of a type's block: llama.cpp's `tensor_type_fallback` (0.3.36's
-# vendored llama.cpp). Older llama.cpp sent Q2_K/Q3_K to IQ4_NL, a type our kernels lack; this
-# version writes Q4_0 (same 18-byte block of 32 weights), so no substitution is needed. Should a
-# pinned llama.cpp return to IQ4_NL, this table is the one place to say we write Q4_0 instead.
-_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+# vendored llama.cpp: Q2_K/Q3_K and the ternary types go to Q4_0, the 256-block i-quants to
+# IQ4_NL; older llama.cpp sent Q2_K/Q3_K to IQ4_NL, which our kernels now also write).
+_FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
+             "TQ1_0": "Q4_0", "TQ2_0": "Q4_0", "IQ4_XS": "IQ4_NL"}
+_IQ4 = ("IQ4_NL", "IQ4_XS")
 
 
 def _fallback(qtype: str, ncols: int) -> str:
@@ -152,18 +158,24 @@ class _State:
         self.i_attention_wv = self.i_ffn_down = self.i_ffn_gate = self.i_ffn_up = 0
 
 
-def _pick(st: _State, ft: FileType, p: ModelParams, name: str, ncols: int, cat: str) -> str:
-    """llama_tensor_get_type_impl for the K-quant and legacy file types."""
+def _pick(st: _State, ft: FileType, p: ModelParams, name: str, shape: tuple[int, ...],
+          cat: str) -> str:
+    """llama_tensor_get_type_impl for the K-quant, legacy, IQ4, ternary and MXFP4 file types."""
     new = ft.default
     f = ft.name
+    ncols = shape[-1]
     gqa = p.n_head // p.n_head_kv if p.n_head_kv else 0
     falcon = p.arch == "falcon"
     if cat == "output" or (st.tied and cat == "token_embd"):
-        if falcon or ncols % _block(new) != 0:
+        if f == "MXFP4_MOE" or falcon or ncols % _block(new) != 0:
             return "Q8_0"
         return new if new == "Q8_0" else "Q6_K"
+    if f == "MXFP4_MOE":
+        # stacked expert tensors (ggml ne[2] > 1) get MXFP4, everything else Q8_0. (llama.cpp's
+        # BailingMoE3 exception, 3-D MLA projections that stay Q8_0, is not modelled here.)
+        return "MXFP4" if len(shape) >= 3 and shape[-3] > 1 else "Q8_0"
     if cat == "token_embd":
-        return new
+        return "Q4_K" if f in ("TQ1_0", "TQ2_0") else new
     if cat in ("attn_v", "attn_qkv", "attn_kv_b"):
         i, n = st.i_attention_wv, st.n_attention_wv
         if f == "Q2_K":
@@ -171,6 +183,8 @@ def _pick(st: _State, ft: FileType, p: ModelParams, name: str, ncols: int, cat: 
         elif f == "Q3_K_M":
             new = "Q5_K" if i < 2 else "Q4_K"
         elif f == "Q3_K_L":
+            new = "Q5_K"
+        elif f in _IQ4 and gqa >= 4:
             new = "Q5_K"
         elif f in ("Q4_K_M", "Q5_K_M") and _more_bits(i, n):
             new = "Q6_K"
@@ -198,6 +212,8 @@ def _pick(st: _State, ft: FileType, p: ModelParams, name: str, ncols: int, cat: 
                 new = "Q6_K" if i < n // 16 else ("Q5_K" if _more_bits(i, n) else "Q4_K")
             elif _more_bits(i, n):
                 new = "Q6_K"
+        elif f in _IQ4 and i < n // 8 and not st.has_imatrix:
+            new = "Q5_K"
         elif f == "Q5_K_M" and _more_bits(i, n):
             new = "Q6_K"
         elif f == "Q4_K_S" and not falcon and i < n // 8:
@@ -210,7 +226,7 @@ def _pick(st: _State, ft: FileType, p: ModelParams, name: str, ncols: int, cat: 
     if cat == "attn_output":
         if not falcon:
             if p.n_expert == 8:
-                if f in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M"):
+                if f in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M") + _IQ4:
                     new = "Q5_K"
             else:
                 new = {"Q2_K": "Q3_K", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K"}.get(f, new)
@@ -255,6 +271,6 @@ def tensor_types(tensors: list[tuple[str, tuple[int, ...], str]], ftype: str,
             out[name] = ft.default
             continue
         ncols = shape[-1]
-        new = _pick(st, ft, params, name, ncols, _category(name))
+        new = _pick(st, ft, params, name, tuple(shape), _category(name))
         out[name] = _fallback(new, ncols) if new not in _FLOATS else new
     return out

@@ -19,6 +19,8 @@ import numpy as np
 
 from quantdesk import kernels
 
+from quantdesk.core.output_files import PartBusy, PartFile, output_problem
+
 from ..convert import ConvertError, Source, open_source
 from .mix import file_type, llama_order_key, tensor_bytes, tensor_types
 from .progress import CancelToken, Progress
@@ -73,13 +75,9 @@ def quantize_model(src: str | Path | Source, out: str | Path, qtype: str, *,
     except ValueError as exc:
         raise ConvertError(str(exc)) from None
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ConvertError(f"{out} already exists (choose another name or allow overwriting)")
-    if not out.parent.is_dir():
-        raise ConvertError(f"output folder {out.parent} does not exist")
-    if not os.access(out.parent, os.W_OK):
-        raise ConvertError(f"cannot write to {out.parent}: permission denied")
-    part = out.with_name(out.name + ".part")
+    problem = output_problem(out, overwrite=overwrite)   # a folder, a 300-character name, ...
+    if problem:
+        raise ConvertError(problem)
 
     source = src if isinstance(src, Source) else open_source(src, allow_requantize=allow_requantize)
     try:
@@ -91,15 +89,23 @@ def quantize_model(src: str | Path | Source, out: str | Path, qtype: str, *,
         gw, data_bytes = _prepare_writer(source, ordered, types, ft.ftype)
         _check_space(out, data_bytes)
         try:
-            _write(gw, part, ordered, types, backend=backend, threads=threads, imat=imat,
-                   progress=progress, cancel=cancel, start=start)
-            _verify(part, ordered, types)
-            if out.exists() and not overwrite:
-                raise ConvertError(f"{out} appeared while writing; not replacing it")
-            os.replace(part, out)
+            # NAME.part is journaled and locked while written: a kill -9 leaves a .part that
+            # the next start removes (core/output_files.py); leaving this block removes it.
+            with PartFile(out) as part:
+                _write(gw, part.path, ordered, types, backend=backend, threads=threads, imat=imat,
+                       progress=progress, cancel=cancel, start=start)
+                _verify(part.path, ordered, types)
+                if out.exists() and not overwrite:
+                    raise ConvertError(f"{out} appeared while writing; not replacing it")
+                part.commit()
+        except PartBusy as exc:
+            gw.close()
+            raise ConvertError(str(exc)) from None
+        except OSError as exc:   # the rename (out turned into a folder meanwhile, ...)
+            gw.close()
+            raise ConvertError(_io_message(exc, out)) from None
         except BaseException:
             gw.close()
-            part.unlink(missing_ok=True)
             raise
     finally:
         source.close()

@@ -28,6 +28,9 @@ from pathlib import Path
 
 from quantdesk.core.engine.types import Done, SamplingParams, Token
 
+from quantdesk.core.engine.kv_cache import (DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE,
+                                            DEFAULT_PROMPT_LOOKUP)
+
 from .gpu_layers import AUTO
 from .models import DEFAULT_CTX, LoadRequest, ModelManager
 
@@ -35,7 +38,9 @@ SAVE_EVERY_S = 0.5
 NEW_TITLE = "New chat"
 TITLE_CHARS = 48
 SAMPLING_DEFAULTS = SamplingParams().to_dict()
-LOAD_DEFAULTS = {"n_ctx": DEFAULT_CTX, "n_gpu_layers": AUTO}
+LOAD_DEFAULTS = {"n_ctx": DEFAULT_CTX, "n_gpu_layers": AUTO, "kv_type_k": DEFAULT_KV_TYPE,
+                 "kv_type_v": DEFAULT_KV_TYPE, "flash_attn": DEFAULT_FLASH_ATTN,
+                 "prompt_lookup": DEFAULT_PROMPT_LOOKUP}
 
 
 class ChatError(Exception):
@@ -79,11 +84,19 @@ class ConversationModel:
 
 
 def load_request(model_path, settings: dict | None) -> LoadRequest:
-    """The load a conversation's settings ask for (its context, GPU layers, threads); a key the
-    conversation does not set comes from the user's defaults."""
-    merged = {**default_load_settings(), **(settings or {})}
-    return LoadRequest(str(model_path), n_ctx=int(merged["n_ctx"]),
-                       gpu_layers=merged["n_gpu_layers"], n_threads=merged.get("n_threads"))
+    """The load a conversation's settings ask for (its context, GPU layers, threads, KV-cache
+    types, flash attention, prompt lookup); a key the conversation does not set comes from the
+    user's defaults. A setting llama.cpp would refuse raises ChatError."""
+    merged = {**default_load_settings(),
+              **{k: v for k, v in (settings or {}).items() if v is not None}}
+    try:
+        return LoadRequest(str(model_path), n_ctx=int(merged["n_ctx"]),
+                           gpu_layers=merged["n_gpu_layers"], n_threads=merged.get("n_threads"),
+                           kv_type_k=merged["kv_type_k"], kv_type_v=merged["kv_type_v"],
+                           flash_attn=merged["flash_attn"],
+                           prompt_lookup=merged["prompt_lookup"])
+    except ValueError as exc:
+        raise ChatError(str(exc)) from None
 
 
 def sampling_params(settings: dict | None) -> SamplingParams:
@@ -248,6 +261,7 @@ class ChatSession:
             self.new_conversation()
         cid = self._cid()
         self._check_model()
+        self._load_request()   # settings llama.cpp would refuse: say so before storing anything
         if replace_from is not None:
             self.store.delete_messages_from(cid, replace_from)
         conv = self.conversation()
@@ -258,7 +272,8 @@ class ChatSession:
 
     def regenerate(self) -> Reply | None:
         """Replace the last reply with a new one; None when there is nothing to answer."""
-        self._check_model()   # before the old reply goes: a refused regenerate loses nothing
+        self._check_model()    # before the old reply goes: a refused regenerate loses nothing
+        self._load_request()   # refused settings keep the old reply too
         messages = self.messages()
         if messages and messages[-1].role == "assistant":
             self.store.delete_messages_from(self._cid(), messages[-1].id)
@@ -276,8 +291,12 @@ class ChatSession:
     def _reply(self) -> Reply:
         self._check_model()
         conv = self.conversation()
+        request = self._load_request()
         messages = self.engine_messages()
         row = self.store.add_message(conv.id, "assistant", "", complete=False)
-        return Reply(self.store, self.models, conv.id, row.id,
-                     load_request(conv.model_path, conv.settings),
+        return Reply(self.store, self.models, conv.id, row.id, request,
                      sampling_params(conv.settings), messages, clock=self._clock)
+
+    def _load_request(self) -> LoadRequest:
+        conv = self.conversation()
+        return load_request(conv.model_path, conv.settings)

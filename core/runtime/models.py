@@ -26,6 +26,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from quantdesk.core.engine.kv_cache import (DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE,
+                                            DEFAULT_PROMPT_LOOKUP, check_kv_options,
+                                            parse_flash_attn, parse_kv_type, parse_prompt_lookup)
 from quantdesk.core.engine.types import Done, EngineError, LoadResult, SamplingParams, Token
 
 from .gpu_layers import ALL, AUTO, GpuLayers, llama_gpu_layers, parse_gpu_layers
@@ -44,14 +47,30 @@ class LoadRequest:
     n_ctx: int = DEFAULT_CTX
     gpu_layers: GpuLayers = AUTO
     n_threads: int | None = None   # None: the engine's default (physical cores)
+    kv_type_k: str = DEFAULT_KV_TYPE          # KV-cache types (core.engine.kv_cache.KV_TYPES)
+    kv_type_v: str = DEFAULT_KV_TYPE
+    flash_attn: str = DEFAULT_FLASH_ATTN      # "auto" | "on" | "off"
+    prompt_lookup: int = DEFAULT_PROMPT_LOOKUP  # draft tokens per step; 0: no speculation
     embedding: bool = False        # loaded for ModelHost.embed (the server's /v1/embeddings)
 
     def __post_init__(self):
+        """Raises ValueError (one line) for a value or combination llama.cpp would refuse."""
         object.__setattr__(self, "path", os.path.abspath(str(self.path)))
         object.__setattr__(self, "gpu_layers", parse_gpu_layers(self.gpu_layers))
         if int(self.n_ctx) <= 0:
             raise ValueError(f"context size must be positive, got {self.n_ctx}")
         object.__setattr__(self, "n_ctx", int(self.n_ctx))
+        object.__setattr__(self, "kv_type_k", parse_kv_type(self.kv_type_k))
+        object.__setattr__(self, "kv_type_v", parse_kv_type(self.kv_type_v))
+        object.__setattr__(self, "flash_attn", parse_flash_attn(self.flash_attn))
+        object.__setattr__(self, "prompt_lookup", parse_prompt_lookup(self.prompt_lookup))
+        check_kv_options(self.kv_type_k, self.kv_type_v, self.flash_attn)
+
+    @property
+    def engine_options(self) -> dict:
+        """The KV, attention and decoding options as EngineClient.load takes them."""
+        return {"type_k": self.kv_type_k, "type_v": self.kv_type_v,
+                "flash_attn": self.flash_attn, "prompt_lookup": self.prompt_lookup}
 
 
 @dataclass(frozen=True)
@@ -69,15 +88,20 @@ class ResolvedLoad:
 
     @property
     def key(self) -> tuple:
-        """Same key, same host: model file, context, layers and threads."""
+        """Same key, same host: model file, context, layers, threads, KV types, flash attention
+        and prompt lookup."""
         r = self.request
-        return (r.path, r.n_ctx, self.n_gpu_layers, r.n_threads, r.embedding)
+        return (r.path, r.n_ctx, self.n_gpu_layers, r.n_threads, r.kv_type_k, r.kv_type_v,
+                r.flash_attn, r.prompt_lookup, r.embedding)
 
     def to_json(self) -> dict:
         plan = self.plan
         return {"path": self.request.path, "n_ctx": self.n_ctx,
                 "gpu_layers_requested": self.request.gpu_layers,
                 "gpu_layers": self.n_gpu_layers, "note": self.note,
+                "kv_type_k": self.request.kv_type_k, "kv_type_v": self.request.kv_type_v,
+                "flash_attn": self.request.flash_attn,
+                "prompt_lookup": self.request.prompt_lookup,
                 "fit": plan.fit if plan else None,
                 "n_layer": plan.n_layer if plan else None,
                 "planned_gpu_layers": plan.gpu_layers if plan else None,
@@ -248,7 +272,10 @@ class ModelManager:
             profile = load_profile(request.path)
             forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
             plan = plan_for_model(profile, n_ctx=request.n_ctx, hardware=self._hardware(),
-                                  n_gpu_layers=forced, lower_ctx=False)
+                                  n_gpu_layers=forced, lower_ctx=False,
+                                  type_k=request.kv_type_k, type_v=request.kv_type_v,
+                                  flash_attn=request.flash_attn,
+                                  prompt_lookup=request.prompt_lookup)
         except Exception as exc:  # noqa: BLE001 - no plan: "auto" stays on the CPU, always safe
             why = _one_line(exc)
             if layers == AUTO:
@@ -257,6 +284,19 @@ class ModelManager:
         if layers == AUTO:
             return ResolvedLoad(request, max(0, int(plan.gpu_layers)), plan, f"auto: {plan.fit}")
         return ResolvedLoad(request, llama_gpu_layers(layers), plan)
+
+    def context_by_kv_type(self, request: LoadRequest, types=None) -> list:
+        """The largest context `request`'s model reaches on this machine per KV-cache type (f16,
+        q8_0, q4_0 by default), with its flash-attention and GPU-layer choices: a list of
+        core.planner.kv_fit.KvReach. Raises PlannerError when the model cannot be planned."""
+        from quantdesk.core.planner import load_profile
+        from quantdesk.core.planner.kv_fit import KV_TABLE_TYPES, context_by_kv_type
+        profile = load_profile(request.path)
+        layers = request.gpu_layers
+        forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
+        return context_by_kv_type(profile, self._hardware(), types or KV_TABLE_TYPES,
+                                  flash_attn=request.flash_attn, n_gpu_layers=forced,
+                                  prompt_lookup=request.prompt_lookup)
 
     # -- loaded models -----------------------------------------------------------------------------
     def loaded(self) -> list[ModelHost]:
@@ -325,7 +365,8 @@ class ModelManager:
         try:
             r = resolved.request
             result = client.load(r.path, n_gpu_layers=resolved.n_gpu_layers, n_ctx=r.n_ctx,
-                                 n_threads=r.n_threads, embedding=r.embedding)
+                                 n_threads=r.n_threads, embedding=r.embedding,
+                                 **r.engine_options)
         except BaseException:
             client.shutdown()
             raise

@@ -105,15 +105,19 @@ def source_profile(path: str | Path):
     return _gguf_profile(Path(path)), GGUF
 
 
-def plan_source(path: str | Path, *, hardware, n_ctx: int) -> SourcePlan:
+def plan_source(path: str | Path, *, hardware, n_ctx: int, kv_types: tuple[str, ...] = (),
+                **load) -> SourcePlan:
     """Per output type (and a GGUF's own type): size, RAM, VRAM, GPU layers and fit, and the
-    recommended type; the same plans the Quantize page shows for this source."""
+    recommended type; the same plans the Quantize page shows for this source. `load`: the
+    planner's load options (type_k, type_v, flash_attn); `kv_types`: quantized KV caches the
+    recommendation may propose to keep n_ctx (planner.recommend)."""
     from quantdesk.core.planner import plan_options, recommend
     profile, kind = source_profile(path)
     own = profile.file_type if kind == GGUF else None
     types = OUTPUT_TYPES + ((own,) if own and own not in OUTPUT_TYPES else ())
-    plans = plan_options(profile, hardware, n_ctx=n_ctx, types=types)
-    return SourcePlan(str(path), kind, own, profile, plans, recommend(plans, profile, hardware))
+    plans = plan_options(profile, hardware, n_ctx=n_ctx, types=types, **load)
+    return SourcePlan(str(path), kind, own, profile, plans,
+                      recommend(plans, profile, hardware, kv_types=kv_types, **load))
 
 
 def analyse_source(path: str | Path, *, hardware, n_ctx: int,

@@ -59,8 +59,10 @@ HOSTILE = {
     "indent": ("{{ ('\n' * 1000000)|indent(100000) }}", "indented text"),
     "tojson indent": ("{{ [1]|tojson(indent=10**9) }}", "JSON text"),
     "power": ("{% set n = 10 %}{{ n ** 100000000 }}", "a power of"),
-    "output": ("{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
-               "a prompt of more than"),
+    # 1,000 characters a step: the output cap is reached in milliseconds, well before the time
+    # limit even on a loaded machine (one character a step reached it only under load).
+    "output": ("{% for a in range(100000) %}{% for b in range(100000) %}{{ 'x' * 1000 }}"
+               "{% endfor %}{% endfor %}", "a prompt of more than"),
     "nested loops": ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}"
                      "{% endfor %}", "took longer than"),
     "growing list": ("{% set ns = namespace(l=[]) %}{% for i in range(100000) %}"

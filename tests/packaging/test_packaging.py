@@ -60,7 +60,7 @@ def test_two_programs_share_one_folder(frozen_app):
     assert list((internal / "llama_cpp" / "lib").glob("libllama.so*")), "llama.cpp libraries"
     assert (internal / "resources" / "quantdesk.svg").is_file()
     # numba caches only functions whose source file exists: the kernels ship as .py
-    assert (internal / "quantdesk" / "kernels" / "legacy_cpu.py").is_file()
+    assert (internal / "quantdesk" / "kernels" / "legacy" / "cpu.py").is_file()
     # unused Qt modules stay out
     qt_libs = {p.name.split(".so")[0] for p in internal.rglob("libQt6*.so*")}
     assert not {"libQt6Qml", "libQt6Quick", "libQt6WebEngineCore", "libQt6Multimedia"} & qt_libs

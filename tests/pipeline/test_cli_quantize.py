@@ -38,3 +38,20 @@ def test_bad_inputs_exit_2_with_one_line(tiny_hf, tmp_path):
         assert proc.returncode == 2, (args, proc.stderr)
         assert len(lines) == 1 and message in lines[0], (args, proc.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_that_cannot_be_written_exit_2_with_one_line(tiny_hf, tmp_path):
+    folder = tmp_path / "existing-folder"
+    (folder / "inside").mkdir(parents=True)
+    cases = [
+        ((str(folder), "--overwrite"), "existing-folder is a folder; give the name of the file to write in it"),
+        ((str(folder),), "existing-folder is a folder"),
+        ((str(tmp_path / ("x" * 300 + ".gguf")),), "the output file name is too long (305 characters"),
+        ((str(tmp_path / ("x" * 251 + ".gguf")),), "too long"),   # fits, but NAME.part would not
+    ]
+    for (out, *extra), message in cases:
+        proc = _cli(str(tiny_hf[0]), "-t", "F16", "-o", out, *extra)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2, (out, proc.stderr)
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["existing-folder", "inside"]   # untouched

@@ -69,10 +69,11 @@ def _write_imatrix(path, values: dict):
     save_imatrix(path, Imatrix(entries, chunk_count=1, chunk_size=1))
 
 
-@pytest.mark.parametrize("variant, qtype", [("a", "Q4_K_M"), ("b", "Q4_0")])
+@pytest.mark.parametrize("variant, qtype", [("a", "Q4_K_M"), ("b", "Q4_0"), ("b", "IQ4_XS")])
 def test_imatrix_quantization_matches_llama_cpp(tiny_f32, tmp_path, variant, qtype):
     """With an importance matrix: same data as llama.cpp given the same matrix (and its
-    imatrix-only rule: Q4_0 files give the first ffn_down layers Q4_1)."""
+    imatrix rules: Q4_0 files give the first ffn_down layers Q4_1, IQ4_XS files keep them
+    IQ4_XS instead of Q5_K; variant b's 320-wide rows fall back to IQ4_NL)."""
     import ctypes
 
     import llama_cpp
@@ -109,6 +110,9 @@ def test_imatrix_quantization_matches_llama_cpp(tiny_f32, tmp_path, variant, qty
         assert got[name] == want[name], f"{name} ({want[name][0]}) differs"
     if qtype == "Q4_0":
         assert planned["blk.0.ffn_down.weight"] == "Q4_1"
+    if qtype == "IQ4_XS":
+        assert planned["blk.0.ffn_down.weight"] == "IQ4_NL"      # 320 columns: the fallback
+        assert "IQ4_XS" in planned.values()
 
 
 @pytest.mark.parametrize("stored", ["F16", "BF16"])

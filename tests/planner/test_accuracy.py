@@ -21,10 +21,13 @@ PROBE = Path(__file__).with_name("rss_probe.py")
 BAND = 0.15
 
 
-def probe(path: Path, n_ctx: int, mmap: bool = True) -> tuple[dict, float]:
-    args = [sys.executable, str(PROBE), str(path), str(n_ctx), "verbose"]
+def probe(path: Path, n_ctx: int, mmap: bool = True, kv: str = "f16",
+          fa: bool = False) -> tuple[dict, float]:
+    args = [sys.executable, str(PROBE), str(path), str(n_ctx), "verbose", f"kv={kv}"]
     if not mmap:
         args.append("nommap")
+    if fa:
+        args.append("fa")
     out = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     m = re.search(r"CPU compute buffer size =\s*([\d.]+) MiB", out.stderr)
@@ -32,15 +35,15 @@ def probe(path: Path, n_ctx: int, mmap: bool = True) -> tuple[dict, float]:
     return json.loads(out.stdout.strip().splitlines()[-1]), float(m.group(1)) * 2**20
 
 
-def check(path: Path, n_ctx: int, mmap: bool = True) -> None:
-    measured, reserved = probe(path, n_ctx, mmap)
+def check(path: Path, n_ctx: int, mmap: bool = True, kv: str = "f16", fa: bool = False) -> None:
+    measured, reserved = probe(path, n_ctx, mmap, kv, fa)
     prof = load_profile(path)
-    est = estimate_memory(prof, n_ctx=n_ctx, use_mmap=mmap)
+    est = estimate_memory(prof, n_ctx=n_ctx, use_mmap=mmap, type_k=kv, type_v=kv, flash_attn=fa)
     grown = measured["rss_after"] - measured["rss_before"]
     # With mmap, RSS also shows clean mapped pages of repacked weights (est.ram_reclaimable).
     predicted = est.rss_bytes if mmap else est.ram_bytes
     assert abs(predicted / grown - 1) <= BAND, (path.name, n_ctx, predicted, grown)
-    assert compute_reserved(prof, n_ctx) == pytest.approx(reserved, rel=0.03)
+    assert compute_reserved(prof, n_ctx, flash_attn=fa) == pytest.approx(reserved, rel=0.03)
 
 
 @pytest.mark.slow
@@ -66,3 +69,10 @@ def test_held_out_random_llama(tmp_path):
     path = build_tiny_llama(tmp_path / "held-out.gguf", n_embd=768, n_layer=6, n_head=12,
                             n_head_kv=4, n_ff=2048, n_vocab=50000, tied=True, seed=3)
     check(path, 4096)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kv,n_ctx", [("q8_0", 2048), ("q4_0", 8192)])
+def test_starter_model_ram_with_a_quantized_kv_cache(starter_model, kv, n_ctx):
+    """A quantized V cache runs with flash attention (llama.cpp refuses it without)."""
+    check(starter_model, n_ctx, kv=kv, fa=True)

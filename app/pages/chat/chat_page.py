@@ -13,9 +13,10 @@ import functools
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QEvent, QTimer, Signal
 
 from quantdesk.app.bridge import run_task, serial_pool
+from quantdesk.app.markdown_view import is_dark
 from quantdesk.core.engine.types import Token
 from quantdesk.core.runtime import (ChatSession, ModelLoaded, ModelLoading, ModelPlanned,
                                     ModelUnloaded)
@@ -291,7 +292,7 @@ class ChatPage(ConversationList, ModelChoice, ChatLayout):
         self._shown_error = self._state.error_here()
         self.view.set_transcript(transcript.transcript_html(
             self._messages, live.reply.mid if live else None, live.text if live else "",
-            self._shown_error))
+            self._shown_error, is_dark(self)))
 
     def _update_buttons(self) -> None:
         busy = self._live is not None
@@ -307,6 +308,12 @@ class ChatPage(ConversationList, ModelChoice, ChatLayout):
     def showEvent(self, event):  # noqa: N802 - Qt override
         super().showEvent(event)
         if self._render_pending:
+            self._render()
+
+    def changeEvent(self, event):  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        # The theme changed: the transcript's colours are in its HTML, so it is drawn again.
+        if event.type() == QEvent.Type.PaletteChange:
             self._render()
 
     def shutdown(self, wait_ms: int = 3000) -> None:

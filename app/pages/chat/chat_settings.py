@@ -5,11 +5,13 @@ defaults and the typed GPU layers ("auto", "all" or a count) are core.runtime's.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPlainTextEdit,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
+                               QPlainTextEdit, QSpinBox, QVBoxLayout, QWidget)
 
+from quantdesk.core.engine.kv_cache import (FLASH_ATTN_MODES, KV_QUALITY_NOTE, KV_TYPES,
+                                            is_quantized, parse_flash_attn, parse_kv_type)
 from quantdesk.core.runtime.chat import LOAD_DEFAULTS, SAMPLING_DEFAULTS, default_load_settings
 from quantdesk.core.runtime.gpu_layers import ALL, AUTO, GpuLayers, parse_gpu_layers
 
@@ -69,6 +71,47 @@ class GpuLayersBox(QSpinBox):
         return (QValidator.State.Intermediate if not word else QValidator.State.Invalid), text, pos
 
 
+class KvCacheBoxes:
+    """The KV-cache type (one for K and V) and flash-attention combos. A quantized V cache needs
+    flash attention, so "off" is not offered with one (core.engine.kv_cache.check_kv_options)."""
+
+    def __init__(self):
+        self.kv_type = QComboBox()
+        for name in KV_TYPES:
+            self.kv_type.addItem(name, name)
+            self.kv_type.setItemData(self.kv_type.count() - 1, KV_QUALITY_NOTE.get(name, ""),
+                                     Qt.ItemDataRole.ToolTipRole)
+        self.kv_type.setToolTip("KV-cache type: q8_0 halves the cache's memory, q4_0 quarters "
+                                "it, for a longer context at a small cost in quality")
+        self.flash_attn = QComboBox()
+        for mode in FLASH_ATTN_MODES:
+            self.flash_attn.addItem(mode, mode)
+        self.flash_attn.setToolTip("Flash attention: less compute memory; auto lets llama.cpp "
+                                   "decide. A quantized KV cache needs it (auto or on)")
+        self.kv_type.currentIndexChanged.connect(self._allow_off)
+
+    def _allow_off(self) -> None:
+        quantized = is_quantized(self.kv_type.currentData())
+        off = self.flash_attn.findData("off")
+        self.flash_attn.model().item(off).setEnabled(not quantized)
+        if quantized and self.flash_attn.currentData() == "off":
+            self.flash_attn.setCurrentIndex(self.flash_attn.findData("auto"))
+
+    def values(self) -> dict:
+        kv = self.kv_type.currentData()
+        return {"kv_type_k": kv, "kv_type_v": kv, "flash_attn": self.flash_attn.currentData()}
+
+    def set_values(self, merged: dict) -> None:
+        try:   # K and V are chosen together here; V decides (it is the one with a rule)
+            kv = parse_kv_type(merged.get("kv_type_v"))
+            mode = parse_flash_attn(merged.get("flash_attn"))
+        except ValueError:   # a hand-edited setting: the defaults again
+            kv, mode = LOAD_DEFAULTS["kv_type_v"], LOAD_DEFAULTS["flash_attn"]
+        self.flash_attn.setCurrentIndex(self.flash_attn.findData(mode))
+        self.kv_type.setCurrentIndex(self.kv_type.findData(kv))
+        self._allow_off()
+
+
 class ChatSettingsPanel(QWidget):
     load_settings_changed = Signal()
 
@@ -86,6 +129,9 @@ class ChatSettingsPanel(QWidget):
         mform = QFormLayout(model_box)
         mform.addRow("Context length", self.n_ctx)
         mform.addRow("GPU layers", self.gpu_layers)
+        self.kv = KvCacheBoxes()
+        mform.addRow("KV cache", self.kv.kv_type)
+        mform.addRow("Flash attention", self.kv.flash_attn)
         note = QLabel("Changes apply at the next load.")
         note.setObjectName("placeholderText")
         note.setWordWrap(True)   # wraps, never widens the side panel
@@ -117,6 +163,8 @@ class ChatSettingsPanel(QWidget):
         self.set_settings({})
         self.n_ctx.valueChanged.connect(self.load_settings_changed)
         self.gpu_layers.valueChanged.connect(self.load_settings_changed)
+        self.kv.kv_type.currentIndexChanged.connect(self.load_settings_changed)
+        self.kv.flash_attn.currentIndexChanged.connect(self.load_settings_changed)
 
     def _sampling_boxes(self):
         return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
@@ -126,7 +174,8 @@ class ChatSettingsPanel(QWidget):
     def settings(self) -> dict:
         """The conversation's settings dict, as the store keeps it and core.runtime reads it."""
         values = {k: box.value() for k, box in self._sampling_boxes().items()}
-        values.update(n_ctx=self.n_ctx.value(), n_gpu_layers=self.gpu_layers.layers())
+        values.update(n_ctx=self.n_ctx.value(), n_gpu_layers=self.gpu_layers.layers(),
+                      **self.kv.values())
         return {**self._other, **values}
 
     def set_settings(self, settings: dict) -> None:
@@ -141,3 +190,4 @@ class ChatSettingsPanel(QWidget):
             self.gpu_layers.set_layers(merged["n_gpu_layers"])
         except ValueError:  # a hand-edited setting: the default again
             self.gpu_layers.set_layers(LOAD_DEFAULTS["n_gpu_layers"])
+        self.kv.set_values(merged)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel
 
 from quantdesk.app import fit, formatting
@@ -65,6 +65,12 @@ class PlanPanel(QGroupBox):
         self.note.setObjectName("placeholderText")
         grid.addWidget(self.fit_label, len(ROWS) + 3, 0, 1, 3)
         grid.addWidget(self.note, len(ROWS) + 4, 0, 1, 3)
+        # The longest context each KV-cache type reaches for this model on this machine.
+        grid.addWidget(QLabel("Context by KV cache"), len(ROWS) + 5, 0)
+        self.kv_reach = QLabel("—")
+        self.kv_reach.setWordWrap(True)
+        self.kv_reach.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        grid.addWidget(self.kv_reach, len(ROWS) + 5, 1, 1, 2)
         self.plan = None
 
     def show_subject(self, request) -> None:
@@ -112,6 +118,19 @@ class PlanPanel(QGroupBox):
         self.fit_label.setText("")
         self.note.setText(f"No plan: {message}")
 
+    def show_kv_reach(self, rows) -> None:
+        """rows: core.planner.kv_fit.KvReach per KV type."""
+        parts, tips = [], []
+        for r in rows:
+            reach = f"{r.n_ctx:,}" if r.n_ctx else "does not fit"
+            if r.n_ctx and r.n_ctx >= r.n_ctx_limit:
+                reach += " (max)"   # the model's training context
+            parts.append(f"{r.kv_type}: {reach}")
+            tips.append(f"{r.kv_type}: {formatting.size(r.bytes_per_token)} per token; "
+                        f"{r.quality}")
+        self.kv_reach.setText(" · ".join(parts) or "—")
+        self.kv_reach.setToolTip("\n".join(tips))
+
     def clear_measured(self, text: str = "—") -> None:
         for name in ROWS:
             self.cells[(name, "measured")].setText(text)
@@ -140,6 +159,7 @@ class PlanPreview(QObject):
         self.models = models
         self._pool = serial_pool(self)
         self._ticket = 0
+        self._kv_ticket = 0
         self._request = None
         self._measured: dict[tuple, tuple] = {}   # ResolvedLoad.key -> (LoadResult, VRAM growth)
 
@@ -164,6 +184,12 @@ class PlanPreview(QObject):
         call_later(self._pool, self, lambda: self.models.resolve(request),
                    lambda resolved: ticket == self._ticket and self._previewed(resolved),
                    lambda message: ticket == self._ticket and self.panel.show_plan_error(message))
+        # The KV row has its own ticket: a load's plan (plan_used) does not make it stale.
+        self._kv_ticket = ticket
+        self.panel.kv_reach.setText("…")
+        call_later(self._pool, self, lambda: self.models.context_by_kv_type(request),
+                   lambda rows: ticket == self._kv_ticket and self.panel.show_kv_reach(rows),
+                   lambda _message: ticket == self._kv_ticket and self.panel.kv_reach.setText("—"))
 
     def show_resolved(self, resolved) -> None:
         if resolved.plan is not None:

@@ -16,12 +16,14 @@ def close_open_fence(text: str) -> str:
     return text + "\n```" if fences % 2 else text
 
 
-def transcript_html(messages, live_mid: int | None, live_text: str, error: str | None) -> str:
-    """The conversation; the reply being generated (`live_mid`) shows `live_text`."""
+def transcript_html(messages, live_mid: int | None, live_text: str, error: str | None,
+                    dark: bool = False) -> str:
+    """The conversation; the reply being generated (`live_mid`) shows `live_text`. `dark`: the
+    dark theme's colours (markdown_view.COLOURS)."""
     parts = []
     for m in messages:
         if m.id == live_mid:
-            parts.append(message_html("assistant", close_open_fence(live_text), "generating…"))
+            parts.append(message_html("assistant", close_open_fence(live_text), "generating…", dark))
             continue
         stats = m.stats or {}
         if not m.complete:
@@ -32,7 +34,7 @@ def transcript_html(messages, live_mid: int | None, live_text: str, error: str |
             note = f"{stats['tokens_per_second']:.1f} tokens/s"
         else:
             note = ""
-        parts.append(message_html(m.role, close_open_fence(m.content), note))
+        parts.append(message_html(m.role, close_open_fence(m.content), note, dark))
     if error:
-        parts.append(error_html(error))
+        parts.append(error_html(error, dark))
     return "".join(parts) or EMPTY

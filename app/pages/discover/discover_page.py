@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMessageBox, QPushButton, QSplitter, QTableView, QTextBrowser, QVBoxLayout,
@@ -35,6 +35,7 @@ class CardBrowser(QTextBrowser):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self._text: str | None = None   # the card shown, drawn again when the theme changes
         self.setOpenLinks(False)
         self.anchorClicked.connect(lambda url: QDesktopServices.openUrl(url) if url.scheme() in ("http", "https") else None)
 
@@ -42,8 +43,15 @@ class CardBrowser(QTextBrowser):
         return None
 
     def show_markdown(self, text: str) -> None:
-        from quantdesk.app.markdown_view import markdown_to_html  # strips raw HTML
-        self.setHtml(markdown_to_html(text or "*This repo has no model card.*"))
+        from quantdesk.app.markdown_view import is_dark, markdown_to_html  # strips raw HTML
+        self._text = text
+        self.setHtml(markdown_to_html(text or "*This repo has no model card.*", is_dark(self)))
+
+    def changeEvent(self, event):  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        # The theme changed: table borders and code boxes are coloured in the HTML.
+        if event.type() == QEvent.Type.PaletteChange and self._text is not None:
+            self.show_markdown(self._text)
 
 
 def _table(model, stretch: int = 0) -> QTableView:

@@ -8,6 +8,13 @@ from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 
+def size_tick(mb: float, span: float) -> str:
+    """A file-size tick label with the decimals its axis needs (in whole numbers, a 104.45 to
+    106.45 MB axis read "104, 105, 106" next to a table saying 105.5 MB)."""
+    decimals = 0 if span >= 20 else 1 if span >= 2 else 2
+    return f"{mb:.{decimals}f}"
+
+
 class KldChart(QWidget):
     """File size (x) against mean KLD (y, log scale); the Pareto front is joined and highlighted."""
 
@@ -56,7 +63,8 @@ class KldChart(QWidget):
                        f"1e{decade}")
         for x in (x0, (x0 + x1) / 2, x1):
             pos = at(x, y0)
-            p.drawText(QRectF(pos.x() - 40, area.bottom() + 2, 80, 16), Qt.AlignCenter, f"{x:.0f}")
+            p.drawText(QRectF(pos.x() - 40, area.bottom() + 2, 80, 16), Qt.AlignCenter,
+                       size_tick(x, x1 - x0))
         accent = QColor("#d9822b")
         front = sorted((x, y) for x, y, q in zip(xs, ys, pts) if q["pareto"])
         p.setPen(QPen(accent, 2))

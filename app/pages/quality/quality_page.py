@@ -69,7 +69,13 @@ class QualityReportPage(QWidget):
         self.cancel_button = QPushButton("Cancel", enabled=False)
         self.csv_button = QPushButton("Export CSV…", enabled=False)
         self.png_button = QPushButton("Export chart PNG…", enabled=False)
+        self.title = QLabel("Quality")
+        self.title.setObjectName("pageTitle")
         self._build()
+        if library is not None:
+            # A reset of the list selects its first row: the pickers must keep naming what is
+            # chosen (the reference) or nothing (the quant picker is a menu of models to add).
+            library.model.modelReset.connect(self._sync_pickers)
 
     def _build(self) -> None:
         def picker(edit: QLineEdit, caption: str, pattern: str, library_box=None) -> QWidget:
@@ -129,6 +135,7 @@ class QualityReportPage(QWidget):
         split.addWidget(self.chart)
         split.addWidget(self.table)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
         layout.addLayout(form)
         layout.addLayout(actions)
         layout.addWidget(self.status)
@@ -175,6 +182,12 @@ class QualityReportPage(QWidget):
         self.reference.setText(str(path))
         if self.library is not None:   # the picker names the library model, when it is one
             self.reference_picker.setCurrentIndex(self.library.model.row_of(path))
+
+    def _sync_pickers(self) -> None:
+        reference = self.reference.text().strip()
+        self.reference_picker.setCurrentIndex(
+            self.library.model.row_of(reference) if reference else -1)
+        self.quant_picker.setCurrentIndex(-1)
 
     def add_model(self, path: str) -> None:
         """Add a quant to compare; one already listed is not listed twice."""
