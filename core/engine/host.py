@@ -195,6 +195,15 @@ class Host:
             self._abort_callback = None
             gc.collect()
 
+    def _forget_cut_batch(self) -> None:
+        """After the abort callback cut a batch short: empty the KV cache and llama-cpp-python's
+        token record, so the next reply is evaluated from scratch. The cut batch can leave cells
+        behind (seen with flash attention on the CPU: the next greedy reply differed from a fresh
+        load's); re-reading a prompt once after a Stop is cheap, a wrong reply is not."""
+        import llama_cpp
+        self.llm.reset()
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llm.ctx), True)
+
     def load(self, path: str, n_gpu_layers: int, n_ctx: int, n_threads: int,
              type_k: str = DEFAULT_KV_TYPE, type_v: str = DEFAULT_KV_TYPE,
              flash_attn: str = DEFAULT_FLASH_ATTN, prompt_lookup: int = 0,
@@ -349,12 +358,12 @@ class Host:
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
         except RuntimeError:
-            # The abort callback stopped llama_decode ("llama_decode returned 2"). llama-cpp-
-            # python counts only the batches that completed and drops the rest from the KV cache
-            # before the next evaluation, so the next reply starts from a consistent state.
+            # The abort callback stopped llama_decode ("llama_decode returned 2"); the cut batch
+            # is forgotten below, so the next reply starts from a consistent state.
             if not self.stopping():
                 raise
             cancelled = True
+            self._forget_cut_batch()
             if count == 0:
                 first_at = time.perf_counter()
         end = time.perf_counter()
