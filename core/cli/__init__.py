@@ -28,6 +28,19 @@ class UserError(Exception):
     """A problem with the user's input, reported as one line and exit status 2."""
 
 
+def positive(kind=int):
+    """argparse type: a number of `kind` (int or float) above zero."""
+    def parse(value: str):
+        try:
+            n = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+        if n <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+        return n
+    return parse
+
+
 def fixed_gpu_layers(value: str) -> int:
     """argparse type for commands that load without the planner (eval, imatrix): N or "all"
     (-1 also means all), as llama.cpp's integer. The chat command also takes "auto"."""

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from quantdesk.core.cli import UserError
+from quantdesk.core.cli import UserError, positive
 
 
 def _gpu_layers(value: str):
@@ -17,14 +17,6 @@ def _gpu_layers(value: str):
                                          "(-1 also means all)") from None
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
-    return n
 
 
 def kv_types(value: str) -> tuple[str, str]:
@@ -66,14 +58,14 @@ def register(subparsers) -> None:
     p.add_argument("model", metavar="MODEL", help="path of a .gguf file (first part of a split model)")
     p.add_argument("--prompt", required=True, help="the user message")
     p.add_argument("--system", default="", help="system prompt")
-    p.add_argument("--max-tokens", type=_positive, default=512, help="reply length limit (512)")
-    p.add_argument("--ctx", type=_positive, default=2048, help="context size in tokens (2048)")
+    p.add_argument("--max-tokens", type=positive(), default=512, help="reply length limit (512)")
+    p.add_argument("--ctx", type=positive(), default=2048, help="context size in tokens (2048)")
     p.add_argument("--gpu-layers", type=_gpu_layers, default="auto",
                    help="layers to offload to the GPU: N, all (or -1), or auto (the planner's choice, "
                         "for the context given by --ctx)")
     p.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (0.7)")
     p.add_argument("--seed", type=int, default=-1, help="sampling seed (-1: random)")
-    p.add_argument("--threads", type=_positive, default=None, help="CPU threads (physical cores)")
+    p.add_argument("--threads", type=positive(), default=None, help="CPU threads (physical cores)")
     add_kv_options(p)
     p.add_argument("--prompt-lookup", type=int, default=0, metavar="N",
                    help="prompt-lookup decoding: draft up to N tokens copied from the "

@@ -1,29 +1,16 @@
 """`quantdesk serve`: the OpenAI- and Anthropic-compatible local API server, until Ctrl-C."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from quantdesk.core.cli import UserError
-
-
-def _positive(kind):
-    def parse(value: str):
-        try:
-            n = kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-        if n <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-        return n
-    return parse
+from quantdesk.core.cli import UserError, positive
 
 
 def _seconds_or_never(value: str) -> float | None:
     if value.lower() in ("0", "never", "none"):
         return None
-    return _positive(float)(value)
+    return positive(float)(value)
 
 
 def register(subparsers) -> None:
@@ -42,16 +29,16 @@ def register(subparsers) -> None:
                         "default: $QUANTDESK_API_KEY")
     p.add_argument("--ttl", type=_seconds_or_never, default=600.0,
                    help="unload a model idle for this many seconds (600; 0: never)")
-    p.add_argument("--max-models", type=_positive(int), default=1,
+    p.add_argument("--max-models", type=positive(int), default=1,
                    help="models loaded at once; the least recently used goes first (1)")
-    p.add_argument("--ctx", type=_positive(int), default=None,
+    p.add_argument("--ctx", type=positive(int), default=None,
                    help="context size of a load when the request has no n_ctx (4096, at most the "
                         "model's own)")
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from ORIGIN (repeat for more; none by default)")
-    p.add_argument("--max-body-mb", type=_positive(float), default=4.0,
+    p.add_argument("--max-body-mb", type=positive(float), default=4.0,
                    help="largest request body in MiB (4)")
-    p.add_argument("--threads", type=_positive(int), default=None, help="CPU threads per model")
+    p.add_argument("--threads", type=positive(int), default=None, help="CPU threads per model")
     p.set_defaults(func=run)
 
 
