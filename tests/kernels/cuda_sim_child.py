@@ -2,10 +2,10 @@
 simulator (NUMBA_ENABLE_CUDASIM=1 must be set before numba.cuda is first imported, hence a
 separate process) on small seeded rows and saves the bytes to an .npz file.
 
-The simulator runs each CUDA thread as Python: the K-quant searches (Q2_K/Q4_K/Q5_K) cost
-10-20 s per super-block there, so they get two rows (heavy-tailed, and zeros/-0/half a
-super-block) instead of every distribution; their trap rows run on the CPU and reference
-backends and, on a machine with a GPU, on CUDA for real (test_kquant_cases.py).
+The simulator runs each CUDA thread as Python: the scale searches (Q2_K/Q4_K/Q5_K, and IQ4_NL /
+IQ4_XS: 90 s for IQ4_NL's eight rows on an idle 2-core machine, many minutes on a busy one) get
+two rows (heavy-tailed, and zeros/-0/half a super-block) instead of every distribution; their
+trap rows run on the CPU and reference backends and, on a machine with a GPU, on CUDA for real.
 
     NUMBA_ENABLE_CUDASIM=1 python cuda_sim_child.py OUT.npz ROWS_PER_DIST N_PER_ROW
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from kernel_cases import DISTRIBUTIONS, all_rows, make_imatrix
 
-KQUANT_TYPES = ("Q4_K", "Q5_K", "Q2_K")
+SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS")   # the two-row set
 KQUANT_DISTRIBUTIONS = ("student_t", "zero_blocks")
 
 
@@ -37,7 +37,7 @@ def main(out_path: str, rows_per_dist: int, n_per_row: int) -> None:
         for weighted in (False, True):
             key = f"{qtype}-{'imatrix' if weighted else 'plain'}"
             try:
-                results[key] = kernels.quantize(kq_rows if qtype in KQUANT_TYPES else rows,
+                results[key] = kernels.quantize(kq_rows if qtype in SEARCH_TYPES else rows,
                                                 qtype, backend="cuda",
                                                 imatrix=imatrix if weighted else None)
             except Exception:

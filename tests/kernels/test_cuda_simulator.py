@@ -1,6 +1,7 @@
 """The CUDA kernels produce llama.cpp's bytes, run through numba's CUDA simulator on small rows
-(every distribution of kernel_cases, with and without imatrix; two of them for the K-quants,
-whose searches are slow as simulated Python threads). The simulator has to be chosen before
+(every distribution of kernel_cases, with and without imatrix; two of them for the types whose
+scale searches are slow as simulated Python threads, cuda_sim_child.SEARCH_TYPES).
+The simulator has to be chosen before
 numba.cuda is imported, so one child process quantizes everything once per session.
 On a machine with a GPU, test_kquant_cases.py's `gpu` tests run the K-quant kernels for real on
 full-size rows including the trap rows."""
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cuda_sim_child import SEARCH_TYPES
 from kernel_cases import mismatch
 from quantdesk import kernels
 from quantdesk.kernels import oracle
@@ -44,7 +46,7 @@ def test_simulated_cuda_bytes_match_ggml(simulated, qtype, weighted):
     assert key not in simulated["errors"], simulated["errors"].get(key)
     assert key in simulated, f"no cuda kernel registered for {qtype}"
     imatrix = simulated["imatrix"] if weighted else None
-    rows = simulated["kq_rows"] if qtype in ("Q4_K", "Q5_K", "Q2_K") else simulated["rows"]
+    rows = simulated["kq_rows"] if qtype in SEARCH_TYPES else simulated["rows"]
     theirs = oracle.ggml_quantize(rows, qtype, imatrix)
     msg = mismatch(simulated[key], theirs, kernels.get_format(qtype).type_size, f"{qtype} cuda {key}")
     assert msg is None, msg
