@@ -23,6 +23,9 @@ from quantdesk.kernels import oracle
 
 HERE = Path(__file__).resolve().parent
 ROWS_PER_DIST, N_PER_ROW = 1, 256
+# The simulator child runs once for the module (about 30 s on an idle 2-core machine); a busy one
+# can take many times that, and the fixture's time counts against its first test.
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def simulated(tmp_path_factory):
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, str(HERE / "cuda_sim_child.py"), str(out),
                            str(ROWS_PER_DIST), str(N_PER_ROW)],
-                          env=env, capture_output=True, text=True, timeout=1200)
+                          env=env, capture_output=True, text=True, timeout=1700)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = np.load(out)
     return {k: data[k] for k in data.files} | {"errors": json.loads(str(data["errors"]))}
