@@ -145,7 +145,7 @@ def test_the_planner_plans_odd_metadata_types_or_says_why(key):
         assert all(math.isfinite(p.ram_bytes) and p.ram_bytes >= 0 for p in plans)
 
 
-def test_200000_metadata_entries_are_read_in_well_under_a_second_of_cpu(tmp_path):
+def test_200000_metadata_entries_are_read_without_the_old_quadratic_walk(tmp_path):
     from quantdesk.core.gguf import check_file, inspect_gguf
     model = seed_model()
     model.kvs += [KV(f"x.k{i}".encode(), U32, i) for i in range(200_000)]
@@ -155,11 +155,13 @@ def test_200000_metadata_entries_are_read_in_well_under_a_second_of_cpu(tmp_path
     cpu = time.process_time() - cpu
     assert len(checked.metadata) == 200_000 + len(seed_model().kvs)
     assert checked.metadata["x.k199999"] == 199_999
-    assert cpu < 1.0, f"{cpu:.2f} s of CPU"   # a hang guard (it was 14 s); the figure: benchmarks/RESULTS.md
+    # A guard against the old quadratic walk (14 s), not a speed figure: that is measured by
+    # benchmarks/fuzz_gguf.py --big (0.33 s) and recorded in benchmarks/RESULTS.md.
+    assert cpu < 5.0, f"{cpu:.2f} s of CPU"
     assert inspect_gguf(path).block_count == 2
 
 
-def test_100000_tensors_are_read_and_planned_in_well_under_a_second_of_cpu(tmp_path):
+def test_100000_tensors_are_read_and_planned_without_the_old_quadratic_walk(tmp_path):
     from quantdesk.core.gguf import check_file
     from quantdesk.core.planner import plan_for_model
     model = seed_model()
@@ -171,7 +173,9 @@ def test_100000_tensors_are_read_and_planned_in_well_under_a_second_of_cpu(tmp_p
     plan = plan_for_model(path, n_ctx=512, hardware=hardware())
     plan_cpu = time.process_time() - cpu - read_cpu
     assert len(checked.tensors) == 100_000 + len(seed_model().tensors) and plan.n_layer == 2
-    assert read_cpu < 1.0 and plan_cpu < 2.0, (read_cpu, plan_cpu)   # it was 12 s to read
+    # Guards against the old 12 s read, not speed figures (benchmarks/fuzz_gguf.py --big measures
+    # 0.58 s; a loaded CI machine measured 1.1 s of CPU here).
+    assert read_cpu < 5.0 and plan_cpu < 5.0, (read_cpu, plan_cpu)
 
 
 def test_a_gguf_quantize_source_reads_odd_counts_as_the_planner_does(tmp_path):
