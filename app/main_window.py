@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QM
 
 from . import formatting
 from .banner import ErrorBanner
+from .drops import local_files
 from .lazy_page import LazyPage
 from .pages.library import LibraryPage, LibraryService
 
@@ -20,13 +21,6 @@ SHORTCUTS = (("Ctrl+N", "New chat"),
              *((f"Ctrl+{i}", f"Go to {name}") for i, name in enumerate(PAGES, 1)),
              ("Ctrl+,", "Settings"), ("Ctrl+O", "Open GGUF files"), ("F1", "Keyboard shortcuts"),
              ("Esc", "Chat: stop the reply (or leave editing)"), ("Ctrl+Q", "Quit"))
-
-
-def local_files(mime) -> list[str]:
-    """Local file paths carried by a drag (remote URLs are not ours to fetch)."""
-    if not mime.hasUrls():
-        return []
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
 
 
 class MainWindow(QMainWindow):

@@ -21,17 +21,13 @@ from quantdesk.core.runtime.quantize import (GGUF, QuantizeRequest, SourceSummar
 from ... import fit, formatting
 from ...banner import ErrorBanner
 from ...bridge import Task, call_later, run_task
+from ...drops import local_files
 from ..library.library_model import ENTRY_ROLE
 from .options import QuantizeOptions
 from .types_model import NAME_ROLE, QuantTypesModel
 
 
 IDLE_TEXT = "pick a type, then Quantize"
-
-
-def _local_paths(mime) -> list[str]:
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()] \
-        if mime.hasUrls() else []
 
 
 class QuantizePage(QWidget):
@@ -372,11 +368,11 @@ class QuantizePage(QWidget):
 
     # ---- drag and drop -------------------------------------------------------------------
     def dragEnterEvent(self, event):  # noqa: N802 - Qt override
-        if _local_paths(event.mimeData()):
+        if local_files(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event):  # noqa: N802
-        paths = _local_paths(event.mimeData())
+        paths = local_files(event.mimeData())
         if paths:
             event.acceptProposedAction()
             self.set_source(paths[0])
