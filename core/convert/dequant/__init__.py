@@ -1,0 +1,62 @@
+"""Quantized checkpoints from the hub (FP8, GPTQ, AWQ), dequantized while streaming.
+
+    check_quantization(cfg)        # raises ConvertError naming an unsupported quant method
+    ckpt = dequantizing(SafetensorsCheckpoint(folder), cfg)
+
+`dequantizing` returns the checkpoint itself for an unquantized model, else a view of it in which
+each quantized layer (`q_proj.qweight` + `qzeros` + `scales` + `g_idx`, or an fp8 `weight` +
+`weight_scale_inv`) is one float32 `...weight` tensor whose rows are decoded when read, so the
+writer's chunks stay the unit of memory, as for a bf16 checkpoint.
+"""
+from __future__ import annotations
+
+from quantdesk.core.text import shown
+
+from ..errors import ConvertError
+
+SUPPORTED_METHODS = ("fp8", "gptq", "awq")
+
+
+def quantization_config(cfg: dict) -> dict | None:
+    """config.json's quantization_config (top level, or in a multimodal model's text_config)."""
+    for where in (cfg, cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else {}):
+        q = where.get("quantization_config")
+        if q is not None:
+            if not isinstance(q, dict):
+                raise ConvertError("config.json's quantization_config is not an object")
+            return q
+    return None
+
+
+def quant_method(cfg: dict) -> str | None:
+    """The checkpoint's quantization method as config.json names it, or None when unquantized."""
+    q = quantization_config(cfg)
+    if q is None:
+        return None
+    method = q.get("quant_method")
+    if method is None and (q.get("load_in_4bit") or q.get("load_in_8bit")):
+        method = "bitsandbytes"      # transformers' older BitsAndBytesConfig leaves it out
+    if not isinstance(method, str) or not method:
+        raise ConvertError("config.json's quantization_config names no quant_method")
+    return method.lower()
+
+
+def check_quantization(cfg: dict) -> None:
+    """One line saying why this checkpoint's quantization cannot be read, else nothing."""
+    method = quant_method(cfg)
+    if method is None:
+        return
+    if method not in SUPPORTED_METHODS:
+        raise ConvertError(f"quantization method {shown(method)} is not supported "
+                           f"(supported: {', '.join(SUPPORTED_METHODS)}, or an unquantized checkpoint)")
+    from .view import settings
+    settings(method, quantization_config(cfg))   # bits, format, block size: refused here if odd
+
+
+def dequantizing(ckpt, cfg: dict):
+    method = quant_method(cfg)
+    if method is None:
+        return ckpt
+    check_quantization(cfg)
+    from .view import DequantCheckpoint
+    return DequantCheckpoint(ckpt, method, quantization_config(cfg))
