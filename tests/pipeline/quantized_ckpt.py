@@ -166,7 +166,7 @@ def quantize_checkpoint(folder: Path, weights: dict[str, np.ndarray], method: st
     for name, w in weights.items():
         base = name[: -len(".weight")]
         if not any(base.endswith(l) for l in LINEARS):
-            stored[name] = ("BF16", w)
+            stored[name] = ("F32", w)
             continue
         if method == "fp8":
             codes, scale, deq = fp8_layer(w)
