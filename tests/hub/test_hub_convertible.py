@@ -1,0 +1,62 @@
+"""Discover's "can we convert it?" judged from config.json fetched through huggingface_hub from the
+local fake hub, by the converter registry's own lookup."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from quantdesk.core import hub
+
+from .conftest import LLAMA_CONFIG, ST_REPO
+
+
+def _repo(fakehub, repo_id, config=None, **extra):
+    files = {"model.safetensors": b"\0" * 2048}
+    if config is not None:
+        files["config.json"] = json.dumps(config).encode()
+    fakehub.add_repo(repo_id, files, tags=["safetensors"],
+                     safetensors={"parameters": {"BF16": 1000}, "total": 1000}, **extra)
+    return hub.repo_details(repo_id)
+
+
+def test_known_architecture_is_convertible(hub_env, fakehub):
+    got = hub.convertible(hub.repo_details(ST_REPO))
+    assert got == hub.Convertible(True, None, "LlamaForCausalLM")
+    assert any("config.json" in str(r) for r in fakehub.requests)
+
+
+@pytest.mark.parametrize("config, reason", [
+    ({**LLAMA_CONFIG, "architectures": ["RwkvForCausalLM"]}, r"^unsupported architecture RwkvForCausalLM \(supported: "),
+    ({**LLAMA_CONFIG, "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}},
+     r"^quantization method bitsandbytes is not supported \(supported: fp8, gptq, awq"),
+    ({**LLAMA_CONFIG, "quantization_config": {"quant_method": "awq", "version": "exllama"}},
+     r"^AWQ version exllama is not supported"),
+    ({**LLAMA_CONFIG, "architectures": []}, r"^config.json names no architecture$"),
+    (None, r"^no config.json in the repo$"),
+])
+def test_refusals_are_one_line(hub_env, fakehub, config, reason):
+    got = hub.convertible(_repo(fakehub, "x-org/model", config))
+    assert not got.ok
+    assert got.reason and "\n" not in got.reason
+    import re
+    assert re.match(reason, got.reason), got.reason
+
+
+@pytest.mark.parametrize("qcfg", [
+    {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]},
+    {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": True},
+    {"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemm"},
+])
+def test_quantized_checkpoints_we_dequantize_are_convertible(hub_env, fakehub, qcfg):
+    got = hub.convertible(_repo(fakehub, "q-org/model", {**LLAMA_CONFIG, "quantization_config": qcfg}))
+    assert got.ok and got.reason is None
+
+
+def test_a_family_added_to_the_registry_shows_up(hub_env, fakehub, monkeypatch):
+    from quantdesk.core.convert import registry
+    from quantdesk.core.convert.architectures import Adapter
+    details = _repo(fakehub, "new-org/model", {**LLAMA_CONFIG, "architectures": ["BrandNewForCausalLM"]})
+    assert not hub.convertible(details).ok
+    monkeypatch.setitem(registry.ADAPTERS, "BrandNewForCausalLM", Adapter)
+    assert hub.convertible(details) == hub.Convertible(True, None, "BrandNewForCausalLM")
