@@ -60,3 +60,22 @@ def test_a_family_added_to_the_registry_shows_up(hub_env, fakehub, monkeypatch):
     assert not hub.convertible(details).ok
     monkeypatch.setitem(registry.ADAPTERS, "BrandNewForCausalLM", Adapter)
     assert hub.convertible(details) == hub.Convertible(True, None, "BrandNewForCausalLM")
+
+
+def test_search_results_carry_the_mark(hub_env, fakehub):
+    """Each safetensors result is judged from the hub's summary of its config.json (expand=config):
+    no request per repo."""
+    _repo(fakehub, "odd-org/Rwkv-Thing", {**LLAMA_CONFIG, "architectures": ["RwkvForCausalLM"]})
+    _repo(fakehub, "bnb-org/Llama-4bit", {**LLAMA_CONFIG, "quantization_config": {"quant_method": "bitsandbytes"}})
+    _repo(fakehub, "gptq-org/Llama-GPTQ", {**LLAMA_CONFIG, "quantization_config": {"quant_method": "gptq", "bits": 4}})
+    fakehub.requests.clear()
+    pager = hub.SearchPager("", filter="safetensors", page_size=10)
+    results = {r.repo_id: r for r in pager.next_page()}
+    assert len(fakehub.requests) == 1
+    assert (results[ST_REPO].convertible, results[ST_REPO].convert_note) == (True, None)
+    assert results["gptq-org/Llama-GPTQ"].convertible is True
+    assert results["odd-org/Rwkv-Thing"].convertible is False
+    assert results["odd-org/Rwkv-Thing"].convert_note.startswith("unsupported architecture RwkvForCausalLM")
+    assert results["bnb-org/Llama-4bit"].convert_note.startswith("quantization method bitsandbytes is not supported")
+    gguf = hub.SearchPager("", filter="gguf", page_size=3).next_page()
+    assert all(r.convertible is None for r in gguf)

@@ -207,3 +207,20 @@ def test_unconvertible_safetensors_repo_says_why_before_any_download(qtbot, page
     assert "MambaThingForCausalLM" in page.quantize_button.toolTip()
     assert page.quantize_locally() is False
     assert not [r for r in fakehub.requests if "model.safetensors" in str(r)]
+
+
+def test_search_list_marks_convertible_safetensors_repos(qtbot, page, fakehub):
+    import json
+
+    from PySide6.QtCore import Qt
+
+    from .conftest import LLAMA_CONFIG, ST_REPO
+    fakehub.add_repo("odd-org/Rwkv-Thing", {"config.json": json.dumps(
+        {**LLAMA_CONFIG, "architectures": ["RwkvForCausalLM"]}).encode(), "model.safetensors": b"\0" * 64},
+        tags=["safetensors"], downloads=1)
+    page.filter_box.setCurrentIndex(page.filter_box.findData("safetensors"))
+    page.search()
+    qtbot.waitUntil(lambda: page.results.rowCount() == 2, timeout=10000)
+    ok, odd = (page.results.index(_row_of(page.results, r), 0) for r in (ST_REPO, "odd-org/Rwkv-Thing"))
+    assert ok.data().endswith("✓ convertible") and odd.data().endswith("✗ not convertible")
+    assert "cannot convert: unsupported architecture RwkvForCausalLM" in odd.data(Qt.ItemDataRole.ToolTipRole)
