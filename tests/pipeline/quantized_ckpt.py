@@ -157,7 +157,7 @@ def awq_layer(w: np.ndarray, *, group: int = 64, rng=None):
 
 
 def quantize_checkpoint(folder: Path, weights: dict[str, np.ndarray], method: str, *,
-                        n_layer: int, **kw) -> dict[str, np.ndarray]:
+                        n_layer: int, other_dtype: str = "F32", **kw) -> dict[str, np.ndarray]:
     """Rewrite `folder`'s model.safetensors with its linear layers in `method`'s form and its
     config's quantization_config set; returns the weights the stored tensors stand for."""
     rng = np.random.default_rng(7)
@@ -166,7 +166,7 @@ def quantize_checkpoint(folder: Path, weights: dict[str, np.ndarray], method: st
     for name, w in weights.items():
         base = name[: -len(".weight")]
         if not any(base.endswith(l) for l in LINEARS):
-            stored[name] = ("F32", w)
+            stored[name] = (other_dtype, w)       # exact: "BF16" only for bf16-stored values
             continue
         if method == "fp8":
             codes, scale, deq = fp8_layer(w)
