@@ -15,8 +15,8 @@ import numpy as np
 from .tiny_llama import to_bf16_bits
 
 _NP = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "F8_E4M3": np.uint8}
-LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+# the linear layers quantized checkpoints store packed (dense MLPs and each expert's alike)
+LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def write_mixed_safetensors(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> None:
@@ -165,7 +165,7 @@ def quantize_checkpoint(folder: Path, weights: dict[str, np.ndarray], method: st
     values = dict(weights)
     for name, w in weights.items():
         base = name[: -len(".weight")]
-        if not any(base.endswith(l) for l in LINEARS):
+        if base.rsplit(".", 1)[-1] not in LINEARS:
             stored[name] = (other_dtype, w)       # exact: "BF16" only for bf16-stored values
             continue
         if method == "fp8":

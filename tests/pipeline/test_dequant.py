@@ -53,12 +53,23 @@ def test_fp8_block_scales_partial_tiles(tmp_path):
     np.testing.assert_array_equal(view.load("l.weight"), want)
 
 
-def test_fp8_per_tensor_scale(tmp_path):
+@pytest.mark.parametrize("per_row", [False, True])
+def test_fp8_per_tensor_and_per_row_scale(tmp_path, per_row):
     rng = np.random.default_rng(2)
     codes = rng.integers(0, 0x7F, size=(64, 32)).astype(np.uint8)
-    view = _view(tmp_path, {"l.weight": ("F8_E4M3", codes), "l.weight_scale": ("F32", np.array([0.25], np.float32))},
+    scale = (rng.uniform(0.1, 1, (64, 1)) if per_row else np.array([0.25])).astype(np.float32)
+    view = _view(tmp_path, {"l.weight": ("F8_E4M3", codes), "l.weight_scale": ("F32", scale)},
                  {"quant_method": "fp8"})
-    np.testing.assert_array_equal(view.load("l.weight"), E4M3_REF[codes] * np.float32(0.25))
+    want = E4M3_REF[codes] * (scale if per_row else scale[0])
+    np.testing.assert_array_equal(_read_in_chunks(view, "l.weight", [10, 33]), want)
+
+
+def test_fp8_scale_of_the_wrong_shape_is_refused(tmp_path):
+    codes = np.zeros((256, 256), np.uint8)
+    with pytest.raises(ConvertError, match=r"^fp8 tensor l.weight \[256, 256\] has a scale of shape \[3, 2\], "
+                                           r"expected \[2, 2\] for 128x128 blocks$"):
+        _view(tmp_path, {"l.weight": ("F8_E4M3", codes), "l.weight_scale_inv": ("F32", np.ones((3, 2), np.float32))},
+              {"quant_method": "fp8", "weight_block_size": [128, 128]})
 
 
 def test_fp8_quantized_weights_round_trip():

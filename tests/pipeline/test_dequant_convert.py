@@ -38,3 +38,17 @@ def test_gptq_checkpoint_quantizes_to_q4_k_m(tmp_path):
     llm = llama_cpp.Llama(str(out), n_ctx=32, verbose=False, n_threads=2)
     assert len(llm.tokenize(b"The capital of France", add_bos=False)) > 1
     llm.close()
+
+
+def test_gptq_mixture_of_experts(tmp_path):
+    """Qwen3-MoE with every expert's projections stored as GPTQ: the dequantized experts are
+    stacked into the 3-D GGUF tensors like bf16 ones."""
+    from .tiny_families import build_family, family_forward
+    weights, spec = build_family(tmp_path / "hf", "Qwen3MoeForCausalLM", n_layer=2)
+    values = quantize_checkpoint(tmp_path / "hf", weights, "gptq", n_layer=2, other_dtype="BF16")
+    assert any(".experts.0.gate_proj.weight" in k and not np.array_equal(values[k], weights[k])
+               for k in values)
+    out = quantize_model(tmp_path / "hf", tmp_path / "moe.gguf", "F32").path
+    tokens, got = _llama_logits(out)
+    want = family_forward(values, tokens, spec)
+    assert np.abs(got - want).max() / np.abs(want).max() < 1e-4
