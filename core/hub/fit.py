@@ -40,8 +40,21 @@ def recommend_for_safetensors(details: RepoDetails, *, n_ctx: int = 4096, hardwa
         if config is None:
             return [], None, "no config.json in the repo"
     try:
-        plans, best = planner.options_for(config, n_ctx=n_ctx, hardware=hardware, parameters=details.parameters)
+        plans, best = planner.options_for(config, n_ctx=n_ctx, hardware=hardware,
+                                          parameters=_weights_counted(details, config))
     except Exception as exc:  # noqa: BLE001
         return [], None, f"cannot plan: {exc}".splitlines()[0]
     rows = [p.to_json() for p in plans]
     return rows, (best.to_json() if best is not None else None), None
+
+
+def _weights_counted(details: RepoDetails, config: dict) -> int | None:
+    """The hub's parameter count where it counts weights. For GPTQ/AWQ it counts the packed int32
+    words (8 weights each), so the planner estimates from config.json's shapes instead."""
+    from quantdesk.core.convert import ConvertError
+    from quantdesk.core.convert.dequant import quant_method
+    try:
+        packed = quant_method(config) in ("gptq", "awq")
+    except ConvertError:
+        packed = False
+    return None if packed else details.parameters

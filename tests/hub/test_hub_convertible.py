@@ -79,3 +79,16 @@ def test_search_results_carry_the_mark(hub_env, fakehub):
     assert results["bnb-org/Llama-4bit"].convert_note.startswith("quantization method bitsandbytes is not supported")
     gguf = hub.SearchPager("", filter="gguf", page_size=3).next_page()
     assert all(r.convertible is None for r in gguf)
+
+
+def test_gptq_repo_is_planned_from_its_config_not_the_packed_count(hub_env, fakehub):
+    """The hub counts a GPTQ repo's int32 words, 1/8 of its weights: the recommendation's sizes
+    must be the model's, as for the same model in bf16."""
+    from quantdesk.core.hub.fit import recommend_for_safetensors
+    plain = _repo(fakehub, "a-org/llama", LLAMA_CONFIG)
+    packed = _repo(fakehub, "b-org/llama-gptq", {**LLAMA_CONFIG, "quantization_config":
+                                                 {"quant_method": "gptq", "bits": 4}})
+    plain.parameters = None
+    rows_plain = {r["type"]: r["size_bytes"] for r in recommend_for_safetensors(plain, n_ctx=2048)[0]}
+    rows_packed = {r["type"]: r["size_bytes"] for r in recommend_for_safetensors(packed, n_ctx=2048)[0]}
+    assert packed.parameters == 1000 and rows_packed == rows_plain and rows_plain["Q8_0"] > 1 << 30
