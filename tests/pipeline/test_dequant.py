@@ -155,3 +155,24 @@ def test_bad_g_idx_is_refused(tmp_path):
     view = _view(tmp_path, {f"m.{k}": v for k, v in parts.items()}, {"quant_method": "gptq", "bits": 4})
     with pytest.raises(ConvertError, match=r"g_idx names a group outside 0\.\.1"):
         view.load("m.weight")
+
+
+@pytest.mark.parametrize("method, side", [("gptq", "quantize_config.json"), ("awq", "quant_config.json")])
+def test_settings_beside_config_json(tmp_path, method, side):
+    """Older AutoGPTQ / AutoAWQ exports keep their settings in their own file, not config.json."""
+    from .quantized_ckpt import quantize_checkpoint
+    folder = tmp_path / "hf"
+    weights = build_tiny_llama(folder, n_layer=1, dtype="F32")
+    values = quantize_checkpoint(folder, weights, method, n_layer=1)
+    cfg = json.loads((folder / "config.json").read_text())
+    q = cfg.pop("quantization_config")
+    if method == "awq":   # AutoAWQ's names
+        q = {"w_bit": 4, "q_group_size": 64, "zero_point": True, "version": "GEMM"}
+    else:
+        q.pop("quant_method")
+    (folder / "config.json").write_text(json.dumps(cfg))
+    (folder / side).write_text(json.dumps(q))
+    source = open_source(folder)
+    up = next(t for t in source.tensors if t.name == "blk.0.ffn_up.weight")
+    np.testing.assert_array_equal(up.load(), values["model.layers.0.mlp.up_proj.weight"])
+    source.close()

@@ -1,5 +1,6 @@
 """Quantized checkpoints from the hub (FP8, GPTQ, AWQ), dequantized while streaming.
 
+    cfg = with_side_config(cfg, folder)   # + AutoGPTQ's quantize_config.json / AutoAWQ's quant_config.json
     check_quantization(cfg)        # raises ConvertError naming an unsupported quant method
     ckpt = dequantizing(SafetensorsCheckpoint(folder), cfg)
 
@@ -26,6 +27,32 @@ def quantization_config(cfg: dict) -> dict | None:
                 raise ConvertError("config.json's quantization_config is not an object")
             return q
     return None
+
+
+def with_side_config(cfg: dict, folder) -> dict:
+    """config.json, plus the quantization settings older exporters keep beside it: AutoGPTQ's
+    quantize_config.json and AutoAWQ's quant_config.json (config.json has no quantization_config
+    in those repos)."""
+    import json
+    from pathlib import Path
+    if quantization_config(cfg) is not None:
+        return cfg
+    for name, method in (("quantize_config.json", "gptq"), ("quant_config.json", "awq")):
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            side = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            raise ConvertError(f"{name} in {Path(folder).name} cannot be read") from None
+        if not isinstance(side, dict):
+            raise ConvertError(f"{name} in {Path(folder).name} is not a JSON object")
+        q = {"quant_method": method, **side}
+        if method == "awq":   # AutoAWQ's own key names
+            q.setdefault("bits", side.get("w_bit", 4))
+            q.setdefault("group_size", side.get("q_group_size"))
+        return {**cfg, "quantization_config": q}
+    return cfg
 
 
 def quant_method(cfg: dict) -> str | None:
