@@ -90,3 +90,18 @@ def test_chat_loads_a_split_model_from_any_part(split_model):
         logits.append(np.array(llm.scores[: llm.n_tokens]))
         llm.close()
     np.testing.assert_array_equal(logits[0], logits[1])
+
+
+def test_loading_without_the_first_part_names_it(split_model, tmp_path):
+    from quantdesk.core.planner import PlannerError, load_profile
+    from quantdesk.core.runtime.models import LoadRequest
+    _, parts = split_model
+    hidden = parts[0].with_suffix(".away")
+    parts[0].rename(hidden)
+    try:
+        request = LoadRequest(str(parts[1]))
+        assert request.path == str(parts[1])
+        with pytest.raises(PlannerError, match=r"^tiny-00001-of-00003\.gguf: no such file$"):
+            load_profile(request.path)
+    finally:
+        hidden.rename(parts[0])
