@@ -176,3 +176,25 @@ def test_settings_beside_config_json(tmp_path, method, side):
     up = next(t for t in source.tensors if t.name == "blk.0.ffn_up.weight")
     np.testing.assert_array_equal(up.load(), values["model.layers.0.mlp.up_proj.weight"])
     source.close()
+
+
+CT = {"quant_method": "compressed-tensors", "format": "float-quantized",
+      "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+          "type": "float", "num_bits": 8, "strategy": "channel", "block_structure": None}}},
+      "ignore": ["lm_head"]}
+
+
+def test_compressed_tensors_fp8_per_channel(tmp_path):
+    """llm-compressor's FP8 (RedHatAI / neuralmagic releases): weight_scale per output channel."""
+    rng = np.random.default_rng(8)
+    codes = rng.integers(0, 0x7F, size=(48, 64)).astype(np.uint8) | (rng.integers(0, 2, (48, 64)) << 7).astype(np.uint8)
+    scale = rng.uniform(0.01, 0.1, (48, 1)).astype(np.float32)
+    view = _view(tmp_path, {"l.weight": ("F8_E4M3", codes), "l.weight_scale": ("F32", scale),
+                            "l.input_scale": ("F32", np.ones(1, np.float32))}, CT)
+    assert view.names() == ["l.weight"]
+    np.testing.assert_array_equal(view.load("l.weight"), E4M3_REF[codes] * scale)
+
+
+def test_compressed_tensors_int_formats_are_refused(tmp_path):
+    with pytest.raises(ConvertError, match=r"^compressed-tensors format pack-quantized is not supported"):
+        open_source(_hf(tmp_path, {**CT, "format": "pack-quantized"}))

@@ -15,7 +15,7 @@ from quantdesk.core.text import shown
 
 from ..errors import ConvertError
 
-SUPPORTED_METHODS = ("fp8", "gptq", "awq")
+SUPPORTED_METHODS = ("fp8", "gptq", "awq", "compressed-tensors")   # the last: its FP8 format only
 
 
 def quantization_config(cfg: dict) -> dict | None:

@@ -32,6 +32,8 @@ class Settings:
 
 
 def settings(method: str, q: dict) -> Settings:
+    if method == "compressed-tensors":
+        return _compressed_fp8(q)
     if method == "fp8":
         fmt = str(q.get("fmt") or "e4m3").lower()
         if fmt != "e4m3":
@@ -59,6 +61,25 @@ def settings(method: str, q: dict) -> Settings:
     return Settings(bits=bits, zero_plus_one=fmt == "gptq")
 
 
+def _compressed_fp8(q: dict) -> Settings:
+    """llm-compressor's FP8 (`format: float-quantized`): e4m3 weights with `weight_scale` per
+    tensor, per output channel or per block (`block_structure`); its int formats are refused."""
+    fmt = q.get("format")
+    groups = q.get("config_groups")
+    if fmt != "float-quantized":
+        raise ConvertError(f"compressed-tensors format {shown(str(fmt))} is not supported (only "
+                           "float-quantized, its FP8)")
+    if not isinstance(groups, dict) or len(groups) != 1 or not isinstance(next(iter(groups.values())), dict):
+        raise ConvertError("compressed-tensors with several config_groups is not supported")
+    weights = next(iter(groups.values())).get("weights") or {}
+    if weights.get("type") != "float" or weights.get("num_bits") != 8:
+        raise ConvertError("compressed-tensors weights other than 8-bit float are not supported")
+    block = weights.get("block_structure")
+    if block is None:
+        return Settings()
+    return settings("fp8", {"weight_block_size": block})
+
+
 @dataclass(frozen=True)
 class LogicalRef:
     """A dequantized tensor as tensor_plan sees it (float32 rows; bytes = what is read)."""
@@ -73,7 +94,7 @@ class DequantCheckpoint:
         self.ckpt, self.method, self.cfg = ckpt, method, settings(method, q)
         self.refs: dict = {}
         self._rows: dict[str, Callable[[int, int], np.ndarray]] = {}
-        build = self._fp8 if method == "fp8" else self._packed
+        build = self._fp8 if method in ("fp8", "compressed-tensors") else self._packed
         used: set[str] = set()
         for name, ref in ckpt.refs.items():
             if name in used or name.endswith(_FP8_UNUSED):
