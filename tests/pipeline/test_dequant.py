@@ -198,3 +198,11 @@ def test_compressed_tensors_fp8_per_channel(tmp_path):
 def test_compressed_tensors_int_formats_are_refused(tmp_path):
     with pytest.raises(ConvertError, match=r"^compressed-tensors format pack-quantized is not supported"):
         open_source(_hf(tmp_path, {**CT, "format": "pack-quantized"}))
+
+
+def test_mxfp4_is_left_to_the_gpt_oss_adapter_only():
+    from quantdesk.core.convert.dequant import check_quantization
+    q = {"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["router"]}}
+    check_quantization({"architectures": ["GptOssForCausalLM"], **q})     # its adapter carries them
+    with pytest.raises(ConvertError, match=r"^quantization method mxfp4 is not supported"):
+        check_quantization({"architectures": ["LlamaForCausalLM"], **q})

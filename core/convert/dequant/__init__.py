@@ -16,6 +16,9 @@ from quantdesk.core.text import shown
 from ..errors import ConvertError
 
 SUPPORTED_METHODS = ("fp8", "gptq", "awq", "compressed-tensors")   # the last: its FP8 format only
+# Methods an architecture's own adapter reads (its tensors are carried, not dequantized here):
+# gpt-oss ships its experts as MXFP4 blocks, which GGUF stores as they are.
+CARRIED = {"mxfp4": ("GptOssForCausalLM",)}
 
 
 def quantization_config(cfg: dict) -> dict | None:
@@ -71,7 +74,7 @@ def quant_method(cfg: dict) -> str | None:
 def check_quantization(cfg: dict) -> None:
     """One line saying why this checkpoint's quantization cannot be read, else nothing."""
     method = quant_method(cfg)
-    if method is None:
+    if method is None or _carried(cfg, method):
         return
     if method not in SUPPORTED_METHODS:
         raise ConvertError(f"quantization method {shown(method)} is not supported "
@@ -80,9 +83,14 @@ def check_quantization(cfg: dict) -> None:
     settings(method, quantization_config(cfg))   # bits, format, block size: refused here if odd
 
 
+def _carried(cfg: dict, method: str) -> bool:
+    archs = cfg.get("architectures") if isinstance(cfg.get("architectures"), list) else []
+    return any(a in CARRIED.get(method, ()) for a in archs)
+
+
 def dequantizing(ckpt, cfg: dict):
     method = quant_method(cfg)
-    if method is None:
+    if method is None or _carried(cfg, method):
         return ckpt
     check_quantization(cfg)
     from .view import DequantCheckpoint

@@ -128,6 +128,13 @@ class DequantCheckpoint:
     def close(self) -> None:
         self.ckpt.close()
 
+    def __getattr__(self, name: str):
+        if name == "ckpt":       # not set yet (or a copy being built): no recursion
+            raise AttributeError(name)
+        # the rest of the checkpoint's surface (raw reads an adapter makes of tensors it carries
+        # as stored) is the wrapped checkpoint's
+        return getattr(self.ckpt, name)
+
     # --- fp8 --------------------------------------------------------------------------------
     def _fp8(self, name: str, ref, used: set[str]):
         if ref.dtype == "F8_E5M2":
