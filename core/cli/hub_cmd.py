@@ -97,9 +97,16 @@ def run_files(args) -> int:
                 v.fit_note = str(exc)
                 continue
             fit_variant(v, n_ctx=args.ctx)
+        verdict = None
+        if details.kind == "safetensors":   # can `quantize` convert it? (reads config.json only)
+            from quantdesk.core.hub import convertible
+            verdict = convertible(details, args.revision)
     except HubError as exc:
         raise _fail(exc) from None
     data = details.to_json()
+    if verdict is not None:
+        data["convertible"] = {"ok": verdict.ok, "reason": verdict.reason,
+                               "architecture": verdict.architecture}
     for row in data["variants"]:
         row["plan"] = row["fit"]
         row["fit"] = row["plan"]["fit"] if row["plan"] else None
@@ -115,6 +122,8 @@ def run_files(args) -> int:
               f"{row['fit'] or shown(row['fit_note'] or '', 200)}{parts}")
     if details.kind == "safetensors":
         print(f"  safetensors {shown(details.safetensors_dtype or '?')} {_size(details.safetensors_bytes)}")
+        print(f"  convertible here ({verdict.architecture})" if verdict.ok
+              else f"  cannot convert: {verdict.reason}")
     return 0
 
 

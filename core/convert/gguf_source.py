@@ -1,5 +1,5 @@
-"""A GGUF file as a quantizer `Source`: its metadata copied, its tensors read through gguf-py's
-memory-mapped reader (one tensor paged in at a time).
+"""A GGUF file (or a split model's parts) as a quantizer `Source`: its metadata copied, its tensors
+read through gguf-py's memory-mapped reader (one tensor paged in at a time).
 
 Tensors already quantized are refused unless the caller allows re-quantization: quantizing a
 quantized model compounds the error, and llama.cpp refuses it by default too.
@@ -27,12 +27,16 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
         info = inspect_gguf(path)
     except GGUFError as exc:
         raise ConvertError(str(exc)) from None
-    if len(info.files) > 1:
-        raise ConvertError(f"{path.name} is split in {len(info.files)} parts; merge it first")
-    try:
-        reader = MappedGGUF(path)
-    except (OSError, ValueError) as exc:
-        raise ConvertError(f"{path.name} is not a readable GGUF file: {exc}") from None
+    # a split model (NAME-00001-of-0000N.gguf, any part given): the parts were all validated and
+    # matched above; the model's keys are in the first, its tensors spread over all of them
+    readers = []
+    for part in info.files:
+        try:
+            readers.append(MappedGGUF(part))
+        except (OSError, ValueError) as exc:
+            raise ConvertError(f"{part.name} is not a readable GGUF file: {exc}") from None
+    reader = readers[0]
+    path = info.path
     field = reader.value
 
     arch = field("general.architecture")
@@ -47,14 +51,14 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
 
     tensors: list[SourceTensor] = []
     quantized = []
-    for t in reader.tensors:
+    for reader_t, t in ((r, t) for r in readers for t in r.tensors):
         dtype = t.tensor_type.name
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml ne → numpy order
         if dtype not in _FLOAT:
             quantized.append(dtype)
         tensors.append(SourceTensor(name=t.name, shape=shape, dtype=dtype, nbytes=int(t.n_bytes),
                                     load=lambda t=t, s=shape: _to_f32(t, s),
-                                    load_rows=(lambda r0, r1, t=t, s=shape: _rows_f32(t, s, r0, r1, reader))
+                                    load_rows=(lambda r0, r1, t=t, s=shape, m=reader_t: _rows_f32(t, s, r0, r1, m))
                                     if dtype in _FLOAT and len(shape) >= 2 else None,
                                     raw=lambda t=t: np.asarray(t.data).view(np.uint8).reshape(-1)))
     if quantized and not allow_requantize:
@@ -69,7 +73,7 @@ def open_gguf(path: Path, *, allow_requantize: bool = False) -> Source:
             if key not in _SKIP_KEYS:
                 gw.add_key_value(key, value, vtype, sub_type=sub)
 
-    name = str(field("general.name") or path.stem)
+    name = str(field("general.name") or info.name)
     return Source(path=path, name=name, params=params, tensors=tensors,
                   write_metadata=write_metadata, source_bytes=sum(t.nbytes for t in tensors))
 

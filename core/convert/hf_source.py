@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .dequant import check_quantization, dequantizing, with_side_config
 from .errors import ConvertError
 from .expected_tensors import check_tensors
 from .registry import adapter_for
@@ -27,9 +28,12 @@ def open_hf_folder(folder: Path) -> Source:
     except (OSError, ValueError) as exc:
         raise ConvertError(f"config.json in {folder.name} cannot be read: {exc}") from None
     adapter = adapter_for(cfg)  # refuses an unsupported architecture before touching weights
+    cfg = with_side_config(cfg, folder)
+    check_quantization(cfg)     # and an unsupported quantization method (bitsandbytes, ...)
     if not has_tokenizer(folder):
         raise ConvertError(f"no tokenizer in {folder.name} (tokenizer.json or tokenizer.model)")
-    ckpt = SafetensorsCheckpoint(folder)
+    # FP8 / GPTQ / AWQ layers appear as float32 tensors decoded chunk by chunk
+    ckpt = dequantizing(SafetensorsCheckpoint(folder), cfg)
 
     tensors = plan_tensors(ckpt, adapter)
     extra = []

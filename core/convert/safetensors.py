@@ -34,6 +34,9 @@ from .errors import ConvertError
 
 # dtypes we convert from, with their numpy storage type; anything else is refused by name.
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+# stored forms the dequantizers read as they are (packed ints, fp8 bytes), see core/convert/dequant
+_STORED = {**_DTYPES, "I32": np.int32, "I64": np.int64, "U32": np.uint32, "I8": np.int8, "U8": np.uint8,
+           "F8_E4M3": np.uint8, "F8_E5M2": np.uint8}
 _SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
           "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
           "F8_E8M0": 1, "C64": 8}
@@ -239,10 +242,20 @@ class SafetensorsCheckpoint:
         if ref.dtype not in _DTYPES:
             raise ConvertError(f"tensor {shown(name)} has dtype {shown(ref.dtype)}; only F32, F16 and BF16 "
                                "checkpoints can be converted")
+        buf = self.read_stored(name, r0, r1, row_items)
+        if ref.dtype == "BF16":
+            return (buf.astype(np.uint32) << 16).view(np.float32)
+        return buf if ref.dtype == "F32" else buf.astype(np.float32)
+
+    def read_stored(self, name: str, r0: int, r1: int, row_items: int | None = None) -> np.ndarray:
+        """Rows r0:r1 as stored (int32 for packed ints, uint8 for fp8 bytes, uint16 for bf16)."""
+        ref = self.refs[name]
+        if ref.dtype not in _STORED:
+            raise ConvertError(f"tensor {shown(name)} has dtype {shown(ref.dtype)}, which cannot be read")
         n_rows = ref.shape[0] if ref.shape else 1
         if row_items is None:
             row_items = (ref.nbytes // ref.itemsize) // n_rows if n_rows else 0
-        buf = np.empty((r1 - r0, row_items), dtype=_DTYPES[ref.dtype])
+        buf = np.empty((r1 - r0, row_items), dtype=_STORED[ref.dtype])
         start = ref.start + r0 * row_items * ref.itemsize
         try:
             got = self._file(ref.path).read_into(buf, start)
@@ -251,9 +264,7 @@ class SafetensorsCheckpoint:
         if got < buf.nbytes:  # the file shrank since its header was checked
             raise ConvertError(f"{ref.path.name} is truncated: tensor {shown(name)} is cut short "
                                "(the file changed while it was read)")
-        if ref.dtype == "BF16":
-            return (buf.astype(np.uint32) << 16).view(np.float32)
-        return buf if ref.dtype == "F32" else buf.astype(np.float32)
+        return buf
 
     def close(self) -> None:
         with self._open_lock:

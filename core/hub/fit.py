@@ -28,26 +28,33 @@ def fit_variant(variant: Variant, *, n_ctx: int = 4096, hardware=None, vram=None
     return variant
 
 
-def recommend_for_safetensors(details: RepoDetails, *, n_ctx: int = 4096, hardware=None, revision: str | None = None):
+def recommend_for_safetensors(details: RepoDetails, *, n_ctx: int = 4096, hardware=None,
+                              revision: str | None = None, config: dict | None = None):
     """(plans per quant type as dicts, recommended type or None, note) for a safetensors repo, from
-    its config.json (a small download into the HF cache) and the hub's parameter count."""
-    if not any(f.name == "config.json" for f in details.files):
-        return [], None, "no config.json in the repo"
-    import json
+    its config.json (a small download into the HF cache, or `config` when already read) and the
+    hub's parameter count."""
     from quantdesk.core import planner
-    from huggingface_hub import hf_hub_download
-    from quantdesk.core.hub.connection import cache_dir, check_online, endpoint, get_token
-    from quantdesk.core.hub.errors import translate
-    check_online(f"read {details.repo_id}/config.json")
+    if config is None:
+        from quantdesk.core.hub.convertible import repo_config
+        config = repo_config(details, revision)
+        if config is None:
+            return [], None, "no config.json in the repo"
     try:
-        path = hf_hub_download(details.repo_id, "config.json", revision=revision or details.sha,
-                               cache_dir=cache_dir(), endpoint=endpoint(), token=get_token() or False)
-        config = json.loads(open(path, encoding="utf-8").read())
-    except Exception as exc:  # noqa: BLE001
-        raise translate(exc, f"read {details.repo_id}/config.json") from None
-    try:
-        plans, best = planner.options_for(config, n_ctx=n_ctx, hardware=hardware, parameters=details.parameters)
+        plans, best = planner.options_for(config, n_ctx=n_ctx, hardware=hardware,
+                                          parameters=_weights_counted(details, config))
     except Exception as exc:  # noqa: BLE001
         return [], None, f"cannot plan: {exc}".splitlines()[0]
     rows = [p.to_json() for p in plans]
     return rows, (best.to_json() if best is not None else None), None
+
+
+def _weights_counted(details: RepoDetails, config: dict) -> int | None:
+    """The hub's parameter count where it counts weights. For GPTQ/AWQ it counts the packed int32
+    words (8 weights each), so the planner estimates from config.json's shapes instead."""
+    from quantdesk.core.convert import ConvertError
+    from quantdesk.core.convert.dequant import quant_method
+    try:
+        packed = quant_method(config) in ("gptq", "awq")
+    except ConvertError:
+        packed = False
+    return None if packed else details.parameters

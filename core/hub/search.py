@@ -28,7 +28,7 @@ FILTERS = {
 }
 REQUEST_TIMEOUT = 30.0   # seconds; huggingface_hub's shared client has no default timeout
 _EXPAND = ["author", "downloads", "likes", "lastModified", "gated", "tags", "pipeline_tag",
-           "library_name", "gguf", "safetensors", "trendingScore"]
+           "library_name", "gguf", "safetensors", "trendingScore", "config"]
 
 
 @dataclass
@@ -44,6 +44,10 @@ class SearchResult:
     kind: str                      # "gguf" | "safetensors" | "other"
     pipeline_tag: str | None
     tags: list[str] = field(default_factory=list)
+    # safetensors repos: can the converter take it (from the hub's summary of config.json)?
+    # None when not judged (a GGUF repo, or the hub lists no config)
+    convertible: bool | None = None
+    convert_note: str | None = None      # why not, in one line
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -57,12 +61,18 @@ def _result(info) -> SearchResult:
         params = info.safetensors.total
     kind = "gguf" if ("gguf" in tags or gguf) else "safetensors" if ("safetensors" in tags or info.safetensors) else "other"
     author, _, name = info.id.rpartition("/")
+    convertible, note = None, None
+    config = getattr(info, "config", None)
+    if kind == "safetensors" and isinstance(config, dict) and config:
+        from quantdesk.core.convert import architecture_refusal
+        note = architecture_refusal(config)
+        convertible = note is None
     return SearchResult(
         repo_id=info.id, author=info.author or author, name=name,
         downloads=info.downloads, likes=info.likes,
         updated=info.last_modified.isoformat() if info.last_modified else None,
         parameters=params, gated=bool(info.gated), kind=kind,
-        pipeline_tag=info.pipeline_tag, tags=tags,
+        pipeline_tag=info.pipeline_tag, tags=tags, convertible=convertible, convert_note=note,
     )
 
 

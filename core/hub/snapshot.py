@@ -35,7 +35,8 @@ INDEX = "model.safetensors.index.json"
 # What a conversion reads beside the weights (core/convert: config, vocab, chat template).
 SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer.model",
               "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-              "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json", INDEX)
+              "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json", INDEX,
+              "quantize_config.json", "quant_config.json")   # GPTQ / AWQ settings of older exports
 CoreJob = Callable[[Callable[[object], None], Any], Any]
 
 

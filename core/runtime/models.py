@@ -55,7 +55,12 @@ class LoadRequest:
 
     def __post_init__(self):
         """Raises ValueError (one line) for a value or combination llama.cpp would refuse."""
-        object.__setattr__(self, "path", os.path.abspath(str(self.path)))
+        from quantdesk.core.gguf import split_parts
+        path = os.path.abspath(str(self.path))
+        # llama.cpp loads a split model only from its first part (when that is missing, the
+        # part given stays, and the check before loading names the missing one)
+        parts = split_parts(path)
+        object.__setattr__(self, "path", str(parts[0]) if parts and os.path.exists(parts[0]) else path)
         object.__setattr__(self, "gpu_layers", parse_gpu_layers(self.gpu_layers))
         if int(self.n_ctx) <= 0:
             raise ValueError(f"context size must be positive, got {self.n_ctx}")

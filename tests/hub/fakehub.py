@@ -85,6 +85,13 @@ class FakeRepo:
             d["gguf"] = self.gguf
         if self.safetensors:
             d["safetensors"] = self.safetensors
+        if "config.json" in self.files:   # the hub's summary of it (expand=config)
+            try:
+                cfg = json.loads(self.files["config.json"])
+                d["config"] = {k: cfg[k] for k in ("architectures", "model_type", "quantization_config")
+                               if k in cfg}
+            except ValueError:
+                pass
         return d
 
     def info(self, blobs: bool) -> dict:

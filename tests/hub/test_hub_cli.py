@@ -70,3 +70,16 @@ def test_cli_lists_models_other_apps_downloaded(hub_env, tmp_path):
     r = _run(hub_env, "hub", "local", "--folder", str(extra), "--json", extra_env={"HOME": str(home)})
     assert r.returncode == 0, r.stderr
     assert {(m["source"], m["name"]) for m in json.loads(r.stdout)} == {("lmstudio", "pub/repo/m-Q4_K_M"), ("folder", "x")}
+
+
+def test_cli_files_says_whether_a_safetensors_repo_converts(hub_env, fakehub):
+    from .conftest import LLAMA_CONFIG, ST_REPO
+    fakehub.add_repo("odd-org/Rwkv-Thing", {"config.json": json.dumps(
+        {**LLAMA_CONFIG, "architectures": ["RwkvForCausalLM"]}).encode(), "model.safetensors": b"\0" * 64},
+        tags=["safetensors"])
+    r = _run(hub_env, "hub", "files", ST_REPO, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["convertible"] == {"ok": True, "reason": None, "architecture": "LlamaForCausalLM"}
+    r = _run(hub_env, "hub", "files", "odd-org/Rwkv-Thing")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1].startswith("  cannot convert: unsupported architecture RwkvForCausalLM (supported: ")

@@ -88,7 +88,7 @@ def test_safetensors_repo_offers_local_quantization(qtbot, page, fakehub):
     qtbot.waitUntil(lambda: page.details is not None and page.recommendation.text() != "", timeout=20000)
     assert page.quantize_button.isVisibleTo(page) and not page.download_button.isEnabled()
     assert "BF16" in page.repo_title.text()
-    assert page.recommendation.text().startswith("Recommended here:")
+    assert page.recommendation.text().startswith("✓ Convertible here (LlamaForCausalLM) · Recommended here:")
     with qtbot.waitSignal(page.quantize_requested, timeout=20000) as blocker:
         page.quantize_button.click()
     # The checkpoint was fetched into the HF cache first; its folder goes to the Quantize page.
@@ -188,3 +188,39 @@ def test_settings_page_saves_a_token_through_huggingface_hub(qtbot, hub_env, fak
     shown = " ".join(w.text() for w in (page.token_state, page.token_message, page.message))
     assert "hf_secret_ok" not in shown
     page.shutdown()
+
+
+def test_unconvertible_safetensors_repo_says_why_before_any_download(qtbot, page, fakehub):
+    import json
+
+    from .conftest import LLAMA_CONFIG
+    from quantdesk.core.hub import repo_details
+    fakehub.add_repo("odd-org/Mamba-Thing", {"config.json": json.dumps(
+        {**LLAMA_CONFIG, "architectures": ["MambaThingForCausalLM"]}).encode(),
+        "model.safetensors": b"\0" * 2048}, tags=["safetensors"],
+        safetensors={"parameters": {"BF16": 1000}, "total": 1000})
+    page._show_repo(repo_details("odd-org/Mamba-Thing"))
+    qtbot.waitUntil(lambda: page.recommendation.text() != "", timeout=20000)
+    assert page.recommendation.text().startswith(
+        "<span style='color:#b00020'>✗ Cannot convert this repo: unsupported architecture MambaThingForCausalLM")
+    assert page.quantize_button.isVisibleTo(page) and not page.quantize_button.isEnabled()
+    assert "MambaThingForCausalLM" in page.quantize_button.toolTip()
+    assert page.quantize_locally() is False
+    assert not [r for r in fakehub.requests if "model.safetensors" in str(r)]
+
+
+def test_search_list_marks_convertible_safetensors_repos(qtbot, page, fakehub):
+    import json
+
+    from PySide6.QtCore import Qt
+
+    from .conftest import LLAMA_CONFIG, ST_REPO
+    fakehub.add_repo("odd-org/Rwkv-Thing", {"config.json": json.dumps(
+        {**LLAMA_CONFIG, "architectures": ["RwkvForCausalLM"]}).encode(), "model.safetensors": b"\0" * 64},
+        tags=["safetensors"], downloads=1)
+    page.filter_box.setCurrentIndex(page.filter_box.findData("safetensors"))
+    page.search()
+    qtbot.waitUntil(lambda: page.results.rowCount() == 2, timeout=10000)
+    ok, odd = (page.results.index(_row_of(page.results, r), 0) for r in (ST_REPO, "odd-org/Rwkv-Thing"))
+    assert ok.data().endswith("✓ convertible") and odd.data().endswith("✗ not convertible")
+    assert "cannot convert: unsupported architecture RwkvForCausalLM" in odd.data(Qt.ItemDataRole.ToolTipRole)

@@ -72,11 +72,17 @@ class SearchResultsModel(_ItemRows):
             self.more_wanted.emit()
 
     def display(self, r, column):
-        return (r.name + ("  (gated)" if r.gated else ""), r.author, formatting.params(r.parameters),
+        mark = {True: "  ✓ convertible", False: "  ✗ not convertible"}.get(r.convertible, "")
+        return (r.name + ("  (gated)" if r.gated else "") + mark, r.author, formatting.params(r.parameters),
                 f"{r.downloads or 0:,}", f"{r.likes or 0:,}", (r.updated or "")[:10])[column]
 
     def tooltip(self, r, column):
+        if r.convertible is False:
+            return f"{r.repo_id} — cannot convert: {r.convert_note}"
         return r.repo_id
+
+    def colour(self, r, column):
+        return QColor("#888888") if r.convertible is False else None
 
 
 class VariantsModel(_ItemRows):

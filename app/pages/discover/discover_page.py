@@ -76,6 +76,7 @@ class DiscoverPage(QWidget):
         super().__init__(parent)
         self.n_ctx, self._generation, self._pager, self.details = n_ctx, 0, None, None
         self.recommended_type: str | None = None   # for the safetensors repo shown
+        self.convert_refusal: str | None = None     # why the shown safetensors repo cannot be converted
         self._card_license: str | None = None   # the card's front matter, when the hub has none
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(3)
@@ -179,7 +180,8 @@ class DiscoverPage(QWidget):
         self.quantize_button.clicked.connect(self.quantize_locally)
         self.fetch.ready.connect(self.quantize_requested)
         self.fetch.failed.connect(self._error)
-        self.fetch.busy_changed.connect(lambda busy: self.quantize_button.setEnabled(not busy))
+        self.fetch.busy_changed.connect(
+            lambda busy: self.quantize_button.setEnabled(not busy and not self.convert_refusal))
         self.pause_button.clicked.connect(lambda: self._on_task(self.manager.pause))
         self.resume_button.clicked.connect(lambda: self._on_task(self.manager.resume))
         self.cancel_button.clicked.connect(self.cancel_selected)
@@ -267,6 +269,7 @@ class DiscoverPage(QWidget):
         self.quantize_button.setVisible(bool(details and details.kind == "safetensors"))
         self.recommendation.setText("")
         self.recommended_type = None
+        self.convert_refusal = None   # until config.json is judged
         if details is None:
             self.repo_title.setText(title or "Select a model to see its page.")
             self.card.clear()
@@ -280,9 +283,9 @@ class DiscoverPage(QWidget):
                        lambda v: gen == self._generation and self._variant_read(v),
                        lambda why, v=variant: self._variant_failed(v, why))
         if details.kind == "safetensors":
-            from quantdesk.core.hub.fit import recommend_for_safetensors
-            call_later(self.pool, self, lambda: recommend_for_safetensors(details, n_ctx=self.n_ctx),
-                       lambda r: gen == self._generation and self._show_recommendation(r), self._error)
+            from .convert_mark import safetensors_outlook
+            call_later(self.pool, self, lambda: safetensors_outlook(details, self.n_ctx),
+                       lambda r: gen == self._generation and self._show_recommendation(*r), self._error)
 
     def _show_title(self) -> None:
         details = self.details
@@ -317,19 +320,20 @@ class DiscoverPage(QWidget):
         variant.fit_note = why
         self.variants.update_variant(variant)
 
-    def _show_recommendation(self, result) -> None:
-        _rows, best, note = result
-        self.recommended_type = best["type"] if best else None
-        if best:
-            self.recommendation.setText(f"Recommended here: <b>{best['type']}</b> "
-                                        f"({formatting.size(best['size_bytes'])}, {best['fit']})")
-        else:
-            self.recommendation.setText(note or "No quant type fits this machine.")
+    def _show_recommendation(self, verdict, result) -> None:
+        from .convert_mark import outlook_text
+        _rows, best, _note = result
+        self.convert_refusal = None if verdict.ok else verdict.reason
+        self.recommended_type = best["type"] if best and verdict.ok else None
+        self.recommendation.setText(outlook_text(verdict, result, formatting.size))
+        self.quantize_button.setEnabled(verdict.ok and not self.fetch.running)
+        self.quantize_button.setToolTip("" if verdict.ok else verdict.reason or "")
 
     def quantize_locally(self) -> bool:
         """Fetch the shown safetensors repo's checkpoint (or resume, or find it cached); the
         Quantize page gets it through quantize_requested. One fetch at a time."""
-        if self.details is None or self.details.kind != "safetensors" or self.fetch.running:
+        if (self.details is None or self.details.kind != "safetensors" or self.fetch.running
+                or self.convert_refusal):
             return False
         self.message.hide()
         return self.fetch.start(self.details.repo_id, "main", self.recommended_type)
