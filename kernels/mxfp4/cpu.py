@@ -24,7 +24,7 @@ from ..shared.ops import F
 from .block_ops import TYPE_SIZE
 from .exponent import E_MAX, E_MIN, thresholds
 
-LANES = 128                    # 32-weight blocks per batch
+LANES = 128                   # 32-weight blocks per batch
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 POSITIVE = np.array([0, 1, 2, 3, 4, 6, 8, 12], np.float32)   # kvalues_mxfp4[0:8]
 
@@ -84,8 +84,8 @@ def _quantize(x, out, thr, bad):
         b0 = t * LANES
         nl = min(total - b0, LANES)
         flag = False
-        for l in range(nl):
-            for j in range(32):
+        for j in range(32):
+            for l in range(nl):
                 v = x[(b0 + l) * 32 + j]
                 X[j, l] = v
                 flag |= nonfinite(v)
@@ -100,11 +100,14 @@ def _quantize(x, out, thr, bad):
             E[l] = _exponent(amax[l], thr)
             d[l] = _e8m0_half(E[l])
         _search(X, d, nl, Q)
+        for j in range(16):                     # the nibble pairs, still across lanes
+            for l in range(nl):
+                Q[j, l] = Q[j, l] | (Q[j + 16, l] << np.int32(4))
         for l in range(nl):
             oo = (b0 + l) * TYPE_SIZE
             out[oo] = E[l]
             for j in range(16):
-                out[oo + 1 + j] = Q[j, l] | (Q[j + 16, l] << np.int32(4))
+                out[oo + 1 + j] = Q[j, l]
 
 
 @register("MXFP4", "cpu")

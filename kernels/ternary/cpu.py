@@ -41,18 +41,15 @@ def _packed(q):
     return np.int32(F(q * np.int32(256) + np.int32(242)) * INV243) & np.int32(0xFF)
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _digits(X, inv, nl, base, stride, count, extra, P, p):
     """P[p, l] = the packed byte of `count` trits X[base + stride * n] (first most significant),
-    times 3 once more when `extra` (TQ1_0's qh bytes)."""
+    times 3 once more when `extra` (TQ1_0's qh bytes). Inlined, so `count` is a constant: the
+    short loop over n unrolls inside the loop over lanes, which vectorizes."""
     for l in range(nl):
-        P[p, l] = 0
-    for n in range(count):
-        for l in range(nl):
-            P[p, l] = (P[p, l] * np.int32(3) + _trit(X[base + stride * n, l] * inv[l])) \
-                & np.int32(0xFF)
-    for l in range(nl):
-        q = P[p, l]
+        q = np.int32(0)
+        for n in range(count):
+            q = (q * np.int32(3) + _trit(X[base + stride * n, l] * inv[l])) & np.int32(0xFF)
         q = (q * np.int32(3)) & np.int32(0xFF) if extra else q
         P[p, l] = _packed(q)
 
@@ -96,11 +93,11 @@ def _quantize(kind, type_size, x, out, bad):
             for h in range(2):
                 for m in range(32):
                     for l in range(nl):
-                        P[32 * h + m, l] = 0
-                    for n in range(4):
-                        for l in range(nl):
-                            P[32 * h + m, l] |= (_trit(X[128 * h + m + 32 * n, l] * inv[l])
-                                                 & np.int32(3)) << np.int32(2 * n)
+                        q = np.int32(0)
+                        for n in range(4):
+                            q |= (_trit(X[128 * h + m + 32 * n, l] * inv[l]) & np.int32(3)) \
+                                << np.int32(2 * n)
+                        P[32 * h + m, l] = q
         for l in range(nl):
             oo = (b0 + l) * type_size
             for k in range(n_bytes):
