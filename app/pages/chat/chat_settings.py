@@ -11,7 +11,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
                                QPlainTextEdit, QSpinBox, QVBoxLayout, QWidget)
 
 from quantdesk.core.engine.kv_cache import (FLASH_ATTN_MODES, KV_QUALITY_NOTE, KV_TYPES,
-                                            is_quantized, parse_flash_attn, parse_kv_type)
+                                            MAX_PROMPT_LOOKUP, is_quantized, parse_flash_attn,
+                                            parse_kv_type, parse_prompt_lookup)
 from quantdesk.core.runtime.chat import LOAD_DEFAULTS, SAMPLING_DEFAULTS, default_load_settings
 from quantdesk.core.runtime.gpu_layers import ALL, AUTO, GpuLayers, parse_gpu_layers
 
@@ -71,45 +72,80 @@ class GpuLayersBox(QSpinBox):
         return (QValidator.State.Intermediate if not word else QValidator.State.Invalid), text, pos
 
 
+def _kv_combo(which: str) -> QComboBox:
+    box = QComboBox()
+    for name in KV_TYPES:
+        box.addItem(name, name)
+        box.setItemData(box.count() - 1, KV_QUALITY_NOTE.get(name, ""),
+                        Qt.ItemDataRole.ToolTipRole)
+    box.setToolTip(f"{which}-cache type: q8_0 halves its memory, q4_0 quarters it, for a longer "
+                   "context at a small cost in quality")
+    return box
+
+
 class KvCacheBoxes:
-    """The KV-cache type (one for K and V) and flash-attention combos. A quantized V cache needs
-    flash attention, so "off" is not offered with one (core.engine.kv_cache.check_kv_options)."""
+    """The K- and V-cache types, flash attention and prompt lookup. A quantized V cache needs
+    flash attention (core.engine.kv_cache.check_kv_options): with one, "off" is not offered and
+    `rule` says why in one line (and that "off" was changed to auto when it was chosen)."""
 
     def __init__(self):
-        self.kv_type = QComboBox()
-        for name in KV_TYPES:
-            self.kv_type.addItem(name, name)
-            self.kv_type.setItemData(self.kv_type.count() - 1, KV_QUALITY_NOTE.get(name, ""),
-                                     Qt.ItemDataRole.ToolTipRole)
-        self.kv_type.setToolTip("KV-cache type: q8_0 halves the cache's memory, q4_0 quarters "
-                                "it, for a longer context at a small cost in quality")
+        self.k_type = _kv_combo("K")
+        self.v_type = _kv_combo("V")
         self.flash_attn = QComboBox()
         for mode in FLASH_ATTN_MODES:
             self.flash_attn.addItem(mode, mode)
         self.flash_attn.setToolTip("Flash attention: less compute memory; auto lets llama.cpp "
-                                   "decide. A quantized KV cache needs it (auto or on)")
-        self.kv_type.currentIndexChanged.connect(self._allow_off)
+                                   "decide. A quantized V cache needs it (auto or on)")
+        self.prompt_lookup = QSpinBox()
+        self.prompt_lookup.setRange(0, MAX_PROMPT_LOOKUP)
+        self.prompt_lookup.setSpecialValueText("off")
+        self.prompt_lookup.setToolTip(
+            "Prompt-lookup decoding: draft up to N tokens copied from earlier in the "
+            "conversation. Same replies; faster when they repeat the prompt (editing code), "
+            "slower on free chat. 10 is a good start")
+        self.rule = QLabel("")
+        self.rule.setWordWrap(True)   # wraps, never widens the side panel
+        self.rule.setObjectName("placeholderText")
+        self.rule.hide()
+        self.v_type.currentIndexChanged.connect(self._apply_rule)
 
-    def _allow_off(self) -> None:
-        quantized = is_quantized(self.kv_type.currentData())
+    def _apply_rule(self) -> None:
+        v = self.v_type.currentData()
+        quantized = is_quantized(v)
         off = self.flash_attn.findData("off")
         self.flash_attn.model().item(off).setEnabled(not quantized)
-        if quantized and self.flash_attn.currentData() == "off":
+        changed = quantized and self.flash_attn.currentData() == "off"
+        if changed:
             self.flash_attn.setCurrentIndex(self.flash_attn.findData("auto"))
+        if quantized:
+            self.rule.setText(("Flash attention set to auto: " if changed else "")
+                              + f"a quantized V cache ({v}) needs flash attention, so “off” "
+                              "is not offered; keep V at f16 to turn it off.")
+        self.rule.setVisible(quantized)
 
     def values(self) -> dict:
-        kv = self.kv_type.currentData()
-        return {"kv_type_k": kv, "kv_type_v": kv, "flash_attn": self.flash_attn.currentData()}
+        return {"kv_type_k": self.k_type.currentData(), "kv_type_v": self.v_type.currentData(),
+                "flash_attn": self.flash_attn.currentData(),
+                "prompt_lookup": self.prompt_lookup.value()}
 
     def set_values(self, merged: dict) -> None:
-        try:   # K and V are chosen together here; V decides (it is the one with a rule)
-            kv = parse_kv_type(merged.get("kv_type_v"))
-            mode = parse_flash_attn(merged.get("flash_attn"))
-        except ValueError:   # a hand-edited setting: the defaults again
-            kv, mode = LOAD_DEFAULTS["kv_type_v"], LOAD_DEFAULTS["flash_attn"]
-        self.flash_attn.setCurrentIndex(self.flash_attn.findData(mode))
-        self.kv_type.setCurrentIndex(self.kv_type.findData(kv))
-        self._allow_off()
+        """A stored conversation's values; a hand-edited one that does not parse falls back to
+        its default, and a refused pair (quantized V, flash attention off) becomes loadable."""
+        def parsed(parse, key):
+            try:
+                return parse(merged.get(key))
+            except ValueError:
+                return LOAD_DEFAULTS[key]
+        self.k_type.setCurrentIndex(self.k_type.findData(parsed(parse_kv_type, "kv_type_k")))
+        self.v_type.setCurrentIndex(self.v_type.findData(parsed(parse_kv_type, "kv_type_v")))
+        self.prompt_lookup.setValue(parsed(parse_prompt_lookup, "prompt_lookup"))
+        # flash attention last, so the rule sees the stored pair (and says when it changed it)
+        self.flash_attn.setCurrentIndex(self.flash_attn.findData(
+            parsed(parse_flash_attn, "flash_attn")))
+        self._apply_rule()
+
+    def widgets(self):
+        return (self.k_type, self.v_type, self.flash_attn, self.prompt_lookup)
 
 
 class ChatSettingsPanel(QWidget):
@@ -130,8 +166,11 @@ class ChatSettingsPanel(QWidget):
         mform.addRow("Context length", self.n_ctx)
         mform.addRow("GPU layers", self.gpu_layers)
         self.kv = KvCacheBoxes()
-        mform.addRow("KV cache", self.kv.kv_type)
+        mform.addRow("K cache", self.kv.k_type)
+        mform.addRow("V cache", self.kv.v_type)
         mform.addRow("Flash attention", self.kv.flash_attn)
+        mform.addRow(self.kv.rule)
+        mform.addRow("Prompt lookup", self.kv.prompt_lookup)
         note = QLabel("Changes apply at the next load.")
         note.setObjectName("placeholderText")
         note.setWordWrap(True)   # wraps, never widens the side panel
@@ -163,8 +202,9 @@ class ChatSettingsPanel(QWidget):
         self.set_settings({})
         self.n_ctx.valueChanged.connect(self.load_settings_changed)
         self.gpu_layers.valueChanged.connect(self.load_settings_changed)
-        self.kv.kv_type.currentIndexChanged.connect(self.load_settings_changed)
-        self.kv.flash_attn.currentIndexChanged.connect(self.load_settings_changed)
+        for box in self.kv.widgets():
+            signal = box.valueChanged if isinstance(box, QSpinBox) else box.currentIndexChanged
+            signal.connect(self.load_settings_changed)
 
     def _sampling_boxes(self):
         return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,

@@ -76,9 +76,15 @@ class PlanPanel(QGroupBox):
     def show_subject(self, request) -> None:
         """Name the load both columns are about (empty: none)."""
         self.subject.setText("" if request is None else Path(request.path).name)
+        if request is None:
+            self.subject_settings.setText("")
+            return
+        k, v = request.kv_type_k, request.kv_type_v
+        kv = f"KV {k}" if k == v else f"K {k} · V {v}"
+        lookup = f" · prompt lookup {request.prompt_lookup}" if request.prompt_lookup else ""
         self.subject_settings.setText(
-            "" if request is None else f"context {request.n_ctx} · GPU layers "
-            f"{describe_gpu_layers(request.gpu_layers)}")
+            f"context {request.n_ctx} · GPU layers {describe_gpu_layers(request.gpu_layers)} · "
+            f"{kv} · flash attention {request.flash_attn}{lookup}")
 
     def show_nothing(self, message: str) -> None:
         """No load to describe (no model chosen, its file is gone): both columns empty."""
@@ -118,14 +124,15 @@ class PlanPanel(QGroupBox):
         self.fit_label.setText("")
         self.note.setText(f"No plan: {message}")
 
-    def show_kv_reach(self, rows) -> None:
-        """rows: core.planner.kv_fit.KvReach per KV type."""
+    def show_kv_reach(self, rows, chosen: str | None = None) -> None:
+        """rows: core.planner.kv_fit.KvReach per KV type; `chosen`: the settings' type (K and V
+        alike), marked with a ◂."""
         parts, tips = [], []
         for r in rows:
             reach = f"{r.n_ctx:,}" if r.n_ctx else "does not fit"
             if r.n_ctx and r.n_ctx >= r.n_ctx_limit:
                 reach += " (max)"   # the model's training context
-            parts.append(f"{r.kv_type}: {reach}")
+            parts.append(f"{r.kv_type}: {reach}" + (" ◂" if r.kv_type == chosen else ""))
             tips.append(f"{r.kv_type}: {formatting.size(r.bytes_per_token)} per token; "
                         f"{r.quality}")
         self.kv_reach.setText(" · ".join(parts) or "—")
@@ -187,8 +194,12 @@ class PlanPreview(QObject):
         # The KV row has its own ticket: a load's plan (plan_used) does not make it stale.
         self._kv_ticket = ticket
         self.panel.kv_reach.setText("…")
-        call_later(self._pool, self, lambda: self.models.context_by_kv_type(request),
-                   lambda rows: ticket == self._kv_ticket and self.panel.show_kv_reach(rows),
+        from quantdesk.core.planner.kv_fit import KV_TABLE_TYPES
+        chosen = request.kv_type_v if request.kv_type_k == request.kv_type_v else None
+        types = tuple(dict.fromkeys(KV_TABLE_TYPES + ((chosen,) if chosen else ())))
+        call_later(self._pool, self, lambda: self.models.context_by_kv_type(request, types),
+                   lambda rows: ticket == self._kv_ticket and self.panel.show_kv_reach(rows,
+                                                                                       chosen),
                    lambda _message: ticket == self._kv_ticket and self.panel.kv_reach.setText("—"))
 
     def show_resolved(self, resolved) -> None:
