@@ -52,10 +52,13 @@ class LoadRequest:
     flash_attn: str = DEFAULT_FLASH_ATTN      # "auto" | "on" | "off"
     prompt_lookup: int = DEFAULT_PROMPT_LOOKUP  # draft tokens per step; 0: no speculation
     embedding: bool = False        # loaded for ModelHost.embed (the server's /v1/embeddings)
+    rpc_servers: tuple = ()        # workers ("host:port", core/rpc) that may hold layers
 
     def __post_init__(self):
         """Raises ValueError (one line) for a value or combination llama.cpp would refuse."""
+        from quantdesk.core.rpc.endpoints import parse_endpoints
         object.__setattr__(self, "path", os.path.abspath(str(self.path)))
+        object.__setattr__(self, "rpc_servers", parse_endpoints(self.rpc_servers))
         object.__setattr__(self, "gpu_layers", parse_gpu_layers(self.gpu_layers))
         if int(self.n_ctx) <= 0:
             raise ValueError(f"context size must be positive, got {self.n_ctx}")
@@ -81,6 +84,9 @@ class ResolvedLoad:
     plan: object | None        # core.planner.Plan for exactly this load; None: no plan possible
     note: str = ""             # how "auto" was decided, one line ("auto: partial")
     plan_error: str = ""       # why there is no plan, one line
+    workers: tuple = ()        # the request's workers that answered: the load registers these
+    tensor_split: tuple = ()   # layers per device (workers, then local GPU); () : llama.cpp's
+    split: object | None = None   # core.planner.split.SplitPlan when workers take part
 
     @property
     def n_ctx(self) -> int:
@@ -92,7 +98,7 @@ class ResolvedLoad:
         and prompt lookup."""
         r = self.request
         return (r.path, r.n_ctx, self.n_gpu_layers, r.n_threads, r.kv_type_k, r.kv_type_v,
-                r.flash_attn, r.prompt_lookup, r.embedding)
+                r.flash_attn, r.prompt_lookup, r.embedding, self.workers, self.tensor_split)
 
     def to_json(self) -> dict:
         plan = self.plan
@@ -107,7 +113,9 @@ class ResolvedLoad:
                 "planned_gpu_layers": plan.gpu_layers if plan else None,
                 "planned_ram_bytes": plan.ram_bytes if plan else None,
                 "planned_vram_bytes": plan.vram_bytes if plan else None,
-                "plan_note": plan.note if plan else None}
+                "plan_note": plan.note if plan else None,
+                "workers": list(self.workers),
+                "split": self.split.to_json() if self.split is not None else None}
 
 
 # ---- events --------------------------------------------------------------------------------------
@@ -271,11 +279,14 @@ class ModelManager:
             from quantdesk.core.planner import load_profile, plan_for_model
             profile = load_profile(request.path)
             forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
-            plan = plan_for_model(profile, n_ctx=request.n_ctx, hardware=self._hardware(),
+            hardware = self._hardware()
+            plan = plan_for_model(profile, n_ctx=request.n_ctx, hardware=hardware,
                                   n_gpu_layers=forced, lower_ctx=False,
                                   type_k=request.kv_type_k, type_v=request.kv_type_v,
                                   flash_attn=request.flash_attn,
                                   prompt_lookup=request.prompt_lookup)
+            if request.rpc_servers:
+                return self._resolve_with_workers(request, profile, hardware, plan, forced)
         except Exception as exc:  # noqa: BLE001 - no plan: "auto" stays on the CPU, always safe
             why = _one_line(exc)
             if layers == AUTO:
@@ -284,6 +295,20 @@ class ModelManager:
         if layers == AUTO:
             return ResolvedLoad(request, max(0, int(plan.gpu_layers)), plan, f"auto: {plan.fit}")
         return ResolvedLoad(request, llama_gpu_layers(layers), plan)
+
+    def _resolve_with_workers(self, request, profile, hardware, plan, forced) -> ResolvedLoad:
+        """Workers that answer take layers first (core/runtime/workers.py); none: local plan."""
+        from .workers import ask_workers, split_plan
+        infos, notes = ask_workers(request.rpc_servers)
+        if not infos:
+            n = max(0, int(plan.gpu_layers)) if forced is None else llama_gpu_layers(request.gpu_layers)
+            return ResolvedLoad(request, n, plan, "; ".join(notes + [f"auto: {plan.fit}"]))
+        split, local = split_plan(profile, hardware, plan, infos, n_ctx=request.n_ctx,
+                                  forced=forced, prompt_lookup=request.prompt_lookup)
+        note = "; ".join(notes + [f"split over {len(infos)} worker(s): {local.fit}"])
+        return ResolvedLoad(request, split.n_gpu_layers, local, note,
+                            workers=tuple(i.endpoint for i in infos),
+                            tensor_split=tuple(split.tensor_split), split=split)
 
     def context_by_kv_type(self, request: LoadRequest, types=None) -> list:
         """The largest context `request`'s model reaches on this machine per KV-cache type (f16,
@@ -346,8 +371,10 @@ class ModelManager:
                 self._emit(ModelLoaded(host.resolved, host.result, None, reused=True), report)
                 return host
             self._emit(ModelLoading(request), report)
-            if self._make_room(self.max_models - 1, report) and request.gpu_layers == AUTO:
+            if self._make_room(self.max_models - 1, report) and (
+                    request.gpu_layers == AUTO or request.rpc_servers):
                 resolved = self.resolve(request)   # planned again: the freed memory counts
+                # (and workers the evicted host held answer again)
             self._emit(ModelPlanned(resolved), report)
             host, growth = self._start_host(resolved)
             with self._lock:
@@ -366,6 +393,8 @@ class ModelManager:
             r = resolved.request
             result = client.load(r.path, n_gpu_layers=resolved.n_gpu_layers, n_ctx=r.n_ctx,
                                  n_threads=r.n_threads, embedding=r.embedding,
+                                 rpc_servers=resolved.workers,
+                                 tensor_split=list(resolved.tensor_split) or None,
                                  **r.engine_options)
         except BaseException:
             client.shutdown()

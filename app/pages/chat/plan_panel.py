@@ -65,6 +65,13 @@ class PlanPanel(QGroupBox):
         self.note.setObjectName("placeholderText")
         grid.addWidget(self.fit_label, len(ROWS) + 3, 0, 1, 3)
         grid.addWidget(self.note, len(ROWS) + 4, 0, 1, 3)
+        # With workers (Settings > Machines): what goes where, planned and then measured.
+        self.split_planned = QLabel()
+        self.split_measured = QLabel()
+        for r, label in enumerate((self.split_planned, self.split_measured), len(ROWS) + 6):
+            label.setWordWrap(True)
+            label.setVisible(False)
+            grid.addWidget(label, r, 0, 1, 3)
         # The longest context each KV-cache type reaches for this model on this machine.
         grid.addWidget(QLabel("Context by KV cache"), len(ROWS) + 5, 0)
         self.kv_reach = QLabel("—")
@@ -118,6 +125,23 @@ class PlanPanel(QGroupBox):
         self.fit_label.setText("")
         self.note.setText(f"No plan: {message}")
 
+    def show_split(self, split) -> None:
+        """Per device, before the load (core.planner.split.SplitPlan; None: no workers)."""
+        self.split_planned.setVisible(split is not None)
+        self.split_measured.setVisible(False)
+        if split is not None:
+            self.split_planned.setText("Planned: " + " · ".join(
+                f"{p.name} {p.layers} layers ({formatting.size(p.bytes)})" for p in split.parts))
+
+    def show_placement(self, placement: list) -> None:
+        """Per device, as llama.cpp placed it (LoadResult.placement), when workers took part."""
+        shown = any(p.get("endpoint") for p in placement)
+        self.split_measured.setVisible(shown)
+        if shown:
+            self.split_measured.setText("Measured: " + " · ".join(
+                f"{p['endpoint'] or p['device']} {p['layers']} layers "
+                f"({formatting.size(p['total_bytes'])})" for p in placement))
+
     def show_kv_reach(self, rows) -> None:
         """rows: core.planner.kv_fit.KvReach per KV type."""
         parts, tips = [], []
@@ -132,11 +156,13 @@ class PlanPanel(QGroupBox):
         self.kv_reach.setToolTip("\n".join(tips))
 
     def clear_measured(self, text: str = "—") -> None:
+        self.split_measured.setVisible(False)
         for name in ROWS:
             self.cells[(name, "measured")].setText(text)
 
     def show_measured(self, result, vram_growth: int | None) -> None:
         plan = self.plan
+        self.show_placement(getattr(result, "placement", None) or [])
         rss = max(0, result.rss_after - result.rss_before)
         self.cells[("GPU layers", "measured")].setText(str(result.n_gpu_layers))
         planned_ram = (plan.memory.rss_bytes if plan.memory else plan.ram_bytes) if plan else 0
@@ -192,6 +218,7 @@ class PlanPreview(QObject):
                    lambda _message: ticket == self._kv_ticket and self.panel.kv_reach.setText("—"))
 
     def show_resolved(self, resolved) -> None:
+        self.panel.show_split(getattr(resolved, "split", None))
         if resolved.plan is not None:
             self.panel.show_plan(resolved.plan)
         else:
