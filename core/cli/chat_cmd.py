@@ -99,7 +99,7 @@ def run(args) -> int:
     from quantdesk.core.chatstore import ChatStore
     from quantdesk.core.engine import EngineError, Token
     from quantdesk.core.gguf import GGUFError, inspect_gguf
-    from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager
+    from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager, ModelPlanned
 
     from quantdesk.core.runtime.chat import ChatError, load_request
     kv_k, kv_v = args.kv_type or ("f16", "f16")
@@ -130,6 +130,10 @@ def run(args) -> int:
     def report(event) -> None:
         if isinstance(event, ModelLoaded):
             loaded.append(event.result)
+        elif isinstance(event, ModelPlanned):   # a --rpc worker that did not answer: say so
+            for part in event.resolved.note.split("; "):
+                if part.startswith("left out: "):
+                    print(f"quantdesk: {part}", file=sys.stderr)
         elif isinstance(event, Token) and not args.json:
             sys.stdout.write(event.text)
             sys.stdout.flush()

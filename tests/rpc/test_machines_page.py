@@ -1,0 +1,62 @@
+"""Settings > Machines: add, test (off the GUI thread), enable/disable, remove; saved at once."""
+from __future__ import annotations
+
+import pytest
+
+from quantdesk.core.settings import load_settings
+
+from .conftest import free_port
+from .fake_worker import FakeWorker
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def box(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("QUANTDESK_HOME", str(tmp_path / "home"))
+    from quantdesk.app.pages.settings.machines import MachinesBox
+    widget = MachinesBox()
+    qtbot.addWidget(widget)
+    yield widget
+    widget.shutdown()
+
+
+def test_add_test_disable_remove(qtbot, box):
+    live, dead = FakeWorker(free=3 << 30, total=8 << 30), f"127.0.0.1:{free_port()}"
+    try:
+        with qtbot.waitSignal(box.tested, timeout=10000):
+            box.add_machine(live.endpoint)
+        assert box.status(live.endpoint) == "3.2 GB free of 8.6 GB"   # decimal units, as elsewhere
+        with qtbot.waitSignal(box.tested, timeout=10000):
+            box.add_machine(dead)
+        assert box.status(dead).startswith(f"not usable: worker {dead} is not reachable")
+        assert load_settings().enabled_machines() == (live.endpoint, dead)
+        box.table.item(1, 0).setCheckState(box.table.item(1, 0).checkState().Unchecked)
+        assert load_settings().enabled_machines() == (live.endpoint,)
+        assert [m["endpoint"] for m in load_settings().machines] == [live.endpoint, dead]
+        box.table.selectRow(1)
+        box.remove_selected()
+        assert [m["endpoint"] for m in load_settings().machines] == [live.endpoint]
+    finally:
+        live.close()
+
+
+def test_bad_or_repeated_address_is_one_line_and_not_saved(box):
+    box.add_machine("not an address:port")
+    assert "is not a worker address" in box.message.text()
+    box.add_machine("10.0.0.9:50052")
+    box.add_machine("10.0.0.9")          # the default port: the same machine
+    assert box.message.text() == "10.0.0.9:50052 is in the list already."
+    assert [m["endpoint"] for m in load_settings().machines] == ["10.0.0.9:50052"]
+
+
+def test_a_busy_worker_does_not_block_the_window(qtbot, box):
+    silent = FakeWorker("silent")
+    try:
+        box.add_machine(silent.endpoint)       # returns at once; the test runs in a pool thread
+        assert box.status(silent.endpoint) == "testing…"
+        with qtbot.waitSignal(box.tested, timeout=10000):
+            pass
+        assert "serving another client" in box.status(silent.endpoint)
+    finally:
+        silent.close()
