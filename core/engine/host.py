@@ -239,6 +239,7 @@ class Host:
                 llm = llama_cpp.Llama(**kw)
                 if embedding and llm.pooling_type() == llama_cpp.LLAMA_POOLING_TYPE_NONE:
                     llm.close()   # a chat model names no pooling: mean of its tokens, one vector
+                    load_log.lines.clear()   # the placement is the second load's
                     llm = llama_cpp.Llama(**kw, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file: ..."
             raise RuntimeError(f"llama.cpp could not load {os.path.basename(path)} ({exc})") from None

@@ -50,8 +50,29 @@ def lib_dir() -> Path:
     return Path(llama_cpp.__file__).parent / "lib"
 
 
+def _already_loaded(folder: Path, stem: str) -> Path | None:
+    """The file of `stem` libllama has loaded (Linux): a wheel stores libggml.so and
+    libggml.so.0 as two copies, not a link, and ctypes opening the other copy would get a second,
+    empty backend registry."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    for line in maps.splitlines():
+        path = Path(line.split(" ", 5)[-1].strip()) if "/" in line else None
+        if path is not None and path.parent == folder and (
+                path.name == f"lib{stem}.so" or path.name.startswith(f"lib{stem}.so.")):
+            return path
+    return None
+
+
 def _find(folder: Path, stem: str) -> Path | None:
-    for name in (f"lib{stem}.so", f"lib{stem}.dylib", f"{stem}.dll", f"lib{stem}.dll"):
+    loaded = _already_loaded(folder, stem)
+    if loaded is not None:
+        return loaded
+    # the names libllama links against (its NEEDED sonames) first, then the bare ones
+    for name in (f"lib{stem}.so.0", f"lib{stem}.0.dylib", f"lib{stem}.so", f"lib{stem}.dylib",
+                 f"{stem}.dll", f"lib{stem}.dll"):
         if (folder / name).exists():
             return folder / name
     return None

@@ -57,15 +57,13 @@ def check_bind(host: str, port: int, allow_remote: bool) -> None:
     if not is_loopback(host) and not allow_remote:
         raise WorkerSetupError(f"refusing to listen on {host}: {UNAUTHENTICATED}. "
                                f"Pass --allow-remote to listen beyond this machine anyway")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    try:   # llama.cpp's server is IPv4 only
+        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise WorkerSetupError(f"cannot listen on {host}: {exc.strerror}") from None
-    family, _, _, _, addr = infos[0]
-    if family != socket.AF_INET:
-        raise WorkerSetupError(f"cannot listen on {host}: llama.cpp's RPC server takes IPv4 "
-                               f"addresses only")
-    with socket.socket(family, socket.SOCK_STREAM) as s:
+        raise WorkerSetupError(f"cannot listen on {host} (an IPv4 address or name is needed: "
+                               f"{exc.strerror})") from None
+    addr = infos[0][4]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as ggml's server does
         try:
             s.bind(addr)
