@@ -60,3 +60,31 @@ def test_a_busy_worker_does_not_block_the_window(qtbot, box):
         assert "serving another client" in box.status(silent.endpoint)
     finally:
         silent.close()
+
+
+def test_plan_panel_shows_the_split_then_the_placement(qtbot, starter_model):
+    from quantdesk.app.pages.chat.plan_panel import PlanPanel
+    from quantdesk.core.engine.types import LoadResult
+    from quantdesk.core.hardware import Hardware
+    from quantdesk.core.planner import load_profile
+    from quantdesk.core.planner.split import plan_split
+    from quantdesk.core.rpc.wire import WorkerInfo
+    panel = PlanPanel()
+    qtbot.addWidget(panel)
+    hw = Hardware("cpu", 2, 2, ["AVX2"], 16 << 30, 16 << 30, [], False)
+    split = plan_split(load_profile(starter_model), hw,
+                       [WorkerInfo("10.0.0.1:50052", (7, 0, 0), ((8 << 30, 8 << 30),))], n_ctx=1024)
+    panel.show_split(split)
+    assert not panel.split_planned.isHidden()
+    assert panel.split_planned.text().startswith("Planned: 10.0.0.1:50052 31 layers (")
+    assert " · CPU 0 layers (" in panel.split_planned.text()
+    result = LoadResult(path="m", n_ctx=1024, n_gpu_layers=31, load_seconds=1, has_chat_template=True,
+                        n_ctx_train=8192, rss_before=0, rss_after=1 << 20, placement=[
+                            {"device": "RPC0", "endpoint": "10.0.0.1:50052", "layers": 31,
+                             "total_bytes": 200_000_000},
+                            {"device": "CPU", "endpoint": "", "layers": 0, "total_bytes": 40_000_000}])
+    panel.show_measured(result, None)
+    assert panel.split_measured.text() == ("Measured: 10.0.0.1:50052 31 layers (200.0 MB) · "
+                                           "CPU 0 layers (40.0 MB)")
+    panel.show_split(None)          # a load without workers: both lines hidden
+    assert panel.split_planned.isHidden() and panel.split_measured.isHidden()
