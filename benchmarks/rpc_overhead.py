@@ -118,6 +118,11 @@ def planner_case(model: str, threads: int) -> None:
     workers = [start_worker(threads, mem) for _ in range(2)]
     models = ModelManager()
     try:
+        from quantdesk.core.rpc.wire import probe   # before the load: a worker serves one client
+        first = probe(workers[0][1])
+        alone = plan_split(profile, detect(), [first], n_ctx=1024)
+        print(f"one worker alone would take {alone.n_gpu_layers} of {profile.n_layer + 1} layers "
+              f"({alone.note})")
         request = LoadRequest(model, n_ctx=1024, gpu_layers="auto", n_threads=threads,
                               rpc_servers=tuple(e for _, e in workers))
         host = models.load(request)
@@ -125,9 +130,6 @@ def planner_case(model: str, threads: int) -> None:
         print("measured: " + ", ".join(f"{p['endpoint'] or p['device']} {p['layers']} layers "
                                        f"{p['total_bytes'] / MiB:.0f} MiB"
                                        for p in host.result.placement))
-        alone = ModelManager().resolve(LoadRequest(model, n_ctx=1024, gpu_layers="auto",
-                                                   n_threads=threads, rpc_servers=(workers[0][1],)))
-        print(f"one worker alone would take {alone.n_gpu_layers} of {profile.n_layer + 1} layers")
     finally:
         models.shutdown()
         for p, _ in workers:
