@@ -285,8 +285,9 @@ class ModelManager:
                                   type_k=request.kv_type_k, type_v=request.kv_type_v,
                                   flash_attn=request.flash_attn,
                                   prompt_lookup=request.prompt_lookup)
-            if request.rpc_servers:
-                return self._resolve_with_workers(request, profile, hardware, plan, forced)
+            if request.rpc_servers:   # workers that answer take layers first
+                from .workers import resolve_with_workers
+                return resolve_with_workers(request, profile, hardware, plan, forced)
         except Exception as exc:  # noqa: BLE001 - no plan: "auto" stays on the CPU, always safe
             why = _one_line(exc)
             if layers == AUTO:
@@ -295,20 +296,6 @@ class ModelManager:
         if layers == AUTO:
             return ResolvedLoad(request, max(0, int(plan.gpu_layers)), plan, f"auto: {plan.fit}")
         return ResolvedLoad(request, llama_gpu_layers(layers), plan)
-
-    def _resolve_with_workers(self, request, profile, hardware, plan, forced) -> ResolvedLoad:
-        """Workers that answer take layers first (core/runtime/workers.py); none: local plan."""
-        from .workers import ask_workers, split_plan
-        infos, notes = ask_workers(request.rpc_servers)
-        if not infos:
-            n = max(0, int(plan.gpu_layers)) if forced is None else llama_gpu_layers(request.gpu_layers)
-            return ResolvedLoad(request, n, plan, "; ".join(notes + [f"auto: {plan.fit}"]))
-        split, local = split_plan(profile, hardware, plan, infos, n_ctx=request.n_ctx,
-                                  forced=forced, prompt_lookup=request.prompt_lookup)
-        note = "; ".join(notes + [f"split over {len(infos)} worker(s): {local.fit}"])
-        return ResolvedLoad(request, split.n_gpu_layers, local, note,
-                            workers=tuple(i.endpoint for i in infos),
-                            tensor_split=tuple(split.tensor_split), split=split)
 
     def context_by_kv_type(self, request: LoadRequest, types=None) -> list:
         """The largest context `request`'s model reaches on this machine per KV-cache type (f16,

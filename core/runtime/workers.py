@@ -47,3 +47,20 @@ def split_plan(profile, hardware, plan, infos, *, n_ctx: int, forced: int | None
     local = dataclasses.replace(plan, gpu_layers=split.n_gpu_layers, fit=fit, ram_bytes=cpu.bytes,
                                 vram_bytes=gpu, note=split.note, memory=mem)
     return split, local
+
+
+def resolve_with_workers(request, profile, hardware, plan, forced):
+    """The ResolvedLoad of a request naming workers: those that answer take layers first; when
+    none does, the local plan with the notes saying why."""
+    from .gpu_layers import llama_gpu_layers
+    from .models import ResolvedLoad
+    infos, notes = ask_workers(request.rpc_servers)
+    if not infos:
+        n = max(0, int(plan.gpu_layers)) if forced is None else llama_gpu_layers(request.gpu_layers)
+        return ResolvedLoad(request, n, plan, "; ".join(notes + [f"auto: {plan.fit}"]))
+    split, local = split_plan(profile, hardware, plan, infos, n_ctx=request.n_ctx,
+                              forced=forced, prompt_lookup=request.prompt_lookup)
+    note = "; ".join(notes + [f"split over {len(infos)} worker(s): {local.fit}"])
+    return ResolvedLoad(request, split.n_gpu_layers, local, note,
+                        workers=tuple(i.endpoint for i in infos),
+                        tensor_split=tuple(split.tensor_split), split=split)

@@ -88,3 +88,5 @@ def test_plan_panel_shows_the_split_then_the_placement(qtbot, starter_model):
                                            "CPU 0 layers (40.0 MB)")
     panel.show_split(None)          # a load without workers: both lines hidden
     assert panel.split_planned.isHidden() and panel.split_measured.isHidden()
+    panel.show_split(None, ["left out: worker 10.0.0.2:50052 is not reachable (No route to host)"])
+    assert "left out: worker 10.0.0.2:50052 is not reachable" in panel.split_planned.text()

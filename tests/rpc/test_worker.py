@@ -62,3 +62,22 @@ def test_listening_beyond_loopback_warns_and_stops_cleanly(start_worker):
     assert "worker stopped" in "".join(w.stdout)
     err = w.proc.stderr.read()
     assert "WARNING" in err and "no authentication" in err
+
+
+@pytest.mark.slow
+def test_cache_keeps_large_tensors_for_the_next_load(start_worker, starter_model, tmp_path):
+    from quantdesk.core.runtime import LoadRequest, ModelManager
+    w = start_worker("--cache")
+    cache = tmp_path / "worker-home" / "rpc-cache"
+    assert any(f"tensor cache: {cache}" in line for line in w.stdout)
+    assert list(cache.iterdir()) == []
+    models = ModelManager()
+    try:
+        models.load(LoadRequest(str(starter_model), n_ctx=512, gpu_layers="all", n_threads=1,
+                                rpc_servers=(w.endpoint,)))
+    finally:
+        models.shutdown()
+    # llama.cpp sends tensors over 10 MiB by hash first; the worker stored the (tied) output
+    # matrix, 17 MiB, under its hash
+    stored = list(cache.iterdir())
+    assert stored and all(f.stat().st_size > 10 * MiB for f in stored)

@@ -15,6 +15,7 @@ the request planned, or "—" when no such host is loaded (another model, other 
 """
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
@@ -125,13 +126,16 @@ class PlanPanel(QGroupBox):
         self.fit_label.setText("")
         self.note.setText(f"No plan: {message}")
 
-    def show_split(self, split) -> None:
-        """Per device, before the load (core.planner.split.SplitPlan; None: no workers)."""
-        self.split_planned.setVisible(split is not None)
-        self.split_measured.setVisible(False)
+    def show_split(self, split, left_out: list[str] | None = None) -> None:
+        """Per device, before the load (core.planner.split.SplitPlan; None: no workers), and
+        the workers left out because they did not answer (one line each)."""
+        lines = [f"<i>{html.escape(line)}</i>" for line in left_out or []]
         if split is not None:
-            self.split_planned.setText("Planned: " + " · ".join(
-                f"{p.name} {p.layers} layers ({formatting.size(p.bytes)})" for p in split.parts))
+            lines.insert(0, html.escape("Planned: " + " · ".join(
+                f"{p.name} {p.layers} layers ({formatting.size(p.bytes)})" for p in split.parts)))
+        self.split_planned.setVisible(bool(lines))
+        self.split_measured.setVisible(False)
+        self.split_planned.setText("<br>".join(lines))
 
     def show_placement(self, placement: list) -> None:
         """Per device, as llama.cpp placed it (LoadResult.placement), when workers took part."""
@@ -218,7 +222,8 @@ class PlanPreview(QObject):
                    lambda _message: ticket == self._kv_ticket and self.panel.kv_reach.setText("—"))
 
     def show_resolved(self, resolved) -> None:
-        self.panel.show_split(getattr(resolved, "split", None))
+        left_out = [part for part in resolved.note.split("; ") if part.startswith("left out: ")]
+        self.panel.show_split(getattr(resolved, "split", None), left_out)
         if resolved.plan is not None:
             self.panel.show_plan(resolved.plan)
         else:
