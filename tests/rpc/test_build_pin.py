@@ -23,3 +23,9 @@ def test_dev_builds_the_pinned_llama_cpp_python_with_rpc(monkeypatch):
     assert dev.cmake_args() == "-DGGML_CUDA=on -DGGML_RPC=on"
     monkeypatch.setenv("CMAKE_ARGS", "-DGGML_RPC=on")
     assert dev.cmake_args() == "-DGGML_RPC=on"
+
+
+def test_every_installer_builds_llama_cpp_with_rpc():
+    workflow = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    flavours = re.findall(r'cmake_args: "([^"]*)"', workflow)
+    assert len(flavours) == 5 and all("-DGGML_RPC=on" in args for args in flavours)
