@@ -26,7 +26,6 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
 
 from .endpoints import is_loopback
 
@@ -43,13 +42,6 @@ _keep: list = []             # callbacks C holds: must outlive the server
 
 class WorkerSetupError(Exception):
     """The worker cannot start (bind refused, port in use, no RPC backend). One line."""
-
-
-@dataclass(frozen=True)
-class ServedDevice:
-    label: str
-    free_bytes: int
-    total_bytes: int
 
 
 def check_bind(host: str, port: int, allow_remote: bool) -> None:
