@@ -1,7 +1,8 @@
 """The user's settings: one JSON file in the data folder (settings.json), read by every door.
 
 Plain Python, no Qt. What is kept: the models folder (where Quantdesk writes the models it makes),
-the defaults a new chat starts with (threads, context, GPU layers) and the window's theme. The HF
+the defaults a new chat starts with (threads, context, GPU layers), the window's theme and
+the other machines whose workers may hold layers (Settings > Machines). The HF
 token is NOT kept here: huggingface_hub's own token storage holds it (core.hub.connection).
 
 Rules:
@@ -31,6 +32,9 @@ class Settings:
     n_threads: int | None = None      # None: the engine's default (physical cores)
     n_ctx: int | None = None          # None: the model manager's default context
     n_gpu_layers: int | str | None = None   # GpuLayers (a count, "auto", "all"); None: not set
+    # Other machines running `quantdesk worker` (core/rpc): [{"endpoint": "host:port",
+    # "enabled": bool}]; enabled ones may hold layers of every chat load.
+    machines: list = field(default_factory=list)
     warning: str | None = field(default=None, compare=False)   # why the file was set aside
 
     def chat_defaults(self) -> dict:
@@ -44,6 +48,9 @@ class Settings:
         if self.n_threads:
             out["n_threads"] = self.n_threads
         return out
+
+    def enabled_machines(self) -> tuple[str, ...]:
+        return tuple(m["endpoint"] for m in self.machines if m.get("enabled", True))
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -85,7 +92,25 @@ def _clean(raw: dict) -> Settings:
             s.n_gpu_layers = parse_gpu_layers(raw["n_gpu_layers"])
         except ValueError:
             pass
+    s.machines = _clean_machines(raw.get("machines"))
     return s
+
+
+def _clean_machines(raw) -> list:
+    """Each entry kept alone if its address parses; duplicates dropped (first wins)."""
+    from quantdesk.core.rpc.endpoints import EndpointError, parse_endpoint
+    out, seen = [], set()
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("endpoint"), str):
+            continue
+        try:
+            endpoint = parse_endpoint(item["endpoint"])
+        except EndpointError:
+            continue
+        if endpoint not in seen:
+            seen.add(endpoint)
+            out.append({"endpoint": endpoint, "enabled": item.get("enabled", True) is not False})
+    return out
 
 
 def load_settings(data_dir: Path | None = None) -> Settings:

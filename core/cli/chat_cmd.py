@@ -51,6 +51,22 @@ def add_kv_options(p) -> None:
                    help=f"flash attention (default {DEFAULT_FLASH_ATTN}: llama.cpp decides)")
 
 
+def rpc_servers(value: str) -> tuple[str, ...]:
+    from quantdesk.core.rpc.endpoints import EndpointError, parse_endpoints
+    try:
+        return parse_endpoints(value)
+    except EndpointError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_rpc_option(p) -> None:
+    """--rpc HOST:PORT,...: workers (`quantdesk worker`) that hold layers, as `chat` and `serve`
+    take it."""
+    p.add_argument("--rpc", type=rpc_servers, default=(), metavar="HOST:PORT[,HOST:PORT...]",
+                   help="workers started with `quantdesk worker` on other machines: the planner "
+                        "puts layers on them first (a worker that does not answer is left out)")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("chat", help="ask a local GGUF model one question",
                               description="Load MODEL in the engine host, send one prompt and "
@@ -67,6 +83,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=-1, help="sampling seed (-1: random)")
     p.add_argument("--threads", type=positive(), default=None, help="CPU threads (physical cores)")
     add_kv_options(p)
+    add_rpc_option(p)
     p.add_argument("--prompt-lookup", type=int, default=0, metavar="N",
                    help="prompt-lookup decoding: draft up to N tokens copied from the "
                         "conversation per step (0: off; helps when the reply repeats the prompt)")
@@ -82,12 +99,12 @@ def run(args) -> int:
     from quantdesk.core.chatstore import ChatStore
     from quantdesk.core.engine import EngineError, Token
     from quantdesk.core.gguf import GGUFError, inspect_gguf
-    from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager
+    from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager, ModelPlanned
 
     from quantdesk.core.runtime.chat import ChatError, load_request
     kv_k, kv_v = args.kv_type or ("f16", "f16")
     load = {"kv_type_k": kv_k, "kv_type_v": kv_v, "flash_attn": args.flash_attn,
-            "prompt_lookup": args.prompt_lookup}
+            "prompt_lookup": args.prompt_lookup, "rpc_servers": list(args.rpc)}
     try:   # options llama.cpp would refuse: one line, before anything loads
         load_request(args.model, load)
     except ChatError as exc:
@@ -113,6 +130,10 @@ def run(args) -> int:
     def report(event) -> None:
         if isinstance(event, ModelLoaded):
             loaded.append(event.result)
+        elif isinstance(event, ModelPlanned):   # a --rpc worker that did not answer: say so
+            for part in event.resolved.note.split("; "):
+                if part.startswith("left out: "):
+                    print(f"quantdesk: {part}", file=sys.stderr)
         elif isinstance(event, Token) and not args.json:
             sys.stdout.write(event.text)
             sys.stdout.flush()
@@ -144,6 +165,7 @@ def run(args) -> int:
             "load_seconds": round(loaded[0].load_seconds, 3),
             "model": str(info.path),
             "plan": reply.host.resolved.to_json(),   # what the model manager decided
+            "placement": loaded[0].placement,          # what llama.cpp did, per device
         }, ensure_ascii=False))
     else:
         sys.stdout.write("\n")

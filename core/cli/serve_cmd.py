@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-body-mb", type=positive(float), default=4.0,
                    help="largest request body in MiB (4)")
     p.add_argument("--threads", type=positive(int), default=None, help="CPU threads per model")
+    from quantdesk.core.cli.chat_cmd import add_rpc_option
+    add_rpc_option(p)
     p.set_defaults(func=run)
 
 
@@ -51,7 +53,7 @@ def run(args) -> int:
                               ttl=args.ttl, max_models=args.max_models,
                               n_ctx=args.ctx or DEFAULT_CTX, cors_origins=tuple(args.cors),
                               max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-                              n_threads=args.threads).check()
+                              n_threads=args.threads, rpc_servers=args.rpc).check()
     except ConfigError as exc:
         raise UserError(str(exc)) from None
 

@@ -76,6 +76,13 @@ def describe_exit(code: int | None) -> str:
     return f"exit status {code}"
 
 
+def _gone_workers(workers) -> list[str]:
+    if not workers:
+        return []
+    from quantdesk.core.rpc.wire import reachable
+    return [w for w in workers if not reachable(w)]
+
+
 class EngineClient:
     def __init__(self):
         self._proc = None
@@ -86,6 +93,7 @@ class EngineClient:
         self._gen_id = 0
         self._closing = False
         self._loading: str | None = None   # file name while a load is in flight (for messages)
+        self._workers: tuple = ()          # RPC workers the host process has registered (core/rpc)
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -152,9 +160,15 @@ class EngineClient:
             if code is None:             # its pipe broke but it lingers: don't leave it behind
                 proc.kill()
                 proc.join(timeout=2)
+        workers, self._workers = self._workers, ()
         self._forget()
         if closing:
             return EngineError("the model was unloaded")
+        gone = _gone_workers(workers)
+        if gone:   # ggml-rpc aborts the host when a worker stops answering: say which one
+            return EngineError(f"worker {', '.join(gone)} stopped answering and the model process "
+                               f"ended ({describe_exit(code)}); load the model again to continue "
+                               f"without it")
         if loading:
             return EngineError(f"the model process exited unexpectedly while loading {loading} "
                                f"({describe_exit(code)}); details in {log_path()}")
@@ -170,6 +184,7 @@ class EngineClient:
                     pass
         self._proc = self._commands = self._events = None
         self._loaded = None
+        self._workers = ()
 
     def _stop_host(self, timeout: float = STOP_SECONDS) -> None:
         proc = self._proc
@@ -195,9 +210,12 @@ class EngineClient:
     def load(self, path, *, n_gpu_layers: int = 0, n_ctx: int = 2048,
              n_threads: int | None = None, type_k: str = DEFAULT_KV_TYPE,
              type_v: str = DEFAULT_KV_TYPE, flash_attn: str = DEFAULT_FLASH_ATTN,
-             prompt_lookup: int = DEFAULT_PROMPT_LOOKUP, embedding: bool = False) -> LoadResult:
+             prompt_lookup: int = DEFAULT_PROMPT_LOOKUP, embedding: bool = False,
+             rpc_servers=(), tensor_split=None) -> LoadResult:
         """Raises EngineError (one line) for KV options llama.cpp refuses (kv_cache.py), before
-        any process starts. embedding: a model loaded for embed(), not for generate()."""
+        any process starts. embedding: a model loaded for embed(), not for generate().
+        rpc_servers: workers ("host:port") whose devices llama.cpp fills first; tensor_split:
+        layers per device in llama.cpp's order (workers, then local GPUs); see core/rpc."""
         path = str(Path(path))
         try:
             options = dict(type_k=parse_kv_type(type_k), type_v=parse_kv_type(type_v),
@@ -208,7 +226,10 @@ class EngineClient:
             raise EngineError(str(exc)) from None
         if not os.path.isfile(path):
             raise EngineError(f"{path}: no such file")
-        if self._loaded is not None:      # a fresh process per model: memory really goes back
+        rpc_servers = tuple(str(e) for e in rpc_servers or ())
+        if self._loaded is not None or (self._workers and self._workers != rpc_servers):
+            # A fresh process per model: memory really goes back; and devices a host registered
+            # stay registered, so other workers need another process.
             self._stop_host()
         if self._proc is None:
             self._start()
@@ -219,6 +240,9 @@ class EngineClient:
                            n_threads=threads, **options)
             if embedding:
                 command["embedding"] = True
+            if rpc_servers:
+                command.update(rpc_servers=list(rpc_servers), tensor_split=tensor_split)
+                self._workers = rpc_servers
             self._send("load", command)
             kind, payload = self._receive()
         finally:

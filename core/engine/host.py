@@ -7,7 +7,9 @@ pipe so that "cancel" is seen between two tokens even while the main thread is g
 Commands (client -> host), each a (kind, payload) tuple:
     ("load", {path, n_gpu_layers, n_ctx, n_threads,     -> ("loaded", LoadResult fields) | ("error", msg)
               type_k, type_v, flash_attn,                  KV-cache type names, "on"/"off"/"auto",
-              prompt_lookup[, embedding]})                 draft tokens per step (0: off); kv_cache.py
+              prompt_lookup[, embedding]                   draft tokens per step (0: off); kv_cache.py
+              [, rpc_servers, tensor_split]})              workers ("host:port") registered as devices
+                                                           first, layers per device (core/rpc)
     ("embed", {texts})                                  -> ("embedded", {embeddings, prompt_tokens}) | ("error", msg)
     ("generate", {id, messages, sampling})             -> ("token", text)* then ("done", Done fields) | ("error", msg)
                                                            | ("model_error", msg): the model file is at fault
@@ -207,12 +209,16 @@ class Host:
     def load(self, path: str, n_gpu_layers: int, n_ctx: int, n_threads: int,
              type_k: str = DEFAULT_KV_TYPE, type_v: str = DEFAULT_KV_TYPE,
              flash_attn: str = DEFAULT_FLASH_ATTN, prompt_lookup: int = 0,
-             embedding: bool = False) -> dict:
+             embedding: bool = False, rpc_servers=(), tensor_split=None) -> dict:
         self.unload()
         check_kv_options(type_k, type_v, flash_attn)   # llama.cpp would only log why it failed
         import llama_cpp   # before measuring: rss_before..rss_after is what the model costs
         import llama_cpp.llama_chat_format
         llama_cpp.llama_chat_format.Jinja2ChatFormatter = _NoChatFormatter
+        from quantdesk.core.rpc.placement import LoadLog, offloaded_layers, parse_load_log
+        if rpc_servers:   # workers become devices first (one line if one cannot be used)
+            from quantdesk.core.rpc.devices import register_workers
+            register_workers(rpc_servers)
         rss_before = _rss()
         start = time.perf_counter()
         offload = bool(llama_cpp.llama_supports_gpu_offload())
@@ -227,10 +233,13 @@ class Host:
                       flash_attn=flash_attn == "on", draft_model=draft, verbose=False)
             if embedding:   # the server's /v1/embeddings: one sequence is one batch, no drafts
                 kw.update(embedding=True, n_batch=n_ctx, n_ubatch=n_ctx, draft_model=None)
-            with _flash_attn_type(flash_attn):
+            if tensor_split:   # layers per device, in llama.cpp's device order (workers first)
+                kw["tensor_split"] = [float(x) for x in tensor_split]
+            with _flash_attn_type(flash_attn), LoadLog() as load_log:
                 llm = llama_cpp.Llama(**kw)
                 if embedding and llm.pooling_type() == llama_cpp.LLAMA_POOLING_TYPE_NONE:
                     llm.close()   # a chat model names no pooling: mean of its tokens, one vector
+                    load_log.lines.clear()   # the placement is the second load's
                     llm = llama_cpp.Llama(**kw, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file: ..."
             raise RuntimeError(f"llama.cpp could not load {os.path.basename(path)} ({exc})") from None
@@ -242,15 +251,21 @@ class Host:
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self.stopping())
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
         n_layers = int(llama_cpp.llama_model_n_layer(llm.model))
-        used_layers = 0
-        if offload:
-            used_layers = n_layers + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layers + 1)
+        # What llama.cpp did, from its load log: an RPC build "supports offload" even with no
+        # device at all, so n_gpu_layers alone would overstate it.
+        from quantdesk.core.rpc.devices import device_endpoints
+        placement = parse_load_log(load_log.text, device_endpoints())
+        used_layers = offloaded_layers(placement)
+        if used_layers is None:
+            used_layers = 0 if not offload else (
+                n_layers + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layers + 1))
         return dict(path=path, n_ctx=llm.n_ctx(), n_gpu_layers=used_layers,
                     load_seconds=load_seconds, has_chat_template=self.template is not None,
                     n_ctx_train=int(llm._model.n_ctx_train()), rss_before=rss_before,
                     rss_after=_rss(), n_threads=n_threads, n_layers=n_layers,
                     gpu_offload_supported=offload, type_k=type_k, type_v=type_v,
-                    flash_attn=flash_attn, prompt_lookup=int(prompt_lookup))
+                    flash_attn=flash_attn, prompt_lookup=int(prompt_lookup),
+                    rpc_servers=list(rpc_servers), placement=[p.to_json() for p in placement])
 
     def build_prompt(self, messages: list[dict]):
         llm = self.llm

@@ -1,7 +1,7 @@
 """Values that cross the client/host boundary. Plain dataclasses: they pickle and print well."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 
 class EngineError(Exception):
@@ -54,6 +54,9 @@ class LoadResult:
     type_v: str = "f16"
     flash_attn: str = "off"
     prompt_lookup: int = 0
+    rpc_servers: list = field(default_factory=list)   # workers registered for this load
+    placement: list = field(default_factory=list)     # per device, from llama.cpp's load log:
+    #   {device, endpoint, layers, model_bytes, kv_bytes, compute_bytes, total_bytes}
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoadResult":

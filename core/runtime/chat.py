@@ -94,9 +94,19 @@ def load_request(model_path, settings: dict | None) -> LoadRequest:
                            gpu_layers=merged["n_gpu_layers"], n_threads=merged.get("n_threads"),
                            kv_type_k=merged["kv_type_k"], kv_type_v=merged["kv_type_v"],
                            flash_attn=merged["flash_attn"],
-                           prompt_lookup=merged["prompt_lookup"])
+                           prompt_lookup=merged["prompt_lookup"],
+                           rpc_servers=_workers(merged.get("rpc_servers")))
     except ValueError as exc:
         raise ChatError(str(exc)) from None
+
+
+def _workers(chosen) -> tuple:
+    """A conversation's own list (the CLI's --rpc, even empty), else the machines enabled on the
+    Settings page, read at each load (a machine added or removed there counts at once)."""
+    if chosen is not None:
+        return tuple(chosen)
+    from quantdesk.core.settings import load_settings
+    return load_settings().enabled_machines()
 
 
 def sampling_params(settings: dict | None) -> SamplingParams:

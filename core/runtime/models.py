@@ -52,15 +52,18 @@ class LoadRequest:
     flash_attn: str = DEFAULT_FLASH_ATTN      # "auto" | "on" | "off"
     prompt_lookup: int = DEFAULT_PROMPT_LOOKUP  # draft tokens per step; 0: no speculation
     embedding: bool = False        # loaded for ModelHost.embed (the server's /v1/embeddings)
+    rpc_servers: tuple = ()        # workers ("host:port", core/rpc) that may hold layers
 
     def __post_init__(self):
         """Raises ValueError (one line) for a value or combination llama.cpp would refuse."""
         from quantdesk.core.gguf import split_parts
+        from quantdesk.core.rpc.endpoints import parse_endpoints
         path = os.path.abspath(str(self.path))
         # llama.cpp loads a split model only from its first part (when that is missing, the
         # part given stays, and the check before loading names the missing one)
         parts = split_parts(path)
         object.__setattr__(self, "path", str(parts[0]) if parts and os.path.exists(parts[0]) else path)
+        object.__setattr__(self, "rpc_servers", parse_endpoints(self.rpc_servers))
         object.__setattr__(self, "gpu_layers", parse_gpu_layers(self.gpu_layers))
         if int(self.n_ctx) <= 0:
             raise ValueError(f"context size must be positive, got {self.n_ctx}")
@@ -86,6 +89,9 @@ class ResolvedLoad:
     plan: object | None        # core.planner.Plan for exactly this load; None: no plan possible
     note: str = ""             # how "auto" was decided, one line ("auto: partial")
     plan_error: str = ""       # why there is no plan, one line
+    workers: tuple = ()        # the request's workers that answered: the load registers these
+    tensor_split: tuple = ()   # layers per device (workers, then local GPU); () : llama.cpp's
+    split: object | None = None   # core.planner.split.SplitPlan when workers take part
 
     @property
     def n_ctx(self) -> int:
@@ -97,7 +103,7 @@ class ResolvedLoad:
         and prompt lookup."""
         r = self.request
         return (r.path, r.n_ctx, self.n_gpu_layers, r.n_threads, r.kv_type_k, r.kv_type_v,
-                r.flash_attn, r.prompt_lookup, r.embedding)
+                r.flash_attn, r.prompt_lookup, r.embedding, self.workers, self.tensor_split)
 
     def to_json(self) -> dict:
         plan = self.plan
@@ -112,7 +118,9 @@ class ResolvedLoad:
                 "planned_gpu_layers": plan.gpu_layers if plan else None,
                 "planned_ram_bytes": plan.ram_bytes if plan else None,
                 "planned_vram_bytes": plan.vram_bytes if plan else None,
-                "plan_note": plan.note if plan else None}
+                "plan_note": plan.note if plan else None,
+                "workers": list(self.workers),
+                "split": self.split.to_json() if self.split is not None else None}
 
 
 # ---- events --------------------------------------------------------------------------------------
@@ -276,11 +284,15 @@ class ModelManager:
             from quantdesk.core.planner import load_profile, plan_for_model
             profile = load_profile(request.path)
             forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
-            plan = plan_for_model(profile, n_ctx=request.n_ctx, hardware=self._hardware(),
+            hardware = self._hardware()
+            plan = plan_for_model(profile, n_ctx=request.n_ctx, hardware=hardware,
                                   n_gpu_layers=forced, lower_ctx=False,
                                   type_k=request.kv_type_k, type_v=request.kv_type_v,
                                   flash_attn=request.flash_attn,
                                   prompt_lookup=request.prompt_lookup)
+            if request.rpc_servers:   # workers that answer take layers first
+                from .workers import resolve_with_workers
+                return resolve_with_workers(request, profile, hardware, plan, forced)
         except Exception as exc:  # noqa: BLE001 - no plan: "auto" stays on the CPU, always safe
             why = _one_line(exc)
             if layers == AUTO:
@@ -351,8 +363,10 @@ class ModelManager:
                 self._emit(ModelLoaded(host.resolved, host.result, None, reused=True), report)
                 return host
             self._emit(ModelLoading(request), report)
-            if self._make_room(self.max_models - 1, report) and request.gpu_layers == AUTO:
+            if self._make_room(self.max_models - 1, report) and (
+                    request.gpu_layers == AUTO or request.rpc_servers):
                 resolved = self.resolve(request)   # planned again: the freed memory counts
+                # (and workers the evicted host held answer again)
             self._emit(ModelPlanned(resolved), report)
             host, growth = self._start_host(resolved)
             with self._lock:
@@ -371,6 +385,8 @@ class ModelManager:
             r = resolved.request
             result = client.load(r.path, n_gpu_layers=resolved.n_gpu_layers, n_ctx=r.n_ctx,
                                  n_threads=r.n_threads, embedding=r.embedding,
+                                 rpc_servers=resolved.workers,
+                                 tensor_split=list(resolved.tensor_split) or None,
                                  **r.engine_options)
         except BaseException:
             client.shutdown()

@@ -174,7 +174,7 @@ def create_app(config: ServerConfig, manager=None, library=None,
     own_manager = manager is None
     manager = manager or ModelManager(max_models=config.max_models)
     pool = ModelPool(manager, ttl=config.ttl, default_ctx=config.n_ctx,
-                     n_threads=config.n_threads)
+                     n_threads=config.n_threads, rpc_servers=config.rpc_servers)
     listeners = listeners if listeners is not None else []
 
     @contextlib.asynccontextmanager

@@ -35,6 +35,7 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)   # none: no CORS headers
     max_body_bytes: int = DEFAULT_MAX_BODY
     n_threads: int | None = None
+    rpc_servers: tuple[str, ...] = ()   # workers (core/rpc) every load may put layers on
 
     def check(self) -> "ServerConfig":
         if not is_loopback(self.host) and not self.api_key:

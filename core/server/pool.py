@@ -36,11 +36,13 @@ class _Failed:
 
 class ModelPool:
     def __init__(self, manager: ModelManager, *, ttl: float | None = None,
-                 default_ctx: int = DEFAULT_CTX, n_threads: int | None = None):
+                 default_ctx: int = DEFAULT_CTX, n_threads: int | None = None,
+                 rpc_servers: tuple = ()):
         self.manager = manager
         self.ttl = ttl
         self.default_ctx = default_ctx
         self.n_threads = n_threads
+        self.rpc_servers = tuple(rpc_servers)
         self._queues: dict[str, asyncio.Lock] = {}
         self._pending: Counter = Counter()   # requests queued or running, per model file
 
@@ -54,7 +56,7 @@ class ModelPool:
                                 f"({trained})", param="n_ctx")
         ctx = n_ctx or min(self.default_ctx, trained)
         return LoadRequest(str(model.path), n_ctx=ctx, gpu_layers="auto", n_threads=self.n_threads,
-                           embedding=embedding)
+                           embedding=embedding, rpc_servers=self.rpc_servers)
 
     def busy_paths(self) -> set[str]:
         return {p for p, n in self._pending.items() if n > 0}

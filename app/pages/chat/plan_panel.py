@@ -15,6 +15,7 @@ the request planned, or "—" when no such host is loaded (another model, other 
 """
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
@@ -65,6 +66,13 @@ class PlanPanel(QGroupBox):
         self.note.setObjectName("placeholderText")
         grid.addWidget(self.fit_label, len(ROWS) + 3, 0, 1, 3)
         grid.addWidget(self.note, len(ROWS) + 4, 0, 1, 3)
+        # With workers (Settings > Machines): what goes where, planned and then measured.
+        self.split_planned = QLabel()
+        self.split_measured = QLabel()
+        for r, label in enumerate((self.split_planned, self.split_measured), len(ROWS) + 6):
+            label.setWordWrap(True)
+            label.setVisible(False)
+            grid.addWidget(label, r, 0, 1, 3)
         # The longest context each KV-cache type reaches for this model on this machine.
         grid.addWidget(QLabel("Context by KV cache"), len(ROWS) + 5, 0)
         self.kv_reach = QLabel("—")
@@ -124,6 +132,26 @@ class PlanPanel(QGroupBox):
         self.fit_label.setText("")
         self.note.setText(f"No plan: {message}")
 
+    def show_split(self, split, left_out: list[str] | None = None) -> None:
+        """Per device, before the load (core.planner.split.SplitPlan; None: no workers), and
+        the workers left out because they did not answer (one line each)."""
+        lines = [f"<i>{html.escape(line)}</i>" for line in left_out or []]
+        if split is not None:
+            lines.insert(0, html.escape("Planned: " + " · ".join(
+                f"{p.name} {p.layers} layers ({formatting.size(p.bytes)})" for p in split.parts)))
+        self.split_planned.setVisible(bool(lines))
+        self.split_measured.setVisible(False)
+        self.split_planned.setText("<br>".join(lines))
+
+    def show_placement(self, placement: list) -> None:
+        """Per device, as llama.cpp placed it (LoadResult.placement), when workers took part."""
+        shown = any(p.get("endpoint") for p in placement)
+        self.split_measured.setVisible(shown)
+        if shown:
+            self.split_measured.setText("Measured: " + " · ".join(
+                f"{p['endpoint'] or p['device']} {p['layers']} layers "
+                f"({formatting.size(p['total_bytes'])})" for p in placement))
+
     def show_kv_reach(self, rows, chosen: str | None = None) -> None:
         """rows: core.planner.kv_fit.KvReach per KV type; `chosen`: the settings' type (K and V
         alike), marked with a ◂."""
@@ -139,11 +167,13 @@ class PlanPanel(QGroupBox):
         self.kv_reach.setToolTip("\n".join(tips))
 
     def clear_measured(self, text: str = "—") -> None:
+        self.split_measured.setVisible(False)
         for name in ROWS:
             self.cells[(name, "measured")].setText(text)
 
     def show_measured(self, result, vram_growth: int | None) -> None:
         plan = self.plan
+        self.show_placement(getattr(result, "placement", None) or [])
         rss = max(0, result.rss_after - result.rss_before)
         self.cells[("GPU layers", "measured")].setText(str(result.n_gpu_layers))
         planned_ram = (plan.memory.rss_bytes if plan.memory else plan.ram_bytes) if plan else 0
@@ -203,6 +233,8 @@ class PlanPreview(QObject):
                    lambda _message: ticket == self._kv_ticket and self.panel.kv_reach.setText("—"))
 
     def show_resolved(self, resolved) -> None:
+        left_out = [part for part in resolved.note.split("; ") if part.startswith("left out: ")]
+        self.panel.show_split(getattr(resolved, "split", None), left_out)
         if resolved.plan is not None:
             self.panel.show_plan(resolved.plan)
         else:

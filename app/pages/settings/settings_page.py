@@ -3,8 +3,8 @@
 Every change is saved at once through core.settings (one JSON file, written atomically); there is
 no Save button to forget. The token is handed to huggingface_hub's own storage (core.hub.
 connection.save_token checks it against the hub first) and never shown again: the page only says
-whether one is stored and for which user. Sections for the coming server and machines settings
-are added by those features themselves.
+whether one is stored and for which user. Machines (workers on other computers) have their own
+box, machines.py.
 """
 from __future__ import annotations
 
@@ -103,12 +103,17 @@ class SettingsPage(QWidget):
         look = QGroupBox("Appearance")
         QFormLayout(look).addRow("Theme", self.theme_box)
 
+        # ---- other machines (workers, core/rpc)
+        from .machines import MachinesBox
+        self.machines = MachinesBox()
+        self.machines.changed.connect(self.saved.emit)
+
         self.message = QLabel()
         self.message.setWordWrap(True)
         body = QWidget()
         bv = QVBoxLayout(body)
         bv.addWidget(title)
-        for w in (folders, hub, chats, look, self.message):
+        for w in (folders, hub, chats, self.machines, look, self.message):
             bv.addWidget(w)
         bv.addStretch(1)
         body.setMaximumWidth(860)
@@ -192,6 +197,7 @@ class SettingsPage(QWidget):
 
     def shutdown(self) -> None:
         self.pool.waitForDone(5000)
+        self.machines.shutdown()
 
 
 def _row(*widgets) -> QWidget:
