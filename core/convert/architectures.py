@@ -50,7 +50,7 @@ class Adapter:
         import gguf
         self.cfg = cfg
         try:
-            self.n_layer = int(_first(cfg, "num_hidden_layers", "n_layer", "n_layers"))
+            self.n_layer = int(_first(cfg, "num_hidden_layers", "n_layer", "n_layers", "num_layers"))
             self.n_embd = int(_first(cfg, "hidden_size", "n_embd", "dim"))
             self.n_head = int(_first(cfg, "num_attention_heads", "n_head", "n_heads"))
         except (TypeError, ValueError):

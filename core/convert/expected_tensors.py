@@ -24,6 +24,11 @@ _LAYOUT = {
     "olmo2": dict(norms=_POST_NORMS, qk_norm="full"),
     "olmoe": dict(qk_norm="full"),
     "arcee": dict(gated=False),
+    "starcoder2": dict(norm_bias=True, bias="qkv", out_bias=True, gated=False),
+    "command-r": dict(norms=("attn_norm",), bias="qkv", tied_only=True),
+    "glm4": dict(norms=("attn_norm", "ffn_norm") + _POST_NORMS, bias="qkv", fused_up=True),
+    "exaone": dict(bias="qkv"),
+    "mistral3": dict(bias="optional"),
     "granite": dict(bias="output"), "granitemoe": dict(bias="output"),
     "llama": dict(bias="optional"),
 }
@@ -53,6 +58,12 @@ def _layer_tensors(a, n_ff: int | None) -> tuple[dict, dict]:
         optional.update({**biases, **out_biases})
     elif lay.get("bias") == "output":
         optional.update(out_biases)
+    elif lay.get("bias") == "qkv":
+        optional.update(biases)
+    if lay.get("out_bias"):   # StarCoder2: every output projection has its bias
+        required.update({"attn_output.bias": (E,), "ffn_up.bias": (F,), "ffn_down.bias": (E,)})
+    if lay.get("norm_bias"):
+        required.update({f"{n}.bias": (E,) for n in lay.get("norms", ("attn_norm", "ffn_norm"))})
     if lay.get("qk_norm") == "head":
         required.update({"attn_q_norm.weight": (D,), "attn_k_norm.weight": (D,)})
     elif lay.get("qk_norm") == "full":
@@ -66,8 +77,9 @@ def _layer_tensors(a, n_ff: int | None) -> tuple[dict, dict]:
             required.update({"ffn_gate_inp_shexp.weight": (E,), "ffn_gate_shexp.weight": (Fs, E),
                              "ffn_up_shexp.weight": (Fs, E), "ffn_down_shexp.weight": (E, Fs)})
         return required, optional
-    required.update({"ffn_up.weight": (F, E), "ffn_down.weight": (E, F)})
-    if lay.get("gated", True):
+    up = None if F is None else (2 * F if lay.get("fused_up") else F)   # GLM-4: gate|up fused
+    required.update({"ffn_up.weight": (up, E), "ffn_down.weight": (E, F)})
+    if lay.get("gated", True) and not lay.get("fused_up"):
         required["ffn_gate.weight"] = (F, E)
     return required, optional
 
@@ -78,6 +90,11 @@ def expected_tensors(adapter, n_vocab: int | None) -> tuple[dict, dict]:
     n_ff = adapter.cfg.get("intermediate_size") or adapter.cfg.get("n_inner") or adapter.cfg.get("hidden_dim")
     required = {"token_embd.weight": (n_vocab, E), "output_norm.weight": (E,)}
     optional = {"output.weight": (n_vocab, E)}   # absent: llama.cpp reuses token_embd (tied)
+    lay = _LAYOUT.get(adapter.gguf_arch, {})
+    if lay.get("tied_only"):
+        optional = {}                            # Command-R: llama.cpp never reads an output
+    if lay.get("norm_bias"):
+        required["output_norm.bias"] = (E,)
     layer_req, layer_opt = _layer_tensors(adapter, int(n_ff) if n_ff else None)
     for i in range(adapter.n_layer):
         required.update({f"blk.{i}.{k}": v for k, v in layer_req.items()})

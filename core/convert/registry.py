@@ -4,6 +4,7 @@ from __future__ import annotations
 from quantdesk.core.text import shown
 
 from . import families as f
+from . import families_dense as d
 from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
 from .errors import ConvertError
 
@@ -29,6 +30,11 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "OlmoeForCausalLM": f.Olmoe,
     "Ernie4_5ForCausalLM": f.Ernie45,
     "Ernie4_5_ForCausalLM": f.Ernie45,
+    "Starcoder2ForCausalLM": d.StarCoder2,
+    "CohereForCausalLM": d.CommandR,
+    "Glm4ForCausalLM": d.Glm4,
+    "ExaoneForCausalLM": d.Exaone,
+    "Mistral3ForConditionalGeneration": d.Mistral3Text,
 }
 
 
