@@ -134,6 +134,12 @@ class Adapter:
         """A fused tensor llama.cpp wants as several: [(gguf name, first row, end row) on axis -2]."""
         return None
 
+    def derive(self, hf_name: str, shape: tuple[int, ...]
+               ) -> list[tuple[str, tuple[int, ...], Callable[[np.ndarray], np.ndarray]]] | None:
+        """A tensor llama.cpp wants cut and reshaped into several (DeepSeek's kv_b_proj → k_b, v_b):
+        [(gguf name, numpy shape, whole HF array → that tensor)]; each is loaded whole."""
+        return None
+
     def row_order(self, hf_name: str, n_rows: int) -> np.ndarray | None:
         """For a 2-D tensor whose transform only reorders rows: the source row of each output row."""
         if self.permute_qk and hf_name.endswith("q_proj.weight"):

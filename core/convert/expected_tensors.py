@@ -95,6 +95,14 @@ def expected_tensors(adapter, n_vocab: int | None) -> tuple[dict, dict]:
         optional = {}                            # Command-R: llama.cpp never reads an output
     if lay.get("norm_bias"):
         required["output_norm.bias"] = (E,)
+    if adapter.gguf_arch == "deepseek2":   # MLA, and dense leading layers before the MoE ones
+        from .deepseek import deepseek2_layer_tensors
+        for i in range(adapter.n_layer):
+            layer = deepseek2_layer_tensors(adapter, i)
+            required.update({f"blk.{i}.{k}": v for k, v in layer.items()})
+            if "ffn_gate_inp.weight" in layer:
+                optional[f"blk.{i}.exp_probs_b.bias"] = (adapter.n_expert,)
+        return required, optional
     layer_req, layer_opt = _layer_tensors(adapter, int(n_ff) if n_ff else None)
     for i in range(adapter.n_layer):
         required.update({f"blk.{i}.{k}": v for k, v in layer_req.items()})

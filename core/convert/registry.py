@@ -5,6 +5,7 @@ from quantdesk.core.text import shown
 
 from . import families as f
 from . import families_dense as d
+from .deepseek import DeepseekV2
 from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
 from .errors import ConvertError
 
@@ -35,6 +36,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "Glm4ForCausalLM": d.Glm4,
     "ExaoneForCausalLM": d.Exaone,
     "Mistral3ForConditionalGeneration": d.Mistral3Text,
+    "DeepseekV2ForCausalLM": DeepseekV2,
+    "DeepseekV3ForCausalLM": DeepseekV2,
 }
 
 

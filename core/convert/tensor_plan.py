@@ -4,7 +4,8 @@ Three shapes of mapping, all streaming (nothing is read until the writer asks fo
   * one HF tensor → one GGUF tensor (with the adapter's transform: q/k permutation, +1 norms);
   * one HF tensor per expert (`...experts.{e}.w1.weight`) → one stacked 3-D GGUF tensor
     (`blk.N.ffn_gate_exps.weight`, numpy shape (n_expert, rows, cols)), as llama.cpp expects;
-  * one fused HF tensor → several GGUF tensors (an adapter's `split`: Granite MoE's gate|up).
+  * one fused HF tensor → several GGUF tensors (an adapter's `split`: Granite MoE's gate|up;
+    or its `derive`, loaded whole: DeepSeek's kv_b_proj → per-head k_b (transposed) and v_b).
 """
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def plan_tensors(ckpt: SafetensorsCheckpoint, adapter) -> list[SourceTensor]:
         m = _EXPERT.match(hf_name)
         if m:
             experts.setdefault((m["prefix"], m["w"]), {})[int(m["e"])] = hf_name
+            continue
+        derived = adapter.derive(hf_name, ref.shape)
+        if derived:
+            tensors += [SourceTensor(name=gguf_name, shape=shape, dtype="F32",
+                                     nbytes=ref.nbytes * int(np.prod(shape)) // int(np.prod(ref.shape)),
+                                     load=lambda n=hf_name, fn=fn: fn(ckpt.load(n)))
+                        for gguf_name, shape, fn in derived]
             continue
         parts = adapter.split(hf_name, ref.shape)
         if parts:
