@@ -134,6 +134,11 @@ class Adapter:
         """A fused tensor llama.cpp wants as several: [(gguf name, first row, end row) on axis -2]."""
         return None
 
+    def packed_tensors(self, ckpt) -> tuple[list, set[str]]:
+        """Tensors the family stores in a form of its own (gpt-oss's MXFP4 blocks + scales), as
+        SourceTensors, and the checkpoint names they consume."""
+        return [], set()
+
     def derive(self, hf_name: str, shape: tuple[int, ...]
                ) -> list[tuple[str, tuple[int, ...], Callable[[np.ndarray], np.ndarray]]] | None:
         """A tensor llama.cpp wants cut and reshaped into several (DeepSeek's kv_b_proj → k_b, v_b):

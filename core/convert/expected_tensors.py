@@ -103,7 +103,11 @@ def expected_tensors(adapter, n_vocab: int | None) -> tuple[dict, dict]:
             if "ffn_gate_inp.weight" in layer:
                 optional[f"blk.{i}.exp_probs_b.bias"] = (adapter.n_expert,)
         return required, optional
-    layer_req, layer_opt = _layer_tensors(adapter, int(n_ff) if n_ff else None)
+    if adapter.gguf_arch == "gpt-oss":
+        from .gpt_oss import gpt_oss_layer_tensors
+        layer_req, layer_opt = gpt_oss_layer_tensors(adapter)
+    else:
+        layer_req, layer_opt = _layer_tensors(adapter, int(n_ff) if n_ff else None)
     for i in range(adapter.n_layer):
         required.update({f"blk.{i}.{k}": v for k, v in layer_req.items()})
         optional.update({f"blk.{i}.{k}": v for k, v in layer_opt.items()})

@@ -27,6 +27,15 @@ class TextModel(Adapter):
             gw.add_rope_scaling_factor(float(scaling["factor"]))
             if scaling.get("original_max_position_embeddings"):
                 gw.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+            if scaling.get("extrapolation_factor") is not None:
+                gw.add_rope_scaling_yarn_ext_factor(float(scaling["extrapolation_factor"]))
+            attn = scaling.get("attention_factor", scaling.get("attn_factor"))
+            if attn is not None:
+                gw.add_rope_scaling_yarn_attn_factor(float(attn))
+            if scaling.get("beta_fast") is not None:
+                gw.add_rope_scaling_yarn_beta_fast(float(scaling["beta_fast"]))
+            if scaling.get("beta_slow") is not None:
+                gw.add_rope_scaling_yarn_beta_slow(float(scaling["beta_slow"]))
 
     def rotary_dims(self) -> int:
         factor = self.cfg.get("partial_rotary_factor")

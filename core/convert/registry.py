@@ -6,6 +6,7 @@ from quantdesk.core.text import shown
 from . import families as f
 from . import families_dense as d
 from .deepseek import DeepseekV2
+from .gpt_oss import GptOss
 from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
 from .errors import ConvertError
 
@@ -38,6 +39,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "Mistral3ForConditionalGeneration": d.Mistral3Text,
     "DeepseekV2ForCausalLM": DeepseekV2,
     "DeepseekV3ForCausalLM": DeepseekV2,
+    "GptOssForCausalLM": GptOss,
 }
 
 

@@ -255,6 +255,20 @@ class SafetensorsCheckpoint:
             return (buf.astype(np.uint32) << 16).view(np.float32)
         return buf if ref.dtype == "F32" else buf.astype(np.float32)
 
+    def read_raw(self, name: str) -> np.ndarray:
+        """The stored bytes of a tensor of any dtype (gpt-oss's packed MXFP4 blocks and scales),
+        shaped as the tensor (uint8 for one-byte dtypes)."""
+        ref = self.refs[name]
+        buf = np.empty(ref.nbytes, dtype=np.uint8)
+        try:
+            got = self._file(ref.path).read_into(buf, ref.start)
+        except OSError as exc:
+            raise ConvertError(f"cannot read {ref.path.name}: {exc.strerror or exc}") from None
+        if got < buf.nbytes:
+            raise ConvertError(f"{ref.path.name} is truncated: tensor {shown(name)} is cut short "
+                               "(the file changed while it was read)")
+        return buf.reshape(ref.shape) if ref.itemsize == 1 else buf
+
     def close(self) -> None:
         with self._open_lock:
             for shard in self._files.values():

@@ -25,10 +25,10 @@ _FLOAT = ("F32", "F16", "BF16")
 
 
 def plan_tensors(ckpt: SafetensorsCheckpoint, adapter) -> list[SourceTensor]:
-    tensors: list[SourceTensor] = []
+    tensors, consumed = adapter.packed_tensors(ckpt)
     experts: dict[tuple[str, str], dict[int, str]] = {}
     for hf_name in ckpt.names():
-        if adapter.skip(hf_name):
+        if adapter.skip(hf_name) or hf_name in consumed:
             continue
         ref = ckpt.refs[hf_name]
         if ref.dtype not in _FLOAT:

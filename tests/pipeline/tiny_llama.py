@@ -26,11 +26,14 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str) ->
     """The documented layout: u64 header length, JSON header, raw little-endian data."""
     header, blobs, offset = {}, [], 0
     for name, arr in tensors.items():
-        if dtype == "BF16":
+        kind = "U8" if arr.dtype == np.uint8 else dtype   # packed blocks (gpt-oss MXFP4) as stored
+        if kind == "U8":
+            data = arr.tobytes()
+        elif dtype == "BF16":
             data = to_bf16_bits(arr).tobytes()
         else:
             data = arr.astype({"F32": np.float32, "F16": np.float16}[dtype]).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape),
+        header[name] = {"dtype": kind, "shape": list(arr.shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
