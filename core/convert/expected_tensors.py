@@ -95,12 +95,14 @@ def expected_tensors(adapter, n_vocab: int | None) -> tuple[dict, dict]:
         optional = {}                            # Command-R: llama.cpp never reads an output
     if lay.get("norm_bias"):
         required["output_norm.bias"] = (E,)
-    if adapter.gguf_arch == "deepseek2":   # MLA, and dense leading layers before the MoE ones
+    if adapter.gguf_arch in ("deepseek2", "llama4"):   # dense and MoE layers mixed
         from .deepseek import deepseek2_layer_tensors
+        from .llama4 import llama4_layer_tensors
+        per_layer = deepseek2_layer_tensors if adapter.gguf_arch == "deepseek2" else llama4_layer_tensors
         for i in range(adapter.n_layer):
-            layer = deepseek2_layer_tensors(adapter, i)
+            layer = per_layer(adapter, i)
             required.update({f"blk.{i}.{k}": v for k, v in layer.items()})
-            if "ffn_gate_inp.weight" in layer:
+            if "ffn_gate_inp.weight" in layer and adapter.gguf_arch == "deepseek2":
                 optional[f"blk.{i}.exp_probs_b.bias"] = (adapter.n_expert,)
         return required, optional
     if adapter.gguf_arch == "gpt-oss":

@@ -7,6 +7,7 @@ from . import families as f
 from . import families_dense as d
 from .deepseek import DeepseekV2
 from .gpt_oss import GptOss
+from .llama4 import Llama4
 from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
 from .errors import ConvertError
 
@@ -40,6 +41,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "DeepseekV2ForCausalLM": DeepseekV2,
     "DeepseekV3ForCausalLM": DeepseekV2,
     "GptOssForCausalLM": GptOss,
+    "Llama4ForConditionalGeneration": Llama4,
+    "Llama4ForCausalLM": Llama4,
 }
 
 
