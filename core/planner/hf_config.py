@@ -14,7 +14,8 @@ from .profile import SWA_PATTERN, ModelProfile, retype
 # HF model_type -> llama.cpp architecture name, where they differ.
 _ARCH = {"mistral": "llama", "mixtral": "llama", "gemma3_text": "gemma3", "qwen2_moe": "qwen2moe",
          "qwen3_moe": "qwen3moe", "phi3": "phi3", "gpt_oss": "gpt-oss", "deepseek_v2": "deepseek2",
-         "deepseek_v3": "deepseek2", "cohere": "command-r", "olmo3": "olmo2", "granitemoe": "granitemoe"}
+         "deepseek_v3": "deepseek2", "cohere": "command-r", "olmo3": "olmo2", "granitemoe": "granitemoe",
+         "llama4_text": "llama4"}
 
 
 def _text_config(config: dict) -> dict:
@@ -31,9 +32,9 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
     n_head_kv = int(c.get("num_key_value_heads") or n_head)
     head_dim = int(c.get("head_dim") or n_embd // n_head)
     n_vocab = int(c.get("vocab_size") or config.get("vocab_size"))
-    n_ff = int(c.get("intermediate_size") or 4 * n_embd)
+    n_ff = int(c.get("intermediate_size_mlp") or c.get("intermediate_size") or 4 * n_embd)
     n_expert = int(c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts") or 0)
-    n_ff_exp = int(c.get("moe_intermediate_size") or n_ff)
+    n_ff_exp = int(c.get("moe_intermediate_size") or c.get("intermediate_size") or n_ff)
     model_type = str(c.get("model_type") or config.get("model_type") or "llama")
     arch = "mistral3" if config.get("model_type") == "mistral3" else _ARCH.get(model_type, model_type)
     tied = bool(config.get("tie_word_embeddings", c.get("tie_word_embeddings", False)))
@@ -53,7 +54,10 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
     if parameters:
         rows = _scale_layers(rows, parameters)
     src = T[source_type.upper()] if source_type.upper() in T.__members__ else T.BF16
-    tensors = tuple((n, s, int(src) if len(s) >= 2 else int(T.F32)) for n, s in rows)
+    # gpt-oss ships its experts in MXFP4, and the converter carries them so
+    mx = str((c.get("quantization_config") or config.get("quantization_config") or {}).get("quant_method")) == "mxfp4"
+    tensors = tuple((n, s, int(T.MXFP4) if mx and len(s) == 3 and "_exps" in n
+                     else int(src) if len(s) >= 2 else int(T.F32)) for n, s in rows)
     swa = _swa_layers(c, arch, n_layer) if window else (False,) * n_layer
     head_k = head_v = head_dim
     if mla:   # llama.cpp caches MLA's compressed latent: one KV head, as its converter writes
@@ -91,7 +95,8 @@ def _ffn_rows(c: dict, i: int, n_embd: int, n_ff: int, n_expert: int, n_ff_exp: 
     """A dense MLP, or routed experts (3-D) plus the shared expert(s) where the config has them:
     Qwen2-MoE's gated `shared_expert_intermediate_size`, DeepSeek's `n_shared_experts` experts of
     `moe_intermediate_size` fused into one; DeepSeek's first `first_k_dense_replace` layers dense."""
-    if not n_expert or i < int(c.get("first_k_dense_replace") or 0):
+    step = int(c.get("interleave_moe_layer_step") or 1)   # Llama 4: experts every step-th layer
+    if not n_expert or i < int(c.get("first_k_dense_replace") or 0) or (i + 1) % step:
         return [("ffn_gate.weight", (n_embd, n_ff)), ("ffn_up.weight", (n_embd, n_ff)),
                 ("ffn_down.weight", (n_ff, n_embd))]
     rows = [("ffn_gate_inp.weight", (n_embd, n_expert)),
@@ -103,6 +108,8 @@ def _ffn_rows(c: dict, i: int, n_embd: int, n_ff: int, n_expert: int, n_ff_exp: 
         rows.append(("ffn_gate_inp_shexp.weight", (n_embd,)))
     elif c.get("n_shared_experts"):
         shared = int(c["n_shared_experts"]) * n_ff_exp
+    elif str(c.get("model_type")) == "llama4_text":   # one shared expert as wide as the others
+        shared = n_ff_exp
     if shared:
         rows += [("ffn_gate_shexp.weight", (n_embd, shared)), ("ffn_up_shexp.weight", (n_embd, shared)),
                  ("ffn_down_shexp.weight", (shared, n_embd))]

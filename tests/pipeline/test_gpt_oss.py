@@ -3,6 +3,8 @@ the expert blocks carried bit for bit into ggml's MXFP4 layout, llama.cpp loads 
 are the HF computation's, and the keys are its converter's."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from gguf import GGUFReader
@@ -36,6 +38,11 @@ def test_gpt_oss_carries_mxfp4_experts(qtype, tmp_path):
     want = hf_mxfp4(weights["model.layers.1.mlp.experts.gate_up_proj_blocks"],
                     weights["model.layers.1.mlp.experts.gate_up_proj_scales"])[:, 1::2]
     np.testing.assert_array_equal(up.reshape(want.shape), want)
+    # the planner, before converting, prices the experts as the MXFP4 they stay
+    from quantdesk.core.planner import profile_from_hf_config, retype
+    planned = retype(profile_from_hf_config(json.loads((tmp_path / "hf" / "config.json").read_text())), qtype)
+    exps = {n: ty for n, _, ty in planned.tensors if n.endswith("_exps.weight")}
+    assert len(exps) == 6 and set(exps.values()) == {39}   # GGML_TYPE_MXFP4
     if qtype == "F32":
         tokens, got = _llama_logits(out)
         # ggml's CPU product of an MXFP4 matrix rounds its input to Q8_0 first; the reference
