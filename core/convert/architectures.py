@@ -98,20 +98,10 @@ class Adapter:
         self.add_arch_hparams(gw)
 
     def add_arch_hparams(self, gw: Any) -> None:
-        import gguf
         if self.vocab_size:
             gw.add_vocab_size(int(self.vocab_size))
         gw.add_rope_dimension_count(self.head_dim)
-        scaling = self.cfg.get("rope_scaling") or {}
-        kind = str(scaling.get("rope_type") or scaling.get("type") or "").lower()
-        if kind == "linear" and scaling.get("factor"):
-            gw.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-            gw.add_rope_scaling_factor(float(scaling["factor"]))
-        elif kind == "yarn" and scaling.get("factor"):
-            gw.add_rope_scaling_type(gguf.RopeScalingType.YARN)
-            gw.add_rope_scaling_factor(float(scaling["factor"]))
-            if scaling.get("original_max_position_embeddings"):
-                gw.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+        add_rope_scaling(gw, self.cfg.get("rope_scaling") or {})
 
     # --- tensors ---------------------------------------------------------------------------
     def skip(self, hf_name: str) -> bool:
@@ -179,6 +169,33 @@ class Adapter:
             return np.asarray(out, dtype=np.float32)
 
         yield "rope_freqs.weight", rope_freqs, (dim // 2,)
+
+
+def add_rope_scaling(gw: Any, scaling: dict, *, yarn_details: bool = False) -> None:
+    """Linear or YaRN rope scaling keys; `yarn_details`: also YaRN's ext/attn factors and betas
+    (llama.cpp's TextModel writes them; its Llama converter predates them)."""
+    import gguf
+    kind = str(scaling.get("rope_type") or scaling.get("type") or "").lower()
+    if kind == "linear" and scaling.get("factor"):
+        gw.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        gw.add_rope_scaling_factor(float(scaling["factor"]))
+    if kind != "yarn" or not scaling.get("factor"):
+        return
+    gw.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+    gw.add_rope_scaling_factor(float(scaling["factor"]))
+    if scaling.get("original_max_position_embeddings"):
+        gw.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+    if not yarn_details:
+        return
+    if scaling.get("extrapolation_factor") is not None:
+        gw.add_rope_scaling_yarn_ext_factor(float(scaling["extrapolation_factor"]))
+    attn = scaling.get("attention_factor", scaling.get("attn_factor"))
+    if attn is not None:
+        gw.add_rope_scaling_yarn_attn_factor(float(attn))
+    if scaling.get("beta_fast") is not None:
+        gw.add_rope_scaling_yarn_beta_fast(float(scaling["beta_fast"]))
+    if scaling.get("beta_slow") is not None:
+        gw.add_rope_scaling_yarn_beta_slow(float(scaling["beta_slow"]))
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:

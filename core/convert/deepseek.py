@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .architectures import Adapter
+from .architectures import Adapter, add_rope_scaling
 
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.")
 
@@ -90,19 +90,10 @@ class DeepseekV2(Adapter):
         self._add_yarn(gw)
 
     def _add_yarn(self, gw: Any) -> None:
-        import gguf
         s = self.cfg.get("rope_scaling") or {}
-        if str(s.get("rope_type") or s.get("type") or "") != "yarn" or not s.get("factor"):
-            return
-        gw.add_rope_scaling_type(gguf.RopeScalingType.YARN)
-        gw.add_rope_scaling_factor(float(s["factor"]))
-        gw.add_rope_scaling_orig_ctx_len(int(s["original_max_position_embeddings"]))
-        if s.get("beta_fast") is not None:
-            gw.add_rope_scaling_yarn_beta_fast(float(s["beta_fast"]))
-        if s.get("beta_slow") is not None:
-            gw.add_rope_scaling_yarn_beta_slow(float(s["beta_slow"]))
-        if s.get("mscale_all_dim") is not None:   # llama.cpp divides the 0.1 out again
-            gw.add_rope_scaling_yarn_log_mul(0.1 * float(s["mscale_all_dim"]))
+        add_rope_scaling(gw, s, yarn_details=True)
+        if str(s.get("rope_type") or s.get("type") or "") == "yarn" and s.get("mscale_all_dim") is not None:
+            gw.add_rope_scaling_yarn_log_mul(0.1 * float(s["mscale_all_dim"]))   # llama.cpp divides it out
 
     # --- tensors ---------------------------------------------------------------------------
     def skip(self, hf_name: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .architectures import Adapter
+from .architectures import Adapter, add_rope_scaling
 
 
 class TextModel(Adapter):
@@ -16,26 +16,7 @@ class TextModel(Adapter):
     permute_qk = False
 
     def add_arch_hparams(self, gw: Any) -> None:
-        import gguf
-        scaling = self.cfg.get("rope_scaling") or {}
-        kind = str(scaling.get("rope_type") or scaling.get("type") or "").lower()
-        if kind == "linear" and scaling.get("factor"):
-            gw.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-            gw.add_rope_scaling_factor(float(scaling["factor"]))
-        elif kind == "yarn" and scaling.get("factor"):
-            gw.add_rope_scaling_type(gguf.RopeScalingType.YARN)
-            gw.add_rope_scaling_factor(float(scaling["factor"]))
-            if scaling.get("original_max_position_embeddings"):
-                gw.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
-            if scaling.get("extrapolation_factor") is not None:
-                gw.add_rope_scaling_yarn_ext_factor(float(scaling["extrapolation_factor"]))
-            attn = scaling.get("attention_factor", scaling.get("attn_factor"))
-            if attn is not None:
-                gw.add_rope_scaling_yarn_attn_factor(float(attn))
-            if scaling.get("beta_fast") is not None:
-                gw.add_rope_scaling_yarn_beta_fast(float(scaling["beta_fast"]))
-            if scaling.get("beta_slow") is not None:
-                gw.add_rope_scaling_yarn_beta_slow(float(scaling["beta_slow"]))
+        add_rope_scaling(gw, self.cfg.get("rope_scaling") or {}, yarn_details=True)
 
     def rotary_dims(self) -> int:
         factor = self.cfg.get("partial_rotary_factor")
