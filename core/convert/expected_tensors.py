@@ -26,6 +26,7 @@ _LAYOUT = {
     "arcee": dict(gated=False),
     "starcoder2": dict(norm_bias=True, bias="qkv", out_bias=True, gated=False),
     "command-r": dict(norms=("attn_norm",), bias="qkv", tied_only=True),
+    "cohere2": dict(norms=("attn_norm",), tied_only=True),
     "glm4": dict(norms=("attn_norm", "ffn_norm") + _POST_NORMS, bias="qkv", fused_up=True),
     "exaone": dict(bias="qkv"),
     "mistral3": dict(bias="optional"),

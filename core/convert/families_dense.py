@@ -51,6 +51,25 @@ class CommandR(TextModel):
         return super().skip(hf_name) or hf_name == "lm_head.weight"
 
 
+class Cohere2(CommandR):
+    """Command R7B / Command A: Command-R with sliding-window attention on 3 layers of 4 (llama.cpp
+    fixes the pattern) and no rope on the global 4th; biases are all zero and left out."""
+    gguf_arch = "cohere2"
+
+    def add_arch_hparams(self, gw: Any) -> None:
+        import gguf
+        c = self.cfg
+        gw.add_logit_scale(float(c.get("logit_scale", 1.0)))
+        gw.add_sliding_window(int(c["sliding_window"]))
+        if self.vocab_size:
+            gw.add_vocab_size(int(self.vocab_size))
+        gw.add_rope_dimension_count(int(float(c.get("rotary_pct", 1.0)) * (self.n_embd // self.n_head)))
+        gw.add_rope_scaling_type(gguf.RopeScalingType.NONE)
+
+    def skip(self, hf_name: str) -> bool:
+        return super().skip(hf_name) or hf_name.endswith(".bias")
+
+
 class Glm4(TextModel):
     """GLM-4 (0414): norms after attention and after the MLP as well as before, fused gate|up kept
     fused (llama.cpp's ffn_up is 2 * n_ff), rope on the first half of each head in adjacent pairs."""

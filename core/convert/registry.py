@@ -35,6 +35,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "Ernie4_5_ForCausalLM": f.Ernie45,
     "Starcoder2ForCausalLM": d.StarCoder2,
     "CohereForCausalLM": d.CommandR,
+    "Cohere2ForCausalLM": d.Cohere2,
     "Glm4ForCausalLM": d.Glm4,
     "ExaoneForCausalLM": d.Exaone,
     "Mistral3ForConditionalGeneration": d.Mistral3Text,

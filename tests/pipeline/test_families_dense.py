@@ -20,6 +20,8 @@ _COMMON = {"block_count", "context_length", "embedding_length", "feed_forward_le
 KEYS = {
     "Starcoder2ForCausalLM": _COMMON | {"attention.layer_norm_epsilon"},
     "CohereForCausalLM": _COMMON | {"attention.layer_norm_epsilon", "logit_scale", "rope.scaling.type"},
+    "Cohere2ForCausalLM": _COMMON | {"attention.layer_norm_epsilon", "logit_scale", "rope.scaling.type",
+                                     "attention.sliding_window", "vocab_size", "rope.dimension_count"},
     "Glm4ForCausalLM": _COMMON | {"attention.layer_norm_rms_epsilon", "attention.key_length",
                                   "attention.value_length", "rope.dimension_count"},
     "ExaoneForCausalLM": _COMMON | {"attention.layer_norm_rms_epsilon", "rope.dimension_count"},

@@ -17,6 +17,8 @@ FAMILIES = {
                                   rope="half", tied=True, gguf="starcoder2"),
     "CohereForCausalLM": dict(model_type="cohere", norm="layer", parallel=True, rope="pairs",
                               tied=True, logit_scale=0.0625, gguf="command-r"),
+    "Cohere2ForCausalLM": dict(model_type="cohere2", norm="layer", parallel=True, rope="pairs", tied=True,
+                               logit_scale=0.25, nope_every=4, n_layer=4, gguf="cohere2"),
     "Glm4ForCausalLM": dict(model_type="glm4", post_norms=True, bias="qkv", mlp="fused", rope="pairs",
                             rot=0.5, gguf="glm4"),
     "ExaoneForCausalLM": dict(model_type="exaone", names="gpt2", rope="half", gguf="exaone"),
@@ -52,7 +54,8 @@ def _globals(spec: dict) -> tuple[str, str, str]:
 
 
 def build_dense(folder: Path, arch: str, *, n_layer: int = 2, seed: int = 0) -> tuple[dict, dict]:
-    spec = dict(FAMILIES[arch], arch=arch, n_layer=n_layer)
+    spec = dict({"n_layer": n_layer, **FAMILIES[arch]}, arch=arch)
+    n_layer = spec["n_layer"]
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     E, F, hd = N_EMBD, N_FF, N_EMBD // N_HEAD
@@ -115,6 +118,10 @@ def _config(spec: dict, n_layer: int) -> dict:
     elif arch == "CohereForCausalLM":
         text.update(layer_norm_eps=1e-5, logit_scale=spec["logit_scale"], use_qk_norm=False,
                     model_max_length=1024, attention_bias=False)
+    elif arch == "Cohere2ForCausalLM":   # one global (no-rope) layer in 4, the rest sliding
+        text.update(layer_norm_eps=1e-5, logit_scale=spec["logit_scale"], sliding_window=4096,
+                    sliding_window_pattern=4, rotary_pct=1.0, attention_bias=False,
+                    layer_types=["sliding_attention"] * 3 + ["full_attention"])
     elif arch == "Glm4ForCausalLM":
         text.update(rms_norm_eps=1e-5, partial_rotary_factor=spec["rot"], attention_bias=True,
                     head_dim=N_EMBD // N_HEAD)
@@ -180,7 +187,8 @@ def dense_forward(w: dict, tokens: list[int], spec: dict) -> np.ndarray:
         q = lin(h, nm["q"]).reshape(n, N_HEAD, hd).transpose(1, 0, 2)
         k = lin(h, nm["k"]).reshape(n, N_KV, hd).transpose(1, 0, 2)
         v = lin(h, nm["v"]).reshape(n, N_KV, hd).transpose(1, 0, 2)
-        q, k = rope(q), rope(k)
+        if not spec.get("nope_every") or (i + 1) % spec["nope_every"]:
+            q, k = rope(q), rope(k)
         k, v = np.repeat(k, N_HEAD // N_KV, 0), np.repeat(v, N_HEAD // N_KV, 0)
         att = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
         att = np.exp(att - att.max(-1, keepdims=True))
