@@ -96,13 +96,18 @@ def expected_tensors(adapter, n_vocab: int | None) -> tuple[dict, dict]:
         optional = {}                            # Command-R: llama.cpp never reads an output
     if lay.get("norm_bias"):
         required["output_norm.bias"] = (E,)
-    if adapter.gguf_arch in ("deepseek2", "llama4"):   # dense and MoE layers mixed
+    if adapter.gguf_arch in ("deepseek2", "llama4", "glm4moe"):   # dense and MoE layers mixed
         from .deepseek import deepseek2_layer_tensors
+        from .glm4_moe import glm4moe_layer_tensors
         from .llama4 import llama4_layer_tensors
-        per_layer = deepseek2_layer_tensors if adapter.gguf_arch == "deepseek2" else llama4_layer_tensors
+        per_layer = {"deepseek2": deepseek2_layer_tensors, "llama4": llama4_layer_tensors,
+                     "glm4moe": glm4moe_layer_tensors}[adapter.gguf_arch]
         for i in range(adapter.n_layer):
             layer = per_layer(adapter, i)
             required.update({f"blk.{i}.{k}": v for k, v in layer.items()})
+            if adapter.gguf_arch == "glm4moe":   # GLM-4.5 (355B) has per-head q/k norms, Air not
+                optional.update({f"blk.{i}.attn_q_norm.weight": (adapter.head_dim,),
+                                 f"blk.{i}.attn_k_norm.weight": (adapter.head_dim,)})
             if "ffn_gate_inp.weight" in layer and adapter.gguf_arch == "deepseek2":
                 optional[f"blk.{i}.exp_probs_b.bias"] = (adapter.n_expert,)
         return required, optional

@@ -6,6 +6,7 @@ from quantdesk.core.text import shown
 from . import families as f
 from . import families_dense as d
 from .deepseek import DeepseekV2
+from .glm4_moe import Glm4Moe
 from .gpt_oss import GptOss
 from .llama4 import Llama4
 from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
@@ -37,6 +38,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "CohereForCausalLM": d.CommandR,
     "Cohere2ForCausalLM": d.Cohere2,
     "Glm4ForCausalLM": d.Glm4,
+    "Glm4MoeForCausalLM": Glm4Moe,
     "ExaoneForCausalLM": d.Exaone,
     "Mistral3ForConditionalGeneration": d.Mistral3Text,
     "DeepseekV2ForCausalLM": DeepseekV2,

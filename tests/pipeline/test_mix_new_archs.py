@@ -11,9 +11,11 @@ from quantdesk.core.quantize import FILE_TYPES, quantize_model, tensor_types
 from .conftest import gguf_tensors, llama_cpp_quantize
 from .tiny_deepseek import build_deepseek
 from .tiny_families_dense import FAMILIES, build_dense
+from .tiny_glm4moe import build_glm4moe
 from .tiny_llama4 import build_llama4
 
-ARCHS = ["DeepseekV3ForCausalLM", "DeepseekV2ForCausalLM", "Llama4ForConditionalGeneration", *FAMILIES]
+ARCHS = ["DeepseekV3ForCausalLM", "DeepseekV2ForCausalLM", "Llama4ForConditionalGeneration",
+         "Glm4MoeForCausalLM", *FAMILIES]
 MIXES = ["Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_S", "Q6_K"]
 
 
@@ -24,6 +26,8 @@ def test_types_match_llama_cpp(arch, tmp_path):
         build_deepseek(tmp_path / "hf", arch)
     elif arch.startswith("Llama4"):
         build_llama4(tmp_path / "hf")
+    elif arch.startswith("Glm4Moe"):
+        build_glm4moe(tmp_path / "hf")
     else:
         build_dense(tmp_path / "hf", arch)
     f32 = quantize_model(tmp_path / "hf", tmp_path / "f32.gguf", "F32").path

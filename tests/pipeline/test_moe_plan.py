@@ -12,6 +12,7 @@ from quantdesk.core.quantize import quantize_model
 
 from .tiny_deepseek import build_deepseek
 from .tiny_families import build_family
+from .tiny_glm4moe import build_glm4moe
 from .tiny_llama4 import build_llama4
 
 
@@ -20,13 +21,16 @@ def _matrices(profile, layer: int) -> dict[str, tuple[int, ...]]:
     return {n: s for n, s, _ in profile.tensors if n.startswith(p) and len([d for d in s if d > 1]) >= 2}
 
 
-@pytest.mark.parametrize("arch", ["DeepseekV3ForCausalLM", "Qwen2MoeForCausalLM", "Llama4ForConditionalGeneration"])
+@pytest.mark.parametrize("arch", ["DeepseekV3ForCausalLM", "Qwen2MoeForCausalLM", "Llama4ForConditionalGeneration",
+                                  "Glm4MoeForCausalLM"])
 def test_config_profile_is_the_converted_file(arch, tmp_path):
     folder = tmp_path / "hf"
     if arch.startswith("Deepseek"):
         build_deepseek(folder, arch)
     elif arch.startswith("Llama4"):
         build_llama4(folder)
+    elif arch.startswith("Glm4Moe"):
+        build_glm4moe(folder)
     else:
         build_family(folder, arch, n_layer=2)
     gguf = quantize_model(folder, tmp_path / "m.gguf", "F32").path
