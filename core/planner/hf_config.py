@@ -60,9 +60,9 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
                      else int(src) if len(s) >= 2 else int(T.F32)) for n, s in rows)
     swa = _swa_layers(c, arch, n_layer) if window else (False,) * n_layer
     head_k = head_v = head_dim
-    if mla:   # llama.cpp caches MLA's compressed latent: one KV head, as its converter writes
+    if mla:   # llama.cpp caches MLA's compressed latent (+ rope key) as one K head, and no V
         n_head_kv = 1
-        head_k, head_v = int(c["kv_lora_rank"]) + int(c["qk_rope_head_dim"]), int(c["kv_lora_rank"])
+        head_k, head_v = int(c["kv_lora_rank"]) + int(c["qk_rope_head_dim"]), 0
     profile = ModelProfile(
         name=name or str(config.get("_name_or_path") or model_type), architecture=arch,
         file_type=source_type.upper(), n_layer=n_layer, n_embd=n_embd, n_vocab=n_vocab,
