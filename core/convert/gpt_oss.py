@@ -85,11 +85,14 @@ class GptOss(TextModel):
             rows //= 2
         shape = (n_exp, rows, n_blocks * 32)
 
-        def raw() -> np.ndarray:
-            b, s = ckpt.read_raw(blocks), ckpt.read_raw(scales)
-            if half is not None:   # gate = even rows, up = odd rows
-                b, s = b[:, half::2], s[:, half::2]
-            return to_ggml_mxfp4(b, s).reshape(-1)
+        def raw() -> np.ndarray:   # one expert read and repacked at a time
+            out = np.empty((n_exp, rows, n_blocks * 17), dtype=np.uint8)
+            for e in range(n_exp):
+                b, s = ckpt.read_raw(blocks, e, 1)[0], ckpt.read_raw(scales, e, 1)[0]
+                if half is not None:   # gate = even rows, up = odd rows
+                    b, s = b[half::2], s[half::2]
+                out[e] = to_ggml_mxfp4(b, s)
+            return out.reshape(-1)
 
         return SourceTensor(name=self.gguf_name(hf_target), shape=shape, dtype="MXFP4",
                             nbytes=n_exp * rows * n_blocks * 17, raw=raw,

@@ -255,19 +255,23 @@ class SafetensorsCheckpoint:
             return (buf.astype(np.uint32) << 16).view(np.float32)
         return buf if ref.dtype == "F32" else buf.astype(np.float32)
 
-    def read_raw(self, name: str) -> np.ndarray:
-        """The stored bytes of a tensor of any dtype (gpt-oss's packed MXFP4 blocks and scales),
-        shaped as the tensor (uint8 for one-byte dtypes)."""
+    def read_raw(self, name: str, first: int = 0, count: int | None = None) -> np.ndarray:
+        """The stored bytes of a tensor of any dtype (gpt-oss's packed MXFP4 blocks and scales):
+        items first:first+count of its first axis (all by default), shaped as the tensor for
+        one-byte dtypes, else flat."""
         ref = self.refs[name]
-        buf = np.empty(ref.nbytes, dtype=np.uint8)
+        outer = ref.shape[0] if ref.shape else 1
+        count = outer - first if count is None else count
+        step = ref.nbytes // outer if outer else 0
+        buf = np.empty(step * count, dtype=np.uint8)
         try:
-            got = self._file(ref.path).read_into(buf, ref.start)
+            got = self._file(ref.path).read_into(buf, ref.start + first * step)
         except OSError as exc:
             raise ConvertError(f"cannot read {ref.path.name}: {exc.strerror or exc}") from None
         if got < buf.nbytes:
             raise ConvertError(f"{ref.path.name} is truncated: tensor {shown(name)} is cut short "
                                "(the file changed while it was read)")
-        return buf.reshape(ref.shape) if ref.itemsize == 1 else buf
+        return buf.reshape((count, *ref.shape[1:])) if ref.itemsize == 1 else buf
 
     def close(self) -> None:
         with self._open_lock:
