@@ -5,7 +5,8 @@ The released checkpoints store every expert matrix in MXFP4 already: `*_blocks` 
 = 32 four-bit values per block, element 2j in the low nibble of byte j) and `*_scales` (one E8M0
 exponent per block). We carry them as they are into ggml's MXFP4 blocks (the exponent byte, then
 16 bytes with element j in the low nibble and j + 16 in the high one): no dequantize/requantize,
-so no second rounding. gate_up_proj interleaves its rows (gate = even rows, up = odd rows), and so
+so no second rounding. (Dequantized BF16 re-releases store the experts input x output instead:
+transposed one expert at a time while streaming.) gate_up_proj interleaves its rows (gate = even rows, up = odd rows), and so
 does its bias. Attention has biases and one learned "sink" logit per head; the MLP is SwiGLU with
 clamping (llama.cpp's swiglu_oai); even layers use a sliding window.
 """
@@ -18,7 +19,9 @@ import numpy as np
 
 from .families_dense import TextModel
 from .source import SourceTensor
+from .tensor_plan import transposed_experts
 
+_PLAIN = re.compile(r"^(?P<p>model\.layers\.\d+\.mlp\.experts)\.(?P<w>gate_up_proj|down_proj)$")
 _PACKED = re.compile(r"^(?P<p>model\.layers\.(?P<i>\d+)\.mlp\.experts)\.(?P<w>gate_up_proj|down_proj)_blocks$")
 # E2M1 values, doubled as ggml keeps them (ggml halves the E8M0 scale instead)
 _FP4 = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
@@ -59,6 +62,17 @@ class GptOss(TextModel):
         out: list[SourceTensor] = []
         consumed: set[str] = set()
         for name in ckpt.names():
+            plain = _PLAIN.match(name)
+            if plain:   # a dequantized (BF16) release: stored input x output, gate/up interleaved
+                consumed.add(name)
+                base = plain["p"]
+                if plain["w"] == "down_proj":
+                    out.append(transposed_experts(ckpt, name, self.gguf_name(f"{base}.down_proj.weight")))
+                    continue
+                for h, w in ((0, "gate_proj"), (1, "up_proj")):
+                    out.append(transposed_experts(ckpt, name, self.gguf_name(f"{base}.{w}.weight"),
+                                                  slice(h, None, 2)))
+                continue
             m = _PACKED.match(name)
             if m is None:
                 bias = re.match(r"^(model\.layers\.\d+\.mlp\.experts)\.gate_up_proj_bias$", name)

@@ -13,10 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
-
 from .architectures import Adapter
-from .source import SourceTensor
+from .tensor_plan import transposed_experts
 
 _FUSED = re.compile(r"^(?:language_model\.)?model\.(?:language_model\.)?layers\.(\d+)\.feed_forward\.experts\."
                     r"(gate_up_proj|down_proj)$")
@@ -57,7 +55,7 @@ class Llama4(Adapter):
         return super().gguf_name(self._text_name(hf_name))
 
     def packed_tensors(self, ckpt) -> tuple[list, set[str]]:
-        out: list[SourceTensor] = []
+        out: list = []
         consumed: set[str] = set()
         for name in ckpt.names():
             m = _FUSED.match(name)
@@ -67,37 +65,12 @@ class Llama4(Adapter):
             i, kind = m.group(1), m.group(2)
             base = f"model.layers.{i}.feed_forward.experts."
             if kind == "down_proj":
-                out.append(self._transposed(ckpt, name, base + "down_proj.weight", None))
-            else:
-                out.append(self._transposed(ckpt, name, base + "gate_proj.weight", 0))
-                out.append(self._transposed(ckpt, name, base + "up_proj.weight", 1))
+                out.append(transposed_experts(ckpt, name, self.gguf_name(base + "down_proj.weight")))
+                continue
+            half = ckpt.refs[name].shape[-1] // 2   # gate | up
+            out.append(transposed_experts(ckpt, name, self.gguf_name(base + "gate_proj.weight"), slice(0, half)))
+            out.append(transposed_experts(ckpt, name, self.gguf_name(base + "up_proj.weight"), slice(half, None)))
         return out, consumed
-
-    def _transposed(self, ckpt, name: str, target: str, half: int | None) -> SourceTensor:
-        """Expert e of the output is stored[e].T (its first or second half of columns for gate/up)."""
-        n_exp, n_in, n_out = ckpt.refs[name].shape
-        rows = n_out // 2 if half is not None else n_out
-        lo = 0 if half is None else half * rows
-        cache: dict[int, np.ndarray] = {}
-
-        def expert(e: int) -> np.ndarray:   # (rows, n_in), one expert in memory at a time
-            if e not in cache:
-                cache.clear()
-                stored = ckpt.read_rows(name, e * n_in, (e + 1) * n_in, row_items=n_out)
-                cache[e] = np.ascontiguousarray(stored[:, lo:lo + rows].T)
-            return cache[e]
-
-        def load_rows(r0: int, r1: int) -> np.ndarray:
-            parts = []
-            for e in range(r0 // rows, (r1 - 1) // rows + 1):
-                a, b = max(r0, e * rows) - e * rows, min(r1, (e + 1) * rows) - e * rows
-                parts.append(expert(e)[a:b])
-            return np.concatenate(parts)
-
-        shape = (n_exp, rows, n_in)
-        return SourceTensor(name=self.gguf_name(target), shape=shape, dtype="F32",
-                            nbytes=ckpt.refs[name].nbytes * rows // n_out,
-                            load=lambda: load_rows(0, n_exp * rows).reshape(shape), load_rows=load_rows)
 
 
 def llama4_layer_tensors(a: Llama4, i: int) -> dict[str, tuple]:

@@ -114,3 +114,32 @@ def _part(ckpt: SafetensorsCheckpoint, hf_name: str, gguf_name: str, lo: int, hi
     load: Callable[[], np.ndarray] = lambda: load_rows(0, n_outer * part).reshape(shape)
     return SourceTensor(name=gguf_name, shape=shape, dtype="F32", nbytes=ref.nbytes * part // rows,
                         load=load, load_rows=load_rows)
+
+
+def transposed_experts(ckpt: SafetensorsCheckpoint, hf_name: str, gguf_name: str,
+                       cols: slice = slice(None)) -> SourceTensor:
+    """A fused expert tensor stored input x output, (n_expert, n_in, n_out), as llama.cpp's
+    (n_expert, rows, n_in) where rows are the output columns `cols` (Llama 4's gate = first half,
+    gpt-oss's gate = even columns). One expert is read and transposed at a time while streaming."""
+    n_exp, n_in, n_out = ckpt.refs[hf_name].shape
+    rows = len(range(n_out)[cols])
+    cache: dict[int, np.ndarray] = {}
+
+    def expert(e: int) -> np.ndarray:   # (rows, n_in)
+        if e not in cache:
+            cache.clear()
+            stored = ckpt.read_rows(hf_name, e * n_in, (e + 1) * n_in, row_items=n_out)
+            cache[e] = np.ascontiguousarray(stored[:, cols].T)
+        return cache[e]
+
+    def load_rows(r0: int, r1: int) -> np.ndarray:
+        parts = []
+        for e in range(r0 // rows, (r1 - 1) // rows + 1):
+            a, b = max(r0, e * rows) - e * rows, min(r1, (e + 1) * rows) - e * rows
+            parts.append(expert(e)[a:b])
+        return np.concatenate(parts)
+
+    shape = (n_exp, rows, n_in)
+    return SourceTensor(name=gguf_name, shape=shape, dtype="F32",
+                        nbytes=ckpt.refs[hf_name].nbytes * rows // n_out,
+                        load=lambda: load_rows(0, n_exp * rows).reshape(shape), load_rows=load_rows)

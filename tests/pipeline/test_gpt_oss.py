@@ -49,3 +49,15 @@ def test_gpt_oss_carries_mxfp4_experts(qtype, tmp_path):
         # does the same (without it the gap is ~2e-3; a swapped bias or lost sink gives > 8e-2)
         ref = gpt_oss_forward(weights, tokens, q8_inputs=True)
         assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-4
+
+
+def test_gpt_oss_bf16_release(tmp_path):
+    """A dequantized re-release (experts BF16, input x output): transposed per expert, same model."""
+    weights = build_gpt_oss(tmp_path / "hf", bf16_experts=True)
+    out = quantize_model(tmp_path / "hf", tmp_path / "m.gguf", "F32").path
+    t = {x.name: x for x in GGUFReader(out).tensors}
+    assert t["blk.0.ffn_gate_exps.weight"].tensor_type.name == "F32"
+    assert list(t["blk.0.ffn_gate_exps.weight"].shape) == [E, F, X]
+    tokens, got = _llama_logits(out)
+    ref = gpt_oss_forward(weights, tokens)   # F32 experts: no input rounding in llama.cpp
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-4

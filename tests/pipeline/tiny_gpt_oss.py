@@ -23,7 +23,9 @@ def hf_mxfp4(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
     return (vals * np.exp2(scales.astype(np.float64) - 127)[..., None]).reshape(*blocks.shape[:-2], -1)
 
 
-def build_gpt_oss(folder: Path, *, n_layer: int = 2, seed: int = 0) -> dict:
+def build_gpt_oss(folder: Path, *, n_layer: int = 2, seed: int = 0, bf16_experts: bool = False) -> dict:
+    """bf16_experts: the experts dequantized and stored input x output in BF16, as the
+    re-releases of gpt-oss do (the same values: MXFP4 values are exact in BF16)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 
@@ -52,7 +54,14 @@ def build_gpt_oss(folder: Path, *, n_layer: int = 2, seed: int = 0) -> dict:
         hf[m + "experts.gate_up_proj_bias"] = mat(X, 2 * F, scale=0.1)
         hf[m + "experts.down_proj_blocks"], hf[m + "experts.down_proj_scales"] = packed(E, F)
         hf[m + "experts.down_proj_bias"] = mat(X, E, scale=0.1)
-    write_safetensors(folder / "model.safetensors", hf, "BF16")
+    stored = dict(hf)
+    if bf16_experts:
+        for i in range(n_layer):
+            for w in ("gate_up_proj", "down_proj"):
+                x = f"model.layers.{i}.mlp.experts.{w}"
+                vals = hf_mxfp4(stored.pop(x + "_blocks"), stored.pop(x + "_scales"))
+                stored[x] = np.ascontiguousarray(vals.transpose(0, 2, 1)).astype(np.float32)
+    write_safetensors(folder / "model.safetensors", stored, "BF16")
     cfg = {"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": E,
            "intermediate_size": F, "num_hidden_layers": n_layer, "num_attention_heads": H,
            "num_key_value_heads": KV, "head_dim": D, "num_local_experts": X, "num_experts_per_tok": TOP_K,
@@ -63,6 +72,8 @@ def build_gpt_oss(folder: Path, *, n_layer: int = 2, seed: int = 0) -> dict:
            "quantization_config": {"quant_method": "mxfp4",
                                    "modules_to_not_convert": ["model.layers.*.self_attn", "lm_head"]},
            "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "bfloat16"}
+    if bf16_experts:
+        del cfg["quantization_config"]
     (folder / "config.json").write_text(json.dumps(cfg))
     train_tokenizer(folder, VOCAB)
     return {k: (v if v.dtype == np.uint8 else stored_values(v, "BF16")) for k, v in hf.items()}
