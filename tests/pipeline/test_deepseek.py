@@ -46,3 +46,30 @@ def test_deepseek_converts_and_matches_numpy(arch, tmp_path):
     tokens, got = _llama_logits(out)
     want = deepseek_forward(weights, tokens, spec)
     assert np.abs(got - want).max() / np.abs(want).max() < 1e-4
+
+
+def test_deepseek_v3_real_config_keys():
+    """DeepSeek-V3's own config.json (YaRN 40x, 8 groups): the yarn keys the converter writes,
+    with its 0.1 x mscale_all_dim log-multiplier that llama.cpp divides out again."""
+    import gguf
+
+    from quantdesk.core.convert.registry import adapter_for
+    cfg = {"architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 7168, "intermediate_size": 18432,
+           "moe_intermediate_size": 2048, "num_hidden_layers": 61, "num_attention_heads": 128,
+           "num_key_value_heads": 128, "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_nope_head_dim": 128,
+           "qk_rope_head_dim": 64, "v_head_dim": 128, "n_routed_experts": 256, "n_shared_experts": 1,
+           "num_experts_per_tok": 8, "n_group": 8, "topk_group": 4, "first_k_dense_replace": 3,
+           "norm_topk_prob": True, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid",
+           "topk_method": "noaux_tc", "max_position_embeddings": 163840, "rms_norm_eps": 1e-6,
+           "rope_theta": 10000, "vocab_size": 129280, "num_nextn_predict_layers": 1,
+           "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0,
+                            "mscale_all_dim": 1.0, "original_max_position_embeddings": 4096, "type": "yarn"}}
+    gw = gguf.GGUFWriter(path=None, arch="deepseek2")
+    adapter_for(cfg).add_hparams(gw)
+    kv = {k: v.value for k, v in gw.kv_data[0].items()}
+    assert set(k[len("deepseek2."):] for k in kv if k.startswith("deepseek2.")) == KEYS["DeepseekV3ForCausalLM"] | {
+        "rope.scaling.type", "rope.scaling.factor", "rope.scaling.original_context_length",
+        "rope.scaling.yarn_beta_fast", "rope.scaling.yarn_beta_slow", "rope.scaling.yarn_log_multiplier"}
+    assert kv["deepseek2.rope.scaling.yarn_log_multiplier"] == pytest.approx(0.1)
+    assert kv["deepseek2.expert_group_count"] == 8 and kv["deepseek2.leading_dense_block_count"] == 3
+    assert kv["deepseek2.attention.key_length"] == 576 and kv["deepseek2.attention.value_length"] == 512
