@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantdesk.core.imatrix import compute_imatrix
+from quantdesk.core.imatrix import compute_imatrix, load_imatrix, save_imatrix
 from quantdesk.core.quantize import quantize_model
 
 from .conftest import gguf_tensors, llama_cpp_quantize
@@ -40,6 +40,9 @@ def test_expert_statistics_and_per_expert_quantization(mixtral_f32, tmp_path):
     assert imx.entries["blk.1.ffn_down_exps.weight"][0].shape == (4, 128)
 
     means = imx.means()
+    # the per-expert rows and counts survive llama-imatrix's GGUF form
+    loaded = load_imatrix(save_imatrix(tmp_path / "moe.imatrix.gguf", imx))
+    np.testing.assert_array_equal(loaded["blk.0.ffn_gate_exps.weight"], means["blk.0.ffn_gate_exps.weight"])
     ours = gguf_tensors(quantize_model(mixtral_f32, tmp_path / "ours.gguf", "Q4_0", backend="cpu",
                                        imatrix=means).path)
     theirs = gguf_tensors(llama_cpp_quantize(mixtral_f32, tmp_path / "ref.gguf", Q4_0, imatrix=means))
