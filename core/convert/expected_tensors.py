@@ -69,6 +69,9 @@ def _layer_tensors(a, n_ff: int | None) -> tuple[dict, dict]:
         required.update({"attn_q_norm.weight": (D,), "attn_k_norm.weight": (D,)})
     elif lay.get("qk_norm") == "full":
         required.update({"attn_q_norm.weight": (q,), "attn_k_norm.weight": (kv,)})
+    if arch == "command-r" and a.cfg.get("use_qk_norm") and a.n_layer >= 64:
+        # Command R+ (08-2024): per-head norms, which llama.cpp reads for 64 layers and more
+        required.update({"attn_q_norm.weight": (a.n_head, D), "attn_k_norm.weight": (a.n_head_kv, D)})
     if a.n_expert:
         X, Fe = a.n_expert, int(a.cfg.get("moe_intermediate_size") or F or 0) or None
         required.update({"ffn_gate_inp.weight": (X, E), "ffn_gate_exps.weight": (X, Fe, E),
