@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tiny_llama import stored_values, train_tokenizer, write_safetensors
+from .tiny_llama import RandomWeights, stored_values, train_tokenizer, write_safetensors
 
 E, H, NOPE, ROPE, V, KV_R, Q_R = 128, 4, 32, 16, 32, 64, 64
 F, F_EXP, N_EXP, VOCAB = 256, 64, 8, 320
@@ -28,16 +28,10 @@ VARIANTS = {
 def build_deepseek(folder: Path, arch: str, *, n_layer: int = 3, seed: int = 0) -> tuple[dict, dict]:
     var = VARIANTS[arch]
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    r = RandomWeights(seed)
+    mat, vec = r.mat, r.vec
 
-    def mat(*shape, scale=0.05):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    def vec(n):
-        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
-
-    hf = {"model.embed_tokens.weight": mat(VOCAB, E, scale=0.5), "model.norm.weight": vec(E),
-          "lm_head.weight": mat(VOCAB, E, scale=0.2)}
+    hf = r.lm(VOCAB, E)
     for i in range(n_layer):
         p, a = f"model.layers.{i}.", f"model.layers.{i}.self_attn."
         hf[p + "input_layernorm.weight"], hf[p + "post_attention_layernorm.weight"] = vec(E), vec(E)

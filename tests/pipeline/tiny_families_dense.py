@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tiny_llama import stored_values, train_tokenizer, write_safetensors
+from .tiny_llama import RandomWeights, stored_values, train_tokenizer, write_safetensors
 
 # norm: rms | layer (no bias) | layer_bias; rope: half (HF rotate_half) | pairs (interleaved)
 FAMILIES = {
@@ -57,14 +57,9 @@ def build_dense(folder: Path, arch: str, *, n_layer: int = 2, seed: int = 0) -> 
     spec = dict({"n_layer": n_layer, **FAMILIES[arch]}, arch=arch)
     n_layer = spec["n_layer"]
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    r = RandomWeights(seed)
+    mat, vec = r.mat, r.vec
     E, F, hd = N_EMBD, N_FF, N_EMBD // N_HEAD
-
-    def mat(*shape, scale=0.05):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    def vec(n):
-        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
 
     emb, fnorm, head = _globals(spec)
     hf = {emb + ".weight": mat(VOCAB, E, scale=0.5), fnorm + ".weight": vec(E)}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .tiny_deepseek import _moe
-from .tiny_llama import stored_values, train_tokenizer, write_safetensors
+from .tiny_llama import RandomWeights, stored_values, train_tokenizer, write_safetensors
 
 E, H, KV, D, F, F_EXP, X, VOCAB = 128, 4, 2, 32, 256, 64, 8, 320
 SPEC = dict(scoring_func="sigmoid", n_group=1, topk_group=1, norm_topk_prob=True, routed_scaling_factor=2.5)
@@ -17,16 +17,10 @@ SPEC = dict(scoring_func="sigmoid", n_group=1, topk_group=1, norm_topk_prob=True
 
 def build_glm4moe(folder: Path, *, n_layer: int = 3, seed: int = 0) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    r = RandomWeights(seed)
+    mat, vec = r.mat, r.vec
 
-    def mat(*shape, scale=0.05):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    def vec(n):
-        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
-
-    hf = {"model.embed_tokens.weight": mat(VOCAB, E, scale=0.5), "model.norm.weight": vec(E),
-          "lm_head.weight": mat(VOCAB, E, scale=0.2)}
+    hf = r.lm(VOCAB, E)
     for i in range(n_layer):
         p, a, m = f"model.layers.{i}.", f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
         hf[p + "input_layernorm.weight"], hf[p + "post_attention_layernorm.weight"] = vec(E), vec(E)

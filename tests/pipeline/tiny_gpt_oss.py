@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tiny_llama import stored_values, train_tokenizer, write_safetensors
+from .tiny_llama import RandomWeights, stored_values, train_tokenizer, write_safetensors
 
 E, H, KV, D, F, X, TOP_K, VOCAB = 128, 4, 2, 32, 64, 4, 2, 320
 # transformers' FP4 table (convert_moe_packed_tensors): element 2j = low nibble of byte j
@@ -27,20 +27,14 @@ def build_gpt_oss(folder: Path, *, n_layer: int = 2, seed: int = 0, bf16_experts
     """bf16_experts: the experts dequantized and stored input x output in BF16, as the
     re-releases of gpt-oss do (the same values: MXFP4 values are exact in BF16)."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-
-    def mat(*shape, scale=0.05):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    def vec(n):
-        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    r = RandomWeights(seed)
+    mat, vec = r.mat, r.vec
 
     def packed(rows, cols):
-        return (rng.integers(0, 256, (X, rows, cols // 32, 16), dtype=np.uint8),
-                rng.integers(119, 123, (X, rows, cols // 32), dtype=np.uint8))
+        return (r.rng.integers(0, 256, (X, rows, cols // 32, 16), dtype=np.uint8),
+                r.rng.integers(119, 123, (X, rows, cols // 32), dtype=np.uint8))
 
-    hf = {"model.embed_tokens.weight": mat(VOCAB, E, scale=0.5), "model.norm.weight": vec(E),
-          "lm_head.weight": mat(VOCAB, E, scale=0.2)}
+    hf = r.lm(VOCAB, E)
     for i in range(n_layer):
         p, a, m = f"model.layers.{i}.", f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
         hf[p + "input_layernorm.weight"], hf[p + "post_attention_layernorm.weight"] = vec(E), vec(E)

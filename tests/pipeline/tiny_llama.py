@@ -45,6 +45,24 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str) ->
             f.write(b)
 
 
+class RandomWeights:
+    """Seeded tiny weights: matrices around 0 (`mat`), norm gains around 1 (`vec`)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def mat(self, *shape, scale=0.05) -> np.ndarray:
+        return (self.rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def vec(self, n: int) -> np.ndarray:
+        return (1 + 0.1 * self.rng.standard_normal(n)).astype(np.float32)
+
+    def lm(self, vocab: int, n_embd: int, prefix: str = "model.", head: str = "lm_head.weight") -> dict:
+        """Embeddings, final norm and an untied output head."""
+        return {prefix + "embed_tokens.weight": self.mat(vocab, n_embd, scale=0.5),
+                prefix + "norm.weight": self.vec(n_embd), head: self.mat(vocab, n_embd, scale=0.2)}
+
+
 def stored_values(arr: np.ndarray, dtype: str) -> np.ndarray:
     """What a weight reads back as after storage in `dtype` (the numpy pass uses these)."""
     if dtype == "BF16":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tiny_llama import stored_values, train_tokenizer, write_safetensors
+from .tiny_llama import RandomWeights, stored_values, train_tokenizer, write_safetensors
 
 E, H, KV, D, F_EXP, F_MLP, X, VOCAB = 128, 4, 2, 32, 64, 256, 4, 320
 ROPE = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
@@ -21,17 +21,11 @@ THETA = 500000.0
 
 def build_llama4(folder: Path, *, n_layer: int = 4, seed: int = 0) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-
-    def mat(*shape, scale=0.05):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    def vec(n):
-        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    r = RandomWeights(seed)
+    mat, vec = r.mat, r.vec
 
     t = "language_model.model."
-    hf = {t + "embed_tokens.weight": mat(VOCAB, E, scale=0.5), t + "norm.weight": vec(E),
-          "language_model.lm_head.weight": mat(VOCAB, E, scale=0.2)}
+    hf = r.lm(VOCAB, E, prefix=t, head="language_model.lm_head.weight")
     for i in range(n_layer):
         p = f"{t}layers.{i}."
         hf[p + "input_layernorm.weight"], hf[p + "post_attention_layernorm.weight"] = vec(E), vec(E)
