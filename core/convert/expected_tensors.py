@@ -29,6 +29,7 @@ _LAYOUT = {
     "cohere2": dict(norms=("attn_norm",), tied_only=True),
     "glm4": dict(norms=("attn_norm", "ffn_norm") + _POST_NORMS, bias="qkv", fused_up=True),
     "exaone": dict(bias="qkv"),
+    "qwen2vl": dict(bias="qkv"),
     "mistral3": dict(bias="optional"),
     "granite": dict(bias="output"), "granitemoe": dict(bias="output"),
     "llama": dict(bias="optional"),

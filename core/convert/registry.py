@@ -18,6 +18,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "MixtralForCausalLM": f.Mixtral,
     "Qwen2ForCausalLM": Qwen2,
     "Qwen2MoeForCausalLM": f.Qwen2Moe,
+    "Qwen2VLForConditionalGeneration": f.Qwen2VL,
+    "Qwen2_5_VLForConditionalGeneration": f.Qwen2VL,
     "Qwen3ForCausalLM": Qwen3,
     "Qwen3MoeForCausalLM": f.Qwen3Moe,
     "GemmaForCausalLM": f.Gemma,

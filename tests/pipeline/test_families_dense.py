@@ -24,6 +24,8 @@ KEYS = {
                                      "attention.sliding_window", "vocab_size", "rope.dimension_count"},
     "Glm4ForCausalLM": _COMMON | {"attention.layer_norm_rms_epsilon", "attention.key_length",
                                   "attention.value_length", "rope.dimension_count"},
+    "Qwen2_5_VLForConditionalGeneration": _COMMON | {"attention.layer_norm_rms_epsilon",
+                                                     "rope.dimension_sections"},
     "ExaoneForCausalLM": _COMMON | {"attention.layer_norm_rms_epsilon", "rope.dimension_count"},
     "Mistral3ForConditionalGeneration": _COMMON | {"attention.layer_norm_rms_epsilon", "vocab_size",
                                                    "attention.key_length", "attention.value_length",

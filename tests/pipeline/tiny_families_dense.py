@@ -22,6 +22,8 @@ FAMILIES = {
     "Glm4ForCausalLM": dict(model_type="glm4", post_norms=True, bias="qkv", mlp="fused", rope="pairs",
                             rot=0.5, gguf="glm4"),
     "ExaoneForCausalLM": dict(model_type="exaone", names="gpt2", rope="half", gguf="exaone"),
+    "Qwen2_5_VLForConditionalGeneration": dict(model_type="qwen2_5_vl", names="qwen_vl", rope="half",
+                                               bias="qkv", tied=True, gguf="qwen2vl"),
     "Mistral3ForConditionalGeneration": dict(model_type="mistral3", names="mistral3", rope="half",
                                              gguf="mistral3"),
 }
@@ -34,7 +36,8 @@ def _names(spec: dict, i: int) -> dict[str, str]:
         return dict(ln1=p + "ln_1", ln2=p + "ln_2", q=p + "attn.attention.q_proj", k=p + "attn.attention.k_proj",
                     v=p + "attn.attention.v_proj", o=p + "attn.attention.out_proj", gate=p + "mlp.c_fc_0",
                     up=p + "mlp.c_fc_1", down=p + "mlp.c_proj")
-    p = ("language_model.model" if spec.get("names") == "mistral3" else "model") + f".layers.{i}."
+    p = {"mistral3": "language_model.model", "qwen_vl": "model.language_model"}.get(spec.get("names"), "model")
+    p += f".layers.{i}."
     n = dict(ln1=p + "input_layernorm", ln2=p + "post_attention_layernorm", q=p + "self_attn.q_proj",
              k=p + "self_attn.k_proj", v=p + "self_attn.v_proj", o=p + "self_attn.o_proj",
              gate=p + "mlp.gate_proj", up=p + "mlp.up_proj", down=p + "mlp.down_proj",
@@ -50,6 +53,8 @@ def _globals(spec: dict) -> tuple[str, str, str]:
         return "transformer.wte", "transformer.ln_f", "lm_head"
     if spec.get("names") == "mistral3":
         return "language_model.model.embed_tokens", "language_model.model.norm", "language_model.lm_head"
+    if spec.get("names") == "qwen_vl":   # transformers >= 4.52 names
+        return "model.language_model.embed_tokens", "model.language_model.norm", "lm_head"
     return "model.embed_tokens", "model.norm", "lm_head"
 
 
@@ -96,6 +101,9 @@ def build_dense(folder: Path, arch: str, *, n_layer: int = 2, seed: int = 0) -> 
     if spec.get("names") == "mistral3":   # the vision side the converter leaves out
         stored["vision_tower.transformer.layers.0.attention.q_proj.weight"] = mat(64, 64)
         stored["multi_modal_projector.linear_1.weight"] = mat(E, 64)
+    if spec.get("names") == "qwen_vl":
+        stored["model.visual.blocks.0.attn.qkv.weight"] = mat(96, 32)
+        stored["model.visual.merger.mlp.0.weight"] = mat(E, 64)
     write_safetensors(folder / "model.safetensors", stored, "BF16")
     (folder / "config.json").write_text(json.dumps(_config(spec, n_layer)))
     train_tokenizer(folder, VOCAB)
@@ -120,6 +128,9 @@ def _config(spec: dict, n_layer: int) -> dict:
     elif arch == "Glm4ForCausalLM":
         text.update(rms_norm_eps=1e-5, partial_rotary_factor=spec["rot"], attention_bias=True,
                     head_dim=N_EMBD // N_HEAD)
+    elif arch == "Qwen2_5_VLForConditionalGeneration":   # M-RoPE sections: 16 pairs per head
+        text.update(rms_norm_eps=1e-5, rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},
+                    vision_config={"depth": 1, "hidden_size": 32}, image_token_id=5)
     elif arch == "ExaoneForCausalLM":   # EXAONE's own keys: num_layers, layer_norm_epsilon (RMS)
         del text["num_hidden_layers"], text["hidden_act"]
         text.update(num_layers=n_layer, layer_norm_epsilon=1e-5, activation_function="silu")
