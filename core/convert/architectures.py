@@ -50,7 +50,7 @@ class Adapter:
         import gguf
         self.cfg = cfg
         try:
-            self.n_layer = int(_first(cfg, "num_hidden_layers", "n_layer", "n_layers"))
+            self.n_layer = int(_first(cfg, "num_hidden_layers", "n_layer", "n_layers", "num_layers"))
             self.n_embd = int(_first(cfg, "hidden_size", "n_embd", "dim"))
             self.n_head = int(_first(cfg, "num_attention_heads", "n_head", "n_heads"))
         except (TypeError, ValueError):
@@ -98,20 +98,10 @@ class Adapter:
         self.add_arch_hparams(gw)
 
     def add_arch_hparams(self, gw: Any) -> None:
-        import gguf
         if self.vocab_size:
             gw.add_vocab_size(int(self.vocab_size))
         gw.add_rope_dimension_count(self.head_dim)
-        scaling = self.cfg.get("rope_scaling") or {}
-        kind = str(scaling.get("rope_type") or scaling.get("type") or "").lower()
-        if kind == "linear" and scaling.get("factor"):
-            gw.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-            gw.add_rope_scaling_factor(float(scaling["factor"]))
-        elif kind == "yarn" and scaling.get("factor"):
-            gw.add_rope_scaling_type(gguf.RopeScalingType.YARN)
-            gw.add_rope_scaling_factor(float(scaling["factor"]))
-            if scaling.get("original_max_position_embeddings"):
-                gw.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+        add_rope_scaling(gw, self.cfg.get("rope_scaling") or {})
 
     # --- tensors ---------------------------------------------------------------------------
     def skip(self, hf_name: str) -> bool:
@@ -132,6 +122,17 @@ class Adapter:
 
     def split(self, hf_name: str, shape: tuple[int, ...]) -> list[tuple[str, int, int]] | None:
         """A fused tensor llama.cpp wants as several: [(gguf name, first row, end row) on axis -2]."""
+        return None
+
+    def packed_tensors(self, ckpt) -> tuple[list, set[str]]:
+        """Tensors the family stores in a form of its own (gpt-oss's MXFP4 blocks + scales), as
+        SourceTensors, and the checkpoint names they consume."""
+        return [], set()
+
+    def derive(self, hf_name: str, shape: tuple[int, ...]
+               ) -> list[tuple[str, tuple[int, ...], Callable[[np.ndarray], np.ndarray]]] | None:
+        """A tensor llama.cpp wants cut and reshaped into several (DeepSeek's kv_b_proj → k_b, v_b):
+        [(gguf name, numpy shape, whole HF array → that tensor)]; each is loaded whole."""
         return None
 
     def row_order(self, hf_name: str, n_rows: int) -> np.ndarray | None:
@@ -168,6 +169,33 @@ class Adapter:
             return np.asarray(out, dtype=np.float32)
 
         yield "rope_freqs.weight", rope_freqs, (dim // 2,)
+
+
+def add_rope_scaling(gw: Any, scaling: dict, *, yarn_details: bool = False) -> None:
+    """Linear or YaRN rope scaling keys; `yarn_details`: also YaRN's ext/attn factors and betas
+    (llama.cpp's TextModel writes them; its Llama converter predates them)."""
+    import gguf
+    kind = str(scaling.get("rope_type") or scaling.get("type") or "").lower()
+    if kind == "linear" and scaling.get("factor"):
+        gw.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        gw.add_rope_scaling_factor(float(scaling["factor"]))
+    if kind != "yarn" or not scaling.get("factor"):
+        return
+    gw.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+    gw.add_rope_scaling_factor(float(scaling["factor"]))
+    if scaling.get("original_max_position_embeddings"):
+        gw.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+    if not yarn_details:
+        return
+    if scaling.get("extrapolation_factor") is not None:
+        gw.add_rope_scaling_yarn_ext_factor(float(scaling["extrapolation_factor"]))
+    attn = scaling.get("attention_factor", scaling.get("attn_factor"))
+    if attn is not None:
+        gw.add_rope_scaling_yarn_attn_factor(float(attn))
+    if scaling.get("beta_fast") is not None:
+        gw.add_rope_scaling_yarn_beta_fast(float(scaling["beta_fast"]))
+    if scaling.get("beta_slow") is not None:
+        gw.add_rope_scaling_yarn_beta_slow(float(scaling["beta_slow"]))
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:

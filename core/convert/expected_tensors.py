@@ -24,6 +24,13 @@ _LAYOUT = {
     "olmo2": dict(norms=_POST_NORMS, qk_norm="full"),
     "olmoe": dict(qk_norm="full"),
     "arcee": dict(gated=False),
+    "starcoder2": dict(norm_bias=True, bias="qkv", out_bias=True, gated=False),
+    "command-r": dict(norms=("attn_norm",), bias="qkv", tied_only=True),
+    "cohere2": dict(norms=("attn_norm",), tied_only=True),
+    "glm4": dict(norms=("attn_norm", "ffn_norm") + _POST_NORMS, bias="qkv", fused_up=True),
+    "exaone": dict(bias="qkv"),
+    "qwen2vl": dict(bias="qkv"),
+    "mistral3": dict(bias="optional"),
     "granite": dict(bias="output"), "granitemoe": dict(bias="output"),
     "llama": dict(bias="optional"),
 }
@@ -53,10 +60,19 @@ def _layer_tensors(a, n_ff: int | None) -> tuple[dict, dict]:
         optional.update({**biases, **out_biases})
     elif lay.get("bias") == "output":
         optional.update(out_biases)
+    elif lay.get("bias") == "qkv":
+        optional.update(biases)
+    if lay.get("out_bias"):   # StarCoder2: every output projection has its bias
+        required.update({"attn_output.bias": (E,), "ffn_up.bias": (F,), "ffn_down.bias": (E,)})
+    if lay.get("norm_bias"):
+        required.update({f"{n}.bias": (E,) for n in lay.get("norms", ("attn_norm", "ffn_norm"))})
     if lay.get("qk_norm") == "head":
         required.update({"attn_q_norm.weight": (D,), "attn_k_norm.weight": (D,)})
     elif lay.get("qk_norm") == "full":
         required.update({"attn_q_norm.weight": (q,), "attn_k_norm.weight": (kv,)})
+    if arch == "command-r" and a.cfg.get("use_qk_norm") and a.n_layer >= 64:
+        # Command R+ (08-2024): per-head norms, which llama.cpp reads for 64 layers and more
+        required.update({"attn_q_norm.weight": (a.n_head, D), "attn_k_norm.weight": (a.n_head_kv, D)})
     if a.n_expert:
         X, Fe = a.n_expert, int(a.cfg.get("moe_intermediate_size") or F or 0) or None
         required.update({"ffn_gate_inp.weight": (X, E), "ffn_gate_exps.weight": (X, Fe, E),
@@ -66,8 +82,9 @@ def _layer_tensors(a, n_ff: int | None) -> tuple[dict, dict]:
             required.update({"ffn_gate_inp_shexp.weight": (E,), "ffn_gate_shexp.weight": (Fs, E),
                              "ffn_up_shexp.weight": (Fs, E), "ffn_down_shexp.weight": (E, Fs)})
         return required, optional
-    required.update({"ffn_up.weight": (F, E), "ffn_down.weight": (E, F)})
-    if lay.get("gated", True):
+    up = None if F is None else (2 * F if lay.get("fused_up") else F)   # GLM-4: gate|up fused
+    required.update({"ffn_up.weight": (up, E), "ffn_down.weight": (E, F)})
+    if lay.get("gated", True) and not lay.get("fused_up"):
         required["ffn_gate.weight"] = (F, E)
     return required, optional
 
@@ -78,7 +95,31 @@ def expected_tensors(adapter, n_vocab: int | None) -> tuple[dict, dict]:
     n_ff = adapter.cfg.get("intermediate_size") or adapter.cfg.get("n_inner") or adapter.cfg.get("hidden_dim")
     required = {"token_embd.weight": (n_vocab, E), "output_norm.weight": (E,)}
     optional = {"output.weight": (n_vocab, E)}   # absent: llama.cpp reuses token_embd (tied)
-    layer_req, layer_opt = _layer_tensors(adapter, int(n_ff) if n_ff else None)
+    lay = _LAYOUT.get(adapter.gguf_arch, {})
+    if lay.get("tied_only"):
+        optional = {}                            # Command-R: llama.cpp never reads an output
+    if lay.get("norm_bias"):
+        required["output_norm.bias"] = (E,)
+    if adapter.gguf_arch in ("deepseek2", "llama4", "glm4moe"):   # dense and MoE layers mixed
+        from .deepseek import deepseek2_layer_tensors
+        from .glm4_moe import glm4moe_layer_tensors
+        from .llama4 import llama4_layer_tensors
+        per_layer = {"deepseek2": deepseek2_layer_tensors, "llama4": llama4_layer_tensors,
+                     "glm4moe": glm4moe_layer_tensors}[adapter.gguf_arch]
+        for i in range(adapter.n_layer):
+            layer = per_layer(adapter, i)
+            required.update({f"blk.{i}.{k}": v for k, v in layer.items()})
+            if adapter.gguf_arch == "glm4moe":   # GLM-4.5 (355B) has per-head q/k norms, Air not
+                optional.update({f"blk.{i}.attn_q_norm.weight": (adapter.head_dim,),
+                                 f"blk.{i}.attn_k_norm.weight": (adapter.head_dim,)})
+            if "ffn_gate_inp.weight" in layer and adapter.gguf_arch == "deepseek2":
+                optional[f"blk.{i}.exp_probs_b.bias"] = (adapter.n_expert,)
+        return required, optional
+    if adapter.gguf_arch == "gpt-oss":
+        from .gpt_oss import gpt_oss_layer_tensors
+        layer_req, layer_opt = gpt_oss_layer_tensors(adapter)
+    else:
+        layer_req, layer_opt = _layer_tensors(adapter, int(n_ff) if n_ff else None)
     for i in range(adapter.n_layer):
         required.update({f"blk.{i}.{k}": v for k, v in layer_req.items()})
         optional.update({f"blk.{i}.{k}": v for k, v in layer_opt.items()})

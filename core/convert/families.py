@@ -107,3 +107,22 @@ class Ernie45(Adapter):
 
     def gguf_name(self, hf_name: str) -> str:
         return super().gguf_name(hf_name.replace("ernie.", "model.", 1))
+
+
+class Qwen2VL(Qwen2):
+    """The language model of Qwen2-VL / Qwen2.5-VL: Qwen2 with multimodal rope (M-RoPE), whose
+    sections llama.cpp needs; text tokens use one position in every section. The vision tower
+    is left out (llama.cpp's mmproj is a separate file)."""
+    gguf_arch = "qwen2vl"
+
+    def add_arch_hparams(self, gw: Any) -> None:
+        rope = self.cfg.get("rope_scaling") or self.cfg.get("rope_parameters") or {}
+        sections = list(rope.get("mrope_section") or [])
+        if sections:
+            gw.add_rope_dimension_sections((sections + [0, 0, 0, 0])[:4])
+
+    def skip(self, hf_name: str) -> bool:
+        return super().skip(hf_name) or hf_name.startswith(("visual.", "model.visual."))
+
+    def gguf_name(self, hf_name: str) -> str:
+        return super().gguf_name(hf_name.replace("model.language_model.", "model.", 1))

@@ -4,6 +4,11 @@ from __future__ import annotations
 from quantdesk.core.text import shown
 
 from . import families as f
+from . import families_dense as d
+from .deepseek import DeepseekV2
+from .glm4_moe import Glm4Moe
+from .gpt_oss import GptOss
+from .llama4 import Llama4
 from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
 from .errors import ConvertError
 
@@ -13,6 +18,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "MixtralForCausalLM": f.Mixtral,
     "Qwen2ForCausalLM": Qwen2,
     "Qwen2MoeForCausalLM": f.Qwen2Moe,
+    "Qwen2VLForConditionalGeneration": f.Qwen2VL,
+    "Qwen2_5_VLForConditionalGeneration": f.Qwen2VL,
     "Qwen3ForCausalLM": Qwen3,
     "Qwen3MoeForCausalLM": f.Qwen3Moe,
     "GemmaForCausalLM": f.Gemma,
@@ -29,6 +36,18 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "OlmoeForCausalLM": f.Olmoe,
     "Ernie4_5ForCausalLM": f.Ernie45,
     "Ernie4_5_ForCausalLM": f.Ernie45,
+    "Starcoder2ForCausalLM": d.StarCoder2,
+    "CohereForCausalLM": d.CommandR,
+    "Cohere2ForCausalLM": d.Cohere2,
+    "Glm4ForCausalLM": d.Glm4,
+    "Glm4MoeForCausalLM": Glm4Moe,
+    "ExaoneForCausalLM": d.Exaone,
+    "Mistral3ForConditionalGeneration": d.Mistral3Text,
+    "DeepseekV2ForCausalLM": DeepseekV2,
+    "DeepseekV3ForCausalLM": DeepseekV2,
+    "GptOssForCausalLM": GptOss,
+    "Llama4ForConditionalGeneration": Llama4,
+    "Llama4ForCausalLM": Llama4,
 }
 
 

@@ -266,6 +266,24 @@ class SafetensorsCheckpoint:
                                "(the file changed while it was read)")
         return buf
 
+    def read_raw(self, name: str, first: int = 0, count: int | None = None) -> np.ndarray:
+        """The stored bytes of a tensor of any dtype (gpt-oss's packed MXFP4 blocks and scales):
+        items first:first+count of its first axis (all by default), shaped as the tensor for
+        one-byte dtypes, else flat."""
+        ref = self.refs[name]
+        outer = ref.shape[0] if ref.shape else 1
+        count = outer - first if count is None else count
+        step = ref.nbytes // outer if outer else 0
+        buf = np.empty(step * count, dtype=np.uint8)
+        try:
+            got = self._file(ref.path).read_into(buf, ref.start + first * step)
+        except OSError as exc:
+            raise ConvertError(f"cannot read {ref.path.name}: {exc.strerror or exc}") from None
+        if got < buf.nbytes:
+            raise ConvertError(f"{ref.path.name} is truncated: tensor {shown(name)} is cut short "
+                               "(the file changed while it was read)")
+        return buf.reshape((count, *ref.shape[1:])) if ref.itemsize == 1 else buf
+
     def close(self) -> None:
         with self._open_lock:
             for shard in self._files.values():

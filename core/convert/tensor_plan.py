@@ -4,7 +4,8 @@ Three shapes of mapping, all streaming (nothing is read until the writer asks fo
   * one HF tensor → one GGUF tensor (with the adapter's transform: q/k permutation, +1 norms);
   * one HF tensor per expert (`...experts.{e}.w1.weight`) → one stacked 3-D GGUF tensor
     (`blk.N.ffn_gate_exps.weight`, numpy shape (n_expert, rows, cols)), as llama.cpp expects;
-  * one fused HF tensor → several GGUF tensors (an adapter's `split`: Granite MoE's gate|up).
+  * one fused HF tensor → several GGUF tensors (an adapter's `split`: Granite MoE's gate|up;
+    or its `derive`, loaded whole: DeepSeek's kv_b_proj → per-head k_b (transposed) and v_b).
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ _FLOAT = ("F32", "F16", "BF16")
 
 
 def plan_tensors(ckpt: SafetensorsCheckpoint, adapter) -> list[SourceTensor]:
-    tensors: list[SourceTensor] = []
+    tensors, consumed = adapter.packed_tensors(ckpt)
     experts: dict[tuple[str, str], dict[int, str]] = {}
     for hf_name in ckpt.names():
-        if adapter.skip(hf_name):
+        if adapter.skip(hf_name) or hf_name in consumed:
             continue
         ref = ckpt.refs[hf_name]
         if ref.dtype not in _FLOAT:
@@ -36,6 +37,13 @@ def plan_tensors(ckpt: SafetensorsCheckpoint, adapter) -> list[SourceTensor]:
         m = _EXPERT.match(hf_name)
         if m:
             experts.setdefault((m["prefix"], m["w"]), {})[int(m["e"])] = hf_name
+            continue
+        derived = adapter.derive(hf_name, ref.shape)
+        if derived:
+            tensors += [SourceTensor(name=gguf_name, shape=shape, dtype="F32",
+                                     nbytes=ref.nbytes * int(np.prod(shape)) // int(np.prod(ref.shape)),
+                                     load=lambda n=hf_name, fn=fn: fn(ckpt.load(n)))
+                        for gguf_name, shape, fn in derived]
             continue
         parts = adapter.split(hf_name, ref.shape)
         if parts:
@@ -106,3 +114,32 @@ def _part(ckpt: SafetensorsCheckpoint, hf_name: str, gguf_name: str, lo: int, hi
     load: Callable[[], np.ndarray] = lambda: load_rows(0, n_outer * part).reshape(shape)
     return SourceTensor(name=gguf_name, shape=shape, dtype="F32", nbytes=ref.nbytes * part // rows,
                         load=load, load_rows=load_rows)
+
+
+def transposed_experts(ckpt: SafetensorsCheckpoint, hf_name: str, gguf_name: str,
+                       cols: slice = slice(None)) -> SourceTensor:
+    """A fused expert tensor stored input x output, (n_expert, n_in, n_out), as llama.cpp's
+    (n_expert, rows, n_in) where rows are the output columns `cols` (Llama 4's gate = first half,
+    gpt-oss's gate = even columns). One expert is read and transposed at a time while streaming."""
+    n_exp, n_in, n_out = ckpt.refs[hf_name].shape
+    rows = len(range(n_out)[cols])
+    cache: dict[int, np.ndarray] = {}
+
+    def expert(e: int) -> np.ndarray:   # (rows, n_in)
+        if e not in cache:
+            cache.clear()
+            stored = ckpt.read_rows(hf_name, e * n_in, (e + 1) * n_in, row_items=n_out)
+            cache[e] = np.ascontiguousarray(stored[:, cols].T)
+        return cache[e]
+
+    def load_rows(r0: int, r1: int) -> np.ndarray:
+        parts = []
+        for e in range(r0 // rows, (r1 - 1) // rows + 1):
+            a, b = max(r0, e * rows) - e * rows, min(r1, (e + 1) * rows) - e * rows
+            parts.append(expert(e)[a:b])
+        return np.concatenate(parts)
+
+    shape = (n_exp, rows, n_in)
+    return SourceTensor(name=gguf_name, shape=shape, dtype="F32",
+                        nbytes=ckpt.refs[hf_name].nbytes * rows // n_out,
+                        load=lambda: load_rows(0, n_exp * rows).reshape(shape), load_rows=load_rows)

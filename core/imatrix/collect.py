@@ -5,10 +5,13 @@ llama.cpp computes for the model — every architecture it runs, its RoPE/norm/a
 and the exact input of each matrix multiplication — so the result is what `llama-imatrix` itself
 collects, with no second implementation of each architecture to keep right.
 
-Like llama-imatrix: only GGML_OP_MUL_MAT nodes whose weight is a `blk.*` tensor (and
-`output.weight` on request), with float32 inputs of at least 16 rows; per tensor the sum over
-tokens of x_j^2 for each input column j, and the number of tokens. Runs inside the evaluation
-child process (it reads ggml tensors through ctypes).
+Like llama-imatrix: GGML_OP_MUL_MAT nodes whose weight is a `blk.*` tensor (and `output.weight`
+on request), with float32 inputs of at least 16 rows; per tensor the sum over tokens of x_j^2 for
+each input column j, and the number of tokens. Mixture-of-experts layers multiply their stacked
+3-D expert tensors (`ffn_*_exps`) with GGML_OP_MUL_MAT_ID: each token's input goes to the experts
+its router picked (the ids, src[2]), so each expert has its own row of sums and its own count of
+tokens, as llama-imatrix stores them. Runs inside the evaluation child process (it reads ggml
+tensors through ctypes).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ GGML_MAX_DIMS = 4
 GGML_MAX_SRC = 10
 GGML_MAX_NAME = 64
 GGML_TYPE_F32 = 0
+GGML_TYPE_I32 = 26
 
 
 class GGMLTensor(ctypes.Structure):
@@ -71,7 +75,7 @@ class Collector:
         self.process_output = process_output
         self.min_rows = min_rows
         self.sums: dict[str, np.ndarray] = {}      # float64 accumulators, one row per matrix
-        self.counts: dict[str, int] = {}
+        self.counts: dict[str, np.ndarray] = {}    # tokens seen, one per matrix (expert)
         self._ops: dict[int, str] = {}
         self._checked = False
         self._error: BaseException | None = None
@@ -106,10 +110,14 @@ class Collector:
             raise RuntimeError(f"importance-matrix collection failed: {self._error}")
 
     def _wanted(self, t: GGMLTensor) -> tuple[str, GGMLTensor] | None:
-        if self._op(t.op) != "MUL_MAT" or not t.src[0] or not t.src[1]:
+        op = self._op(t.op)
+        if op not in ("MUL_MAT", "MUL_MAT_ID") or not t.src[0] or not t.src[1]:
             return None
         src0, src1 = self._tensor(t.src[0]), self._tensor(t.src[1])
-        if src1.ne[1] < self.min_rows or src1.type != GGML_TYPE_F32:
+        if op == "MUL_MAT_ID":   # llama-imatrix takes every routed product, however few tokens
+            if not t.src[2] or src1.type != GGML_TYPE_F32:
+                return None
+        elif src1.ne[1] < self.min_rows or src1.type != GGML_TYPE_F32:
             return None
         name = weight_name(src0.name.decode("utf-8", "replace"))
         if not (name.startswith("blk.") or (self.process_output and name == "output.weight")):
@@ -127,13 +135,10 @@ class Collector:
         src1 = self._tensor(t.src[1])
         x = self._read(src1)                                   # (ne3, ne2, ne1, ne0)
         n_mat = int(src0.ne[2] * src0.ne[3])
-        cols = int(src1.ne[0])
-        acc = self.sums.get(name)
-        if acc is None:
-            acc = self.sums[name] = np.zeros((n_mat, cols), dtype=np.float64)
-            self.counts[name] = 0
-        elif acc.shape != (n_mat, cols):
-            raise RuntimeError(f"inconsistent input size for {name}")
+        acc = self._accumulator(name, n_mat, int(src1.ne[0]))
+        if self._op(t.op) == "MUL_MAT_ID":
+            self._add_routed(name, acc, x, self._tensor(t.src[2]))
+            return True
         sq = np.square(x, dtype=np.float64)
         # Activations of a 3-D/4-D weight go to the matrix they multiply (broadcast as ggml does).
         for i3 in range(x.shape[0]):
@@ -143,7 +148,32 @@ class Collector:
         self.counts[name] += int(np.prod(x.shape[:3])) // n_mat
         return True
 
-    def _read(self, t: GGMLTensor) -> np.ndarray:
+    def _accumulator(self, name: str, n_mat: int, cols: int) -> np.ndarray:
+        acc = self.sums.get(name)
+        if acc is None:
+            acc = self.sums[name] = np.zeros((n_mat, cols), dtype=np.float64)
+            self.counts[name] = np.zeros(n_mat, dtype=np.int64)
+        elif acc.shape != (n_mat, cols):
+            raise RuntimeError(f"inconsistent input size for {name}")
+        return acc
+
+    def _add_routed(self, name: str, acc: np.ndarray, x: np.ndarray, ids_t: GGMLTensor) -> None:
+        """MUL_MAT_ID: x is (1, n_tokens, n_used or 1, cols); ids (n_tokens, n_used) name the
+        expert each (token, slot) went to. Each input row is added to that expert's sums."""
+        if ids_t.type != GGML_TYPE_I32:
+            raise RuntimeError(f"routing ids of {name} are not int32")
+        ids = self._read(ids_t, np.int32)[0, 0]                # (n_tokens, n_used)
+        if x.shape[0] != 1 or ids.shape[0] != x.shape[1]:
+            raise RuntimeError(f"unexpected routed input shape for {name}")
+        n_as = acc.shape[0]
+        if ids.size and (ids.min() < 0 or ids.max() >= n_as):
+            raise RuntimeError(f"routing id out of range for {name}")
+        slot = np.arange(ids.shape[1]) % x.shape[2]             # src1 broadcast over the slots
+        rows = np.square(x[0][:, slot, :], dtype=np.float64)    # (n_tokens, n_used, cols)
+        np.add.at(acc, ids.reshape(-1), rows.reshape(-1, acc.shape[1]))
+        self.counts[name] += np.bincount(ids.reshape(-1), minlength=n_as)
+
+    def _read(self, t: GGMLTensor, dtype=np.float32) -> np.ndarray:
         ne = [int(v) for v in t.ne]
         nb = [int(v) for v in t.nb]
         if nb[0] != 4:
@@ -157,12 +187,11 @@ class Collector:
             base = buf
         else:
             base = np.ctypeslib.as_array((ctypes.c_uint8 * extent).from_address(t.data))
-        return np.ndarray(shape, dtype=np.float32, buffer=base, strides=strides)
+        return np.ndarray(shape, dtype=dtype, buffer=base, strides=strides)
 
     def entries(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """name -> (in_sum2 float32 (n_mat, cols), counts float32 (n_mat,))."""
         out = {}
         for name, acc in self.sums.items():
-            counts = np.full(acc.shape[0], self.counts[name], dtype=np.float32)
-            out[name] = (acc.astype(np.float32), counts)
+            out[name] = (acc.astype(np.float32), self.counts[name].astype(np.float32))
         return out

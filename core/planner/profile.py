@@ -69,7 +69,7 @@ class ModelProfile:
     n_head: tuple[int, ...]        # per layer
     n_head_kv: tuple[int, ...]     # per layer (0: a layer without KV cache)
     head_dim_k: int
-    head_dim_v: int
+    head_dim_v: int                # 0: no V cache (llama.cpp's MLA keeps K only)
     swa_window: int                # 0: no sliding-window attention
     swa_layers: tuple[bool, ...]   # per layer: True when the layer uses the sliding window
     tensors: tuple[tuple[str, tuple[int, ...], int], ...]   # (name, ggml shape ne0 first, ggml type)
@@ -199,6 +199,9 @@ def profile_from_header(metadata: dict, tensors, name: str | None = None,
         vocab = next((s[1] for n, s, _ in rows if n == "token_embd.weight" and len(s) == 2), 0)
     window = count("attention.sliding_window")
     given_name = metadata.get("general.name")
+    head_dim_v = count("attention.value_length", head_dim) or head_dim
+    if count("attention.key_length_mla") and count("attention.value_length_mla"):
+        head_dim_v = 0   # MLA (DeepSeek): llama.cpp caches the latent as K only, no V cache
     return ModelProfile(
         name=name or (given_name if isinstance(given_name, str) else "model"), architecture=arch,
         file_type=file_type_name(metadata, rows), n_layer=n_layer, n_embd=n_embd,
@@ -206,7 +209,7 @@ def profile_from_header(metadata: dict, tensors, name: str | None = None,
         n_ff=count("feed_forward_length"),
         n_head=n_head, n_head_kv=n_head_kv,
         head_dim_k=count("attention.key_length", head_dim) or head_dim,
-        head_dim_v=count("attention.value_length", head_dim) or head_dim,
+        head_dim_v=head_dim_v,
         swa_window=window, swa_layers=_swa_layers(arch, metadata, n_layer, window), tensors=rows,
         n_merges=_array_len(metadata.get("tokenizer.ggml.merges")),
         n_expert=count("expert_count"))

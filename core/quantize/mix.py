@@ -264,7 +264,8 @@ def tensor_types(tensors: list[tuple[str, tuple[int, ...], str]], ftype: str,
         dims = list(shape)
         while len(dims) > 1 and dims[0] == 1:
             dims.pop(0)
-        if not _allows_quantization(name, len(dims)):
+        if not _allows_quantization(name, len(dims)) or (current == "MXFP4" and len(dims) >= 3):
+            # (gpt-oss's experts arrive in MXFP4: carried as they are, never rounded twice)
             out[name] = current
             continue
         if not quantized_default:

@@ -191,7 +191,8 @@ def _write_data(f, ordered, types, *, backend, threads, imat, progress, cancel, 
                 r1 = min(n_rows, r0 + step)
                 rows = (t.load_rows(r0, r1) if t.load_rows is not None
                         else np.ascontiguousarray(t.load(), dtype=np.float32).reshape(n_rows, ncols))
-                write_bytes(f, _convert(rows, q, t.name, backend, threads, im))
+                for a, b, im_part in _imatrix_parts(im, t.shape, r0, r1):
+                    write_bytes(f, _convert(rows[a - r0:b - r0], q, t.name, backend, threads, im_part))
                 done += t.nbytes * (r1 - r0) // n_rows
                 if progress is not None and r1 < n_rows:
                     progress(Progress(done, total, t.name, index, len(ordered),
@@ -199,6 +200,21 @@ def _write_data(f, ordered, types, *, backend, threads, imat, progress, cancel, 
         _pad(f)
         if progress is not None:
             progress(Progress(done, total, t.name, index, len(ordered), time.monotonic() - start))
+
+
+def _imatrix_parts(im, shape, r0: int, r1: int):
+    """Rows r0:r1 of a tensor seen as 2-D, cut where its imatrix changes: a 3-D expert tensor
+    (n_expert, rows, cols) has one imatrix row per expert (llama-imatrix's per-expert sums), and
+    llama.cpp quantizes each expert with its own (llama-quant.cpp: imatrix + i03 * n_per_row)."""
+    cols = shape[-1]
+    n_mat = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+    if im is None or n_mat == 1 or im.shape != (n_mat * cols,):
+        yield r0, r1, im
+        return
+    rows = shape[-2]
+    for e in range(r0 // rows, (r1 - 1) // rows + 1):
+        a, b = max(r0, e * rows), min(r1, (e + 1) * rows)
+        yield a, b, im[e * cols:(e + 1) * cols]
 
 
 def _convert(rows: np.ndarray, q: str, name: str, backend, threads, im) -> np.ndarray:

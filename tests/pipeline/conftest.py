@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .tiny_llama import build_tiny_llama
@@ -37,12 +38,23 @@ def tiny_f32(tmp_path_factory):
     return out
 
 
-def llama_cpp_quantize(src: Path, dst: Path, ftype: int, threads: int = 2) -> Path:
-    """llama.cpp's llama_model_quantize, the reference route."""
+def llama_cpp_quantize(src: Path, dst: Path, ftype: int, threads: int = 2, imatrix: dict | None = None) -> Path:
+    """llama.cpp's llama_model_quantize, the reference route (imatrix: {tensor: float32 means},
+    handed over as its C array)."""
     import llama_cpp
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = threads
+    keep = []
+    if imatrix:
+        entries = (llama_cpp.llama_model_imatrix_data * (len(imatrix) + 1))()
+        for i, (name, values) in enumerate(imatrix.items()):
+            keep.append(np.ascontiguousarray(values, dtype=np.float32))
+            entries[i].name = name.encode()
+            entries[i].data = keep[-1].ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            entries[i].size = keep[-1].size
+        entries[len(imatrix)].name = None            # the array's terminator
+        params.imatrix = entries
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     assert rc == 0, f"llama_model_quantize failed for {src}"
     return dst

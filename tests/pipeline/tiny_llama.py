@@ -26,11 +26,14 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str) ->
     """The documented layout: u64 header length, JSON header, raw little-endian data."""
     header, blobs, offset = {}, [], 0
     for name, arr in tensors.items():
-        if dtype == "BF16":
+        kind = "U8" if arr.dtype == np.uint8 else dtype   # packed blocks (gpt-oss MXFP4) as stored
+        if kind == "U8":
+            data = arr.tobytes()
+        elif dtype == "BF16":
             data = to_bf16_bits(arr).tobytes()
         else:
             data = arr.astype({"F32": np.float32, "F16": np.float16}[dtype]).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape),
+        header[name] = {"dtype": kind, "shape": list(arr.shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
@@ -40,6 +43,24 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str) ->
         f.write(struct.pack("<Q", len(raw)) + raw)
         for b in blobs:
             f.write(b)
+
+
+class RandomWeights:
+    """Seeded tiny weights: matrices around 0 (`mat`), norm gains around 1 (`vec`)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def mat(self, *shape, scale=0.05) -> np.ndarray:
+        return (self.rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def vec(self, n: int) -> np.ndarray:
+        return (1 + 0.1 * self.rng.standard_normal(n)).astype(np.float32)
+
+    def lm(self, vocab: int, n_embd: int, prefix: str = "model.", head: str = "lm_head.weight") -> dict:
+        """Embeddings, final norm and an untied output head."""
+        return {prefix + "embed_tokens.weight": self.mat(vocab, n_embd, scale=0.5),
+                prefix + "norm.weight": self.vec(n_embd), head: self.mat(vocab, n_embd, scale=0.2)}
 
 
 def stored_values(arr: np.ndarray, dtype: str) -> np.ndarray:
