@@ -26,6 +26,7 @@ KERNEL_FAMILIES: dict[str, tuple[str, ...]] = {
     "iq4": ("IQ4_NL", "IQ4_XS"),                             # 32 / 256, non-linear codebook
     "ternary": ("TQ1_0", "TQ2_0"),                           # 256, trits, absmax scale
     "mxfp4": ("MXFP4",),                                     # 32, e2m1 values, e8m0 scale
+    "iq1": ("IQ1_S", "IQ1_M"),                               # 256, ternary groups on a grid
 }
 
 # Written by kernels.quantize without a kernel (a float conversion).

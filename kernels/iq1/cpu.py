@@ -1,0 +1,272 @@
+"""numba CPU kernels for IQ1_S and IQ1_M.
+
+Each batch holds LANES blocks (IQ1_S: 8 super-blocks of 8 blocks of 32; IQ1_M: 4 of 16 blocks
+of 16). Per block, scalar (block_ops, shared with CUDA): weights, stable sort, prefix sums.
+Then the exhaustive split search, ggml's hot loop (IQ1_S: 561 splits x 2 signs, IQ1_M: 153
+splits x 4 sign pairs), runs for all LANES blocks at once: every block walks the same splits,
+so the lane loop is branch-free selects that LLVM turns into SIMD. Then per block, scalar
+again: levels, grid and neighbours (block_ops.best_neighbour scores a candidate with 8 table
+loads), packing. prange hands each thread a run of batches; the bytes never depend on the
+thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..registry import register
+from ..shared.cpu_common import flat, nonfinite, raise_on_nonfinite, set_threads, weights_or_dummy
+from ..shared.ops import F
+from ..types import get_format
+from . import block_ops as bo
+from .grid import iq1_tables
+from .reference import IMATRIX_REQUIRED
+
+LANES = 64
+_JIT = dict(cache=True, error_model="numpy", boundscheck=False)
+P0, P1, P2 = (F(v) for v in bo.X_P)
+M0, M1, M2 = (F(v) for v in bo.X_M)
+NEG_MAX = -bo.FLT_MAX
+
+
+@njit(**_JIT)
+def search_s_lanes(SX, SW, nl, scale, b1, b2, sh, best):
+    """block_ops.search_s for nl blocks at once; SX, SW: (33, LANES) prefix sums."""
+    for l in range(nl):
+        best[l] = NEG_MAX
+        scale[l] = F(0)
+        b1[l] = -1
+        b2[l] = -1
+        sh[l] = 0
+    for i1 in range(33):
+        v1 = np.int32(i1)
+        for i2 in range(i1, 33):
+            v2 = np.int32(i2)
+            for l in range(nl):
+                a = SX[i1, l] - SX[0, l]
+                b = SX[i2, l] - SX[i1, l]
+                t = SX[32, l] - SX[i2, l]
+                wa = SW[i1, l] - SW[0, l]
+                wb = SW[i2, l] - SW[i1, l]
+                wt = SW[32, l] - SW[i2, l]
+                sumqx = a * P0 + b * P1 + t * P2
+                sumq2 = wa * P0 * P0 + wb * P1 * P1 + wt * P2 * P2
+                ok = (sumq2 > 0) & (sumqx * sumqx > best[l] * sumq2)
+                s = sumqx / sumq2
+                scale[l] = s if ok else scale[l]
+                best[l] = s * sumqx if ok else best[l]
+                b1[l] = v1 if ok else b1[l]
+                b2[l] = v2 if ok else b2[l]
+                sh[l] = np.int32(1) if ok else sh[l]
+                sumqx = a * M0 + b * M1 + t * M2
+                sumq2 = wa * M0 * M0 + wb * M1 * M1 + wt * M2 * M2
+                ok = (sumq2 > 0) & (sumqx * sumqx > best[l] * sumq2)
+                s = sumqx / sumq2
+                scale[l] = s if ok else scale[l]
+                best[l] = s * sumqx if ok else best[l]
+                b1[l] = v1 if ok else b1[l]
+                b2[l] = v2 if ok else b2[l]
+                sh[l] = np.int32(-1) if ok else sh[l]
+
+
+@njit(**_JIT)
+def search_m_lanes(PX, PW, nl, scale, b1, b2, bk, best):
+    """block_ops.search_m for nl blocks at once; PX, PW: (34, LANES) half prefix sums
+    (row 17*h + j)."""
+    for l in range(nl):
+        best[l] = NEG_MAX
+        scale[l] = F(0)
+        b1[l] = -1
+        b2[l] = -1
+        bk[l] = -1
+    for i1 in range(17):
+        v1 = np.int32(i1)
+        for i2 in range(i1, 17):
+            v2 = np.int32(i2)
+            for l in range(nl):
+                sx0 = PX[i1, l] + PX[i2, l]
+                sx1 = PX[17 + i1, l] + PX[17 + i2, l]
+                tx0 = PX[16, l]
+                tx1 = PX[33, l]
+                tw0 = PW[16, l]
+                tw1 = PW[33, l]
+                qxp0 = tx0 * P2 - sx0
+                qxm0 = tx0 * M2 - sx0
+                q2p0 = (tw0 * P2 * P2 + PW[i1, l] * F(0.75)) + PW[i2, l] * F(-1.25)
+                q2m0 = (tw0 * M2 * M2 + PW[i1, l] * F(1.25)) + PW[i2, l] * F(-0.75)
+                qxp1 = tx1 * P2 - sx1
+                qxm1 = tx1 * M2 - sx1
+                q2p1 = (tw1 * P2 * P2 + PW[17 + i1, l] * F(0.75)) + PW[17 + i2, l] * F(-1.25)
+                q2m1 = (tw1 * M2 * M2 + PW[17 + i1, l] * F(1.25)) + PW[17 + i2, l] * F(-0.75)
+                for k in range(4):
+                    sumqx = (qxp0 if k < 2 else qxm0) + (qxp1 if k % 2 == 0 else qxm1)
+                    sumq2 = (q2p0 if k < 2 else q2m0) + (q2p1 if k % 2 == 0 else q2m1)
+                    ok = (sumq2 > 0) & (sumqx * sumqx > best[l] * sumq2)
+                    s = sumqx / sumq2
+                    scale[l] = s if ok else scale[l]
+                    best[l] = s * sumqx if ok else best[l]
+                    b1[l] = v1 if ok else b1[l]
+                    b2[l] = v2 if ok else b2[l]
+                    bk[l] = np.int32(k) if ok else bk[l]
+
+
+@njit(**_JIT)
+def _block_bad(x, o, n):
+    bad = False
+    for i in range(n):
+        bad |= nonfinite(x[o + i])
+    return bad
+
+
+@njit(parallel=True, **_JIT)
+def _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, nbr):
+    n_sb = x.size // 256
+    per = LANES // 8
+    for t in prange((n_sb + per - 1) // per):
+        W = np.zeros((LANES, 32), np.float32)
+        IDX = np.zeros((LANES, 32), np.int32)
+        SX = np.zeros((33, LANES), np.float32)
+        SW = np.zeros((33, LANES), np.float32)
+        sx = np.empty(33, np.float32)
+        sw = np.empty(33, np.float32)
+        live = np.zeros(LANES, np.bool_)
+        scale = np.empty(LANES, np.float32)
+        best = np.empty(LANES, np.float32)
+        b1 = np.empty(LANES, np.int32)
+        b2 = np.empty(LANES, np.int32)
+        sh = np.empty(LANES, np.int32)
+        L = np.empty(32, np.int32)
+        index = np.empty(4, np.int32)
+        e = np.empty(24, np.float32)
+        ires = np.empty(2, np.int32)
+        scales = np.empty(8, np.float32)
+        shifts = np.empty(8, np.int32)
+        sb0 = t * per
+        nsb = min(per, n_sb - sb0)
+        for s in range(nsb):
+            xo = (sb0 + s) * 256
+            bad[t] |= _block_bad(x, xo, 256)
+            sigma2 = bo.sigma2_of(x, xo)
+            for ib in range(8):
+                l = 8 * s + ib
+                xb = xo + 32 * ib
+                bo.block_weights(x, xb, 32, True, qw, (xb % n_per_row), sigma2, W[l])
+                live[l] = bo.absmax(x, xb, 32) >= bo.EPS_S
+                bo.sort_order(x, xb, 32, IDX[l])
+                bo.prefix_sums(x, xb, W[l], IDX[l], 32, sx, sw)
+                for j in range(33):
+                    SX[j, l] = sx[j]
+                    SW[j, l] = sw[j]
+        search_s_lanes(SX, SW, nsb * 8, scale, b1, b2, sh, best)
+        for s in range(nsb):
+            xo = (sb0 + s) * 256
+            oo = (sb0 + s) * bo.S_SIZE
+            for j in range(bo.S_SIZE):
+                out[oo + j] = 0
+            for ib in range(8):
+                l = 8 * s + ib
+                scales[ib] = F(0)
+                shifts[ib] = 1
+                if not live[l] or b1[l] < 0 or b2[l] < 0 or sh[l] == 0:
+                    continue
+                scales[ib] = bo.finish_s(lev, kmap, nbr, x, xo + 32 * ib, W[l], IDX[l], b1[l],
+                                         b2[l], scale[l], sh[l], out, oo, ib, L, index, e, ires)
+                shifts[ib] = ires[0]
+                fail[t] |= ires[1] != 0
+            bo.pack_s(out, oo, scales, shifts)
+
+
+@njit(parallel=True, **_JIT)
+def _quantize_m(x, n_per_row, qw, use_w, out, bad, fail, lev, kmap, nbr):
+    n_sb = x.size // 256
+    per = LANES // 16
+    for t in prange((n_sb + per - 1) // per):
+        W = np.zeros((LANES, 16), np.float32)
+        IDX = np.zeros((LANES, 16), np.int32)
+        PX = np.zeros((34, LANES), np.float32)
+        PW = np.zeros((34, LANES), np.float32)
+        px = np.empty(34, np.float32)
+        pw = np.empty(34, np.float32)
+        live = np.zeros(LANES, np.bool_)
+        scale = np.empty(LANES, np.float32)
+        best = np.empty(LANES, np.float32)
+        b1 = np.empty(LANES, np.int32)
+        b2 = np.empty(LANES, np.int32)
+        bk = np.empty(LANES, np.int32)
+        L = np.empty(16, np.int32)
+        index = np.empty(2, np.int32)
+        e = np.empty(24, np.float32)
+        ires = np.empty(2, np.int32)
+        scales = np.empty(16, np.float32)
+        shifts = np.empty(16, np.int32)
+        wsc = np.empty(16, np.float32)
+        sb0 = t * per
+        nsb = min(per, n_sb - sb0)
+        for s in range(nsb):
+            xo = (sb0 + s) * 256
+            bad[t] |= _block_bad(x, xo, 256)
+            sigma2 = bo.sigma2_of(x, xo) if use_w else F(0)
+            for ib in range(16):
+                l = 16 * s + ib
+                xb = xo + 16 * ib
+                bo.block_weights(x, xb, 16, use_w, qw, (xb % n_per_row), sigma2, W[l])
+                live[l] = bo.absmax(x, xb, 16) >= bo.EPS_M
+                bo.sort_order(x, xb, 16, IDX[l])
+                bo.half_prefix_sums(x, xb, W[l], IDX[l], px, pw)
+                for j in range(34):
+                    PX[j, l] = px[j]
+                    PW[j, l] = pw[j]
+        search_m_lanes(PX, PW, nsb * 16, scale, b1, b2, bk, best)
+        for s in range(nsb):
+            xo = (sb0 + s) * 256
+            oo = (sb0 + s) * bo.M_SIZE
+            for j in range(bo.M_SIZE):
+                out[oo + j] = 0
+            for ib in range(16):
+                l = 16 * s + ib
+                scales[ib] = F(0)
+                shifts[ib] = 0
+                if not live[l] or b1[l] < 0 or b2[l] < 0 or bk[l] < 0:
+                    continue
+                scales[ib] = bo.finish_m(lev, kmap, nbr, x, xo + 16 * ib, W[l], IDX[l], b1[l],
+                                         b2[l], scale[l], bk[l], out, oo, ib, L, index, e, ires)
+                shifts[ib] = ires[0]
+                fail[t] |= ires[1] != 0
+            sigma2 = bo.sigma2_of(x, xo) if use_w else F(0)
+            bo.pack_m(lev, x, xo, use_w, qw, xo % n_per_row, sigma2, out, oo, scales, shifts,
+                      wsc)
+
+
+def _run(qtype: str, rows, imatrix, threads):
+    fmt = get_format(qtype)
+    set_threads(threads)
+    lev, kmap, nbr = iq1_tables()
+    n_rows, n_per_row = rows.shape
+    x = flat(rows)
+    n_sb = x.size // 256
+    per = LANES // (8 if qtype == "IQ1_S" else 16)
+    out = np.empty(n_sb * fmt.type_size, np.uint8)
+    bad = np.zeros((n_sb + per - 1) // per, np.bool_)
+    fail = np.zeros_like(bad)
+    qw = weights_or_dummy(imatrix)
+    if qtype == "IQ1_S":
+        _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, nbr)
+    else:
+        _quantize_m(x, n_per_row, qw, imatrix is not None, out, bad, fail, lev, kmap, nbr)
+    raise_on_nonfinite(rows, bad)
+    if fail.any():
+        raise ValueError(f"{qtype}: weights too large to quantize (no grid point within float "
+                         "range; llama.cpp would read out of bounds here)")
+    return out.reshape(n_rows, -1)
+
+
+@register("IQ1_S", "cpu")
+def iq1_s_cpu(rows, imatrix=None, threads=None):
+    if imatrix is None:
+        raise ValueError(IMATRIX_REQUIRED)
+    return _run("IQ1_S", rows, imatrix, threads)
+
+
+@register("IQ1_M", "cpu")
+def iq1_m_cpu(rows, imatrix=None, threads=None):
+    return _run("IQ1_M", rows, imatrix, threads)
