@@ -32,6 +32,10 @@ KERNEL_FAMILIES: dict[str, tuple[str, ...]] = {
 # Written by kernels.quantize without a kernel (a float conversion).
 FLOAT_TYPES = ("F32", "F16", "BF16")
 
+# ggml_quantize_requires_imatrix: ggml_quantize_chunk asserts (aborts the process) without an
+# importance matrix for these; kernels.quantize refuses them in one line instead.
+IMATRIX_REQUIRED_TYPES = ("IQ2_XXS", "IQ2_XS", "IQ1_S")
+
 
 @dataclass(frozen=True)
 class TensorType:
@@ -50,6 +54,11 @@ class TensorType:
     def backends(self) -> tuple[str, ...]:
         """Our backends that quantize to this type (every one of them, or none)."""
         return BACKENDS if self.family else ()
+
+    @property
+    def needs_imatrix(self) -> bool:
+        """ggml refuses to quantize to this type without an importance matrix."""
+        return self.name in IMATRIX_REQUIRED_TYPES
 
     @property
     def is_float(self) -> bool:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .. import imatrix_required_message
 from ..registry import register
 from ..shared.cpu_common import flat, nonfinite, raise_on_nonfinite, set_threads, weights_or_dummy
 from ..shared.ops import F
 from ..types import get_format
 from . import block_ops as bo
 from .grid import iq1_tables
-from .reference import IMATRIX_REQUIRED
 
 LANES = 64
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
@@ -30,84 +30,95 @@ NEG_MAX = -bo.FLT_MAX
 
 
 @njit(**_JIT)
-def search_s_lanes(SX, SW, nl, scale, b1, b2, sh, best):
-    """block_ops.search_s for nl blocks at once; SX, SW: (33, LANES) prefix sums."""
+def search_s_lanes(SX, SW, nl, ST):
+    """block_ops.search_s for nl blocks at once; SX, SW: (33, LANES) prefix sums. ST rows:
+    scale, best score, i1, i2, shift (indices as exact floats). Each lane's state is read
+    into locals and written back once per split: with one output array and row views
+    LLVM vectorizes the lane loop (five separate output arrays defeated its alias checks)."""
+    scale, best, b1, b2, sh = ST[0], ST[1], ST[2], ST[3], ST[4]
     for l in range(nl):
         best[l] = NEG_MAX
         scale[l] = F(0)
-        b1[l] = -1
-        b2[l] = -1
-        sh[l] = 0
+        b1[l] = F(-1)
+        b2[l] = F(-1)
+        sh[l] = F(0)
+    s0, w0, sn, wn = SX[0], SW[0], SX[32], SW[32]
     for i1 in range(33):
-        v1 = np.int32(i1)
+        v1 = F(i1)
+        s1, w1 = SX[i1], SW[i1]
         for i2 in range(i1, 33):
-            v2 = np.int32(i2)
+            v2 = F(i2)
+            s2, w2 = SX[i2], SW[i2]
             for l in range(nl):
-                a = SX[i1, l] - SX[0, l]
-                b = SX[i2, l] - SX[i1, l]
-                t = SX[32, l] - SX[i2, l]
-                wa = SW[i1, l] - SW[0, l]
-                wb = SW[i2, l] - SW[i1, l]
-                wt = SW[32, l] - SW[i2, l]
+                a = s1[l] - s0[l]
+                b = s2[l] - s1[l]
+                t = sn[l] - s2[l]
+                wa = w1[l] - w0[l]
+                wb = w2[l] - w1[l]
+                wt = wn[l] - w2[l]
+                bs, sc, c1, c2, cs = best[l], scale[l], b1[l], b2[l], sh[l]
                 sumqx = a * P0 + b * P1 + t * P2
                 sumq2 = wa * P0 * P0 + wb * P1 * P1 + wt * P2 * P2
-                ok = (sumq2 > 0) & (sumqx * sumqx > best[l] * sumq2)
+                ok = (sumq2 > 0) & (sumqx * sumqx > bs * sumq2)
                 s = sumqx / sumq2
-                scale[l] = s if ok else scale[l]
-                best[l] = s * sumqx if ok else best[l]
-                b1[l] = v1 if ok else b1[l]
-                b2[l] = v2 if ok else b2[l]
-                sh[l] = np.int32(1) if ok else sh[l]
+                sc = s if ok else sc
+                bs = s * sumqx if ok else bs
+                c1 = v1 if ok else c1
+                c2 = v2 if ok else c2
+                cs = F(1) if ok else cs
                 sumqx = a * M0 + b * M1 + t * M2
                 sumq2 = wa * M0 * M0 + wb * M1 * M1 + wt * M2 * M2
-                ok = (sumq2 > 0) & (sumqx * sumqx > best[l] * sumq2)
+                ok = (sumq2 > 0) & (sumqx * sumqx > bs * sumq2)
                 s = sumqx / sumq2
-                scale[l] = s if ok else scale[l]
-                best[l] = s * sumqx if ok else best[l]
-                b1[l] = v1 if ok else b1[l]
-                b2[l] = v2 if ok else b2[l]
-                sh[l] = np.int32(-1) if ok else sh[l]
+                sc = s if ok else sc
+                bs = s * sumqx if ok else bs
+                c1 = v1 if ok else c1
+                c2 = v2 if ok else c2
+                cs = F(-1) if ok else cs
+                best[l], scale[l], b1[l], b2[l], sh[l] = bs, sc, c1, c2, cs
 
 
 @njit(**_JIT)
-def search_m_lanes(PX, PW, nl, scale, b1, b2, bk, best):
-    """block_ops.search_m for nl blocks at once; PX, PW: (34, LANES) half prefix sums
-    (row 17*h + j)."""
+def search_m_lanes(PX, PW, nl, ST):
+    """block_ops.search_m for nl blocks at once; PX, PW: (34, LANES) half prefix sums (row
+    17*h + j). ST rows: scale, best score, i1, i2, sign pair k (as in search_s_lanes)."""
+    scale, best, b1, b2, bk = ST[0], ST[1], ST[2], ST[3], ST[4]
     for l in range(nl):
         best[l] = NEG_MAX
         scale[l] = F(0)
-        b1[l] = -1
-        b2[l] = -1
-        bk[l] = -1
+        b1[l] = F(-1)
+        b2[l] = F(-1)
+        bk[l] = F(-1)
+    tx0, tx1, tw0, tw1 = PX[16], PX[33], PW[16], PW[33]
     for i1 in range(17):
-        v1 = np.int32(i1)
+        v1 = F(i1)
+        x10, x11, w10, w11 = PX[i1], PX[17 + i1], PW[i1], PW[17 + i1]
         for i2 in range(i1, 17):
-            v2 = np.int32(i2)
+            v2 = F(i2)
+            x20, x21, w20, w21 = PX[i2], PX[17 + i2], PW[i2], PW[17 + i2]
             for l in range(nl):
-                sx0 = PX[i1, l] + PX[i2, l]
-                sx1 = PX[17 + i1, l] + PX[17 + i2, l]
-                tx0 = PX[16, l]
-                tx1 = PX[33, l]
-                tw0 = PW[16, l]
-                tw1 = PW[33, l]
-                qxp0 = tx0 * P2 - sx0
-                qxm0 = tx0 * M2 - sx0
-                q2p0 = (tw0 * P2 * P2 + PW[i1, l] * F(0.75)) + PW[i2, l] * F(-1.25)
-                q2m0 = (tw0 * M2 * M2 + PW[i1, l] * F(1.25)) + PW[i2, l] * F(-0.75)
-                qxp1 = tx1 * P2 - sx1
-                qxm1 = tx1 * M2 - sx1
-                q2p1 = (tw1 * P2 * P2 + PW[17 + i1, l] * F(0.75)) + PW[17 + i2, l] * F(-1.25)
-                q2m1 = (tw1 * M2 * M2 + PW[17 + i1, l] * F(1.25)) + PW[17 + i2, l] * F(-0.75)
+                sx0 = x10[l] + x20[l]
+                sx1 = x11[l] + x21[l]
+                qxp0 = tx0[l] * P2 - sx0
+                qxm0 = tx0[l] * M2 - sx0
+                q2p0 = (tw0[l] * P2 * P2 + w10[l] * F(0.75)) + w20[l] * F(-1.25)
+                q2m0 = (tw0[l] * M2 * M2 + w10[l] * F(1.25)) + w20[l] * F(-0.75)
+                qxp1 = tx1[l] * P2 - sx1
+                qxm1 = tx1[l] * M2 - sx1
+                q2p1 = (tw1[l] * P2 * P2 + w11[l] * F(0.75)) + w21[l] * F(-1.25)
+                q2m1 = (tw1[l] * M2 * M2 + w11[l] * F(1.25)) + w21[l] * F(-0.75)
+                bs, sc, c1, c2, ck = best[l], scale[l], b1[l], b2[l], bk[l]
                 for k in range(4):
                     sumqx = (qxp0 if k < 2 else qxm0) + (qxp1 if k % 2 == 0 else qxm1)
                     sumq2 = (q2p0 if k < 2 else q2m0) + (q2p1 if k % 2 == 0 else q2m1)
-                    ok = (sumq2 > 0) & (sumqx * sumqx > best[l] * sumq2)
+                    ok = (sumq2 > 0) & (sumqx * sumqx > bs * sumq2)
                     s = sumqx / sumq2
-                    scale[l] = s if ok else scale[l]
-                    best[l] = s * sumqx if ok else best[l]
-                    b1[l] = v1 if ok else b1[l]
-                    b2[l] = v2 if ok else b2[l]
-                    bk[l] = np.int32(k) if ok else bk[l]
+                    sc = s if ok else sc
+                    bs = s * sumqx if ok else bs
+                    c1 = v1 if ok else c1
+                    c2 = v2 if ok else c2
+                    ck = F(k) if ok else ck
+                best[l], scale[l], b1[l], b2[l], bk[l] = bs, sc, c1, c2, ck
 
 
 @njit(**_JIT)
@@ -130,11 +141,7 @@ def _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, nbr):
         sx = np.empty(33, np.float32)
         sw = np.empty(33, np.float32)
         live = np.zeros(LANES, np.bool_)
-        scale = np.empty(LANES, np.float32)
-        best = np.empty(LANES, np.float32)
-        b1 = np.empty(LANES, np.int32)
-        b2 = np.empty(LANES, np.int32)
-        sh = np.empty(LANES, np.int32)
+        ST = np.empty((5, LANES), np.float32)
         L = np.empty(32, np.int32)
         index = np.empty(4, np.int32)
         e = np.empty(24, np.float32)
@@ -157,7 +164,7 @@ def _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, nbr):
                 for j in range(33):
                     SX[j, l] = sx[j]
                     SW[j, l] = sw[j]
-        search_s_lanes(SX, SW, nsb * 8, scale, b1, b2, sh, best)
+        search_s_lanes(SX, SW, nsb * 8, ST)
         for s in range(nsb):
             xo = (sb0 + s) * 256
             oo = (sb0 + s) * bo.S_SIZE
@@ -167,10 +174,11 @@ def _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, nbr):
                 l = 8 * s + ib
                 scales[ib] = F(0)
                 shifts[ib] = 1
-                if not live[l] or b1[l] < 0 or b2[l] < 0 or sh[l] == 0:
+                i1, i2, shift = int(ST[2, l]), int(ST[3, l]), int(ST[4, l])
+                if not live[l] or i1 < 0 or i2 < 0 or shift == 0:
                     continue
-                scales[ib] = bo.finish_s(lev, kmap, nbr, x, xo + 32 * ib, W[l], IDX[l], b1[l],
-                                         b2[l], scale[l], sh[l], out, oo, ib, L, index, e, ires)
+                scales[ib] = bo.finish_s(lev, kmap, nbr, x, xo + 32 * ib, W[l], IDX[l], i1, i2,
+                                         ST[0, l], shift, out, oo, ib, L, index, e, ires)
                 shifts[ib] = ires[0]
                 fail[t] |= ires[1] != 0
             bo.pack_s(out, oo, scales, shifts)
@@ -188,11 +196,7 @@ def _quantize_m(x, n_per_row, qw, use_w, out, bad, fail, lev, kmap, nbr):
         px = np.empty(34, np.float32)
         pw = np.empty(34, np.float32)
         live = np.zeros(LANES, np.bool_)
-        scale = np.empty(LANES, np.float32)
-        best = np.empty(LANES, np.float32)
-        b1 = np.empty(LANES, np.int32)
-        b2 = np.empty(LANES, np.int32)
-        bk = np.empty(LANES, np.int32)
+        ST = np.empty((5, LANES), np.float32)
         L = np.empty(16, np.int32)
         index = np.empty(2, np.int32)
         e = np.empty(24, np.float32)
@@ -216,7 +220,7 @@ def _quantize_m(x, n_per_row, qw, use_w, out, bad, fail, lev, kmap, nbr):
                 for j in range(34):
                     PX[j, l] = px[j]
                     PW[j, l] = pw[j]
-        search_m_lanes(PX, PW, nsb * 16, scale, b1, b2, bk, best)
+        search_m_lanes(PX, PW, nsb * 16, ST)
         for s in range(nsb):
             xo = (sb0 + s) * 256
             oo = (sb0 + s) * bo.M_SIZE
@@ -226,10 +230,11 @@ def _quantize_m(x, n_per_row, qw, use_w, out, bad, fail, lev, kmap, nbr):
                 l = 16 * s + ib
                 scales[ib] = F(0)
                 shifts[ib] = 0
-                if not live[l] or b1[l] < 0 or b2[l] < 0 or bk[l] < 0:
+                i1, i2, k = int(ST[2, l]), int(ST[3, l]), int(ST[4, l])
+                if not live[l] or i1 < 0 or i2 < 0 or k < 0:
                     continue
-                scales[ib] = bo.finish_m(lev, kmap, nbr, x, xo + 16 * ib, W[l], IDX[l], b1[l],
-                                         b2[l], scale[l], bk[l], out, oo, ib, L, index, e, ires)
+                scales[ib] = bo.finish_m(lev, kmap, nbr, x, xo + 16 * ib, W[l], IDX[l], i1, i2,
+                                         ST[0, l], k, out, oo, ib, L, index, e, ires)
                 shifts[ib] = ires[0]
                 fail[t] |= ires[1] != 0
             sigma2 = bo.sigma2_of(x, xo) if use_w else F(0)
@@ -263,7 +268,7 @@ def _run(qtype: str, rows, imatrix, threads):
 @register("IQ1_S", "cpu")
 def iq1_s_cpu(rows, imatrix=None, threads=None):
     if imatrix is None:
-        raise ValueError(IMATRIX_REQUIRED)
+        raise ValueError(imatrix_required_message("IQ1_S"))
     return _run("IQ1_S", rows, imatrix, threads)
 
 

@@ -8,11 +8,11 @@ import functools
 import numpy as np
 from numba import cuda, float32, int32
 
+from .. import imatrix_required_message
 from ..registry import register
 from ..shared.cuda_common import launch, load_cuda_twin, to_device_inputs
 from ..types import get_format
 from .grid import iq1_tables
-from .reference import IMATRIX_REQUIRED
 
 _twin = load_cuda_twin("iq1.block_ops")
 iq1_s_superblock = _twin.iq1_s_superblock
@@ -87,7 +87,7 @@ def _run(kernel, qtype, rows, imatrix):
 @register("IQ1_S", "cuda")
 def iq1_s_cuda(rows, imatrix=None, threads=None):
     if imatrix is None:
-        raise ValueError(IMATRIX_REQUIRED)
+        raise ValueError(imatrix_required_message("IQ1_S"))
     return _run(_s_kernel, "IQ1_S", rows, imatrix)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import imatrix_required_message
 from ..registry import register
 from ..shared import reference_ops as c
 from ..shared.reference_ops import F32
@@ -33,7 +34,6 @@ EPS_M = F32(1e-7)           # GROUP_MAX_EPS_IQ1_M
 FLT_MAX = F32(3.4028234663852886e38)
 X_P = np.array([-1 + 0.125, 0.125, 1 + 0.125], F32)
 X_M = np.array([-1 - 0.125, -0.125, 1 - 0.125], F32)
-IMATRIX_REQUIRED = "IQ1_S needs an importance matrix (llama.cpp refuses it without one)"
 
 
 def _weights(xs: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
@@ -209,7 +209,7 @@ def _superblocks(rows: np.ndarray, imatrix):
 @register("IQ1_S", "reference")
 def iq1_s(rows, imatrix=None, threads=None):
     if imatrix is None:
-        raise ValueError(IMATRIX_REQUIRED)
+        raise ValueError(imatrix_required_message("IQ1_S"))
     tables = iq1_tables()
     xs, qw = _superblocks(rows, imatrix)
     nsb = xs.shape[0]
