@@ -214,7 +214,7 @@ def best_neighbour(lev, kmap, nbr, u, x, xo, w, wo, scale, sign, e):
         g = np.int32(nbr[start + 1 + c])
         d2 = F(0)
         for i in range(8):
-            d2 += e[3 * i + lev[8 * g + i]]
+            d2 += e[3 * i + np.int32(lev[8 * g + i])]
         if d2 < best:
             best = d2
             gi = g
@@ -337,7 +337,7 @@ def pack_m(lev, x, xo, use_w, qw, qwo, sigma2, out, oo, scales, shifts, w):
         l = nearest_int(mul(F(0.5), mul(inv, scales[ib]) - F(1)))
         l = 0 if l < 0 else (7 if l > 7 else l)
         so = oo + 48 + 2 * (ib // 4)
-        word = (out[so] | (out[so + 1] << 8)) | (l << (3 * (ib % 4)))
+        word = (np.int32(out[so]) | (np.int32(out[so + 1]) << 8)) | (l << (3 * (ib % 4)))
         put_half(out, so, word)
         out[oo + 32 + ib] |= MASKS[shifts[ib]]
         block_weights(x, xo + 16 * ib, 16, use_w, qw, qwo + 16 * ib, sigma2, w)
@@ -356,7 +356,7 @@ def pack_m(lev, x, xo, use_w, qw, qwo, sigma2, out, oo, scales, shifts, w):
     h = fp16_bits(mul(d, F(1.1125)))
     for i in range(4):
         so = oo + 48 + 2 * i
-        word = (out[so] | (out[so + 1] << 8)) | (((h >> (4 * i)) & 0xF) << 12)
+        word = (np.int32(out[so]) | (np.int32(out[so + 1]) << 8)) | (((h >> (4 * i)) & 0xF) << 12)
         put_half(out, so, word)
 
 
@@ -366,10 +366,8 @@ def iq1_s_superblock(lev, kmap, nbr, x, xo, qw, qwo, out, oo,
     """One IQ1_S super-block, every step scalar (CUDA; the rest are the caller's scratch
     arrays, see cuda.py). Returns 1 when a block found no grid neighbour, else 0."""
     sigma2 = sigma2_of(x, xo)
-    for j in range(18):
+    for j in range(S_SIZE):
         out[oo + j] = 0
-    for j in range(16):
-        out[oo + 34 + j] = 0
     fail = 0
     for ib in range(8):
         bo = xo + 32 * ib
