@@ -38,10 +38,11 @@ X_M = np.array([-1 - 0.125, -0.125, 1 - 0.125], F32)
 
 def _weights(xs: np.ndarray, qw: np.ndarray | None) -> np.ndarray:
     """(n_sb, 256) search weights: qw * sqrt(sigma2 + x*x), or x*x without an imatrix."""
-    if qw is None:
-        return xs * xs
-    sigma2 = (F32(2) * c.seq_sum(xs * xs, axis=1)) / F32(QK_K)
-    return (qw * np.sqrt(sigma2[:, None] + xs * xs)).astype(F32)
+    with np.errstate(over="ignore", invalid="ignore"):     # huge rows overflow as in C
+        if qw is None:
+            return xs * xs
+        sigma2 = (F32(2) * c.seq_sum(xs * xs, axis=1)) / F32(QK_K)
+        return (qw * np.sqrt(sigma2[:, None] + xs * xs)).astype(F32)
 
 
 def _sorted_prefix(x: np.ndarray, w: np.ndarray):
@@ -53,9 +54,10 @@ def _sorted_prefix(x: np.ndarray, w: np.ndarray):
     ws = np.take_along_axis(w, idx, axis=1)
     sx = np.zeros((x.shape[0], n + 1), F32)
     sw = np.zeros((x.shape[0], n + 1), F32)
-    for j in range(n):
-        sx[:, j + 1] = sx[:, j] + ws[:, j] * xs[:, j]
-        sw[:, j + 1] = sw[:, j] + ws[:, j]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for j in range(n):
+            sx[:, j + 1] = sx[:, j] + ws[:, j] * xs[:, j]
+            sw[:, j + 1] = sw[:, j] + ws[:, j]
     return idx, xs, ws, sx, sw
 
 
@@ -98,13 +100,14 @@ def _half_prefix(idx, xs, ws):
     nb, n = xs.shape
     px = np.zeros((2, nb, n + 1), F32)
     pw = np.zeros((2, nb, n + 1), F32)
-    for j in range(n):
-        h = (idx[:, j] >= n // 2).astype(np.int64)
-        wx = ws[:, j] * xs[:, j]
-        for hh in (0, 1):
-            on = h == hh
-            px[hh, :, j + 1] = np.where(on, px[hh, :, j] + wx, px[hh, :, j])
-            pw[hh, :, j + 1] = np.where(on, pw[hh, :, j] + ws[:, j], pw[hh, :, j])
+    with np.errstate(over="ignore", invalid="ignore"):
+        for j in range(n):
+            h = (idx[:, j] >= n // 2).astype(np.int64)
+            wx = ws[:, j] * xs[:, j]
+            for hh in (0, 1):
+                on = h == hh
+                px[hh, :, j + 1] = np.where(on, px[hh, :, j] + wx, px[hh, :, j])
+                pw[hh, :, j + 1] = np.where(on, pw[hh, :, j] + ws[:, j], pw[hh, :, j])
     return px, pw
 
 

@@ -1,7 +1,7 @@
 """IQ1_S and IQ1_M beyond the shared identity tests: the grid tables we build are ggml's
 (iq2xs_init_impl's rules), rows that trip the split search (ties in the sort, -0.0 next to
 0.0, blocks whose importances are all zero, blocks at the GROUP_MAX_EPS thresholds, the K-quant
-trap rows) give llama.cpp's bytes, and IQ1_S without an importance matrix is refused in one line
+trap rows, magnitudes up to 1e30 where the sums overflow) give llama.cpp's bytes, and IQ1_S without an importance matrix is refused in one line
 everywhere, as ggml_quantize_requires_imatrix says (ggml itself aborts the process)."""
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ def _tricky_rows() -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _huge_rows() -> np.ndarray:
+    """Magnitudes where ggml's sums overflow to inf (the search then keeps its first split, or
+    none): 1e9 .. 1e30 per row."""
+    rng = np.random.default_rng(19)
+    scales = np.array([1e9, 1e12, 1e15, 1e18, 1e20, 1e25, 1e30])[:, None]
+    return np.ascontiguousarray((rng.standard_normal((7, 512)) * scales).astype(np.float32))
+
+
 def _tricky_imatrix() -> np.ndarray:
     im = kquant_imatrix(512, seed=5)
     im[32:64] = 0.0                                   # a block whose weights are all zero
@@ -68,10 +76,11 @@ def _tricky_imatrix() -> np.ndarray:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("qtype", QTYPES)
-def test_tricky_and_trap_rows_match_ggml(qtype, backend):
-    cases = [(_tricky_rows(), _tricky_imatrix()), (kquant_rows(512), kquant_imatrix(512))]
+def test_tricky_trap_and_huge_rows_match_ggml(qtype, backend):
+    cases = [(_tricky_rows(), _tricky_imatrix()), (kquant_rows(512), kquant_imatrix(512)),
+             (_huge_rows(), kquant_imatrix(512))]
     if qtype == "IQ1_M":                              # IQ1_M also runs without an imatrix
-        cases += [(_tricky_rows(), None), (kquant_rows(512), None)]
+        cases += [(_tricky_rows(), None), (kquant_rows(512), None), (_huge_rows(), None)]
     for rows, im in cases:
         ours = kernels.quantize(rows, qtype, backend=backend, imatrix=im, threads=2)
         msg = mismatch(ours, oracle.ggml_quantize(rows, qtype, im), kernels.get_format(qtype).type_size,
