@@ -20,6 +20,7 @@ from ..shared.cpu_common import flat, nonfinite, raise_on_nonfinite, set_threads
 from ..shared.ops import F
 from ..types import get_format
 from . import block_ops as bo
+from . import superblock_ops as sbo
 from .grid import iq1_tables
 
 LANES = 64
@@ -181,7 +182,7 @@ def _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, nbr):
                                          ST[0, l], shift, out, oo, ib, L, index, e, ires)
                 shifts[ib] = ires[0]
                 fail[t] |= ires[1] != 0
-            bo.pack_s(out, oo, scales, shifts)
+            sbo.pack_s(out, oo, scales, shifts)
 
 
 @njit(parallel=True, **_JIT)
@@ -238,8 +239,8 @@ def _quantize_m(x, n_per_row, qw, use_w, out, bad, fail, lev, kmap, nbr):
                 shifts[ib] = ires[0]
                 fail[t] |= ires[1] != 0
             sigma2 = bo.sigma2_of(x, xo) if use_w else F(0)
-            bo.pack_m(lev, x, xo, use_w, qw, xo % n_per_row, sigma2, out, oo, scales, shifts,
-                      wsc)
+            sbo.pack_m(lev, x, xo, use_w, qw, xo % n_per_row, sigma2, out, oo, scales, shifts,
+                       wsc)
 
 
 def _run(qtype: str, rows, imatrix, threads):

@@ -1,5 +1,5 @@
 """numba-cuda kernels for IQ1_S and IQ1_M: one thread per 256-weight super-block, running
-block_ops.py compiled as device functions (every step scalar, the split search included).
+superblock_ops.py / block_ops.py compiled as device functions (every step scalar, the split search included).
 The grid tables go to the device once per process."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..shared.cuda_common import launch, load_cuda_twin, to_device_inputs
 from ..types import get_format
 from .grid import iq1_tables
 
-_twin = load_cuda_twin("iq1.block_ops")
+_twin = load_cuda_twin("iq1.superblock_ops")
 iq1_s_superblock = _twin.iq1_s_superblock
 iq1_m_superblock = _twin.iq1_m_superblock
 
