@@ -10,7 +10,7 @@ sorted ascending (glibc's qsort is a stable merge sort: ties keep their order) a
 for each sign choice; the best split gives a scale and levels, flipped when the scale is
 negative. Each group of 8 levels must be a grid pattern: off-grid ones take the neighbour
 (grid.iq1_tables) closest to scale*q in weighted squared distance, and the scale is refit.
-IQ1_S: 6 fp16 d = max_scale/15 * 1.125; per block qs (grid index low bytes), qh = index high
+IQ1_S: fp16 d = max_scale/15 * 1.125; per block qs (grid index low bytes), qh = index high
 bits | 3-bit scale << 12 | sign << 15. IQ1_M: 3-bit block scales in `scales`, the sign bits in
 qh, and an fp16 super-scale refit over all blocks (* 1.1125) spread over the top nibbles of the
 four 16-bit scale words.
