@@ -56,15 +56,15 @@ def main(argv=None) -> int:
     ap.add_argument("--cols", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--types", default=",".join(kernels.QUANT_TYPES))
-    ap.add_argument("--imatrix", action="store_true", help="use a random importance matrix")
+    ap.add_argument("--imatrix", action="store_true",
+                    help="use a random importance matrix (always for the types that need one)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--cuda", action="store_true", help="also time CUDA (default: when usable)")
     args = ap.parse_args(argv)
 
     rows = weights_like(args.rows, args.cols)
-    imatrix = None
-    if args.imatrix:
-        imatrix = (10.0 ** np.random.default_rng(1).uniform(-2, 1, args.cols)).astype(np.float32)
+    random_imatrix = (10.0 ** np.random.default_rng(1).uniform(-2, 1, args.cols)).astype(np.float32)
+    imatrix = random_imatrix if args.imatrix else None
     n = rows.size
     use_cuda = args.cuda or kernels.cuda_usable()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
         if (qtype, "cpu") not in registry.available("cpu"):
             print(f"{qtype:6} (no cpu kernel registered)")
             continue
+        # llama.cpp refuses these without an imatrix: both sides get the random one
+        imatrix = random_imatrix if args.imatrix or kernels.get_format(qtype).needs_imatrix else None
         warm = rows[: max(1, 4096 // args.cols) * 2]
         kernels.quantize(warm, qtype, backend="cpu", imatrix=imatrix, threads=args.threads)
         (t_ours, c_ours, ours), (t_ref, c_ref, ref) = _interleaved([
@@ -97,6 +99,8 @@ def main(argv=None) -> int:
                 rows, qtype, backend="cuda", imatrix=imatrix)], args.repeat)
             cuda_same = "identical" if np.array_equal(got, ref) else "DIFFER"
             line += f" {n / t_cuda / 1e6:10.1f} {t_ref / t_cuda:9.1f}x  {cuda_same:>10}"
+        if imatrix is not None and not args.imatrix:
+            line += "  (with the random imatrix: llama.cpp needs one)"
         print(line, flush=True)
     return 0
 

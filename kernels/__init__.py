@@ -21,7 +21,9 @@ Map of the package:
   k_scale_min/ (Q2_K, Q4_K, Q5_K: a scale and a min per sub-block; superblock_ops, cuda_search),
   q3_k/ (Q3_K; block_ops, cpu_lanes), q6_k/ (Q6_K; block_ops),
   iq4/ (IQ4_NL, IQ4_XS: the non-linear codebook; codebook, block_ops),
-  ternary/ (TQ1_0, TQ2_0; block_ops), mxfp4/ (MXFP4; exponent: ggml's log2f floor, block_ops).
+  ternary/ (TQ1_0, TQ2_0; block_ops), mxfp4/ (MXFP4; exponent: ggml's log2f floor, block_ops),
+  iq1/ (IQ1_S, IQ1_M; grid: gguf-py's grid and ggml's kmap/neighbour tables built once,
+  block_ops, superblock_ops).
 - shared/: the building blocks of all families (rounding, fp16, ggml's searches as numpy spec and
   as numba code, CPU lane searches and threads, CUDA plumbing, SIMD width, numba cache guard).
 """
@@ -33,7 +35,7 @@ from .types import (FORMATS, QUANT_TYPES, TYPES, QuantFormat, TensorType, get_fo
                     row_bytes)
 
 __all__ = ["quantize", "dequantize", "row_bytes", "TYPES", "TensorType", "get_format",
-           "cuda_usable", "QUANT_TYPES", "FORMATS", "QuantFormat"]
+           "cuda_usable", "QUANT_TYPES", "FORMATS", "QuantFormat", "imatrix_required_message"]
 
 
 def cuda_usable() -> bool:
@@ -43,6 +45,12 @@ def cuda_usable() -> bool:
         return bool(cuda.is_available()) and not config.ENABLE_CUDASIM
     except Exception:  # no driver, no toolkit, broken install: no GPU for us
         return False
+
+
+def imatrix_required_message(qtype: str) -> str:
+    """The one line for a type llama.cpp will not quantize without an importance matrix."""
+    return (f"{qtype} needs an importance matrix (llama.cpp refuses it without one); "
+            "calibrate on your text first")
 
 
 def nonfinite_error(rows: np.ndarray) -> ValueError:
@@ -90,6 +98,8 @@ def quantize(rows: np.ndarray, qtype: str, *, backend: str = "auto",
     fmt = get_format(qtype)
     if not fmt.writable:
         raise ValueError(f"Quantdesk has no kernel for {fmt.name}")
+    if imatrix is None and fmt.needs_imatrix:
+        raise ValueError(imatrix_required_message(fmt.name))
     if backend == "auto" and not fmt.is_float:
         backend = "cuda" if cuda_usable() else "cpu"
     _check_rows(rows, fmt, imatrix, values=backend != "cpu" or fmt.is_float)

@@ -33,7 +33,14 @@ def _lib() -> ctypes.CDLL:
     f.restype = ctypes.c_size_t
     f.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                   ctypes.c_int64, ctypes.c_void_p]
+    lib.ggml_quantize_requires_imatrix.restype = ctypes.c_bool
+    lib.ggml_quantize_requires_imatrix.argtypes = [ctypes.c_int]
     return lib
+
+
+def ggml_requires_imatrix(qtype: str) -> bool:
+    """ggml_quantize_requires_imatrix: ggml_quantize_chunk aborts without an imatrix."""
+    return bool(_lib().ggml_quantize_requires_imatrix(get_format(qtype).ggml_type))
 
 
 def _chunk(ggml_type: int, rows: np.ndarray, out: np.ndarray, imatrix: np.ndarray | None) -> None:
@@ -46,6 +53,8 @@ def ggml_quantize(rows: np.ndarray, qtype: str, imatrix: np.ndarray | None = Non
                   threads: int = 1) -> np.ndarray:
     """llama.cpp's bytes for `rows` (C-contiguous float32, (n_rows, n_per_row))."""
     fmt = get_format(qtype)
+    if imatrix is None and ggml_requires_imatrix(fmt.name):   # ggml would abort the process
+        raise ValueError(f"ggml refuses {fmt.name} without an importance matrix")
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     if imatrix is not None:
         imatrix = np.ascontiguousarray(imatrix, dtype=np.float32)

@@ -26,10 +26,15 @@ KERNEL_FAMILIES: dict[str, tuple[str, ...]] = {
     "iq4": ("IQ4_NL", "IQ4_XS"),                             # 32 / 256, non-linear codebook
     "ternary": ("TQ1_0", "TQ2_0"),                           # 256, trits, absmax scale
     "mxfp4": ("MXFP4",),                                     # 32, e2m1 values, e8m0 scale
+    "iq1": ("IQ1_S", "IQ1_M"),                               # 256, ternary groups on a grid
 }
 
 # Written by kernels.quantize without a kernel (a float conversion).
 FLOAT_TYPES = ("F32", "F16", "BF16")
+
+# ggml_quantize_requires_imatrix: ggml_quantize_chunk asserts (aborts the process) without an
+# importance matrix for these; kernels.quantize refuses them in one line instead.
+IMATRIX_REQUIRED_TYPES = ("IQ2_XXS", "IQ2_XS", "IQ1_S")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,11 @@ class TensorType:
     def backends(self) -> tuple[str, ...]:
         """Our backends that quantize to this type (every one of them, or none)."""
         return BACKENDS if self.family else ()
+
+    @property
+    def needs_imatrix(self) -> bool:
+        """ggml refuses to quantize to this type without an importance matrix."""
+        return self.name in IMATRIX_REQUIRED_TYPES
 
     @property
     def is_float(self) -> bool:

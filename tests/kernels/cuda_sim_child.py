@@ -2,8 +2,8 @@
 simulator (NUMBA_ENABLE_CUDASIM=1 must be set before numba.cuda is first imported, hence a
 separate process) on small seeded rows and saves the bytes to an .npz file.
 
-The simulator runs each CUDA thread as Python: the scale searches (Q2_K/Q4_K/Q5_K, and IQ4_NL /
-IQ4_XS: 90 s for IQ4_NL's eight rows on an idle 2-core machine, many minutes on a busy one) get
+The simulator runs each CUDA thread as Python: the scale searches (Q2_K/Q4_K/Q5_K, IQ4_NL /
+IQ4_XS and IQ1_S / IQ1_M: 90 s for IQ4_NL's eight rows on an idle 2-core machine, many minutes on a busy one) get
 two rows (heavy-tailed, and zeros/-0/half a super-block) instead of every distribution; their
 trap rows run on the CPU and reference backends and, on a machine with a GPU, on CUDA for real.
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from kernel_cases import DISTRIBUTIONS, all_rows, make_imatrix
 
-SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS")   # the two-row set
+SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS", "IQ1_S", "IQ1_M")   # two-row set
 KQUANT_DISTRIBUTIONS = ("student_t", "zero_blocks")
 
 
@@ -32,10 +32,17 @@ def main(out_path: str, rows_per_dist: int, n_per_row: int) -> None:
     imatrix = make_imatrix(n_per_row, seed=11)
     kq_rows = np.concatenate([rows[DISTRIBUTIONS.index(d) * rows_per_dist:][:rows_per_dist]
                               for d in KQUANT_DISTRIBUTIONS])
-    results, errors = {}, {}
+    results, errors, refused = {}, {}, {}
     for qtype in kernels.QUANT_TYPES:     # a type without a cuda kernel lands in errors
         for weighted in (False, True):
             key = f"{qtype}-{'imatrix' if weighted else 'plain'}"
+            if not weighted and kernels.get_format(qtype).needs_imatrix:
+                try:                      # ggml refuses these plain: so must we
+                    kernels.quantize(kq_rows, qtype, backend="cuda")
+                    errors[key] = "quantized without an imatrix"
+                except ValueError as e:
+                    refused[key] = str(e)
+                continue
             try:
                 results[key] = kernels.quantize(kq_rows if qtype in SEARCH_TYPES else rows,
                                                 qtype, backend="cuda",
@@ -43,7 +50,7 @@ def main(out_path: str, rows_per_dist: int, n_per_row: int) -> None:
             except Exception:
                 errors[key] = traceback.format_exc(limit=3)
     np.savez(out_path, rows=rows, kq_rows=kq_rows, imatrix=imatrix,
-             errors=json.dumps(errors), **results)
+             errors=json.dumps(errors), refused=json.dumps(refused), **results)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernel_cases import all_rows, make_rows
+from kernel_cases import all_rows, make_imatrix, make_rows
 from quantdesk import kernels
 from quantdesk.kernels import oracle
+
+
+def _needed_imatrix(qtype: str, n: int):
+    """An imatrix for the types llama.cpp will not quantize without one (IQ1_S, ...), else None."""
+    return make_imatrix(n, seed=6) if kernels.get_format(qtype).needs_imatrix else None
 
 
 def test_nan_or_inf_is_rejected_naming_the_row():
@@ -26,7 +31,7 @@ def test_cpu_kernels_find_nan_or_inf_as_they_load(qtype, weighted):
     """kernels.quantize leaves the NaN/Inf scan of the CPU backend to the kernels (one pass over
     the weights, not two): each must flag any batch, including one that is not the first."""
     rows = make_rows("normal", 40, 512)
-    imatrix = np.ones(512, np.float32) if weighted else None
+    imatrix = np.ones(512, np.float32) if weighted else _needed_imatrix(qtype, 512)
     for row, col, value in [(37, 511, -np.inf), (0, 0, np.nan), (19, 300, np.inf)]:
         bad = rows.copy()
         bad[row, col] = value
@@ -78,7 +83,7 @@ def test_float_types_pass_through_like_numpy_and_gguf_py():
 def test_dequantize_agrees_with_llama_cpp(qtype):
     n = 512
     rows = np.concatenate([make_rows(d, 2, n, seed=8) for d in ("normal", "student_t", "outlier")])
-    data = oracle.ggml_quantize(rows, qtype)
+    data = oracle.ggml_quantize(rows, qtype, _needed_imatrix(qtype, n))
     ours = kernels.dequantize(data, qtype, n)
     assert ours.shape == rows.shape and ours.dtype == np.float32
     np.testing.assert_array_equal(ours, oracle.ggml_dequantize(data, qtype, n))
@@ -93,7 +98,7 @@ def test_dequantize_agrees_with_llama_cpp(qtype):
 @pytest.mark.parametrize("qtype", kernels.QUANT_TYPES)
 def test_our_bytes_round_trip_through_dequantize(qtype):
     rows = make_rows("normal", 3, 512, seed=9)
-    data = kernels.quantize(rows, qtype, backend="cpu")
+    data = kernels.quantize(rows, qtype, backend="cpu", imatrix=_needed_imatrix(qtype, 512))
     assert data.shape == (3, kernels.row_bytes(qtype, 512))
     np.testing.assert_array_equal(kernels.dequantize(data, qtype, 512),
                                   oracle.ggml_dequantize(data, qtype, 512))

@@ -1,7 +1,8 @@
 """Every kernel produces llama.cpp's bytes: each type x backend (numpy reference, numba CPU) x
 with/without imatrix on seeded rows of every distribution in kernel_cases, against
 ggml_quantize_chunk itself. The CUDA kernels are checked in test_cuda_simulator.py. Every type
-of kernels.QUANT_TYPES is checked: a missing registration fails (test_types.py says which)."""
+of kernels.QUANT_TYPES is checked: a missing registration fails (test_types.py says which).
+Types ggml will not quantize without an imatrix (IQ1_S, ...) are refused "plain" in one line."""
 from __future__ import annotations
 
 import functools
@@ -41,6 +42,10 @@ def _where(msg: str, qtype: str) -> str:
 def test_bytes_match_ggml(qtype, backend, weighted):
     rows = _rows()
     imatrix = make_imatrix(N_PER_ROW) if weighted else None
+    if imatrix is None and kernels.get_format(qtype).needs_imatrix:
+        with pytest.raises(ValueError, match=f"^{qtype} needs an importance matrix"):
+            kernels.quantize(rows, qtype, backend=backend, threads=2)
+        return
     ours = kernels.quantize(rows, qtype, backend=backend, imatrix=imatrix, threads=2)
     msg = mismatch(ours, _oracle(qtype, weighted), kernels.get_format(qtype).type_size,
                    f"{qtype} {backend} {'imatrix' if weighted else 'plain'}")
@@ -51,7 +56,8 @@ def test_bytes_match_ggml(qtype, backend, weighted):
 def test_cpu_result_does_not_depend_on_threads(qtype):
     """Splitting the work over threads never changes a byte (one row, many blocks)."""
     rows = all_rows(1, 4096, seed=5)[:3]
-    one = kernels.quantize(rows, qtype, backend="cpu", threads=1)
-    two = kernels.quantize(rows, qtype, backend="cpu", threads=2)
+    im = make_imatrix(4096) if kernels.get_format(qtype).needs_imatrix else None
+    one = kernels.quantize(rows, qtype, backend="cpu", threads=1, imatrix=im)
+    two = kernels.quantize(rows, qtype, backend="cpu", threads=2, imatrix=im)
     assert np.array_equal(one, two)
-    assert np.array_equal(one, oracle.ggml_quantize(rows, qtype))
+    assert np.array_equal(one, oracle.ggml_quantize(rows, qtype, im))
