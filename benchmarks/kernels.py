@@ -71,26 +71,27 @@ def main(argv=None) -> int:
           f"threads={args.threads}, rows={args.rows}x{args.cols} ({n / 1e6:.1f} M weights), "
           f"imatrix={'yes' if imatrix is not None else 'no'}, python {sys.version.split()[0]}")
     print("# wall: M weights per second of wall clock; cpu-s: per second of process CPU time")
-    head = (f"{'type':6} {'ours wall':>10} {'llama wall':>11} {'ratio':>7} {'ours cpu-s':>11} "
+    head = (f"{'type':7} {'ours wall':>10} {'llama wall':>11} {'ratio':>7} {'ours cpu-s':>11} "
             f"{'llama cpu-s':>12} {'ratio':>7}  {'bytes':>9}")
     if use_cuda:
         head += f" {'cuda M/s':>10} {'cuda ratio':>10}  {'cuda bytes':>10}"
     print(head)
     for qtype in args.types.split(","):
         if (qtype, "cpu") not in registry.available("cpu"):
-            print(f"{qtype:6} (no cpu kernel registered)")
+            print(f"{qtype:7} (no cpu kernel registered)")
             continue
         # llama.cpp refuses these without an imatrix: both sides get the random one
         imatrix = random_imatrix if args.imatrix or kernels.get_format(qtype).needs_imatrix else None
         warm = rows[: max(1, 4096 // args.cols) * 2]
         kernels.quantize(warm, qtype, backend="cpu", imatrix=imatrix, threads=args.threads)
+        oracle.ggml_quantize(warm, qtype, imatrix)   # ggml builds the IQ grids/maps on first use
         (t_ours, c_ours, ours), (t_ref, c_ref, ref) = _interleaved([
             lambda: kernels.quantize(rows, qtype, backend="cpu", imatrix=imatrix,
                                      threads=args.threads),
             lambda: oracle.ggml_quantize(rows, qtype, imatrix, threads=args.threads)],
             args.repeat)
         same = "identical" if np.array_equal(ours, ref) else "DIFFER"
-        line = (f"{qtype:6} {n / t_ours / 1e6:10.1f} {n / t_ref / 1e6:11.1f} "
+        line = (f"{qtype:7} {n / t_ours / 1e6:10.1f} {n / t_ref / 1e6:11.1f} "
                 f"{t_ref / t_ours:6.2f}x {n / c_ours / 1e6:11.1f} {n / c_ref / 1e6:12.1f} "
                 f"{c_ref / c_ours:6.2f}x  {same:>9}")
         if use_cuda and (qtype, "cuda") in registry.available("cuda"):

@@ -21,6 +21,7 @@ Map of the package:
   k_scale_min/ (Q2_K, Q4_K, Q5_K: a scale and a min per sub-block; superblock_ops, cuda_search),
   q3_k/ (Q3_K; block_ops, cpu_lanes), q6_k/ (Q6_K; block_ops),
   iq4/ (IQ4_NL, IQ4_XS: the non-linear codebook; codebook, block_ops),
+  iq3/ (IQ3_XXS, IQ3_S: 3-bit grids; grid (data + ggml's map/neighbour tables), block_ops),
   ternary/ (TQ1_0, TQ2_0; block_ops), mxfp4/ (MXFP4; exponent: ggml's log2f floor, block_ops),
   iq1/ (IQ1_S, IQ1_M; grid: gguf-py's grid and ggml's kmap/neighbour tables built once,
   block_ops, superblock_ops).

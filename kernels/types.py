@@ -24,6 +24,7 @@ KERNEL_FAMILIES: dict[str, tuple[str, ...]] = {
     "q3_k": ("Q3_K",),                                       # 256, 3-bit, scale only
     "q6_k": ("Q6_K",),                                       # 256, 6-bit, scale only
     "iq4": ("IQ4_NL", "IQ4_XS"),                             # 32 / 256, non-linear codebook
+    "iq3": ("IQ3_XXS", "IQ3_S"),                             # 256, 3-bit grids of 4 values
     "ternary": ("TQ1_0", "TQ2_0"),                           # 256, trits, absmax scale
     "mxfp4": ("MXFP4",),                                     # 32, e2m1 values, e8m0 scale
     "iq1": ("IQ1_S", "IQ1_M"),                               # 256, ternary groups on a grid

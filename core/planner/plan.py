@@ -186,8 +186,16 @@ def recommend(plans: list[Plan], profile: ModelProfile | None = None, hardware=N
     return choice
 
 
+def _needs_imatrix(qtype: str) -> bool:
+    from quantdesk.core.quantize.file_types import FILE_TYPES
+    ft = FILE_TYPES.get(qtype.upper())
+    return bool(ft and ft.needs_imatrix)
+
+
 def _pick(plans: list[Plan]) -> Plan | None:
-    ranked = sorted((p for p in plans if p.fits), key=lambda p: quality_rank(p.type))
+    # a type that needs a calibration first (an importance matrix) is offered, never recommended
+    ranked = sorted((p for p in plans if p.fits and not _needs_imatrix(p.type)),
+                    key=lambda p: quality_rank(p.type))
     if not ranked:
         return None
     sweet = quality_rank(CPU_SWEET_SPOT)

@@ -232,11 +232,12 @@ def retype(profile: ModelProfile, ftype: str) -> ModelProfile:
     if ftype == profile.file_type:
         return profile
     try:
-        mix_file_type(ftype)
+        ft = mix_file_type(ftype)
     except ValueError:
         raise ValueError(f"cannot estimate quant type {ftype!r}") from None
     # the mix reads numpy shapes (row last) and type names; a profile holds ggml's ne order
     rows = [(n, tuple(reversed(s)), T(ty).name) for n, s, ty in profile.tensors]
-    types = tensor_types(rows, ftype, mix_params(profile))
+    # a type llama.cpp writes only with an importance matrix is planned as written with one
+    types = tensor_types(rows, ftype, mix_params(profile), has_imatrix=ft.needs_imatrix)
     return replace(profile, file_type=ftype,
                    tensors=tuple((n, s, int(T[types[n]])) for n, s, _ in profile.tensors))

@@ -14,7 +14,8 @@ KLD_LLAMA3_8B = {"Q8_0": 0.0014, "Q6_K": 0.0055, "Q5_K_M": 0.0108, "Q4_K_M": 0.0
 # (same answers in practice at half the memory).
 QUALITY_ORDER = ("F32", "BF16", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0",
                  "Q4_K_M", "Q4_K_S", "IQ4_XS", "IQ4_NL", "Q4_1", "Q4_0", "MXFP4_MOE", "Q3_K_L",
-                 "Q3_K_M", "Q3_K_S", "Q2_K", "TQ2_0", "TQ1_0")
+                 "Q3_K_M", "IQ3_M", "IQ3_S", "Q3_K_S", "IQ3_XS", "IQ3_XXS", "Q2_K", "IQ2_M",
+                 "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S", "TQ2_0", "TQ1_0")
 UNQUANTIZED = ("F32", "BF16", "F16")
 
 _NOTES = {
@@ -26,6 +27,15 @@ _NOTES = {
     "Q3_K_S": "below Q3_K_M",
     "IQ4_XS": "about Q4_K_S, smaller", "IQ4_NL": "about Q4_K_S",
     "MXFP4_MOE": "MoE experts 4-bit float, the rest Q8_0",
+    "IQ3_M": "about Q3_K_M, smaller", "IQ3_S": "between Q3_K_M and Q3_K_S",
+    "IQ3_XS": "about Q3_K_S, smaller (needs an importance matrix)",
+    "IQ3_XXS": "below Q3_K_S (needs an importance matrix)",
+    "IQ2_M": "between Q2_K and Q3_K_S (needs an importance matrix)",
+    "IQ2_S": "about Q2_K, smaller (needs an importance matrix)",
+    "IQ2_XS": "below Q2_K (needs an importance matrix)",
+    "IQ2_XXS": "well below Q2_K (needs an importance matrix)",
+    "IQ1_M": "very large loss; for very large models (needs an importance matrix)",
+    "IQ1_S": "very large loss; for very large models (needs an importance matrix)",
     "TQ2_0": "ternary: lossless only for models trained ternary (BitNet, TriLM)",
     "TQ1_0": "ternary: lossless only for models trained ternary (BitNet, TriLM)",
 }

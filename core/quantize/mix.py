@@ -2,8 +2,8 @@
 
 `tensor_types()` is the one answer to "which type does this tensor get" for every door: the
 quantizer (writer.py), the planner's what-if (`planner.retype`), the Quantize page's table and
-`quantdesk plan`, and the hub's fit badges (through the planner). `FILE_TYPES` is the one catalogue
-of file types (name, llama_ftype id, default tensor type, note, bits/weight).
+`quantdesk plan`, and the hub's fit badges (through the planner). `FILE_TYPES` (file_types.py) is
+the one catalogue of file types (name, llama_ftype id, default tensor type, note, imatrix need).
 
 This follows `llama_tensor_get_type` in llama.cpp's src/llama-quant.cpp (the version
 llama-cpp-python 0.3.36 ships), restricted to the file types we produce:
@@ -18,62 +18,11 @@ first, then by layer number, then by name — we sort the same way.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from quantdesk.kernels import get_format, row_bytes
 
 from ..convert.source import ModelParams
-
-
-@dataclass(frozen=True)
-class FileType:
-    name: str
-    ftype: int          # llama_ftype, written as general.file_type
-    default: str        # the GGML type most tensors get (llama-quant.cpp's default_type)
-    note: str           # one-line quality note for the UI
-
-    @property
-    def is_float(self) -> bool:
-        return self.default in _FLOATS
-
-    @property
-    def bits_per_weight(self) -> float:
-        """Of the default type; a model's mix (see tensor_types) lands somewhat above it."""
-        return get_format(self.default).bits_per_weight
-
-
-FILE_TYPES: dict[str, FileType] = {f.name: f for f in (
-    FileType("F32", 0, "F32", "lossless, largest"),
-    FileType("F16", 1, "F16", "practically lossless"),
-    FileType("BF16", 32, "BF16", "practically lossless, keeps the training range"),
-    FileType("Q8_0", 7, "Q8_0", "near lossless"),
-    FileType("Q6_K", 18, "Q6_K", "near lossless, smaller"),
-    FileType("Q5_K_M", 17, "Q5_K", "very low loss, recommended when it fits"),
-    FileType("Q5_K_S", 16, "Q5_K", "very low loss"),
-    FileType("Q5_1", 9, "Q5_1", "legacy; prefer Q5_K_M"),
-    FileType("Q5_0", 8, "Q5_0", "legacy; prefer Q5_K_S"),
-    FileType("Q4_K_M", 15, "Q4_K", "balanced: the usual choice"),
-    FileType("Q4_K_S", 14, "Q4_K", "small, some quality loss"),
-    FileType("Q4_1", 3, "Q4_1", "legacy; prefer Q4_K_M"),
-    FileType("Q4_0", 2, "Q4_0", "legacy; prefer Q4_K_S"),
-    FileType("IQ4_NL", 25, "IQ4_NL", "4-bit non-linear codebook, 32-weight blocks"),
-    FileType("IQ4_XS", 30, "IQ4_XS", "4-bit non-linear codebook: about Q4_K_S, smaller"),
-    FileType("MXFP4_MOE", 38, "MXFP4", "MoE experts in MXFP4, the rest Q8_0"),
-    FileType("Q3_K_L", 13, "Q3_K", "small, noticeable loss"),
-    FileType("Q3_K_M", 12, "Q3_K", "very small, noticeable loss"),
-    FileType("Q3_K_S", 11, "Q3_K", "very small, high loss"),
-    FileType("Q2_K", 10, "Q2_K", "smallest, large loss"),
-    FileType("TQ2_0", 37, "TQ2_0", "ternary: only for models trained ternary (BitNet, TriLM)"),
-    FileType("TQ1_0", 36, "TQ1_0", "ternary, smallest: only for models trained ternary"),
-)}
-
-
-def file_type(name: str) -> FileType:
-    try:
-        return FILE_TYPES[name.upper()]
-    except KeyError:
-        raise ValueError(f"unknown output type {name!r}; choose one of "
-                         f"{', '.join(FILE_TYPES)}") from None
+from .file_types import FILE_TYPES, FileType, file_type, imatrix_refusal  # noqa: F401 (re-export)
 
 
 def tensor_bytes(qtype: str, shape: tuple[int, ...]) -> int:
@@ -136,8 +85,17 @@ def _block(qtype: str) -> int:
 # vendored llama.cpp: Q2_K/Q3_K and the ternary types go to Q4_0, the 256-block i-quants to
 # IQ4_NL; older llama.cpp sent Q2_K/Q3_K to IQ4_NL, which our kernels now also write).
 _FALLBACK = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
-             "TQ1_0": "Q4_0", "TQ2_0": "Q4_0", "IQ4_XS": "IQ4_NL"}
+             "TQ1_0": "Q4_0", "TQ2_0": "Q4_0", "IQ4_XS": "IQ4_NL", "IQ3_S": "IQ4_NL",
+             "IQ3_XXS": "IQ4_NL", "IQ2_S": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_XXS": "IQ4_NL",
+             "IQ1_M": "IQ4_NL", "IQ1_S": "IQ4_NL"}
 _IQ4 = ("IQ4_NL", "IQ4_XS")
+# llama.cpp's groups of i-quant file types in llama_tensor_get_type_impl
+_LOW = ("IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M")      # one branch of their own
+_IQ2_SM = ("IQ2_S", "IQ2_M")
+_IQ1 = ("IQ1_S", "IQ1_M")
+_OUTPUT_Q5_K = _LOW + ("IQ3_XXS",)                                    # output.weight -> Q5_K
+_ATTN_OUT_MOE_Q5_K = ("Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S",
+                      "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS")
 
 
 def _fallback(qtype: str, ncols: int) -> str:
@@ -158,28 +116,68 @@ class _State:
         self.i_attention_wv = self.i_ffn_down = self.i_ffn_gate = self.i_ffn_up = 0
 
 
+def _pick_low(st: _State, f: str, p: ModelParams, cat: str, new: str) -> str:
+    """llama.cpp's branch for the 1- and 2-bit i-quant file types (_LOW)."""
+    if cat in ("attn_v", "attn_qkv", "attn_kv_b"):
+        st.i_attention_wv += 1
+        if _gqa(p) >= 4 or p.n_expert >= 4:
+            return "Q4_K"
+        return "IQ3_S" if f in _IQ2_SM else "Q2_K"
+    if p.n_expert == 8 and cat == "attn_k":
+        return "Q4_K"
+    if cat == "ffn_down":
+        i = st.i_ffn_down
+        st.i_ffn_down += 1
+        if i < st.n_layer // 8:
+            return "IQ3_S" if f in _IQ2_SM else "Q2_K"
+        return new
+    if cat == "attn_output":
+        if p.n_expert == 8:
+            return "Q5_K"
+        return "IQ2_XXS" if f in _IQ1 else ("IQ3_S" if f in _IQ2_SM else new)
+    return new
+
+
+def _gqa(p: ModelParams) -> int:
+    return p.n_head // p.n_head_kv if p.n_head_kv else 0
+
+
 def _pick(st: _State, ft: FileType, p: ModelParams, name: str, shape: tuple[int, ...],
           cat: str) -> str:
-    """llama_tensor_get_type_impl for the K-quant, legacy, IQ4, ternary and MXFP4 file types."""
+    """llama_tensor_get_type_impl for every file type of the catalogue."""
     new = ft.default
     f = ft.name
     ncols = shape[-1]
-    gqa = p.n_head // p.n_head_kv if p.n_head_kv else 0
+    gqa = _gqa(p)
     falcon = p.arch == "falcon"
     if cat == "output" or (st.tied and cat == "token_embd"):
         if f == "MXFP4_MOE" or falcon or ncols % _block(new) != 0:
             return "Q8_0"
+        if f in _OUTPUT_Q5_K:
+            return "Q5_K"
         return new if new == "Q8_0" else "Q6_K"
     if f == "MXFP4_MOE":
         # stacked expert tensors (ggml ne[2] > 1) get MXFP4, everything else Q8_0. (llama.cpp's
         # BailingMoE3 exception, 3-D MLA projections that stay Q8_0, is not modelled here.)
         return "MXFP4" if len(shape) >= 3 and shape[-3] > 1 else "Q8_0"
     if cat == "token_embd":
+        if f in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"):
+            return "Q2_K"
+        if f in _IQ2_SM + ("IQ3_XXS",):
+            return "IQ3_S"
         return "Q4_K" if f in ("TQ1_0", "TQ2_0") else new
+    if f in _LOW:
+        return _pick_low(st, f, p, cat, new)
     if cat in ("attn_v", "attn_qkv", "attn_kv_b"):
         i, n = st.i_attention_wv, st.n_attention_wv
         if f == "Q2_K":
             new = "Q4_K" if gqa >= 4 else "Q3_K"
+        elif f == "IQ3_XXS":
+            new = "Q4_K" if gqa >= 4 else ("IQ3_XXS" if st.has_imatrix else "IQ3_S")
+        elif f in ("IQ3_XS", "IQ3_S") and gqa >= 4:
+            new = "Q4_K"
+        elif f == "IQ3_M":
+            new = "Q4_K"
         elif f == "Q3_K_M":
             new = "Q5_K" if i < 2 else "Q4_K"
         elif f == "Q3_K_L":
@@ -197,14 +195,20 @@ def _pick(st: _State, ft: FileType, p: ModelParams, name: str, shape: tuple[int,
             new = "Q8_0"
         st.i_attention_wv += 1
         return new
-    if cat == "attn_k":
-        return "Q8_0" if p.n_expert == 8 else new
+    if cat in ("attn_k", "attn_q"):
+        if cat == "attn_k" and p.n_expert == 8:
+            return "Q8_0"
+        return {"IQ3_XS": "IQ3_XXS", "IQ3_XXS": "IQ2_S"}.get(f, new)
     if cat == "ffn_down":
         i, n = _layer_info(st.i_ffn_down, st.n_layer, name, p)
         if f == "Q2_K":
             new = "Q3_K"
+        elif f == "IQ3_XXS" and not st.has_imatrix:
+            new = "Q4_K" if i < n // 8 else "Q3_K"
         elif f == "Q3_K_M":
             new = "Q5_K" if i < n // 16 else ("Q4_K" if not falcon or _more_bits(i, n) else "Q3_K")
+        elif f == "IQ3_M" and (i < n // 8 or (p.n_expert == 8 and _more_bits(i, n))):
+            new = "Q4_K"
         elif f == "Q3_K_L":
             new = "Q4_K" if falcon else "Q5_K"
         elif f == "Q4_K_M":
@@ -226,19 +230,20 @@ def _pick(st: _State, ft: FileType, p: ModelParams, name: str, shape: tuple[int,
     if cat == "attn_output":
         if not falcon:
             if p.n_expert == 8:
-                if f in ("Q2_K", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M") + _IQ4:
+                if f in _ATTN_OUT_MOE_Q5_K:
                     new = "Q5_K"
             else:
-                new = {"Q2_K": "Q3_K", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K"}.get(f, new)
+                new = {"Q2_K": "Q3_K", "IQ3_XXS": "IQ3_S", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K",
+                       "IQ3_M": "Q4_K"}.get(f, new)
         elif f == "Q3_K_L":
             new = "Q4_K"
         return new
-    if cat == "attn_qkv":  # unreachable: handled with attn_v above, as in llama.cpp
-        return new
-    if cat == "ffn_gate":
-        st.i_ffn_gate += 1
-    elif cat == "ffn_up":
-        st.i_ffn_up += 1
+    if cat in ("ffn_gate", "ffn_up"):
+        attr = "i_" + cat
+        i, n = _layer_info(getattr(st, attr), st.n_layer, name, p)
+        setattr(st, attr, getattr(st, attr) + 1)
+        if f == "IQ3_XS" and n // 8 <= i < 7 * n // 8:
+            new = "IQ3_XXS"
     return new
 
 

@@ -22,6 +22,7 @@ from quantdesk import kernels
 from quantdesk.core.output_files import PartBusy, PartFile, output_problem
 
 from ..convert import ConvertError, Source, open_source
+from .file_types import imatrix_refusal
 from .mix import file_type, llama_order_key, tensor_bytes, tensor_types
 from .progress import CancelToken, Progress
 
@@ -85,6 +86,9 @@ def quantize_model(src: str | Path | Source, out: str | Path, qtype: str, *,
         ordered = sorted(source.tensors, key=lambda t: llama_order_key(t.name))
         types = tensor_types([(t.name, t.shape, t.dtype) for t in ordered], ft.name,
                              source.params, has_imatrix=bool(imat))
+        refusal = imatrix_refusal(ft.name, types, set(imat) if imat else None)
+        if refusal:
+            raise ConvertError(refusal)
         _check_kernels(set(types.values()) - {t.dtype for t in ordered}, backend)
         gw, data_bytes = _prepare_writer(source, ordered, types, ft.ftype)
         _check_space(out, data_bytes)

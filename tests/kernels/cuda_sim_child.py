@@ -19,7 +19,8 @@ import numpy as np
 
 from kernel_cases import DISTRIBUTIONS, all_rows, make_imatrix
 
-SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS", "IQ1_S", "IQ1_M")   # two-row set
+SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS", "IQ3_XXS", "IQ3_S", "IQ1_S",
+                "IQ1_M")   # two-row set
 KQUANT_DISTRIBUTIONS = ("student_t", "zero_blocks")
 
 

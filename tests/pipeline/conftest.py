@@ -38,26 +38,48 @@ def tiny_f32(tmp_path_factory):
     return out
 
 
-def llama_cpp_quantize(src: Path, dst: Path, ftype: int, threads: int = 2, imatrix: dict | None = None) -> Path:
-    """llama.cpp's llama_model_quantize, the reference route (imatrix: {tensor: float32 means},
-    handed over as its C array)."""
+def llama_cpp_quantize(src: Path, dst: Path, ftype: int, threads: int = 2,
+                       imatrix: dict | None = None) -> Path:
+    """llama.cpp's llama_model_quantize, the reference route; `imatrix`: {tensor name: float32
+    importances} handed over as llama_model_imatrix_data."""
     import llama_cpp
+    import numpy as np
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = threads
     keep = []
-    if imatrix:
+    if imatrix is not None:
         entries = (llama_cpp.llama_model_imatrix_data * (len(imatrix) + 1))()
-        for i, (name, values) in enumerate(imatrix.items()):
-            keep.append(np.ascontiguousarray(values, dtype=np.float32))
+        for i, (name, v) in enumerate(imatrix.items()):
+            arr = np.ascontiguousarray(v, dtype=np.float32)
+            keep.append(arr)
             entries[i].name = name.encode()
-            entries[i].data = keep[-1].ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-            entries[i].size = keep[-1].size
-        entries[len(imatrix)].name = None            # the array's terminator
-        params.imatrix = entries
+            entries[i].data = arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            entries[i].size = arr.size
+        entries[len(imatrix)].name = None
+        params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     assert rc == 0, f"llama_model_quantize failed for {src}"
     return dst
+
+
+def imatrix_values(tensors, seed: int = 7) -> dict:
+    """Seeded importances for every 2-D tensor but token_embd (what llama.cpp looks up)."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    return {t.name: rng.uniform(0.1, 4.0, t.shape[-1]).astype(np.float32)
+            for t in tensors if len(t.shape) == 2 and t.name != "token_embd.weight"}
+
+
+def write_imatrix(path: Path, values: dict) -> Path:
+    """An imatrix in llama-imatrix's GGUF form (NAME.in_sum2 sums, NAME.counts), by our writer."""
+    import numpy as np
+    from quantdesk.core.imatrix import Imatrix, save_imatrix
+    # a power of two as the count, so sums / counts gives back exactly v
+    entries = {name: ((v * 4.0).reshape(1, -1).astype(np.float32), np.array([4.0], np.float32))
+               for name, v in values.items()}
+    save_imatrix(path, Imatrix(entries, chunk_count=1, chunk_size=1))
+    return path
 
 
 def gguf_tensors(path: Path) -> dict[str, tuple[str, bytes]]:

@@ -42,9 +42,19 @@ def test_plan_accepts_an_hf_folder_and_lists_every_output_type(promised):
 
 @pytest.mark.parametrize("qtype", OUTPUT_TYPES)
 def test_plan_promises_the_bytes_quantize_writes(odd_rows, promised, tmp_path, qtype):
+    from quantdesk.core.convert import open_source
+    from quantdesk.core.quantize import FILE_TYPES
+
+    from .conftest import imatrix_values, write_imatrix
     out = tmp_path / f"odd-{qtype}.gguf"
+    extra = []
+    if FILE_TYPES[qtype].needs_imatrix:    # planned as llama.cpp writes them: with an imatrix
+        source = open_source(odd_rows)
+        extra = ["--imatrix", str(write_imatrix(tmp_path / "im.gguf",
+                                                imatrix_values(source.tensors)))]
+        source.close()
     assert main(["quantize", str(odd_rows), "-t", qtype, "-o", str(out), "--backend", "cpu",
-                 "--threads", "2"]) == 0
+                 "--threads", "2", *extra]) == 0
     tensors = GGUFReader(out).tensors
     written = sum(int(t.data.nbytes) for t in tensors)
     assert written == sum(int(t.n_bytes) for t in tensors)
