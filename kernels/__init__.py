@@ -21,7 +21,9 @@ Map of the package:
   k_scale_min/ (Q2_K, Q4_K, Q5_K: a scale and a min per sub-block; superblock_ops, cuda_search),
   q3_k/ (Q3_K; block_ops, cpu_lanes), q6_k/ (Q6_K; block_ops),
   iq4/ (IQ4_NL, IQ4_XS: the non-linear codebook; codebook, block_ops),
-  ternary/ (TQ1_0, TQ2_0; block_ops), mxfp4/ (MXFP4; exponent: ggml's log2f floor, block_ops).
+  ternary/ (TQ1_0, TQ2_0; block_ops), mxfp4/ (MXFP4; exponent: ggml's log2f floor, block_ops),
+  iq2/ (IQ2_XXS, IQ2_XS, IQ2_S: E8-lattice grids; grid_data, grid: kmap/neighbour tables,
+  block_ops).
 - shared/: the building blocks of all families (rounding, fp16, ggml's searches as numpy spec and
   as numba code, CPU lane searches and threads, CUDA plumbing, SIMD width, numba cache guard).
 """
@@ -32,8 +34,17 @@ import numpy as np
 from .types import (FORMATS, QUANT_TYPES, TYPES, QuantFormat, TensorType, get_format,
                     row_bytes)
 
-__all__ = ["quantize", "dequantize", "row_bytes", "TYPES", "TensorType", "get_format",
+__all__ = ["quantize", "dequantize", "row_bytes", "ImatrixRequiredError", "TYPES", "TensorType", "get_format",
            "cuda_usable", "QUANT_TYPES", "FORMATS", "QuantFormat"]
+
+
+class ImatrixRequiredError(ValueError):
+    """The type needs an importance matrix (as in llama.cpp) and none was given."""
+
+    def __init__(self, qtype: str):
+        super().__init__(f"{qtype} needs an importance matrix, as in llama.cpp; calibrate one on "
+                         f"your text first (quantdesk imatrix) and quantize with it")
+        self.qtype = qtype
 
 
 def cuda_usable() -> bool:
@@ -90,6 +101,8 @@ def quantize(rows: np.ndarray, qtype: str, *, backend: str = "auto",
     fmt = get_format(qtype)
     if not fmt.writable:
         raise ValueError(f"Quantdesk has no kernel for {fmt.name}")
+    if fmt.requires_imatrix and imatrix is None:
+        raise ImatrixRequiredError(fmt.name)
     if backend == "auto" and not fmt.is_float:
         backend = "cuda" if cuda_usable() else "cpu"
     _check_rows(rows, fmt, imatrix, values=backend != "cpu" or fmt.is_float)

@@ -46,6 +46,8 @@ def ggml_quantize(rows: np.ndarray, qtype: str, imatrix: np.ndarray | None = Non
                   threads: int = 1) -> np.ndarray:
     """llama.cpp's bytes for `rows` (C-contiguous float32, (n_rows, n_per_row))."""
     fmt = get_format(qtype)
+    if fmt.requires_imatrix and imatrix is None:   # ggml would GGML_ASSERT (abort the process)
+        raise ValueError(f"ggml needs an importance matrix for {fmt.name}")
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     if imatrix is not None:
         imatrix = np.ascontiguousarray(imatrix, dtype=np.float32)

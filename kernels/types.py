@@ -26,7 +26,11 @@ KERNEL_FAMILIES: dict[str, tuple[str, ...]] = {
     "iq4": ("IQ4_NL", "IQ4_XS"),                             # 32 / 256, non-linear codebook
     "ternary": ("TQ1_0", "TQ2_0"),                           # 256, trits, absmax scale
     "mxfp4": ("MXFP4",),                                     # 32, e2m1 values, e8m0 scale
+    "iq2": ("IQ2_XXS", "IQ2_XS", "IQ2_S"),                   # 256, E8-lattice grids, 4-bit scales
 }
+
+# ggml_quantize_requires_imatrix (ggml.c): llama.cpp asserts an importance matrix for these.
+REQUIRES_IMATRIX = ("IQ2_XXS", "IQ2_XS", "IQ1_S")
 
 # Written by kernels.quantize without a kernel (a float conversion).
 FLOAT_TYPES = ("F32", "F16", "BF16")
@@ -49,6 +53,11 @@ class TensorType:
     def backends(self) -> tuple[str, ...]:
         """Our backends that quantize to this type (every one of them, or none)."""
         return BACKENDS if self.family else ()
+
+    @property
+    def requires_imatrix(self) -> bool:
+        """llama.cpp refuses to quantize to this type without an importance matrix."""
+        return self.name in REQUIRES_IMATRIX
 
     @property
     def is_float(self) -> bool:
