@@ -19,7 +19,8 @@ import numpy as np
 
 from kernel_cases import DISTRIBUTIONS, all_rows, make_imatrix
 
-SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS")   # the two-row set
+SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS",    # the two-row set
+                "IQ2_XXS", "IQ2_XS", "IQ2_S")
 KQUANT_DISTRIBUTIONS = ("student_t", "zero_blocks")
 
 
