@@ -6,11 +6,13 @@ every product that feeds an addition or a comparison).
 
 Tables (grid.py) come in as arguments, not globals: kmap alone is 170 KB, over CUDA's constant
 memory. Scratch arrays come from the caller: weight, waux, xval (32 floats), L, Laux (32 ints),
-Lq (32 uint8), scales (16 floats), res (4 floats), on (4 ints).
+Lq (32 uint8), scales (16 floats), res (4 floats), on (4 ints), d2 (MAX_LIST floats).
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from ..shared.ops import F, GROUP_MAX_EPS, jit_for, ops_for
 
@@ -33,26 +35,35 @@ make_qp_quants = _sb.make_qp_quants
 FLT_MAX = F(3.4028234663852886e38)
 EPS_IQ2_S = F(1e-8)              # GROUP_MAX_EPS_IQ2_S
 XXS_SIZE, XS_SIZE, S_SIZE = 66, 74, 82
+MAX_LIST = 320                   # >= the longest neighbour list of the three grids (292)
 
 
 @_jit
-def best_neighbour(nbrs, off, grid, xval, xo, waux, scale, L, lo):
+def best_neighbour(nbrs, slab, off, xval, xo, waux, scale, L, lo, d2):
     """iq2_find_best_neighbour: the listed grid point nearest to xval/scale in waux-weighted
-    distance (first of equals); its levels go to L[lo:lo+8]. Returns its grid index."""
-    best_d2 = FLT_MAX
-    gi = -1
-    for j in range(1, nbrs[off] + 1):
-        g = nbrs[off + j]
-        d2 = F(0)
-        for i in range(8):
-            diff = mul(scale, F(grid[8 * g + i])) - xval[xo + i]
-            d2 += mul(mul(waux[xo + i], diff), diff)
-        if d2 < best_d2:
-            best_d2 = d2
-            gi = g
+    distance (first of equals); its levels go to L[lo:lo+8]. Returns its grid index. The
+    distances of the whole list are summed a coordinate at a time into d2 (each one in ggml's
+    order, so the same floats; the inner loop runs across the list: SIMD on the CPU)."""
+    n = np.int64(nbrs[off])
+    base = 8 * (off + 1)
+    for j in range(n):
+        d2[j] = F(0)
     for i in range(8):
-        L[lo + i] = (grid[8 * gi + i] - 1) // 2
-    return gi
+        xi = xval[xo + i]
+        wi = waux[xo + i]
+        b = base + i * n
+        for j in range(n):
+            diff = mul(scale, slab[b + j]) - xi
+            d2[j] += mul(mul(wi, diff), diff)
+    best_d2 = FLT_MAX
+    jb = 0
+    for j in range(n):
+        if d2[j] < best_d2:
+            best_d2 = d2[j]
+            jb = j
+    for i in range(8):
+        L[lo + i] = (np.int64(slab[base + i * n + jb]) - 1) // 2
+    return np.int64(nbrs[off + 1 + jb])
 
 
 @_jit
@@ -75,12 +86,12 @@ def packed(L, lo):
 
 
 @_jit
-def on_grid_levels(xval, xo, iscale, scale, L, lo, kmap, nbrs, grid, waux):
+def on_grid_levels(xval, xo, iscale, scale, L, lo, kmap, nbrs, slab, waux, d2):
     """octet_levels, moved to the best listed neighbour when off the grid; returns grid index."""
     u = octet_levels(xval, xo, iscale, L, lo)
     gi = kmap[u]
     if gi < 0:
-        gi = best_neighbour(nbrs, -gi - 1, grid, xval, xo, waux, scale, L, lo)
+        gi = best_neighbour(nbrs, slab, -gi - 1, xval, xo, waux, scale, L, lo, d2)
     return gi
 
 
@@ -140,7 +151,7 @@ def trial_iscale(step, mx):
 
 
 @_jit
-def search16(mx, weight, waux, xval, L, Laux, on, res, kmap, nbrs, grid):
+def search16(mx, weight, waux, xval, L, Laux, on, res, kmap, nbrs, slab, d2):
     """The scale search of IQ2_XS / IQ2_S for one 16-weight group (two octets); L gets the
     levels (all on the grid). Returns the scale."""
     for i in range(16):
@@ -156,7 +167,8 @@ def search16(mx, weight, waux, xval, L, Laux, on, res, kmap, nbrs, grid):
             u = octet_levels(xval, 8 * k, iscale, Laux, 8 * k)
             on[2 + k] = 1 if kmap[u] >= 0 else 0
             if kmap[u] < 0:
-                best_neighbour(nbrs, -kmap[u] - 1, grid, xval, 8 * k, waux, this_scale, Laux, 8 * k)
+                best_neighbour(nbrs, slab, -kmap[u] - 1, xval, 8 * k, waux, this_scale, Laux,
+                               8 * k, d2)
         level_sums(16, weight, xval, Laux, res)
         if res[1] > 0 and mul(res[0], res[0]) > mul(best, res[1]):
             scale = res[0] / res[1]
@@ -169,7 +181,7 @@ def search16(mx, weight, waux, xval, L, Laux, on, res, kmap, nbrs, grid):
         iscale = F(1) / scale
         for k in range(2):
             if on[k] == 0:
-                on_grid_levels(xval, 8 * k, iscale, scale, L, 8 * k, kmap, nbrs, grid, waux)
+                on_grid_levels(xval, 8 * k, iscale, scale, L, 8 * k, kmap, nbrs, slab, waux, d2)
         level_sums(16, weight, xval, L, res)
         if res[1] > 0:
             scale = res[0] / res[1]
@@ -177,7 +189,7 @@ def search16(mx, weight, waux, xval, L, Laux, on, res, kmap, nbrs, grid):
 
 
 @_jit
-def search32(weight, waux, xval, L, Laux, Lq, res, kmap, nbrs, grid):
+def search32(weight, waux, xval, L, Laux, Lq, res, kmap, nbrs, slab, d2):
     """The scale search of IQ2_XXS for one 32-weight group (four octets); L gets the levels.
     Returns the scale; res[2] = 1 when the group is dropped (make_qp_quants found no scale)."""
     res[2] = F(0)
@@ -191,7 +203,8 @@ def search32(weight, waux, xval, L, Laux, Lq, res, kmap, nbrs, grid):
         iscale = trial_iscale(step, eff_max)
         this_scale = F(1) / iscale
         for k in range(4):
-            on_grid_levels(xval, 8 * k, iscale, this_scale, Laux, 8 * k, kmap, nbrs, grid, waux)
+            on_grid_levels(xval, 8 * k, iscale, this_scale, Laux, 8 * k, kmap, nbrs, slab, waux,
+                               d2)
         level_sums(32, weight, xval, Laux, res)
         if res[1] > 0 and mul(res[0], res[0]) > mul(best, res[1]):
             scale = res[0] / res[1]
@@ -201,7 +214,7 @@ def search32(weight, waux, xval, L, Laux, Lq, res, kmap, nbrs, grid):
     if scale > 0:
         iscale = F(1) / scale
         for k in range(4):
-            on_grid_levels(xval, 8 * k, iscale, scale, L, 8 * k, kmap, nbrs, grid, waux)
+            on_grid_levels(xval, 8 * k, iscale, scale, L, 8 * k, kmap, nbrs, slab, waux, d2)
         level_sums(32, weight, xval, L, res)
         if res[1] > 0:
             scale = res[0] / res[1]
@@ -226,8 +239,8 @@ def scale_level(iscale, s):
 
 
 @_jit
-def iq2_xxs_block(x, xo, qw, qwo, kmap, nbrs, grid, out, oo,
-                  weight, waux, xval, L, Laux, Lq, scales, res):
+def iq2_xxs_block(x, xo, qw, qwo, kmap, nbrs, slab, out, oo,
+                  weight, waux, xval, L, Laux, Lq, scales, res, d2):
     """One IQ2_XXS super-block {fp16 d; uint32 q2[16]}: per 32-weight group, q2[2g] = four grid
     indices (a byte each), q2[2g+1] = four 7-bit sign groups | 4-bit scale << 28."""
     for j in range(XXS_SIZE):
@@ -243,7 +256,7 @@ def iq2_xxs_block(x, xo, qw, qwo, kmap, nbrs, grid, out, oo,
         scales[ib] = F(0)
         if group_max(xval, 32) < GROUP_MAX_EPS:
             continue
-        scale = search32(weight, waux, xval, L, Laux, Lq, res, kmap, nbrs, grid)
+        scale = search32(weight, waux, xval, L, Laux, Lq, res, kmap, nbrs, slab, d2)
         if res[2] != 0:
             continue
         if scale < 0:
@@ -267,8 +280,8 @@ def iq2_xxs_block(x, xo, qw, qwo, kmap, nbrs, grid, out, oo,
 
 
 @_jit
-def iq2_16_block(is_s, x, xo, use_w, qw, qwo, kmap, nbrs, grid, out, oo,
-                 weight, waux, xval, L, Laux, on, scales, res):
+def iq2_16_block(is_s, x, xo, use_w, qw, qwo, kmap, nbrs, slab, out, oo,
+                 weight, waux, xval, L, Laux, on, scales, res, d2):
     """One IQ2_XS super-block {fp16 d; uint16 qs[32] = grid index | signs << 9; uint8 scales[8]}
     (is_s False) or IQ2_S {fp16 d; uint8 qs[32] grid index low bytes, signs[32]; qh[8] high
     bits; scales[8]} (is_s True), from 16 groups of 16 weights."""
@@ -289,7 +302,7 @@ def iq2_16_block(is_s, x, xo, use_w, qw, qwo, kmap, nbrs, grid, out, oo,
         mx = group_max(xval, 16)
         if mx < eps:
             continue
-        scale = search16(mx, weight, waux, xval, L, Laux, on, res, kmap, nbrs, grid)
+        scale = search16(mx, weight, waux, xval, L, Laux, on, res, kmap, nbrs, slab, d2)
         if scale < 0:
             scale = -scale
             s0 ^= 0xFF if is_s else 0x7F

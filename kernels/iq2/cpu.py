@@ -21,7 +21,7 @@ KIND = {"IQ2_XXS": 0, "IQ2_XS": 1, "IQ2_S": 2}
 
 
 @njit(parallel=True, **_JIT)
-def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, grid, out, size, bad):
+def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, slab, out, size, bad):
     n_sb = x.size // 256
     per_row = n_per_row // 256
     n_chunks = (n_sb + CHUNK - 1) // CHUNK
@@ -35,17 +35,18 @@ def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, grid, out, size, bad):
         scales = np.empty(16, np.float32)
         res = np.empty(4, np.float32)
         on = np.empty(4, np.int64)
+        d2 = np.empty(ops.MAX_LIST, np.float32)
         flag = False
         for s in range(t * CHUNK, min(n_sb, t * CHUNK + CHUNK)):
             for j in range(256):
                 flag |= nonfinite(x[s * 256 + j])
             qwo = (s % per_row) * 256
             if kind == 0:
-                ops.iq2_xxs_block(x, s * 256, qw, qwo, kmap, nbrs, grid, out, s * size,
-                                  weight, waux, xval, L, Laux, Lq, scales, res)
+                ops.iq2_xxs_block(x, s * 256, qw, qwo, kmap, nbrs, slab, out, s * size,
+                                  weight, waux, xval, L, Laux, Lq, scales, res, d2)
             else:
-                ops.iq2_16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, nbrs, grid, out,
-                                 s * size, weight, waux, xval, L, Laux, on, scales, res)
+                ops.iq2_16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, nbrs, slab, out,
+                                 s * size, weight, waux, xval, L, Laux, on, scales, res, d2)
         bad[t] = flag
 
 
@@ -58,7 +59,7 @@ def _run(qtype: str, rows, imatrix, threads):
     out = np.empty(n_rows * (n_per_row // 256) * fmt.type_size, np.uint8)
     bad = np.zeros((x.size // 256 + CHUNK - 1) // CHUNK, np.bool_)
     _quantize(KIND[qtype], x, n_per_row, weights_or_dummy(imatrix), imatrix is not None,
-              t.kmap, t.neighbours, t.points, out, fmt.type_size, bad)
+              t.kmap, t.neighbours, t.slab, out, fmt.type_size, bad)
     raise_on_nonfinite(rows, bad)
     return out.reshape(n_rows, -1)
 

@@ -17,10 +17,11 @@ from .grid import tables
 _twin = load_cuda_twin("iq2.block_ops")
 iq2_xxs_block = _twin.iq2_xxs_block
 iq2_16_block = _twin.iq2_16_block
+MAX_LIST = _twin.MAX_LIST
 
 
 @cuda.jit
-def _kernel(n_sb, x, n_per_row, qw, use_w, out, kind, size, kmap, nbrs, grid):
+def _kernel(n_sb, x, n_per_row, qw, use_w, out, kind, size, kmap, nbrs, slab):
     s = cuda.grid(1)
     if s >= n_sb:
         return
@@ -33,19 +34,20 @@ def _kernel(n_sb, x, n_per_row, qw, use_w, out, kind, size, kmap, nbrs, grid):
     scales = cuda.local.array(16, float32)
     res = cuda.local.array(4, float32)
     on = cuda.local.array(4, int64)
+    d2 = cuda.local.array(MAX_LIST, float32)
     qwo = (s % (n_per_row // 256)) * 256
     if kind == 0:
-        iq2_xxs_block(x, s * 256, qw, qwo, kmap, nbrs, grid, out, s * size,
-                      weight, waux, xval, L, Laux, Lq, scales, res)
+        iq2_xxs_block(x, s * 256, qw, qwo, kmap, nbrs, slab, out, s * size,
+                      weight, waux, xval, L, Laux, Lq, scales, res, d2)
     else:
-        iq2_16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, nbrs, grid, out, s * size,
-                     weight, waux, xval, L, Laux, on, scales, res)
+        iq2_16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, nbrs, slab, out, s * size,
+                     weight, waux, xval, L, Laux, on, scales, res, d2)
 
 
 @functools.lru_cache(maxsize=None)
 def _device_tables(qtype: str):
     t = tables(qtype)
-    return cuda.to_device(t.kmap), cuda.to_device(t.neighbours), cuda.to_device(t.points)
+    return cuda.to_device(t.kmap), cuda.to_device(t.neighbours), cuda.to_device(t.slab)
 
 
 def _run(qtype: str, kind: int, rows, imatrix):

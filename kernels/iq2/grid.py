@@ -12,6 +12,9 @@ IQ2_S (1024, 1); IQ1_S/IQ1_M use the same construction on their 2048-point grid 
   index) like ggml's qsort, holding every point of the `nwant` nearest distance shells.
   ggml also fills entries whose levels include 3, which no quantizer ever looks up; we skip
   those (the offsets differ from ggml's, the lists a lookup finds do not).
+- slab: float32 (8 * neighbours.size): the points of each list as floats, coordinate-major
+  (list at offset o with n entries: coordinate i of entry j at 8*(o+1) + i*n + j), so a search
+  computes the distances of all listed points one coordinate at a time (SIMD across the list).
 - ksigns / kmask: ggml's ksigns_iq2xs (7 sign bits plus an even-parity bit) and kmask_iq2xs.
 """
 from __future__ import annotations
@@ -35,6 +38,7 @@ class GridTables:
     points: np.ndarray       # int8 (grid_size * 8)
     kmap: np.ndarray         # int32 (KMAP_SIZE,)
     neighbours: np.ndarray   # uint16, the lists kmap points to
+    slab: np.ndarray         # float32, the listed points coordinate-major per list
 
     @property
     def max_neighbours(self) -> int:
@@ -74,7 +78,13 @@ def build_tables(kgrid: np.ndarray, nwant: int, max_level: int = 2) -> GridTable
             lists.append(np.concatenate([[len(chosen)], chosen]))
             counter += 1 + len(chosen)
     neighbours = np.concatenate(lists).astype(np.uint16) if lists else np.zeros(0, np.uint16)
-    return GridTables(pts.reshape(-1), kmap, neighbours)
+    slab = np.zeros(8 * neighbours.size, np.float32)
+    off = 0
+    for lst in lists:
+        n = len(lst) - 1
+        slab[8 * (off + 1):8 * (off + 1) + 8 * n] = pts[lst[1:]].T.reshape(-1)
+        off += 1 + n
+    return GridTables(pts.reshape(-1), kmap, neighbours, slab)
 
 
 @functools.lru_cache(maxsize=None)
