@@ -45,6 +45,11 @@ def test_tables_are_ggmls_kmap_and_neighbour_shells(qtype):
         d2 = ((pts - (2 * l + 1)) ** 2).sum(axis=1)
         want = sorted((d, j) for j, d in enumerate(d2) if d in np.unique(d2)[:nwant])
         assert listed.tolist() == [j for _, j in want]
+        n = len(listed)                           # the slab holds the same points, coordinate-major
+        slab = t.slab[8 * (off + 1):8 * (off + 1) + 8 * n].reshape(8, n)
+        np.testing.assert_array_equal(slab.T, pts[listed])
+    from quantdesk.kernels.iq2.block_ops import MAX_LIST
+    assert t.max_neighbours <= MAX_LIST           # the kernels' distance scratch
 
 
 def test_ksigns_and_kmask_are_ggmls():
