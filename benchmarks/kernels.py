@@ -7,7 +7,9 @@ same thread count, same process; every result is also checked byte for byte.
 Prints, per type: our CPU throughput (M weights/s), llama.cpp's at the same thread count (its
 rows split over a thread pool: ctypes releases the GIL), the ratio, each by wall clock and by
 process CPU time, and CUDA when a GPU is usable
-(kernel time including host<->device copies). Kernels are compiled (warmed up) first.
+(kernel time including host<->device copies). Kernels are compiled (warmed up) first. Types
+llama.cpp refuses without an importance matrix (IQ2_XXS, IQ2_XS) get the random one of
+--imatrix even without the flag (marked "+im" in the type column).
 """
 from __future__ import annotations
 
@@ -76,12 +78,13 @@ def main(argv=None) -> int:
     if use_cuda:
         head += f" {'cuda M/s':>10} {'cuda ratio':>10}  {'cuda bytes':>10}"
     print(head)
+    plain = imatrix
     for qtype in args.types.split(","):
         if (qtype, "cpu") not in registry.available("cpu"):
             print(f"{qtype:7} (no cpu kernel registered)")
             continue
-        # llama.cpp refuses these without an imatrix: both sides get the random one
-        imatrix = random_imatrix if args.imatrix or kernels.get_format(qtype).needs_imatrix else None
+        forced = plain is None and kernels.get_format(qtype).needs_imatrix
+        imatrix = random_imatrix if forced else plain
         warm = rows[: max(1, 4096 // args.cols) * 2]
         kernels.quantize(warm, qtype, backend="cpu", imatrix=imatrix, threads=args.threads)
         oracle.ggml_quantize(warm, qtype, imatrix)   # ggml builds the IQ grids/maps on first use
@@ -91,7 +94,8 @@ def main(argv=None) -> int:
             lambda: oracle.ggml_quantize(rows, qtype, imatrix, threads=args.threads)],
             args.repeat)
         same = "identical" if np.array_equal(ours, ref) else "DIFFER"
-        line = (f"{qtype:7} {n / t_ours / 1e6:10.1f} {n / t_ref / 1e6:11.1f} "
+        label = qtype + "+im" if forced else qtype
+        line = (f"{label:6} {n / t_ours / 1e6:10.1f} {n / t_ref / 1e6:11.1f} "
                 f"{t_ref / t_ours:6.2f}x {n / c_ours / 1e6:11.1f} {n / c_ref / 1e6:12.1f} "
                 f"{c_ref / c_ours:6.2f}x  {same:>9}")
         if use_cuda and (qtype, "cuda") in registry.available("cuda"):

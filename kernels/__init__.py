@@ -24,7 +24,9 @@ Map of the package:
   iq3/ (IQ3_XXS, IQ3_S: 3-bit grids; grid (data + ggml's map/neighbour tables), block_ops),
   ternary/ (TQ1_0, TQ2_0; block_ops), mxfp4/ (MXFP4; exponent: ggml's log2f floor, block_ops),
   iq1/ (IQ1_S, IQ1_M; grid: gguf-py's grid and ggml's kmap/neighbour tables built once,
-  block_ops, superblock_ops).
+  block_ops, superblock_ops),
+  iq2/ (IQ2_XXS, IQ2_XS, IQ2_S: E8-lattice grids; grid_data, grid: kmap/neighbour tables,
+  block_ops).
 - shared/: the building blocks of all families (rounding, fp16, ggml's searches as numpy spec and
   as numba code, CPU lane searches and threads, CUDA plumbing, SIMD width, numba cache guard).
 """
@@ -35,8 +37,17 @@ import numpy as np
 from .types import (FORMATS, QUANT_TYPES, TYPES, QuantFormat, TensorType, get_format,
                     row_bytes)
 
-__all__ = ["quantize", "dequantize", "row_bytes", "TYPES", "TensorType", "get_format",
-           "cuda_usable", "QUANT_TYPES", "FORMATS", "QuantFormat", "imatrix_required_message"]
+__all__ = ["quantize", "dequantize", "row_bytes", "ImatrixRequiredError", "TYPES", "TensorType", "get_format",
+           "cuda_usable", "QUANT_TYPES", "FORMATS", "QuantFormat"]
+
+
+class ImatrixRequiredError(ValueError):
+    """The type needs an importance matrix (as in llama.cpp) and none was given."""
+
+    def __init__(self, qtype: str):
+        super().__init__(f"{qtype} needs an importance matrix, as in llama.cpp; calibrate one on "
+                         f"your text first (quantdesk imatrix) and quantize with it")
+        self.qtype = qtype
 
 
 def cuda_usable() -> bool:
@@ -46,12 +57,6 @@ def cuda_usable() -> bool:
         return bool(cuda.is_available()) and not config.ENABLE_CUDASIM
     except Exception:  # no driver, no toolkit, broken install: no GPU for us
         return False
-
-
-def imatrix_required_message(qtype: str) -> str:
-    """The one line for a type llama.cpp will not quantize without an importance matrix."""
-    return (f"{qtype} needs an importance matrix (llama.cpp refuses it without one); "
-            "calibrate on your text first")
 
 
 def nonfinite_error(rows: np.ndarray) -> ValueError:
@@ -99,8 +104,8 @@ def quantize(rows: np.ndarray, qtype: str, *, backend: str = "auto",
     fmt = get_format(qtype)
     if not fmt.writable:
         raise ValueError(f"Quantdesk has no kernel for {fmt.name}")
-    if imatrix is None and fmt.needs_imatrix:
-        raise ValueError(imatrix_required_message(fmt.name))
+    if fmt.needs_imatrix and imatrix is None:
+        raise ImatrixRequiredError(fmt.name)
     if backend == "auto" and not fmt.is_float:
         backend = "cuda" if cuda_usable() else "cpu"
     _check_rows(rows, fmt, imatrix, values=backend != "cpu" or fmt.is_float)

@@ -54,7 +54,7 @@ def ggml_quantize(rows: np.ndarray, qtype: str, imatrix: np.ndarray | None = Non
     """llama.cpp's bytes for `rows` (C-contiguous float32, (n_rows, n_per_row))."""
     fmt = get_format(qtype)
     if imatrix is None and ggml_requires_imatrix(fmt.name):   # ggml would abort the process
-        raise ValueError(f"ggml refuses {fmt.name} without an importance matrix")
+        raise ValueError(f"ggml needs an importance matrix for {fmt.name} (it aborts without one)")
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     if imatrix is not None:
         imatrix = np.ascontiguousarray(imatrix, dtype=np.float32)

@@ -28,6 +28,7 @@ KERNEL_FAMILIES: dict[str, tuple[str, ...]] = {
     "ternary": ("TQ1_0", "TQ2_0"),                           # 256, trits, absmax scale
     "mxfp4": ("MXFP4",),                                     # 32, e2m1 values, e8m0 scale
     "iq1": ("IQ1_S", "IQ1_M"),                               # 256, ternary groups on a grid
+    "iq2": ("IQ2_XXS", "IQ2_XS", "IQ2_S"),                   # 256, E8-lattice grids, 4-bit scales
 }
 
 # Written by kernels.quantize without a kernel (a float conversion).

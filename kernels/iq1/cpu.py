@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .. import imatrix_required_message
+from .. import ImatrixRequiredError
 from ..registry import register
 from ..shared.cpu_common import flat, nonfinite, raise_on_nonfinite, set_threads, weights_or_dummy
 from ..shared.ops import F
@@ -269,7 +269,7 @@ def _run(qtype: str, rows, imatrix, threads):
 @register("IQ1_S", "cpu")
 def iq1_s_cpu(rows, imatrix=None, threads=None):
     if imatrix is None:
-        raise ValueError(imatrix_required_message("IQ1_S"))
+        raise ImatrixRequiredError("IQ1_S")
     return _run("IQ1_S", rows, imatrix, threads)
 
 

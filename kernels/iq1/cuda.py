@@ -8,7 +8,7 @@ import functools
 import numpy as np
 from numba import cuda, float32, int32
 
-from .. import imatrix_required_message
+from .. import ImatrixRequiredError
 from ..registry import register
 from ..shared.cuda_common import launch, load_cuda_twin, to_device_inputs
 from ..types import get_format
@@ -87,7 +87,7 @@ def _run(kernel, qtype, rows, imatrix):
 @register("IQ1_S", "cuda")
 def iq1_s_cuda(rows, imatrix=None, threads=None):
     if imatrix is None:
-        raise ValueError(imatrix_required_message("IQ1_S"))
+        raise ImatrixRequiredError("IQ1_S")
     return _run(_s_kernel, "IQ1_S", rows, imatrix)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import imatrix_required_message
+from .. import ImatrixRequiredError
 from ..registry import register
 from ..shared import reference_ops as c
 from ..shared.reference_ops import F32
@@ -212,7 +212,7 @@ def _superblocks(rows: np.ndarray, imatrix):
 @register("IQ1_S", "reference")
 def iq1_s(rows, imatrix=None, threads=None):
     if imatrix is None:
-        raise ValueError(imatrix_required_message("IQ1_S"))
+        raise ImatrixRequiredError("IQ1_S")
     tables = iq1_tables()
     xs, qw = _superblocks(rows, imatrix)
     nsb = xs.shape[0]

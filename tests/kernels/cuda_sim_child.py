@@ -19,8 +19,8 @@ import numpy as np
 
 from kernel_cases import DISTRIBUTIONS, all_rows, make_imatrix
 
-SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS", "IQ3_XXS", "IQ3_S", "IQ1_S",
-                "IQ1_M")   # two-row set
+SEARCH_TYPES = ("Q4_K", "Q5_K", "Q2_K", "IQ4_NL", "IQ4_XS", "IQ3_XXS", "IQ3_S",   # the two-row set
+                "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_S", "IQ1_M")
 KQUANT_DISTRIBUTIONS = ("student_t", "zero_blocks")
 
 

@@ -72,6 +72,14 @@ def make_imatrix(n_per_row: int, seed: int = 0) -> np.ndarray:
     return im.astype(np.float32)
 
 
+def needed_imatrix(qtype: str, n_per_row: int) -> np.ndarray | None:
+    """None, or for the types llama.cpp refuses to quantize without an importance matrix
+    (IQ2_XXS, IQ2_XS, IQ1_S) a plain one (all ones): what tests that are not about the imatrix
+    pass so every type runs."""
+    from quantdesk import kernels
+    return np.ones(n_per_row, np.float32) if kernels.get_format(qtype).needs_imatrix else None
+
+
 def all_rows(n_rows: int, n_per_row: int, seed: int = 0) -> np.ndarray:
     """Every distribution stacked: n_rows rows each."""
     return np.concatenate([make_rows(d, n_rows, n_per_row, seed) for d in DISTRIBUTIONS])

@@ -6,14 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernel_cases import all_rows, make_imatrix, make_rows
+from kernel_cases import all_rows, make_rows, needed_imatrix
 from quantdesk import kernels
 from quantdesk.kernels import oracle
-
-
-def _needed_imatrix(qtype: str, n: int):
-    """An imatrix for the types llama.cpp will not quantize without one (IQ1_S, ...), else None."""
-    return make_imatrix(n, seed=6) if kernels.get_format(qtype).needs_imatrix else None
 
 
 def test_nan_or_inf_is_rejected_naming_the_row():
@@ -31,7 +26,7 @@ def test_cpu_kernels_find_nan_or_inf_as_they_load(qtype, weighted):
     """kernels.quantize leaves the NaN/Inf scan of the CPU backend to the kernels (one pass over
     the weights, not two): each must flag any batch, including one that is not the first."""
     rows = make_rows("normal", 40, 512)
-    imatrix = np.ones(512, np.float32) if weighted else _needed_imatrix(qtype, 512)
+    imatrix = np.ones(512, np.float32) if weighted else needed_imatrix(qtype, 512)
     for row, col, value in [(37, 511, -np.inf), (0, 0, np.nan), (19, 300, np.inf)]:
         bad = rows.copy()
         bad[row, col] = value
@@ -46,6 +41,19 @@ def test_row_length_not_a_multiple_of_the_block_is_rejected(qtype, n):
     block = kernels.get_format(qtype).block_size
     with pytest.raises(ValueError, match=fr"{qtype} needs rows that are a multiple of {block} weights; got {n}"):
         kernels.quantize(rows, qtype)
+
+
+@pytest.mark.parametrize("qtype", ["IQ2_XXS", "IQ2_XS"])
+@pytest.mark.parametrize("backend", ["reference", "cpu", "auto"])
+def test_types_llama_cpp_refuses_without_an_imatrix_are_refused(qtype, backend):
+    rows = make_rows("normal", 2, 256)
+    assert kernels.get_format(qtype).needs_imatrix
+    with pytest.raises(kernels.ImatrixRequiredError,
+                       match=f"^{qtype} needs an importance matrix, as in llama.cpp; calibrate"):
+        kernels.quantize(rows, qtype, backend=backend)
+    with pytest.raises(ValueError, match="ggml needs an importance matrix"):
+        oracle.ggml_quantize(rows, qtype)      # ggml itself would abort the process
+    assert not kernels.get_format("IQ2_S").needs_imatrix
 
 
 def test_bad_arrays_and_names_are_rejected():
@@ -83,7 +91,7 @@ def test_float_types_pass_through_like_numpy_and_gguf_py():
 def test_dequantize_agrees_with_llama_cpp(qtype):
     n = 512
     rows = np.concatenate([make_rows(d, 2, n, seed=8) for d in ("normal", "student_t", "outlier")])
-    data = oracle.ggml_quantize(rows, qtype, _needed_imatrix(qtype, n))
+    data = oracle.ggml_quantize(rows, qtype, needed_imatrix(qtype, n))
     ours = kernels.dequantize(data, qtype, n)
     assert ours.shape == rows.shape and ours.dtype == np.float32
     np.testing.assert_array_equal(ours, oracle.ggml_dequantize(data, qtype, n))
@@ -98,7 +106,7 @@ def test_dequantize_agrees_with_llama_cpp(qtype):
 @pytest.mark.parametrize("qtype", kernels.QUANT_TYPES)
 def test_our_bytes_round_trip_through_dequantize(qtype):
     rows = make_rows("normal", 3, 512, seed=9)
-    data = kernels.quantize(rows, qtype, backend="cpu", imatrix=_needed_imatrix(qtype, 512))
+    data = kernels.quantize(rows, qtype, backend="cpu", imatrix=needed_imatrix(qtype, 512))
     assert data.shape == (3, kernels.row_bytes(qtype, 512))
     np.testing.assert_array_equal(kernels.dequantize(data, qtype, 512),
                                   oracle.ggml_dequantize(data, qtype, 512))

@@ -10,7 +10,7 @@ import functools
 import numpy as np
 import pytest
 
-from kernel_cases import DISTRIBUTIONS, all_rows, make_imatrix, mismatch
+from kernel_cases import DISTRIBUTIONS, all_rows, make_imatrix, mismatch, needed_imatrix
 from quantdesk import kernels
 from quantdesk.kernels import oracle
 
@@ -42,8 +42,8 @@ def _where(msg: str, qtype: str) -> str:
 def test_bytes_match_ggml(qtype, backend, weighted):
     rows = _rows()
     imatrix = make_imatrix(N_PER_ROW) if weighted else None
-    if imatrix is None and kernels.get_format(qtype).needs_imatrix:
-        with pytest.raises(ValueError, match=f"^{qtype} needs an importance matrix"):
+    if imatrix is None and kernels.get_format(qtype).needs_imatrix:   # as llama.cpp does
+        with pytest.raises(kernels.ImatrixRequiredError, match=f"{qtype} needs an importance matrix"):
             kernels.quantize(rows, qtype, backend=backend, threads=2)
         return
     ours = kernels.quantize(rows, qtype, backend=backend, imatrix=imatrix, threads=2)
@@ -56,7 +56,7 @@ def test_bytes_match_ggml(qtype, backend, weighted):
 def test_cpu_result_does_not_depend_on_threads(qtype):
     """Splitting the work over threads never changes a byte (one row, many blocks)."""
     rows = all_rows(1, 4096, seed=5)[:3]
-    im = make_imatrix(4096) if kernels.get_format(qtype).needs_imatrix else None
+    im = needed_imatrix(qtype, 4096)
     one = kernels.quantize(rows, qtype, backend="cpu", threads=1, imatrix=im)
     two = kernels.quantize(rows, qtype, backend="cpu", threads=2, imatrix=im)
     assert np.array_equal(one, two)

@@ -9,14 +9,9 @@ from quantdesk.core.quantize import FILE_TYPES, tensor_types, quantize_model
 
 from .conftest import gguf_tensors, imatrix_values, llama_cpp_quantize, write_imatrix
 
-# File types whose mix needs a tensor type that has no kernel on this branch yet (IQ2_S for
-# IQ3_XXS's attn_q/attn_k; the IQ2/IQ1 kernels): their plans are checked against llama.cpp, their
-# bytes once the kernels land (test_pending_mixes_lack_a_kernel fails then: move them over).
-PENDING = ("IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M")
-QUANT_TYPES = [n for n, f in FILE_TYPES.items()
-               if not f.is_float and not f.needs_imatrix and n not in PENDING]
+QUANT_TYPES = [n for n, f in FILE_TYPES.items() if not f.is_float and not f.needs_imatrix]
 # llama.cpp refuses these without an importance matrix: compared with one
-IMATRIX_TYPES = [n for n, f in FILE_TYPES.items() if f.needs_imatrix and n not in PENDING]
+IMATRIX_TYPES = [n for n, f in FILE_TYPES.items() if f.needs_imatrix]
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +67,14 @@ def test_tensor_types_with_an_imatrix_match_llama_cpp(tiny_f32, reference, varia
     assert ours == theirs
 
 
-def test_pending_mixes_lack_a_kernel(tiny_f32):
-    """PENDING lists exactly the mixes that need a type without a CPU kernel on this branch."""
+def test_every_mix_has_a_cpu_kernel_for_each_of_its_types(tiny_f32):
+    """Every file type we offer plans only tensor types our CPU kernels write (on both shapes)."""
     from quantdesk.kernels import registry
     have = {q for q, _ in registry.available("cpu")} | {"F32", "F16", "BF16"}
-    for qtype in PENDING:
-        missing = set(_plan(tiny_f32["a"], qtype, True).values()) - have
-        assert missing, f"{qtype}: every kernel exists now; move it out of PENDING"
+    for qtype, f in FILE_TYPES.items():
+        for variant in ("a", "b"):
+            missing = set(_plan(tiny_f32[variant], qtype, f.needs_imatrix).values()) - have
+            assert not missing, f"{qtype} (model {variant}) plans {sorted(missing)} without a kernel"
 
 
 @pytest.mark.parametrize("variant", ["a", "b"])
