@@ -9,7 +9,11 @@ Commands (client -> host), each a (kind, payload) tuple:
               type_k, type_v, flash_attn,                  KV-cache type names, "on"/"off"/"auto",
               prompt_lookup[, embedding]})                 draft tokens per step (0: off); kv_cache.py
     ("embed", {texts})                                  -> ("embedded", {embeddings, prompt_tokens}) | ("error", msg)
-    ("generate", {id, messages, sampling})             -> ("token", text)* then ("done", Done fields) | ("error", msg)
+    ("generate", {id, messages, sampling[, tools]})    -> ("token", text)* then ("done", Done fields) | ("error", msg)
+                                                           messages may carry tool_calls / tool_call_id, and
+                                                           tools go to the chat template (Hugging Face's names);
+                                                           with sampling["logprobs"] set, each token event is
+                                                           ("token", {text, logprobs}) (logprobs.py)
                                                            | ("model_error", msg): the model file is at fault
                                                              (its chat template), not the engine
     ("cancel", {id})                                    ends generation `id` early (finish_reason "cancelled"),
@@ -40,6 +44,7 @@ import time
 import traceback
 
 from .kv_cache import DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE, check_kv_options, kv_ggml_type
+from .logprobs import TokenRecorder
 from .logs import route_output_to
 from .prompt import Prompt, TemplateError, chat_template_prompt, completion_prompt
 from .types import ContextOverflowError, InvalidRequestError
@@ -169,7 +174,7 @@ class Host:
                     self.events.send(("embedded", self.embed(payload["texts"])))
                 elif kind == "generate":
                     self.generate(payload["id"], payload["messages"], payload["sampling"],
-                                  payload.get("prompt"))
+                                  payload.get("prompt"), payload.get("tools"))
                 elif kind == "unload":
                     self.unload()
                     self.events.send(("unloaded", {}))
@@ -252,7 +257,7 @@ class Host:
                     gpu_offload_supported=offload, type_k=type_k, type_v=type_v,
                     flash_attn=flash_attn, prompt_lookup=int(prompt_lookup))
 
-    def build_prompt(self, messages: list[dict]):
+    def build_prompt(self, messages: list[dict], tools: list[dict] | None = None):
         llm = self.llm
         if self.template is None:
             return completion_prompt(messages)
@@ -261,7 +266,7 @@ class Host:
         return chat_template_prompt(
             self.template, messages,
             bos_token=model.token_get_text(bos) if bos != -1 else "",
-            eos_token=model.token_get_text(eos) if eos != -1 else "")
+            eos_token=model.token_get_text(eos) if eos != -1 else "", tools=tools)
 
     def embed(self, texts: list[str]) -> dict:
         """One pooled, normalised vector per text; a text longer than the context is refused
@@ -292,20 +297,20 @@ class Host:
             raise InvalidRequestError(f"the JSON schema cannot be followed ({msg})") from None
 
     def generate(self, gen_id: int, messages: list[dict], sampling: dict,
-                 raw_prompt: str | None = None) -> None:
+                 raw_prompt: str | None = None, tools: list[dict] | None = None) -> None:
         self.current_id = gen_id
         try:
-            self._generate(gen_id, messages, sampling, raw_prompt)
+            self._generate(gen_id, messages, sampling, raw_prompt, tools)
         finally:
             self.current_id = NEVER
 
     def _generate(self, gen_id: int, messages: list[dict], sampling: dict,
-                  raw_prompt: str | None = None) -> None:
+                  raw_prompt: str | None = None, tools: list[dict] | None = None) -> None:
         llm = self.llm
         if llm is None:
             raise RuntimeError("no model is loaded")
         # A raw prompt (the server's /v1/completions) is continued as it is, no chat template.
-        prompt = (self.build_prompt(messages) if raw_prompt is None else
+        prompt = (self.build_prompt(messages, tools) if raw_prompt is None else
                   Prompt(raw_prompt, add_bos=True, used_chat_template=False))
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
         if not tokens:   # llama-cpp-python asserts on an empty prompt
@@ -343,20 +348,27 @@ class Host:
             seed = random.randrange(2**31)
         finish = "length"
         grammar = self.grammar(sampling.get("json_schema"))
-        stream = llm.create_completion(
-            list(tokens), max_tokens=int(sampling["max_tokens"]),
-            temperature=float(sampling["temperature"]),
-            top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
-            min_p=float(sampling["min_p"]), repeat_penalty=float(sampling["repeat_penalty"]),
-            seed=seed, stop=prompt.stop + list(sampling.get("stop") or ()), stream=True,
-            stopping_criteria=StoppingCriteriaList([between_tokens]), grammar=grammar)
+        stops = list(sampling.get("stop") or ())
+        recorder = TokenRecorder(llm, sampling.get("logprobs"))
         try:
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                if choice["text"]:
-                    self.events.send(("token", choice["text"]))
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+            with recorder.sampling() as processors:
+                stream = llm.create_completion(
+                    list(tokens), max_tokens=int(sampling["max_tokens"]),
+                    temperature=float(sampling["temperature"]),
+                    top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
+                    min_p=float(sampling["min_p"]),
+                    repeat_penalty=float(sampling["repeat_penalty"]),
+                    seed=seed, stop=prompt.stop + stops, stream=True,
+                    stopping_criteria=StoppingCriteriaList([between_tokens]), grammar=grammar,
+                    logits_processor=processors)
+                for chunk in stream:
+                    choice = chunk["choices"][0]
+                    if choice["text"]:
+                        entries = recorder.take()
+                        self.events.send(("token", choice["text"] if entries is None else
+                                          {"text": choice["text"], "logprobs": entries}))
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
         except RuntimeError:
             # The abort callback stopped llama_decode ("llama_decode returned 2"); the cut batch
             # is forgotten below, so the next reply starts from a consistent state.
@@ -375,7 +387,8 @@ class Host:
         self.events.send(("done", dict(
             prompt_tokens=n_prompt, completion_tokens=count, tokens_per_second=rate,
             finish_reason=finish, used_chat_template=prompt.used_chat_template, n_ctx=n_ctx,
-            prompt_seconds=first_at - start, generation_seconds=gen_seconds)))
+            prompt_seconds=first_at - start, generation_seconds=gen_seconds,
+            stop_sequence=recorder.stop_sequence(stops) if finish == "stop" else None)))
 
 
 def run_host(commands, events, log_path: str | None = None) -> None:

@@ -177,7 +177,8 @@ class ModelHost:
         return True
 
     def generate(self, messages: list[dict], params: SamplingParams | None = None,
-                 cancel=None, prompt: str | None = None) -> Iterator[Token | Done]:
+                 cancel=None, prompt: str | None = None,
+                 tools: list[dict] | None = None) -> Iterator[Token | Done]:
         """Tokens, then one Done. `cancel` (a CancelToken, any thread) ends it with
         finish_reason "cancelled". Raises EngineError when the host dies. `prompt`: a raw text
         to continue instead of the chat-templated `messages` (the server's /v1/completions)."""
@@ -189,7 +190,8 @@ class ModelHost:
                 yield cancelled_done(self.result.n_ctx)
                 return
             # The client looks at `cancel` while it waits too: a long prompt stops mid-way.
-            yield from self.client.generate(messages, params, cancel, prompt=prompt)
+            yield from self.client.generate(messages, params, cancel, prompt=prompt,
+                                            tools=tools)
         finally:
             self.last_used = time.monotonic()
             self._turn.release()
