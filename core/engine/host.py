@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import queue
 import random
+import re
 import signal
 import sys
 import threading
@@ -285,13 +287,20 @@ class Host:
         return {"embeddings": vectors, "prompt_tokens": sum(counts)}
 
     @staticmethod
-    def grammar(json_schema: str | None):
-        """llama.cpp's grammar for a JSON schema: every reply parses and follows it."""
+    def grammar(json_schema: str | None, prefix: str = "", suffix: str = ""):
+        """llama.cpp's grammar for a JSON schema: every reply parses and follows it, written
+        between `prefix` and `suffix` (a tool call's own markers, "<tool_call>\n" ...)."""
         if not json_schema:
             return None
         from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
         try:
-            return LlamaGrammar.from_json_schema(json_schema, verbose=False)
+            if not prefix and not suffix:
+                return LlamaGrammar.from_json_schema(json_schema, verbose=False)
+            rules = re.sub(r"^root ::=", "json-root ::=", json_schema_to_gbnf(json_schema),
+                           flags=re.M)
+            root = f"root ::= {json.dumps(prefix)} json-root {json.dumps(suffix)}\n"
+            return LlamaGrammar.from_string(root + rules, verbose=False)
         except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
             msg = " ".join(str(exc).split()) or type(exc).__name__
             raise InvalidRequestError(f"the JSON schema cannot be followed ({msg})") from None
@@ -347,7 +356,8 @@ class Host:
         if seed < 0:
             seed = random.randrange(2**31)
         finish = "length"
-        grammar = self.grammar(sampling.get("json_schema"))
+        grammar = self.grammar(sampling.get("json_schema"), sampling.get("json_prefix") or "",
+                               sampling.get("json_suffix") or "")
         stops = list(sampling.get("stop") or ())
         recorder = TokenRecorder(llm, sampling.get("logprobs"))
         try:

@@ -32,6 +32,8 @@ class SamplingParams:
     seed: int = -1            # -1: a fresh random seed per reply
     stop: tuple = ()          # the caller's stop strings, on top of the prompt format's own
     json_schema: str | None = None   # JSON text: the reply follows this schema (a grammar)
+    json_prefix: str = ""            # ... written between these two (a tool call's markers)
+    json_suffix: str = ""
     logprobs: int | None = None      # None: none; n: each token's log-probability and the top n
 
     def to_dict(self) -> dict:

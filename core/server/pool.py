@@ -60,8 +60,8 @@ class ModelPool:
         return {p for p, n in self._pending.items() if n > 0}
 
     def generation(self, request: LoadRequest, messages: list[dict], params: SamplingParams,
-                   prompt: str | None = None) -> "Generation":
-        return Generation(self, request, messages, params, prompt)
+                   prompt: str | None = None, tools: list[dict] | None = None) -> "Generation":
+        return Generation(self, request, messages, params, prompt, tools)
 
     async def embed(self, request: LoadRequest, texts: list[str]):
         """(vectors, prompt tokens), in the model's FIFO queue like a generation."""
@@ -104,9 +104,10 @@ class Generation:
     """One request's turn on one model. `start()` queues, loads and returns the first event (so
     an error before the first token can still be an HTTP status); `events()` gives the rest."""
 
-    def __init__(self, pool: ModelPool, request: LoadRequest, messages, params, prompt):
+    def __init__(self, pool: ModelPool, request: LoadRequest, messages, params, prompt,
+                 tools=None):
         self.pool, self.request = pool, request
-        self.messages, self.params, self.prompt = messages, params, prompt
+        self.messages, self.params, self.prompt, self.tools = messages, params, prompt, tools
         self.cancel_token = CancelToken()
         self.host = None
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -164,7 +165,7 @@ class Generation:
         def work() -> None:
             try:
                 for event in self.host.generate(self.messages, self.params, self.cancel_token,
-                                                prompt=self.prompt):
+                                                prompt=self.prompt, tools=self.tools):
                     put(event)
             except BaseException as exc:  # noqa: BLE001 - handed to the request, never lost
                 put(_Failed(exc))
