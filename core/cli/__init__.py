@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "quantdesk.core.cli.eval_cmd",
     "quantdesk.core.cli.imatrix_cmd",
     "quantdesk.core.cli.serve_cmd",
+    "quantdesk.core.cli.model_settings_cmd",
 ]
 
 
