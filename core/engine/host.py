@@ -361,7 +361,7 @@ class Host:
         stops = list(sampling.get("stop") or ())
         recorder = TokenRecorder(llm, sampling.get("logprobs"))
         try:
-            with recorder.sampling() as processors:
+            with recorder.sampling():
                 stream = llm.create_completion(
                     list(tokens), max_tokens=int(sampling["max_tokens"]),
                     temperature=float(sampling["temperature"]),
@@ -369,8 +369,7 @@ class Host:
                     min_p=float(sampling["min_p"]),
                     repeat_penalty=float(sampling["repeat_penalty"]),
                     seed=seed, stop=prompt.stop + stops, stream=True,
-                    stopping_criteria=StoppingCriteriaList([between_tokens]), grammar=grammar,
-                    logits_processor=processors)
+                    stopping_criteria=StoppingCriteriaList([between_tokens]), grammar=grammar)
                 for chunk in stream:
                     choice = chunk["choices"][0]
                     if choice["text"]:

@@ -2,15 +2,16 @@
 
 llama-cpp-python computes logprobs only for a model created with logits_all=True, which keeps a
 row of logits for every position of the context (n_ctx x n_vocab floats) and would need a second
-load. Instead, while a reply that asks for them is sampled:
-  * a logits processor, the first step of llama.cpp's sampler chain, keeps the raw logits of the
-    position being sampled (one row, copied: llama.cpp reuses the buffer);
-  * Llama.sample is wrapped for that reply, so the token it returns is known at once; its
-    log-softmax over the row gives the token's log-probability and the top n alternatives.
-The values are the model's own distribution, before temperature, penalties and grammar (what
-llama.cpp's n_probs reports by default). Entries wait in `pending` until the text of their
-tokens is sent (host.py attaches them to the next "token" event); entries whose text never goes
-out (end of generation, a stop string) are dropped, as OpenAI does.
+load. Instead, while a reply that asks for them is sampled, Llama.sample is wrapped: when it
+returns a token, the logits it sampled from are still in llama.cpp's output buffer
+(llama_get_logits_ith: the sampler chain works on a copy, the next decode has not run yet), so
+their log-softmax gives the token's log-probability and the top n alternatives. (A logits
+processor would see the same row, but llama-cpp-python then rebuilds a numpy view of the whole
+vocabulary through ctypes for every token, which measured several times slower.) The values are
+the model's own distribution, before temperature, penalties and grammar (what llama.cpp's
+n_probs reports by default). Entries wait in `pending` until the text of their tokens is sent
+(host.py attaches them to the next "token" event); entries whose text never goes out (end of
+generation, a stop string) are dropped, as OpenAI does.
 
 Every chosen token is also kept in `chosen` (also without logprobs): the host finds from them
 which stop string ended a reply.
@@ -31,10 +32,14 @@ class TokenRecorder:
         self.pending: list[dict] = []
         self._row = None
 
-    def logits_processor(self, _input_ids, scores):
+    def _logits(self, idx) -> None:
+        """Keep the row of logits the token at `idx` (Llama.sample's idx) was sampled from."""
+        import llama_cpp
         import numpy as np
-        self._row = np.array(scores, dtype=np.float64)
-        return scores
+        llm = self.llm
+        ridx = idx - llm.n_tokens if idx is not None else -1   # as Llama.sample computes it
+        ptr = llama_cpp.llama_get_logits_ith(llm.ctx, ridx)
+        self._row = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
 
     def _piece(self, token: int, logprob: float) -> dict:
         raw = self.llm._model.detokenize([token])
@@ -65,18 +70,19 @@ class TokenRecorder:
 
     @contextlib.contextmanager
     def sampling(self):
-        """Llama.sample wrapped for one reply; yields the logits processors to pass."""
-        from llama_cpp import LogitsProcessorList
+        """Llama.sample wrapped for one reply."""
         llm = self.llm
         original = llm.sample
 
         def sample(*args, **kwargs):
             token = original(*args, **kwargs)
+            if self.top is not None:
+                self._logits(kwargs.get("idx"))
             self._record(token)
             return token
         llm.sample = sample   # an instance attribute: generate() calls self.sample(...)
         try:
-            yield LogitsProcessorList([self.logits_processor]) if self.top is not None else None
+            yield
         finally:
             del llm.sample
 
