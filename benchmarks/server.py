@@ -14,7 +14,10 @@ so drift in machine load hits both alike; medians are compared.
   * throughput with 1/4/8 concurrent streaming clients (completion tokens of all / wall time);
     requests for one model take turns (FIFO), so this shows the queue costs nothing extra.
 
-    python benchmarks/server.py [--tokens 64] [--reps 3] [--threads 2]
+  * with --logprobs N: tokens per CPU-second through the server with logprobs=N vs without
+    (what computing llama.cpp's logprobs while sampling costs).
+
+    python benchmarks/server.py [--tokens 64] [--reps 3] [--threads 2] [--logprobs 5]
 """
 from __future__ import annotations
 
@@ -84,14 +87,15 @@ def run_direct(llm, max_tokens: int) -> tuple[int, float, float, float]:
     return count, time.perf_counter() - start, first or 0.0, time.process_time() - cpu
 
 
-def run_server(client, model: str, max_tokens: int, proc=None
+def run_server(client, model: str, max_tokens: int, proc=None, logprobs: int | None = None
                ) -> tuple[int, float, float, float]:
     first, usage = None, None
     cpu = _cpu(proc) if proc is not None else 0.0
     start = time.perf_counter()
+    extra = {} if logprobs is None else {"logprobs": logprobs}
     stream = client.completions.create(model=model, prompt=PROMPT, max_tokens=max_tokens,
                                        temperature=0.0, seed=1, stream=True,
-                                       stream_options={"include_usage": True})
+                                       stream_options={"include_usage": True}, **extra)
     for chunk in stream:
         if chunk.choices and chunk.choices[0].text and first is None:
             first = time.perf_counter() - start
@@ -121,6 +125,8 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--logprobs", type=int, default=None,
+                    help="also measure the server with logprobs=N against without")
     args = ap.parse_args()
     import llama_cpp
     import openai
@@ -139,10 +145,12 @@ def main() -> int:
                               n_threads_batch=args.threads, verbose=False)
         run_server(client, mid, 8)        # warm-up: loads the model in the server
         run_direct(llm, 8)
-        srv, direct = [], []
+        srv, direct, with_lp = [], [], []
         for _ in range(args.reps):
             srv.append(run_server(client, mid, args.tokens, server_proc))
             direct.append(run_direct(llm, args.tokens))
+            if args.logprobs is not None:
+                with_lp.append(run_server(client, mid, args.tokens, server_proc, args.logprobs))
         med = lambda runs, f: statistics.median(f(r) for r in runs)   # noqa: E731
         s_rate, d_rate = med(srv, lambda r: r[0] / r[1]), med(direct, lambda r: r[0] / r[1])
         s_ttft, d_ttft = med(srv, lambda r: r[2]), med(direct, lambda r: r[2])
@@ -157,6 +165,10 @@ def main() -> int:
                "ttft_overhead_ms": round((s_ttft - d_ttft) * 1000, 1),
                "throughput_tok_s": {str(n): round(v, 1) for n, v in tput.items()},
                "token_counts": {"server": [r[0] for r in srv], "direct": [r[0] for r in direct]}}
+        if with_lp:
+            lp_cpu = med(with_lp, lambda r: r[0] / r[3])
+            out["logprobs"] = {"n": args.logprobs, "tok_per_cpu_s": round(lp_cpu, 1),
+                               "cpu_ratio_vs_without": round(lp_cpu / s_cpu, 3)}
         print(json.dumps(out, indent=2))
     finally:
         proc.terminate()

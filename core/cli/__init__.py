@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "quantdesk.core.cli.imatrix_cmd",
     "quantdesk.core.cli.serve_cmd",
     "quantdesk.core.cli.worker_cmd",
+    "quantdesk.core.cli.model_settings_cmd",
 ]
 
 

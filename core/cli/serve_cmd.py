@@ -1,6 +1,7 @@
 """`quantdesk serve`: the OpenAI- and Anthropic-compatible local API server, until Ctrl-C."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -13,13 +14,24 @@ def _seconds_or_never(value: str) -> float | None:
     return positive(float)(value)
 
 
+def _budget(value: str):
+    if value.strip().lower() in ("auto", "none"):
+        return None if value.strip().lower() == "none" else "auto"
+    from quantdesk.core.cli.plan_cmd import parse_bytes
+    n = parse_bytes(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive size, got {value!r}")
+    return n
+
+
 def register(subparsers) -> None:
     from quantdesk.core.server.config import DEFAULT_HOST, DEFAULT_PORT
     p = subparsers.add_parser(
         "serve", help="serve the library's models over an OpenAI/Anthropic-compatible HTTP API",
         description="Serve the library's models (ids: `quantdesk serve` prints them; GET /v1/models "
                     "lists them) at http://HOST:PORT/v1 until Ctrl-C. A model loads on its first "
-                    "request, with the planner's GPU layers. One log line per request on stdout.")
+                    "request, with its library settings (`quantdesk model-settings`), else the "
+                    "planner's GPU layers. One log line per request on stdout.")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to bind ({DEFAULT_HOST}: this machine only; any other address "
                         f"needs --api-key)")
@@ -29,8 +41,12 @@ def register(subparsers) -> None:
                         "default: $QUANTDESK_API_KEY")
     p.add_argument("--ttl", type=_seconds_or_never, default=600.0,
                    help="unload a model idle for this many seconds (600; 0: never)")
-    p.add_argument("--max-models", type=positive(int), default=1,
-                   help="models loaded at once; the least recently used goes first (1)")
+    p.add_argument("--max-models", type=positive(int), default=3,
+                   help="models loaded at once at most; the least recently used goes first (3)")
+    p.add_argument("--memory-budget", type=_budget, default="auto", metavar="SIZE|auto|none",
+                   help="memory the loaded models may take together, as the planner predicts "
+                        "each load (RAM + VRAM); a load that would go over unloads the least "
+                        "recently used first. auto (default): free RAM + VRAM at start")
     p.add_argument("--ctx", type=positive(int), default=None,
                    help="context size of a load when the request has no n_ctx (4096, at most the "
                         "model's own)")
@@ -51,6 +67,7 @@ def run(args) -> int:
     try:
         config = ServerConfig(host=args.host, port=args.port, api_key=args.api_key or None,
                               ttl=args.ttl, max_models=args.max_models,
+                              memory_budget=args.memory_budget,
                               n_ctx=args.ctx or DEFAULT_CTX, cors_origins=tuple(args.cors),
                               max_body_bytes=int(args.max_body_mb * 1024 * 1024),
                               n_threads=args.threads, rpc_servers=args.rpc).check()

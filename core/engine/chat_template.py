@@ -101,9 +101,11 @@ def _compiled(template: str):
 
 
 def render_chat_template(template: str, messages: list[dict], *, bos_token: str,
-                         eos_token: str, add_generation_prompt: bool = True) -> str:
-    """The prompt text `template` makes of `messages` (Hugging Face's chat-template variables).
-    Raises TemplateError."""
+                         eos_token: str, add_generation_prompt: bool = True,
+                         tools: list[dict] | None = None) -> str:
+    """The prompt text `template` makes of `messages` (Hugging Face's chat-template variables;
+    `tools`: OpenAI-style {"type": "function", "function": {...}} specs, which a template that
+    knows tools writes in its own words). Raises TemplateError."""
     from jinja2 import TemplateSyntaxError
     failure = None     # raised after the except blocks, so no traceback keeps the work alive
     try:
@@ -114,7 +116,7 @@ def render_chat_template(template: str, messages: list[dict], *, bos_token: str,
             for piece in compiled.generate(
                     messages=messages, bos_token=bos_token, eos_token=eos_token,
                     add_generation_prompt=add_generation_prompt, raise_exception=_raise_exception,
-                    strftime_now=_strftime_now, tools=None, functions=None, tool_choice=None,
+                    strftime_now=_strftime_now, tools=tools or None, functions=None, tool_choice=None,
                     function_call=None):
                 size += len(piece)
                 if size > MAX_CHARS:

@@ -83,6 +83,16 @@ def _gone_workers(workers) -> list[str]:
     return [w for w in workers if not reachable(w)]
 
 
+def _clean(message: dict) -> dict:
+    """A message as the host gets it: role and text content, and the tool fields only when
+    present (templates test `'tool_calls' in message`)."""
+    out = {"role": str(message["role"]), "content": str(message.get("content") or "")}
+    for key in ("tool_calls", "tool_call_id", "name"):
+        if message.get(key):
+            out[key] = message[key]
+    return out
+
+
 class EngineClient:
     def __init__(self):
         self._proc = None
@@ -252,19 +262,24 @@ class EngineClient:
         return self._loaded
 
     def generate(self, messages: list[dict], params: SamplingParams | None = None,
-                 cancel=None, prompt: str | None = None) -> Iterator[Token | Done]:
+                 cancel=None, prompt: str | None = None,
+                 tools: list[dict] | None = None) -> Iterator[Token | Done]:
         """Tokens, then one Done. `cancel`: a CancelToken (set from any thread); it is looked at
         while waiting too, so it stops a long prompt evaluation before the first token.
-        `prompt`: continue this text as it is instead of the chat-templated `messages`."""
+        `prompt`: continue this text as it is instead of the chat-templated `messages`.
+        `tools`: function specs the chat template writes into the prompt; a message may carry
+        `tool_calls` and `tool_call_id` (Hugging Face's chat-template names)."""
         if self._loaded is None:
             raise EngineError("no model is loaded")
         params = params or SamplingParams()
         self._gen_id += 1
         gen_id = self._gen_id
-        clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
-        command = dict(id=gen_id, messages=clean, sampling=params.to_dict())
+        command = dict(id=gen_id, messages=[_clean(m) for m in messages],
+                       sampling=params.to_dict())
         if prompt is not None:
             command["prompt"] = str(prompt)
+        if tools:
+            command["tools"] = list(tools)
         self._send("generate", command)
         finished = False
         asked = False
@@ -279,7 +294,8 @@ class EngineClient:
                 watch_cancel()
                 kind, payload = self._receive(idle=watch_cancel)
                 if kind == "token":
-                    yield Token(payload)
+                    yield (Token(payload) if isinstance(payload, str) else
+                           Token(payload["text"], payload["logprobs"]))
                 elif kind == "done":
                     finished = True
                     yield Done.from_dict(payload)

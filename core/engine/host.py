@@ -11,7 +11,11 @@ Commands (client -> host), each a (kind, payload) tuple:
               [, rpc_servers, tensor_split]})              workers ("host:port") registered as devices
                                                            first, layers per device (core/rpc)
     ("embed", {texts})                                  -> ("embedded", {embeddings, prompt_tokens}) | ("error", msg)
-    ("generate", {id, messages, sampling})             -> ("token", text)* then ("done", Done fields) | ("error", msg)
+    ("generate", {id, messages, sampling[, tools]})    -> ("token", text)* then ("done", Done fields) | ("error", msg)
+                                                           messages may carry tool_calls / tool_call_id, and
+                                                           tools go to the chat template (Hugging Face's names);
+                                                           with sampling["logprobs"] set, each token event is
+                                                           ("token", {text, logprobs}) (logprobs.py)
                                                            | ("model_error", msg): the model file is at fault
                                                              (its chat template), not the engine
     ("cancel", {id})                                    ends generation `id` early (finish_reason "cancelled"),
@@ -32,9 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import queue
 import random
+import re
 import signal
 import sys
 import threading
@@ -42,6 +48,7 @@ import time
 import traceback
 
 from .kv_cache import DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE, check_kv_options, kv_ggml_type
+from .logprobs import TokenRecorder
 from .logs import route_output_to
 from .prompt import Prompt, TemplateError, chat_template_prompt, completion_prompt
 from .types import ContextOverflowError, InvalidRequestError
@@ -171,7 +178,7 @@ class Host:
                     self.events.send(("embedded", self.embed(payload["texts"])))
                 elif kind == "generate":
                     self.generate(payload["id"], payload["messages"], payload["sampling"],
-                                  payload.get("prompt"))
+                                  payload.get("prompt"), payload.get("tools"))
                 elif kind == "unload":
                     self.unload()
                     self.events.send(("unloaded", {}))
@@ -267,7 +274,7 @@ class Host:
                     flash_attn=flash_attn, prompt_lookup=int(prompt_lookup),
                     rpc_servers=list(rpc_servers), placement=[p.to_json() for p in placement])
 
-    def build_prompt(self, messages: list[dict]):
+    def build_prompt(self, messages: list[dict], tools: list[dict] | None = None):
         llm = self.llm
         if self.template is None:
             return completion_prompt(messages)
@@ -276,7 +283,7 @@ class Host:
         return chat_template_prompt(
             self.template, messages,
             bos_token=model.token_get_text(bos) if bos != -1 else "",
-            eos_token=model.token_get_text(eos) if eos != -1 else "")
+            eos_token=model.token_get_text(eos) if eos != -1 else "", tools=tools)
 
     def embed(self, texts: list[str]) -> dict:
         """One pooled, normalised vector per text; a text longer than the context is refused
@@ -295,32 +302,39 @@ class Host:
         return {"embeddings": vectors, "prompt_tokens": sum(counts)}
 
     @staticmethod
-    def grammar(json_schema: str | None):
-        """llama.cpp's grammar for a JSON schema: every reply parses and follows it."""
+    def grammar(json_schema: str | None, prefix: str = "", suffix: str = ""):
+        """llama.cpp's grammar for a JSON schema: every reply parses and follows it, written
+        between `prefix` and `suffix` (a tool call's own markers, "<tool_call>\n" ...)."""
         if not json_schema:
             return None
         from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
         try:
-            return LlamaGrammar.from_json_schema(json_schema, verbose=False)
+            if not prefix and not suffix:
+                return LlamaGrammar.from_json_schema(json_schema, verbose=False)
+            rules = re.sub(r"^root ::=", "json-root ::=", json_schema_to_gbnf(json_schema),
+                           flags=re.M)
+            root = f"root ::= {json.dumps(prefix)} json-root {json.dumps(suffix)}\n"
+            return LlamaGrammar.from_string(root + rules, verbose=False)
         except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
             msg = " ".join(str(exc).split()) or type(exc).__name__
             raise InvalidRequestError(f"the JSON schema cannot be followed ({msg})") from None
 
     def generate(self, gen_id: int, messages: list[dict], sampling: dict,
-                 raw_prompt: str | None = None) -> None:
+                 raw_prompt: str | None = None, tools: list[dict] | None = None) -> None:
         self.current_id = gen_id
         try:
-            self._generate(gen_id, messages, sampling, raw_prompt)
+            self._generate(gen_id, messages, sampling, raw_prompt, tools)
         finally:
             self.current_id = NEVER
 
     def _generate(self, gen_id: int, messages: list[dict], sampling: dict,
-                  raw_prompt: str | None = None) -> None:
+                  raw_prompt: str | None = None, tools: list[dict] | None = None) -> None:
         llm = self.llm
         if llm is None:
             raise RuntimeError("no model is loaded")
         # A raw prompt (the server's /v1/completions) is continued as it is, no chat template.
-        prompt = (self.build_prompt(messages) if raw_prompt is None else
+        prompt = (self.build_prompt(messages, tools) if raw_prompt is None else
                   Prompt(raw_prompt, add_bos=True, used_chat_template=False))
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
         if not tokens:   # llama-cpp-python asserts on an empty prompt
@@ -357,21 +371,28 @@ class Host:
         if seed < 0:
             seed = random.randrange(2**31)
         finish = "length"
-        grammar = self.grammar(sampling.get("json_schema"))
-        stream = llm.create_completion(
-            list(tokens), max_tokens=int(sampling["max_tokens"]),
-            temperature=float(sampling["temperature"]),
-            top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
-            min_p=float(sampling["min_p"]), repeat_penalty=float(sampling["repeat_penalty"]),
-            seed=seed, stop=prompt.stop + list(sampling.get("stop") or ()), stream=True,
-            stopping_criteria=StoppingCriteriaList([between_tokens]), grammar=grammar)
+        grammar = self.grammar(sampling.get("json_schema"), sampling.get("json_prefix") or "",
+                               sampling.get("json_suffix") or "")
+        stops = list(sampling.get("stop") or ())
+        recorder = TokenRecorder(llm, sampling.get("logprobs"))
         try:
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                if choice["text"]:
-                    self.events.send(("token", choice["text"]))
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+            with recorder.sampling():
+                stream = llm.create_completion(
+                    list(tokens), max_tokens=int(sampling["max_tokens"]),
+                    temperature=float(sampling["temperature"]),
+                    top_p=float(sampling["top_p"]), top_k=int(sampling["top_k"]),
+                    min_p=float(sampling["min_p"]),
+                    repeat_penalty=float(sampling["repeat_penalty"]),
+                    seed=seed, stop=prompt.stop + stops, stream=True,
+                    stopping_criteria=StoppingCriteriaList([between_tokens]), grammar=grammar)
+                for chunk in stream:
+                    choice = chunk["choices"][0]
+                    if choice["text"]:
+                        entries = recorder.take()
+                        self.events.send(("token", choice["text"] if entries is None else
+                                          {"text": choice["text"], "logprobs": entries}))
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
         except RuntimeError:
             # The abort callback stopped llama_decode ("llama_decode returned 2"); the cut batch
             # is forgotten below, so the next reply starts from a consistent state.
@@ -390,7 +411,8 @@ class Host:
         self.events.send(("done", dict(
             prompt_tokens=n_prompt, completion_tokens=count, tokens_per_second=rate,
             finish_reason=finish, used_chat_template=prompt.used_chat_template, n_ctx=n_ctx,
-            prompt_seconds=first_at - start, generation_seconds=gen_seconds)))
+            prompt_seconds=first_at - start, generation_seconds=gen_seconds,
+            stop_sequence=recorder.stop_sequence(stops) if finish == "stop" else None)))
 
 
 def run_host(commands, events, log_path: str | None = None) -> None:

@@ -32,6 +32,9 @@ class SamplingParams:
     seed: int = -1            # -1: a fresh random seed per reply
     stop: tuple = ()          # the caller's stop strings, on top of the prompt format's own
     json_schema: str | None = None   # JSON text: the reply follows this schema (a grammar)
+    json_prefix: str = ""            # ... written between these two (a tool call's markers)
+    json_suffix: str = ""
+    logprobs: int | None = None      # None: none; n: each token's log-probability and the top n
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +70,9 @@ class LoadResult:
 @dataclass
 class Token:
     text: str
+    # With SamplingParams.logprobs: one entry per token whose text is in `text` (host.py's
+    # TokenLogprob dicts: token, bytes, logprob, top), else None.
+    logprobs: list | None = None
 
 
 @dataclass
@@ -79,6 +85,7 @@ class Done:
     n_ctx: int
     prompt_seconds: float = 0.0      # prompt processing up to the first token
     generation_seconds: float = 0.0  # first token to last
+    stop_sequence: str | None = None  # the caller's stop string that ended the reply, if one did
 
     @property
     def context_used(self) -> int:

@@ -7,7 +7,9 @@ The window, the CLI and the coming local API server all load models here, so the
   * one engine host (core.engine.EngineClient, a child process) per loaded model; never two hosts
     for the same model and settings, even when several threads ask at once;
   * at most `max_models` hosts (1 by default: loading another model first unloads the least
-    recently used one, so its memory is free when "auto" is planned).
+    recently used one, so its memory is free when "auto" is planned), and, with a
+    `memory_budget`, at most that many bytes as the planner predicts them (RAM + VRAM of each
+    load, predicted_bytes): a load that would go over unloads least recently used hosts first.
 
 Threads: any thread may call any method. Loads and unloads take turns (one lock: a second load of
 the same request waits and then finds the first one's host). EngineClient serves one caller at a
@@ -190,7 +192,8 @@ class ModelHost:
         return True
 
     def generate(self, messages: list[dict], params: SamplingParams | None = None,
-                 cancel=None, prompt: str | None = None) -> Iterator[Token | Done]:
+                 cancel=None, prompt: str | None = None,
+                 tools: list[dict] | None = None) -> Iterator[Token | Done]:
         """Tokens, then one Done. `cancel` (a CancelToken, any thread) ends it with
         finish_reason "cancelled". Raises EngineError when the host dies. `prompt`: a raw text
         to continue instead of the chat-templated `messages` (the server's /v1/completions)."""
@@ -202,7 +205,8 @@ class ModelHost:
                 yield cancelled_done(self.result.n_ctx)
                 return
             # The client looks at `cancel` while it waits too: a long prompt stops mid-way.
-            yield from self.client.generate(messages, params, cancel, prompt=prompt)
+            yield from self.client.generate(messages, params, cancel, prompt=prompt,
+                                            tools=tools)
         finally:
             self.last_used = time.monotonic()
             self._turn.release()
@@ -243,12 +247,29 @@ def vram_used() -> int | None:
     return sum(g.total_bytes - g.free_bytes for g in gpus) if gpus else None
 
 
+def predicted_bytes(resolved: ResolvedLoad) -> int:
+    """What a load costs by the planner (RAM + VRAM); without a plan, the file's size."""
+    plan = resolved.plan
+    if plan is not None:
+        return int(plan.ram_bytes) + int(plan.vram_bytes)
+    try:
+        return os.path.getsize(resolved.request.path)
+    except OSError:
+        return 0
+
+
 class ModelManager:
-    def __init__(self, *, max_models: int = 1, hardware: Callable[[], object] | None = None):
-        """hardware: returns the core.hardware.Hardware to plan with (default: probed per plan)."""
+    def __init__(self, *, max_models: int = 1, hardware: Callable[[], object] | None = None,
+                 memory_budget: int | None = None):
+        """hardware: returns the core.hardware.Hardware to plan with (default: probed per plan).
+        memory_budget: bytes the loaded models may take together (predicted_bytes); None: no
+        limit but max_models. One model over the budget alone still loads (alone)."""
         if max_models < 1:
             raise ValueError("max_models must be at least 1")
+        if memory_budget is not None and memory_budget <= 0:
+            raise ValueError("the memory budget must be positive")
         self.max_models = max_models
+        self.memory_budget = memory_budget
         self._hardware = hardware or _fresh_hardware
         self._hosts: dict[tuple, ModelHost] = {}        # by ResolvedLoad.key, least recent first
         self._requests: dict[LoadRequest, tuple] = {}   # request -> key of the host it got
@@ -363,8 +384,8 @@ class ModelManager:
                 self._emit(ModelLoaded(host.resolved, host.result, None, reused=True), report)
                 return host
             self._emit(ModelLoading(request), report)
-            if self._make_room(self.max_models - 1, report) and (
-                    request.gpu_layers == AUTO or request.rpc_servers):
+            if (self._make_room(self.max_models - 1, report, predicted_bytes(resolved))
+                    and (request.gpu_layers == AUTO or request.rpc_servers)):
                 resolved = self.resolve(request)   # planned again: the freed memory counts
                 # (and workers the evicted host held answer again)
             self._emit(ModelPlanned(resolved), report)
@@ -398,14 +419,21 @@ class ModelManager:
         growth = None if after is None else max(0, after - before)
         return ModelHost(client, resolved, result), growth
 
-    def _make_room(self, keep: int, report) -> bool:
-        """Unload least recently used hosts until at most `keep` remain; True if any went."""
+    def memory_in_use(self) -> int:
+        """The loaded hosts' predicted bytes together."""
+        return sum(predicted_bytes(h.resolved) for h in self.loaded())
+
+    def _make_room(self, keep: int, report, need: int = 0) -> bool:
+        """Unload least recently used hosts until at most `keep` remain and `need` more bytes
+        fit the memory budget; True if any went."""
         evicted = False
         while True:
             with self._lock:
                 self._drop_dead()
                 hosts = list(self._hosts.items())
-            if len(hosts) <= keep:
+            used = sum(predicted_bytes(h.resolved) for _, h in hosts)
+            over = self.memory_budget is not None and used + need > self.memory_budget
+            if len(hosts) <= keep and not (hosts and over):
                 return evicted
             evicted = True
             idle = [kv for kv in hosts if not kv[1].busy]

@@ -1,5 +1,6 @@
 """Anthropic-compatible POST /v1/messages: system, text content, streaming events, tool_use and
-tool_result (through the same grammar as the OpenAI tools, see tools.py)."""
+tool_result (through the same model-family formats as the OpenAI tools, see tools.py), and
+stop_reason "stop_sequence" naming the stop string that ended the reply."""
 from __future__ import annotations
 
 import json
@@ -9,11 +10,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from quantdesk.core.engine.types import Done
 
-from . import tools
+from . import tool_formats, tools
 from .errors import ApiError, anthropic_body
 from .openai_api import SSE_HEADERS
-from .request_flow import (api_error_for, note_usage, parse, read_json, sampling, sse,
-                       start_generation, whole_reply)
+from .request_flow import (api_error_for, find_model, note_usage, parse, read_json, sampling,
+                           sse, start_generation, whole_reply)
 from .schemas import MessagesRequest, text_of
 
 
@@ -24,7 +25,9 @@ def _block_text(content) -> str:
     return "".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
 
 
-def messages_of(body: MessagesRequest) -> list[dict]:
+def messages_of(body: MessagesRequest, family: str = "generic") -> list[dict]:
+    """The conversation for the chat template: tool_use and tool_result blocks in the family's
+    template fields, or (generic) in tools.py's JSON shape."""
     out = []
     if body.system:
         out.append({"role": "system", "content": text_of(body.system, "system")})
@@ -37,109 +40,127 @@ def messages_of(body: MessagesRequest) -> list[dict]:
             if block.type == "text":
                 texts.append(block.text or "")
             elif block.type == "tool_use":
-                calls.append({"name": block.name or "", "arguments": block.input or {}})
+                calls.append({"id": block.id, "name": block.name or "",
+                              "arguments": block.input or {}})
             elif block.type == "tool_result":
-                results.append(tools.result_text(block.tool_use_id, _block_text(block.content)))
+                results.append((block.tool_use_id, _block_text(block.content)))
             else:
                 raise ApiError(400, f"messages.{i}.content.{j}: content of type {block.type!r} "
                                     f"is not supported", param=f"messages.{i}.content")
         text = "".join(texts)
-        if calls:
-            out.append({"role": m.role, "content": tools.calls_text(calls)})
+        if family != "generic" and (calls or results):
+            if calls:
+                out.append(tool_formats.assistant_message(family, text, calls))
+            out += [tool_formats.tool_message(family, cid, content) for cid, content in results]
+            if results and text:
+                out.append({"role": "user", "content": text})
+        elif calls:
+            out.append({"role": m.role, "content": tools.calls_text(
+                [{"name": c["name"], "arguments": c["arguments"]} for c in calls])})
         elif results:
-            out.append({"role": m.role, "content": "\n".join(results + ([text] if text else []))})
+            out.append({"role": m.role, "content": "\n".join(
+                [tools.result_text(cid, content) for cid, content in results]
+                + ([text] if text else []))})
         else:
             out.append({"role": m.role, "content": text})
     return out
 
 
-def _stop_reason(done: Done, calls) -> str:
+def _stop(done: Done, calls) -> tuple[str, str | None]:
+    """(stop_reason, stop_sequence)."""
     if calls:
-        return "tool_use"
-    return "max_tokens" if done.finish_reason == "length" else "end_turn"
+        return "tool_use", None
+    if done.stop_sequence is not None:
+        return "stop_sequence", done.stop_sequence
+    return ("max_tokens" if done.finish_reason == "length" else "end_turn"), None
 
 
-def _blocks(text: str, choice) -> tuple[list[dict], list]:
-    """The reply's content blocks, and its calls."""
-    if choice is None:
-        return [{"type": "text", "text": text}], []
-    content, calls = tools.parse_reply(text)
-    if not calls:
-        return [{"type": "text", "text": content or ""}], []
+def _tool_blocks(calls) -> list[dict]:
     return [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": c["name"],
-             "input": c["arguments"]} for c in calls], calls
+             "input": c["arguments"]} for c in calls]
 
 
 async def messages(request):
     body = parse(MessagesRequest, await read_json(request))
+    model = await find_model(request, body.model)
     specs, choice = tools.anthropic_tools(body)
-    history, schema = messages_of(body), None
-    if choice is not None:
-        parallel = not (body.tool_choice or {}).get("disable_parallel_tool_use", False)
-        schema = tools.reply_schema(specs, choice, parallel)
-        history = tools.with_offer(history, specs, choice)
+    parallel = not (body.tool_choice or {}).get("disable_parallel_tool_use", False)
+    plan = tools.ToolPlan(model.tool_format, specs, choice, parallel)
+    history, template_tools, grammar = plan.prepare(messages_of(body, model.tool_format))
     params = sampling(body, max_tokens=body.max_tokens, stop=body.stop_sequences,
-                      top_k=body.top_k, json_schema=schema)
-    model, gen, first = await start_generation(request, body, history, params)
+                      top_k=body.top_k, **grammar)
+    model, gen, first = await start_generation(request, body, history, params, model=model,
+                                               tools=template_tools)
     mid = f"msg_{uuid.uuid4().hex}"
 
-    def message(content: list, stop_reason, usage: dict) -> dict:
+    def message(content: list, stop: tuple, usage: dict) -> dict:
         return {"id": mid, "type": "message", "role": "assistant", "model": model.id,
-                "content": content, "stop_reason": stop_reason, "stop_sequence": None,
+                "content": content, "stop_reason": stop[0], "stop_sequence": stop[1],
                 "usage": usage}
 
     if not body.stream:
-        text, done = await whole_reply(request, model, gen, first)
-        blocks, calls = _blocks(text, choice)
-        return JSONResponse(message(blocks, _stop_reason(done, calls),
+        text, done, _ = await whole_reply(request, model, gen, first)
+        content, calls = plan.parse(text)
+        blocks = ([{"type": "text", "text": content}] if content or not calls else [])
+        return JSONResponse(message(blocks + _tool_blocks(calls), _stop(done, calls),
                                     {"input_tokens": done.prompt_tokens,
                                      "output_tokens": done.completion_tokens}))
 
-    def block_events(index: int, block: dict):
-        """A whole block as start, one delta, stop (a tool reply is sent once complete)."""
-        if block["type"] == "text":
-            start, delta = {"type": "text", "text": ""}, {"type": "text_delta",
-                                                          "text": block["text"]}
-        else:
-            start = {**block, "input": {}}
-            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-        yield sse({"type": "content_block_start", "index": index, "content_block": start},
-                  "content_block_start")
-        yield sse({"type": "content_block_delta", "index": index, "delta": delta},
-                  "content_block_delta")
-        yield sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+    def text_start(index: int) -> str:
+        return sse({"type": "content_block_start", "index": index,
+                    "content_block": {"type": "text", "text": ""}}, "content_block_start")
+
+    def text_delta(index: int, text: str) -> str:
+        return sse({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "text_delta", "text": text}}, "content_block_delta")
+
+    def block_stop(index: int) -> str:
+        return sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+
+    def tool_events(index: int, block: dict):
+        """A tool_use block as start, its input as one delta, stop (sent once complete)."""
+        yield sse({"type": "content_block_start", "index": index,
+                   "content_block": {**block, "input": {}}}, "content_block_start")
+        yield sse({"type": "content_block_delta", "index": index, "delta": {
+            "type": "input_json_delta", "partial_json": json.dumps(block["input"])}},
+            "content_block_delta")
+        yield block_stop(index)
 
     async def stream():
+        splitter = plan.splitter()
         try:
             # The prompt's size is known only at the end (Done); Anthropic's message_start
             # carries it, so it says 0 there and the final message_delta carries both counts.
             yield sse({"type": "message_start", "message": message(
-                [], None, {"input_tokens": 0, "output_tokens": 0})}, "message_start")
-            if choice is None:
-                yield sse({"type": "content_block_start", "index": 0,
-                           "content_block": {"type": "text", "text": ""}},
-                          "content_block_start")
+                [], (None, None), {"input_tokens": 0, "output_tokens": 0})}, "message_start")
+            text_open = splitter is None
+            if text_open:
+                yield text_start(0)
             yield sse({"type": "ping"}, "ping")
-            event, pieces = first, []
+            event = first
             while not isinstance(event, Done):
-                if choice is None:
-                    yield sse({"type": "content_block_delta", "index": 0,
-                               "delta": {"type": "text_delta", "text": event.text}},
-                              "content_block_delta")
-                else:
-                    pieces.append(event.text)
+                text = event.text if splitter is None else splitter.feed(event.text)
+                if text:
+                    if not text_open:
+                        text_open = True
+                        yield text_start(0)
+                    yield text_delta(0, text)
                 event = await gen.next()
             note_usage(request, event)
-            calls = []
-            if choice is None:
-                yield sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
-            else:
-                blocks, calls = _blocks("".join(pieces), choice)
-                for index, block in enumerate(blocks):
-                    for line in block_events(index, block):
-                        yield line
+            content, calls = splitter.finish() if splitter is not None else (None, [])
+            if content or (not calls and not text_open):
+                if not text_open:
+                    text_open = True
+                    yield text_start(0)
+                yield text_delta(0, content or "")
+            if text_open:
+                yield block_stop(0)
+            for index, block in enumerate(_tool_blocks(calls), int(text_open)):
+                for line in tool_events(index, block):
+                    yield line
+            reason, sequence = _stop(event, calls)
             yield sse({"type": "message_delta",
-                       "delta": {"stop_reason": _stop_reason(event, calls), "stop_sequence": None},
+                       "delta": {"stop_reason": reason, "stop_sequence": sequence},
                        "usage": {"input_tokens": event.prompt_tokens,
                                  "output_tokens": event.completion_tokens}}, "message_delta")
             yield sse({"type": "message_stop"}, "message_stop")

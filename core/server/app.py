@@ -119,12 +119,15 @@ async def health(request):
 
 async def loaded_models(request):
     """Quantdesk's own: the loaded hosts (the Server page's list; tests watch `busy`)."""
+    from quantdesk.core.runtime.models import predicted_bytes
     state = request.app.state
     models = {str(m.path): m.id for m in await asyncio.to_thread(state.catalog.models)}
     now = time.monotonic()
     return JSONResponse({"data": [
         {"id": models.get(h.path, h.path), "pid": h.pid, "busy": h.busy,
          "n_ctx": h.resolved.n_ctx, "gpu_layers": h.resolved.n_gpu_layers,
+         "kv_type_k": h.result.type_k, "kv_type_v": h.result.type_v,
+         "flash_attn": h.result.flash_attn, "planned_bytes": predicted_bytes(h.resolved),
          "note": h.resolved.note, "embedding": h.resolved.request.embedding,
          "idle_seconds": round(now - h.last_used, 3)}
         for h in state.pool.manager.loaded()]})
@@ -172,9 +175,12 @@ def create_app(config: ServerConfig, manager=None, library=None,
     from quantdesk.core.runtime import LibrarySession, ModelManager
     config.check()
     own_manager = manager is None
-    manager = manager or ModelManager(max_models=config.max_models)
+    from quantdesk.core.runtime.model_settings import ModelSettings
+    manager = manager or ModelManager(max_models=config.max_models,
+                                      memory_budget=config.budget_bytes())
     pool = ModelPool(manager, ttl=config.ttl, default_ctx=config.n_ctx,
-                     n_threads=config.n_threads, rpc_servers=config.rpc_servers)
+                     n_threads=config.n_threads, rpc_servers=config.rpc_servers,
+                     settings=ModelSettings())
     listeners = listeners if listeners is not None else []
 
     @contextlib.asynccontextmanager

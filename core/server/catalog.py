@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .tool_formats import detect
+
 _SPLIT = re.compile(r"-\d{5}-of-\d{5}$")
 REFRESH_S = 5.0   # the library rescans the HF cache; one listing serves the requests of 5 s
 
@@ -24,12 +26,13 @@ class ServedModel:
     context_length: int       # the model's training context
     size_bytes: int
     created: int              # file mtime (OpenAI's "created")
+    tool_format: str = "generic"   # how its template writes tool calls (tool_formats.FAMILIES)
 
     def to_json(self, loaded: bool = False) -> dict:
         return {"id": self.id, "object": "model", "created": self.created,
                 "owned_by": "quantdesk", "name": self.name, "quant": self.quant,
                 "context_length": self.context_length, "size_bytes": self.size_bytes,
-                "loaded": loaded}
+                "tool_format": self.tool_format, "loaded": loaded}
 
 
 def model_id(path: Path) -> str:
@@ -84,5 +87,6 @@ class ModelCatalog:
             except OSError:
                 created = 0
             out.append(ServedModel(mid, Path(info.path), info.name, info.file_type,
-                                   int(info.context_length or 0), int(info.size_bytes), created))
+                                   int(info.context_length or 0), int(info.size_bytes), created,
+                                   detect(info.chat_template)))
         return out

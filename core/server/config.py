@@ -30,7 +30,9 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     api_key: str | None = None          # required (Bearer or x-api-key) when set
     ttl: float | None = 600.0           # idle seconds before a model is unloaded; None: never
-    max_models: int = 1                 # loaded at once, least recently used unloaded first
+    max_models: int = 3                 # loaded at once, least recently used unloaded first
+    memory_budget: int | str | None = "auto"   # bytes the loaded models may take (planner's
+                                        # prediction); "auto": free RAM + VRAM at start; None: none
     n_ctx: int = DEFAULT_CTX            # context of a load when the request does not say
     cors_origins: tuple[str, ...] = field(default_factory=tuple)   # none: no CORS headers
     max_body_bytes: int = DEFAULT_MAX_BODY
@@ -45,6 +47,10 @@ class ServerConfig:
             raise ConfigError(f"port {self.port} is not a TCP port")
         if self.max_models < 1:
             raise ConfigError("max models must be at least 1")
+        if self.memory_budget not in (None, "auto") and (
+                not isinstance(self.memory_budget, int) or self.memory_budget <= 0):
+            raise ConfigError(f"the memory budget must be a positive number of bytes, 'auto' "
+                              f"or none, got {self.memory_budget!r}")
         if self.ttl is not None and self.ttl <= 0:
             raise ConfigError("the idle unload time must be positive")
         return self
@@ -54,3 +60,12 @@ class ServerConfig:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/v1"
+
+    def budget_bytes(self) -> int | None:
+        """The memory budget in bytes ("auto": what the planner's hardware probe finds free now:
+        available RAM plus the usable VRAM)."""
+        if self.memory_budget != "auto":
+            return self.memory_budget
+        from quantdesk.core.hardware import detect
+        hw = detect(refresh=True)
+        return int(hw.ram_available) + int(hw.usable_vram)

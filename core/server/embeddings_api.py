@@ -29,7 +29,7 @@ async def embeddings(request):
         raise ApiError(404, f"the model {body.model!r} is not in the library", param="model",
                        code="model_not_found")
     request.state.model = model.id
-    load = state.pool.load_request(model, body.n_ctx, embedding=True)
+    load = await asyncio.to_thread(state.pool.load_request, model, body.n_ctx, True)
     try:
         vectors, tokens = await state.pool.embed(load, texts)
     except Exception as exc:  # noqa: BLE001 - an answer in the API's shape

@@ -11,8 +11,9 @@ from quantdesk.core.engine.types import Done
 
 from . import tools
 from .errors import ApiError, openai_body
-from .request_flow import (api_error_for, note_usage, parse, read_json, sampling, sse,
-                       start_generation, whole_reply)
+from .logprobs_shape import chat_logprobs, completion_logprobs
+from .request_flow import (api_error_for, find_model, note_usage, parse, read_json, sampling,
+                           sse, start_generation, whole_reply)
 from .schemas import ChatCompletionRequest, CompletionRequest
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -45,11 +46,11 @@ async def get_model(request):
     return JSONResponse(model.to_json(str(model.path) in loaded))
 
 
-def tool_deltas(calls: list[dict]) -> list[dict]:
+def tool_deltas(calls: list[dict], first_index: int = 0) -> list[dict]:
     """Streamed tool calls: each call's first delta has its index, id, type and name (what
     clients key on), the next one its arguments."""
     out = []
-    for i, call in enumerate(calls):
+    for i, call in enumerate(calls, first_index):
         out.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
                                     "function": {"name": call["function"]["name"],
                                                  "arguments": ""}}]})
@@ -60,62 +61,68 @@ def tool_deltas(calls: list[dict]) -> list[dict]:
 
 async def chat_completions(request):
     body = parse(ChatCompletionRequest, await read_json(request))
-    (specs, choice), schema = tools.openai_tools(body), tools.response_schema(body)
-    messages = tools.openai_history(body.messages)
-    if choice is not None:
-        if schema is not None:
-            raise ApiError(400, "response_format cannot be combined with tools",
-                           param="response_format")
-        schema = tools.reply_schema(specs, choice, body.parallel_tool_calls)
-        messages = tools.with_offer(messages, specs, choice)
-    limit = body.max_completion_tokens or body.max_tokens
-    params = sampling(body, max_tokens=limit, stop=body.stop, json_schema=schema)
-    model, gen, first = await start_generation(request, body, messages, params)
+    model = await find_model(request, body.model)
+    specs, choice = tools.openai_tools(body)
+    schema = tools.response_schema(body)
+    if choice is not None and schema is not None:
+        raise ApiError(400, "response_format cannot be combined with tools",
+                       param="response_format")
+    plan = tools.ToolPlan(model.tool_format, specs, choice, body.parallel_tool_calls)
+    messages, template_tools, grammar = plan.prepare(
+        tools.openai_history(body.messages, model.tool_format))
+    if schema is not None:
+        grammar = {"json_schema": schema}
+    top = (body.top_logprobs or 0) if body.logprobs else None
+    params = sampling(body, max_tokens=body.max_completion_tokens or body.max_tokens,
+                      stop=body.stop, logprobs=top, **grammar)
+    model, gen, first = await start_generation(request, body, messages, params, model=model,
+                                               tools=template_tools)
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(delta: dict, finish: str | None = None) -> dict:
+    def chunk(delta: dict, finish: str | None = None, entries=None) -> dict:
         out = {"id": rid, "object": "chat.completion.chunk", "created": created,
-               "model": model.id, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+               "model": model.id, "choices": [{"index": 0, "delta": delta,
+                                              "logprobs": chat_logprobs(entries),
                                               "finish_reason": finish}]}
         if include_usage:
             out["usage"] = None
         return out
 
-    def ending(text: str, done: Done) -> tuple[str | None, list[dict], str]:
-        if choice is None:
-            return text, [], _finish(done)
-        content, calls = tools.parse_reply(text)
-        return content, tools.openai_calls(calls), "tool_calls" if calls else _finish(done)
-
     if not body.stream:
-        text, done = await whole_reply(request, model, gen, first)
-        content, calls, finish = ending(text, done)
+        text, done, entries = await whole_reply(request, model, gen, first)
+        content, calls = plan.parse(text)
+        calls = tools.openai_calls(calls)
         message = {"role": "assistant", "content": content}
         if calls:
             message["tool_calls"] = calls
         return JSONResponse({
             "id": rid, "object": "chat.completion", "created": created, "model": model.id,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": finish}],
+            "choices": [{"index": 0, "message": message, "logprobs": chat_logprobs(entries),
+                         "finish_reason": "tool_calls" if calls else _finish(done)}],
             "usage": _usage(done)})
 
     async def stream():
+        splitter = plan.splitter()
         try:
             yield sse(chunk({"role": "assistant", "content": ""}))
-            event, pieces = first, []
+            event, held = first, None       # held: logprobs of text not sent yet
             while not isinstance(event, Done):
-                if choice is None:
-                    yield sse(chunk({"content": event.text}))
-                else:   # a tool reply is one JSON document: parsed when it is complete
-                    pieces.append(event.text)
+                if event.logprobs is not None:
+                    held = (held or []) + event.logprobs
+                text = event.text if splitter is None else splitter.feed(event.text)
+                if text:
+                    yield sse(chunk({"content": text}, entries=held))
+                    held = None
                 event = await gen.next()
             note_usage(request, event)
-            content, calls, finish = ending("".join(pieces), event)
-            if choice is not None:
-                for delta in tool_deltas(calls) if calls else [{"content": content}]:
-                    yield sse(chunk(delta))
-            yield sse(chunk({}, finish))
+            content, calls = splitter.finish() if splitter is not None else (None, [])
+            deltas = ([{"content": content}] if content else []) + tool_deltas(
+                tools.openai_calls(calls))
+            for delta in deltas:
+                yield sse(chunk(delta, entries=held))
+                held = None
+            yield sse(chunk({}, "tool_calls" if calls else _finish(event)))
             if include_usage:
                 yield sse({"id": rid, "object": "chat.completion.chunk", "created": created,
                            "model": model.id, "choices": [], "usage": _usage(event)})
@@ -131,32 +138,35 @@ async def chat_completions(request):
 
 async def completions(request):
     body = parse(CompletionRequest, await read_json(request))
-    params = sampling(body, max_tokens=body.max_tokens, stop=body.stop)
+    params = sampling(body, max_tokens=body.max_tokens, stop=body.stop, logprobs=body.logprobs)
     model, gen, first = await start_generation(request, body, [], params, prompt=body.prompt)
     rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     echo = body.prompt if body.echo else ""
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def choice(text: str, finish: str | None) -> dict:
-        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+    def choice(text: str, finish: str | None, entries=None, offset: int = 0) -> dict:
+        return {"index": 0, "text": text, "logprobs": completion_logprobs(entries, offset),
+                "finish_reason": finish}
 
     if not body.stream:
-        text, done = await whole_reply(request, model, gen, first)
+        text, done, entries = await whole_reply(request, model, gen, first)
         return JSONResponse({"id": rid, "object": "text_completion", "created": created,
-                             "model": model.id, "choices": [choice(echo + text, _finish(done))],
+                             "model": model.id,
+                             "choices": [choice(echo + text, _finish(done), entries, len(echo))],
                              "usage": _usage(done)})
 
-    def chunk(text: str, finish: str | None = None) -> dict:
+    def chunk(text: str, finish: str | None = None, entries=None, offset: int = 0) -> dict:
         return {"id": rid, "object": "text_completion", "created": created, "model": model.id,
-                "choices": [choice(text, finish)]}
+                "choices": [choice(text, finish, entries, offset)]}
 
     async def stream():
         try:
             if echo:
                 yield sse(chunk(echo))
-            event = first
+            event, offset = first, len(echo)
             while not isinstance(event, Done):
-                yield sse(chunk(event.text))
+                yield sse(chunk(event.text, entries=event.logprobs, offset=offset))
+                offset += len(event.text)
                 event = await gen.next()
             note_usage(request, event)
             yield sse(chunk("", _finish(event)))

@@ -37,8 +37,10 @@ class _Failed:
 class ModelPool:
     def __init__(self, manager: ModelManager, *, ttl: float | None = None,
                  default_ctx: int = DEFAULT_CTX, n_threads: int | None = None,
-                 rpc_servers: tuple = ()):
+                 rpc_servers: tuple = (), settings=None):
+        """settings: the library's per-model settings (core.runtime.model_settings)."""
         self.manager = manager
+        self.settings = settings
         self.ttl = ttl
         self.default_ctx = default_ctx
         self.n_threads = n_threads
@@ -48,22 +50,33 @@ class ModelPool:
 
     def load_request(self, model: ServedModel, n_ctx: int | None,
                      embedding: bool = False) -> LoadRequest:
-        """The load a request asks for: its context (or the default, never above the model's
-        training context) and the planner's "auto" GPU layers."""
+        """The load a request asks for: the model's settings from the library (context, GPU
+        layers, KV types, flash attention), else the server's default context (never above the
+        model's training context) and the planner's "auto" GPU layers. A request's n_ctx wins
+        over both. Blocking (reads the settings file)."""
+        stored = self.settings.get(model.path) if self.settings is not None else {}
         trained = model.context_length or self.default_ctx
         if n_ctx is not None and n_ctx > trained:
             raise ApiError(400, f"n_ctx {n_ctx} is larger than {model.id}'s training context "
                                 f"({trained})", param="n_ctx")
-        ctx = n_ctx or min(self.default_ctx, trained)
-        return LoadRequest(str(model.path), n_ctx=ctx, gpu_layers="auto", n_threads=self.n_threads,
-                           embedding=embedding, rpc_servers=self.rpc_servers)
+        ctx = n_ctx or stored.get("n_ctx") or min(self.default_ctx, trained)
+        try:
+            return LoadRequest(str(model.path), n_ctx=ctx,
+                               gpu_layers=stored.get("n_gpu_layers", "auto"),
+                               n_threads=self.n_threads, embedding=embedding,
+                               rpc_servers=self.rpc_servers,
+                               **{k: stored[k] for k in ("kv_type_k", "kv_type_v", "flash_attn")
+                                  if k in stored})
+        except ValueError as exc:
+            raise ApiError(500, f"{model.id}: its stored model settings cannot be loaded "
+                                f"({exc})", code="model_settings_error") from None
 
     def busy_paths(self) -> set[str]:
         return {p for p, n in self._pending.items() if n > 0}
 
     def generation(self, request: LoadRequest, messages: list[dict], params: SamplingParams,
-                   prompt: str | None = None) -> "Generation":
-        return Generation(self, request, messages, params, prompt)
+                   prompt: str | None = None, tools: list[dict] | None = None) -> "Generation":
+        return Generation(self, request, messages, params, prompt, tools)
 
     async def embed(self, request: LoadRequest, texts: list[str]):
         """(vectors, prompt tokens), in the model's FIFO queue like a generation."""
@@ -106,9 +119,10 @@ class Generation:
     """One request's turn on one model. `start()` queues, loads and returns the first event (so
     an error before the first token can still be an HTTP status); `events()` gives the rest."""
 
-    def __init__(self, pool: ModelPool, request: LoadRequest, messages, params, prompt):
+    def __init__(self, pool: ModelPool, request: LoadRequest, messages, params, prompt,
+                 tools=None):
         self.pool, self.request = pool, request
-        self.messages, self.params, self.prompt = messages, params, prompt
+        self.messages, self.params, self.prompt, self.tools = messages, params, prompt, tools
         self.cancel_token = CancelToken()
         self.host = None
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -166,7 +180,7 @@ class Generation:
         def work() -> None:
             try:
                 for event in self.host.generate(self.messages, self.params, self.cancel_token,
-                                                prompt=self.prompt):
+                                                prompt=self.prompt, tools=self.tools):
                     put(event)
             except BaseException as exc:  # noqa: BLE001 - handed to the request, never lost
                 put(_Failed(exc))

@@ -51,7 +51,7 @@ def parse(model_cls, data: dict):
 
 
 def sampling(body, *, max_tokens: int | None, stop: list[str], top_k: int | None = None,
-             json_schema: str | None = None) -> SamplingParams:
+             logprobs: int | None = None, **grammar) -> SamplingParams:
     """Our defaults where the request says nothing; max_tokens None: up to the context's end."""
     base = SamplingParams()
     return SamplingParams(
@@ -61,7 +61,7 @@ def sampling(body, *, max_tokens: int | None, stop: list[str], top_k: int | None
         min_p=base.min_p, repeat_penalty=base.repeat_penalty,
         max_tokens=0 if max_tokens is None else max_tokens,   # llama.cpp: <= 0 is "to the end"
         seed=-1 if body.seed is None else body.seed, stop=tuple(stop or ()),
-        json_schema=json_schema)
+        logprobs=logprobs, **grammar)
 
 
 async def _disconnected(request) -> None:
@@ -106,17 +106,24 @@ def api_error_for(exc: BaseException, model_id: str) -> ApiError:
     return ApiError(500, f"{model_id}: internal error ({type(exc).__name__}: {one_line(exc)})")
 
 
-async def start_generation(request, body, messages: list[dict], params: SamplingParams,
-                           prompt: str | None = None):
-    """(served model, Generation, first event). Raises ApiError or ClientGone."""
-    state = request.app.state
-    model = await asyncio.to_thread(state.catalog.find, body.model)
+async def find_model(request, name: str):
+    """The library model a request names; 404 in the API's shape when there is none."""
+    model = await asyncio.to_thread(request.app.state.catalog.find, name)
     if model is None:
-        raise ApiError(404, f"the model {body.model!r} is not in the library (GET /v1/models "
+        raise ApiError(404, f"the model {name!r} is not in the library (GET /v1/models "
                             f"lists them)", param="model", code="model_not_found")
     request.state.model = model.id
-    load = state.pool.load_request(model, body.n_ctx)
-    gen: Generation = state.pool.generation(load, messages, params, prompt)
+    return model
+
+
+async def start_generation(request, body, messages: list[dict], params: SamplingParams,
+                           prompt: str | None = None, model=None, tools=None):
+    """(served model, Generation, first event). Raises ApiError or ClientGone.
+    model: found already (find_model); tools: specs for the chat template."""
+    state = request.app.state
+    model = model or await find_model(request, body.model)
+    load = await asyncio.to_thread(state.pool.load_request, model, body.n_ctx)
+    gen: Generation = state.pool.generation(load, messages, params, prompt, tools)
     try:
         first = await until_disconnect(request, gen.start(), gen.cancel)
     except ClientGone:
@@ -127,21 +134,24 @@ async def start_generation(request, body, messages: list[dict], params: Sampling
 
 
 async def whole_reply(request, model, gen, first):
-    """(text, Done) of a request that is not streamed; the client going cancels it."""
+    """(text, Done, logprob entries or None) of a request that is not streamed; the client
+    going cancels it."""
+    from .logprobs_shape import gather
+
     async def collect():
-        pieces, event = [], first
+        tokens, event = [], first
         while not isinstance(event, Done):
-            pieces.append(event.text)
+            tokens.append(event)
             event = await gen.next()
-        return "".join(pieces), event
+        return "".join(t.text for t in tokens), event, gather(tokens)
     try:
-        text, done = await until_disconnect(request, collect(), gen.cancel)
+        text, done, entries = await until_disconnect(request, collect(), gen.cancel)
     except ClientGone:
         raise
     except Exception as exc:  # noqa: BLE001 - the host died mid-reply
         raise api_error_for(exc, model.id) from None
     note_usage(request, done)
-    return text, done
+    return text, done, entries
 
 
 def note_usage(request, done) -> None:

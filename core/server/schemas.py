@@ -105,6 +105,8 @@ class ChatCompletionRequest(_Body):
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
 
     @field_validator("stop")
     @classmethod
@@ -119,6 +121,7 @@ class CompletionRequest(_Body):
     n: int = Field(default=1, ge=1, le=1)
     echo: bool = False
     stream_options: StreamOptions | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=20)
 
     @field_validator("stop")
     @classmethod

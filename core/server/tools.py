@@ -1,21 +1,26 @@
-"""Tool calls and structured output through a grammar, for any model.
+"""Tools and structured output for every model: the request's side.
 
-Many models' chat templates know no tools (the starter model's does not), and each family that
-does writes its calls in its own text format. So the server asks every model for one JSON shape,
-described in a system message and enforced by a llama.cpp grammar built from a JSON schema (as
-llama.cpp's own "generic" tool format does): the reply always parses.
+Which format a model's calls take depends on its chat template (tool_formats.py). A template
+that knows tools gets them (and earlier calls and results) in Hugging Face's names and renders
+them itself; its model answers in its own format, parsed back by tool_formats.parse. tool_choice
+"auto" leaves the model free; "required" or a named function holds it to exactly one call in
+its own format with a llama.cpp grammar.
+
+A template that knows no tools (the starter model's) gets the "generic" treatment: every reply
+is one JSON shape, described in a system message and enforced by a grammar built from a JSON
+schema (as llama.cpp's own "generic" tool format does), so the reply always parses:
 
     {"tool_calls": [{"name": "<tool>", "arguments": {...}}, ...]}   or   {"content": "<text>"}
 
-tool_choice "none": no tools offered; "auto": either shape; "required": calls only; a named
-function: a call to that function only. Earlier calls and tool results in the conversation are
-written back in the same shape, so any chat template can render them.
+Earlier calls and tool results are written back in the same shape, so any template renders them.
 """
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 
+from . import tool_formats
 from .errors import ApiError
 
 
@@ -105,21 +110,82 @@ def result_text(call_id: str | None, content: str) -> str:
                       ensure_ascii=False)
 
 
-def openai_history(messages) -> list[dict]:
-    """An OpenAI conversation for the chat template: calls and tool results in our shape."""
+def openai_history(messages, family: str = "generic") -> list[dict]:
+    """An OpenAI conversation for the chat template: calls and tool results in the family's
+    template fields, or (generic) in our JSON shape."""
     from .schemas import text_of
     out = []
     for i, m in enumerate(messages):
         role = "system" if m.role == "developer" else m.role
         content = text_of(m.content, f"messages.{i}.content")
         if role == "assistant" and m.tool_calls:
-            calls = [{"name": c.function.name, "arguments": _json_or_text(c.function.arguments)}
-                     for c in m.tool_calls]
-            content = calls_text(calls)
+            calls = [{"id": c.id, "name": c.function.name,
+                      "arguments": _json_or_text(c.function.arguments)} for c in m.tool_calls]
+            if family != "generic":
+                out.append(tool_formats.assistant_message(family, content, calls))
+                continue
+            content = calls_text([{k: c[k] for k in ("name", "arguments")} for c in calls])
         elif role == "tool":
+            if family != "generic":
+                out.append(tool_formats.tool_message(family, m.tool_call_id, content))
+                continue
             role, content = "user", result_text(m.tool_call_id, content)
         out.append({"role": role, "content": content})
     return out
+
+
+@dataclass
+class ToolPlan:
+    """What a request with tools asks of the model, in its family's terms."""
+    family: str
+    specs: list[dict]
+    choice: str | None          # None: no tools in play; "auto", "required" or a function name
+    parallel: bool = True
+
+    def prepare(self, messages: list[dict]) -> tuple[list[dict], list[dict] | None, dict]:
+        """(messages, tools for the template, grammar fields of SamplingParams)."""
+        if self.choice is None:
+            return messages, None, {}
+        if self.family == "generic":
+            return (with_offer(messages, self.specs, self.choice), None,
+                    {"json_schema": reply_schema(self.specs, self.choice, self.parallel)})
+        grammar = {}
+        if self.choice != "auto":
+            name = None if self.choice == "required" else self.choice
+            schema, prefix, suffix = tool_formats.forced_call(self.family, self.specs, name)
+            grammar = {"json_schema": schema, "json_prefix": prefix, "json_suffix": suffix}
+        return messages, tool_formats.template_tools(self.specs), grammar
+
+    def splitter(self):
+        """Streams plain text at once, holds back what may be calls (None: no tools)."""
+        if self.choice is None:
+            return None
+        if self.family == "generic":
+            return _WholeReply()
+        return tool_formats.ReplySplitter(self.family)
+
+    def parse(self, text: str) -> tuple[str | None, list[dict]]:
+        splitter = self.splitter()
+        if splitter is None:
+            return text, []
+        sent = splitter.feed(text)
+        content, calls = splitter.finish()
+        joined = sent + (content or "")
+        return (joined or None) if calls else joined, calls
+
+
+class _WholeReply:
+    """The generic JSON shape is one document: nothing goes out before it is complete."""
+
+    def __init__(self):
+        self.pieces: list[str] = []
+
+    def feed(self, text: str) -> str:
+        self.pieces.append(text)
+        return ""
+
+    def finish(self) -> tuple[str | None, list[dict]]:
+        return parse_reply("".join(self.pieces))
 
 
 def _json_or_text(arguments: str):

@@ -108,3 +108,32 @@ def test_max_models_keeps_several_and_unloads_the_least_recently_used(starter_mo
     finally:
         manager.shutdown()
     assert manager.loaded() == [] and not a.alive and not c.alive
+
+
+@pytest.mark.slow
+def test_a_memory_budget_keeps_what_fits_and_unloads_the_least_recently_used(
+        starter_model, gemma_model):
+    from quantdesk.core.runtime.models import predicted_bytes
+    smol, gemma = (LoadRequest(p, n_ctx=256, gpu_layers=0, n_threads=1)
+                   for p in (starter_model, gemma_model))
+    probe = ModelManager(hardware=with_vram(0))
+    need = {r: predicted_bytes(probe.resolve(r)) for r in (smol, gemma)}
+    assert need[gemma] > need[smol] > 0
+    manager = ModelManager(max_models=3, hardware=with_vram(0),
+                           memory_budget=need[gemma] + need[smol] // 2)   # one at a time
+    try:
+        a = manager.load(smol)
+        b = manager.load(gemma)                      # both would not fit: smol goes
+        assert manager.loaded() == [b] and not a.alive
+        assert manager.memory_in_use() == need[gemma]
+        c = manager.load(smol)
+        assert manager.loaded() == [c] and not b.alive
+    finally:
+        manager.shutdown()
+    roomy = ModelManager(max_models=3, hardware=with_vram(0),
+                         memory_budget=need[gemma] + need[smol])
+    try:
+        a, b = roomy.load(smol), roomy.load(gemma)
+        assert roomy.loaded() == [a, b] and roomy.memory_in_use() == sum(need.values())
+    finally:
+        roomy.shutdown()

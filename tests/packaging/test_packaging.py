@@ -124,6 +124,45 @@ def test_frozen_program_runs_python_c_like_an_interpreter(frozen_app, tmp_path):
         assert run.stdout.strip() in ("offload False", "offload True")
 
 
+def test_frozen_cli_serves_the_bundled_model(frozen_app, tmp_path):
+    """`quantdesk serve` frozen: uvicorn, Starlette and pydantic are in the bundle (PyInstaller's
+    contrib hook collects uvicorn's dynamically imported loop/protocol modules), the engine host
+    spawns from the frozen program, and Ctrl-C ends it all with status 0."""
+    import signal
+    import socket
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(frozen_app / "quantdesk"), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env(tmp_path, HF_HUB_CACHE=str(tmp_path / "hf")))
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()[-2000:]
+            try:
+                with urllib.request.urlopen(root + "/health", timeout=5) as r:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the frozen server did not come up"
+                time.sleep(0.2)
+        with urllib.request.urlopen(root + "/v1/models", timeout=30) as r:
+            (model,) = [m["id"] for m in json.loads(r.read())["data"]]
+        body = json.dumps({"model": model, "max_tokens": 2, "temperature": 0,
+                           "messages": [{"role": "user", "content": "Hi"}]}).encode()
+        req = urllib.request.Request(root + "/v1/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=300) as r:
+            assert json.loads(r.read())["usage"]["completion_tokens"] == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out[-2000:]
+    assert "quantdesk: stopped" in out
+
+
 def test_frozen_gui_self_test_chats_with_the_bundled_model(frozen_app, tmp_path):
     started = time.monotonic()
     run = subprocess.run([str(frozen_app / "quantdesk-gui"), "--self-test"],
