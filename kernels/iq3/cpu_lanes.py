@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..shared.cpu_bits import nearest_int32
+from ..shared.cpu_bits import f32_bits, nearest_int32
 from ..shared.ops import F, clamp, fp16_bits, mul, nearest_int, put_half, seq_sumsq
 from .block_ops import EPS_XXS, FLT_MAX, S_SIZE, XXS_SIZE, block_signs, group_point, level_sums
 
@@ -25,6 +25,7 @@ MAXT = 32                        # lanes: 2*15+1 trials for IQ3_XXS, 2*9+1 for I
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 
 
+FMAX_BITS = np.int32(0x7F7FFFFF)   # float bits of FLT_MAX
 PAD = 8                          # neighbour lists padded to a multiple of the AVX2 width
 
 
@@ -55,9 +56,9 @@ def neighbour_tables(values, kmap, neighbours):
 
 
 @njit(inline="always", **_JIT)
-def _scan(NT, u, xval, o, waux, scale, D):
+def _scan(NT, u, xval, o, waux, scale, B):
     """block_ops.best_neighbour for point u (same products in the same order per candidate):
-    all distances into D as one vector loop, then the first strict minimum, branch-free."""
+    distances and their minimum in one vector loop over the padded list."""
     nstart, nlen, nbf, nbi = NT
     s = nstart[u]
     n = nlen[u]
@@ -67,6 +68,7 @@ def _scan(NT, u, xval, o, waux, scale, D):
     v1 = nbf[s + n:s + 2 * n]
     v2 = nbf[s + 2 * n:s + 3 * n]
     v3 = nbf[s + 3 * n:s + 4 * n]
+    bmin = FMAX_BITS
     for j in range(n):
         d = scale * v0[j] - x0
         d2 = F(0) + (w0 * d) * d
@@ -76,13 +78,15 @@ def _scan(NT, u, xval, o, waux, scale, D):
         d2 += (w2 * d) * d
         d = scale * v3[j] - x3
         d2 += (w3 * d) * d
-        D[j] = d2
-    best_d2 = FLT_MAX
-    bj = 0                   # ggml asserts one is found; all-inf distances keep the first
-    for j in range(n):
-        c = D[j] < best_d2
-        best_d2 = D[j] if c else best_d2
-        bj = j if c else bj
+        # d2 >= +0 (or inf/NaN), whose float bits order like the values: ggml's "first
+        # strict minimum below FLT_MAX" is the first j at the integer min of the bits clamped
+        # to FLT_MAX's (all >= FLT_MAX: the first candidate, as in ggml); the min vectorises
+        b = f32_bits(d2) if d2 < FLT_MAX else FMAX_BITS
+        B[j] = b
+        bmin = b if b < bmin else bmin
+    bj = 0
+    while B[bj] != bmin:
+        bj += 1
     return nbi[s // 4 + bj]
 
 
@@ -90,12 +94,12 @@ def _scan(NT, u, xval, o, waux, scale, D):
 def search_lanes(is_s, weight, waux, xval, wx, L, valf, kmap, NT, mx, F4, G, U, D,
                  res):
     """block_ops.block_search for one block with max |x| = mx > 0, trials as lanes; L gets the
-    chosen levels, returns the scale. Scratch: F4 float32 (4, MAXT), G int32 (8, MAXT): the
+    chosen levels, returns the scale. Scratch: F4 float32 (8, MAXT), G int32 (8, MAXT): the
     grid point of group k in trial t (-1-index when the group was off the grid), U int32
     (MAXT,), D float32 (>= the longest list), res float32 (2,). NT: neighbour_tables."""
     ntry = 9 if is_s else 15
     T = 2 * ntry + 1
-    inv, sc, sqx, sq2 = F4[0], F4[1], F4[2], F4[3]
+    inv, sc, sqx, sq2, Q = F4[0], F4[1], F4[2], F4[3], F4[4:]
     for t in range(T):
         inv[t] = (F(15) + F(t - ntry) * F(0.2)) / mx
         sc[t] = F(1) / inv[t]
@@ -111,17 +115,24 @@ def search_lanes(is_s, weight, waux, xval, wx, L, valf, kmap, NT, mx, F4, G, U, 
                 l = min(max(nearest_int32(F(0.5) * (inv[t] * xi - F(1))), np.int32(0)),
                         np.int32(7))
                 U[t] |= l << np.int32(3 * i)
-        for t in range(T):
-            g = kmap[U[t]]
-            G[k, t] = g if g >= 0 else -1 - _scan(NT, U[t], xval, 4 * k, waux, sc[t], D)
-        for i in range(4):
+        Gk = G[k]
+        for t in range(T):       # per lane: the map lookup, the scan, the four values
+            u = U[t]
+            g = kmap[u]
+            if g < 0:
+                g = _scan(NT, u, xval, 4 * k, waux, sc[t], D)
+                Gk[t] = -1 - g
+            else:
+                Gk[t] = g
+            for i in range(4):
+                Q[i, t] = valf[4 * g + i]
+        for i in range(4):       # and the sums of all lanes again as vectors
             wxi = wx[4 * k + i]
             wi = weight[4 * k + i]
+            q = Q[i]
             for t in range(T):
-                g = G[k, t]
-                q = valf[4 * (g if g >= 0 else -1 - g) + i]
-                sqx[t] += wxi * q
-                sq2[t] += (wi * q) * q
+                sqx[t] += wxi * q[t]
+                sq2[t] += (wi * q[t]) * q[t]
     best = F(0)
     scale = mx / F(15)
     tb = -1
