@@ -64,19 +64,21 @@ def _scan(NT, u, xval, o, waux, scale, B):
     n = nlen[u]
     x0, x1, x2, x3 = xval[o], xval[o + 1], xval[o + 2], xval[o + 3]
     w0, w1, w2, w3 = waux[o], waux[o + 1], waux[o + 2], waux[o + 3]
-    v0 = nbf[s:s + n]        # views: indices that LLVM sees are in range, so the loop is SIMD
-    v1 = nbf[s + n:s + 2 * n]
-    v2 = nbf[s + 2 * n:s + 3 * n]
-    v3 = nbf[s + 3 * n:s + 4 * n]
+    s = np.uint64(s)         # unsigned indices: no negative-index wraparound selects, so
+    n = np.uint64(n)         # the loop below is plain SIMD loads
+    s1 = s + n
+    s2 = s1 + n
+    s3 = s2 + n
     bmin = FMAX_BITS
     for j in range(n):
-        d = scale * v0[j] - x0
+        j = np.uint64(j)
+        d = scale * nbf[s + j] - x0
         d2 = F(0) + (w0 * d) * d
-        d = scale * v1[j] - x1
+        d = scale * nbf[s1 + j] - x1
         d2 += (w1 * d) * d
-        d = scale * v2[j] - x2
+        d = scale * nbf[s2 + j] - x2
         d2 += (w2 * d) * d
-        d = scale * v3[j] - x3
+        d = scale * nbf[s3 + j] - x3
         d2 += (w3 * d) * d
         # d2 >= +0 (or inf/NaN), whose float bits order like the values: ggml's "first
         # strict minimum below FLT_MAX" is the first j at the integer min of the bits clamped
@@ -87,7 +89,7 @@ def _scan(NT, u, xval, o, waux, scale, B):
     bj = 0
     while B[bj] != bmin:
         bj += 1
-    return nbi[s // 4 + bj]
+    return nbi[s // np.uint64(4) + np.uint64(bj)]
 
 
 @njit(**_JIT)
