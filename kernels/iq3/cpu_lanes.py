@@ -102,22 +102,23 @@ def search_lanes(is_s, weight, waux, xval, wx, L, valf, kmap, NT, mx, F4, G, U, 
     ntry = 9 if is_s else 15
     T = 2 * ntry + 1
     inv, sc, sqx, sq2, Q = F4[0], F4[1], F4[2], F4[3], F4[4:]
-    # The vector loops run all MAXT lanes (a constant trip count: LLVM vectorises it whole,
-    # with no scalar remainder); lanes from T on are spare trials, never scanned nor chosen.
-    for t in range(MAXT):
+    # The vector loops run NL lanes, T rounded up to whole AVX2 vectors (no scalar remainder);
+    # lanes from T on are spare trials, never scanned nor chosen.
+    NL = 24 if is_s else MAXT
+    for t in range(NL):
         inv[t] = (F(15) + F(t - ntry) * F(0.2)) / mx
         sc[t] = F(1) / inv[t]
         sqx[t] = F(0)
         sq2[t] = F(0)
     for i in range(4):
-        for t in range(T, MAXT):
+        for t in range(T, NL):
             Q[i, t] = F(0)
     for k in range(8):
-        for t in range(MAXT):
+        for t in range(NL):
             U[t] = 0
         for i in range(4):
             xi = xval[4 * k + i]
-            for t in range(MAXT):
+            for t in range(NL):
                 l = min(max(nearest_int32(F(0.5) * (inv[t] * xi - F(1))), np.int32(0)),
                         np.int32(7))
                 U[t] |= l << np.int32(3 * i)
@@ -136,7 +137,7 @@ def search_lanes(is_s, weight, waux, xval, wx, L, valf, kmap, NT, mx, F4, G, U, 
             wxi = wx[4 * k + i]
             wi = weight[4 * k + i]
             q = Q[i]
-            for t in range(MAXT):
+            for t in range(NL):
                 sqx[t] += wxi * q[t]
                 sq2[t] += (wi * q[t]) * q[t]
     best = F(0)
