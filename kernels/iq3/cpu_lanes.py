@@ -102,6 +102,7 @@ def search_lanes(is_s, weight, waux, xval, wx, L, valf, kmap, NT, mx, F4, G, U, 
     ntry = 9 if is_s else 15
     T = 2 * ntry + 1
     inv, sc, sqx, sq2, Q = F4[0], F4[1], F4[2], F4[3], F4[4:]
+    q0, q1, q2, q3 = F4[4], F4[5], F4[6], F4[7]
     # The vector loops run NL lanes, T rounded up to whole AVX2 vectors (no scalar remainder);
     # lanes from T on are spare trials, never scanned nor chosen.
     NL = 24 if is_s else MAXT
@@ -125,14 +126,17 @@ def search_lanes(is_s, weight, waux, xval, wx, L, valf, kmap, NT, mx, F4, G, U, 
         Gk = G[k]
         for t in range(T):       # per lane: the map lookup, the scan, the four values
             u = U[t]
-            g = kmap[u]
+            g = kmap[np.uint32(u)]    # unsigned: no negative-index select
             if g < 0:
                 g = _scan(NT, u, xval, 4 * k, waux, sc[t], D)
                 Gk[t] = -1 - g
             else:
                 Gk[t] = g
-            for i in range(4):
-                Q[i, t] = valf[4 * g + i]
+            p = np.uint32(4 * g)
+            q0[t] = valf[p]
+            q1[t] = valf[p + np.uint32(1)]
+            q2[t] = valf[p + np.uint32(2)]
+            q3[t] = valf[p + np.uint32(3)]
         for i in range(4):       # and the sums of all lanes again as vectors
             wxi = wx[4 * k + i]
             wi = weight[4 * k + i]
