@@ -8,7 +8,9 @@ trials at once (SIMD over lanes = trials, in the same float32 operation order pe
 block_ops.block_search, so each lane's sums are bit-identical), only the off-grid neighbour
 scans stay per lane, and the sequential best-of pass is a few scalar compares. Each scan is
 itself a vector loop over its candidates (neighbour_tables: float values, component-major,
-lists padded to the vector width), then a branch-free first-minimum pick.
+lists padded to the vector width, unsigned indices so numba emits no negative-index selects
+that would keep it scalar), reducing to the minimum of the distances' float bits; a short
+second pass finds the first candidate at that minimum, as ggml's strict `<` keeps it.
 """
 from __future__ import annotations
 
@@ -23,8 +25,6 @@ from .block_ops import EPS_XXS, FLT_MAX, S_SIZE, XXS_SIZE, block_signs, group_po
 
 MAXT = 32                        # lanes: 2*15+1 trials for IQ3_XXS, 2*9+1 for IQ3_S
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
-
-
 FMAX_BITS = np.int32(0x7F7FFFFF)   # float bits of FLT_MAX
 PAD = 8                          # neighbour lists padded to a multiple of the AVX2 width
 
@@ -58,7 +58,7 @@ def neighbour_tables(values, kmap, neighbours):
 @njit(inline="always", **_JIT)
 def _scan(NT, u, xval, o, waux, scale, B):
     """block_ops.best_neighbour for point u (same products in the same order per candidate):
-    distances and their minimum in one vector loop over the padded list."""
+    distances and their minimum in one vector loop over the padded list; B: int32 scratch."""
     nstart, nlen, nbf, nbi = NT
     s = nstart[u]
     n = nlen[u]
@@ -98,7 +98,7 @@ def search_lanes(is_s, weight, waux, xval, wx, L, valf, kmap, NT, mx, F4, G, U, 
     """block_ops.block_search for one block with max |x| = mx > 0, trials as lanes; L gets the
     chosen levels, returns the scale. Scratch: F4 float32 (8, MAXT), G int32 (8, MAXT): the
     grid point of group k in trial t (-1-index when the group was off the grid), U int32
-    (MAXT,), D float32 (>= the longest list), res float32 (2,). NT: neighbour_tables."""
+    (MAXT,), D int32 (>= the longest list), res float32 (2,). NT: neighbour_tables."""
     ntry = 9 if is_s else 15
     T = 2 * ntry + 1
     inv, sc, sqx, sq2, Q = F4[0], F4[1], F4[2], F4[3], F4[4:]
@@ -193,12 +193,14 @@ def superblock(x, xo, use_w, qw, qwo, out, oo, is_s, valf, kmap, NT, weight, wau
     done = 0                 # IQ3_S: ggml advances qs/signs only past blocks it quantized
     for ib in range(8):
         bo = xo + 32 * ib
+        if use_w:            # branch outside the loops: each one is a vector loop (vsqrtps)
+            for i in range(32):
+                xi = x[bo + i]
+                weight[i] = qw[qwo + 32 * ib + i] * F(math.sqrt(sigma2 + xi * xi))
+        else:
+            for i in range(32):
+                weight[i] = x[bo + i] * x[bo + i]
         for i in range(32):
-            xi = x[bo + i]
-            if use_w:
-                weight[i] = qw[qwo + 32 * ib + i] * F(math.sqrt(sigma2 + mul(xi, xi)))
-            else:
-                weight[i] = xi * xi
             waux[i] = F(math.sqrt(weight[i]))
         block_signs(x, bo, is_s, weight, xval, signs)
         mx = xval[0]
