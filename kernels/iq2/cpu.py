@@ -1,10 +1,12 @@
-"""numba CPU kernels for IQ2_XXS, IQ2_XS and IQ2_S: block_ops compiled as njit, one super-block
-after another, independent super-blocks spread over threads (prange over runs of CHUNK).
-
-The grid searches are data-dependent (a neighbour list per off-grid octet, of 1 to 292 points),
-so a super-block is one scalar walk, as in ggml; the bytes never depend on the thread count.
+"""numba CPU kernels for IQ2_XXS, IQ2_XS and IQ2_S: one super-block after another
+(cpu_lanes.py, the trial scales of a group as SIMD lanes), independent super-blocks spread over
+threads (prange over runs of CHUNK). The grid searches are data-dependent (a neighbour list per
+off-grid octet, of 1 to 292 points), so lanes across groups would diverge at once; the trials
+of one group do not until their neighbour scans. The bytes never depend on the thread count.
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from numba import njit, prange
@@ -13,6 +15,7 @@ from ..registry import register
 from ..shared.cpu_common import flat, nonfinite, raise_on_nonfinite, set_threads, weights_or_dummy
 from ..types import get_format
 from . import block_ops as ops
+from .cpu_lanes import MAXT, NQ, neighbour_tables, x16_block, xxs_block
 from .grid import tables
 
 CHUNK = 16                       # super-blocks per prange item
@@ -21,7 +24,7 @@ KIND = {"IQ2_XXS": 0, "IQ2_XS": 1, "IQ2_S": 2}
 
 
 @njit(parallel=True, **_JIT)
-def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, slab, out, size, bad):
+def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, slab, valf, NT, out, size, bad):
     n_sb = x.size // 256
     per_row = n_per_row // 256
     n_chunks = (n_sb + CHUNK - 1) // CHUNK
@@ -29,37 +32,48 @@ def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, slab, out, size, bad):
         weight = np.empty(32, np.float32)
         waux = np.empty(32, np.float32)
         xval = np.empty(32, np.float32)
+        wx = np.empty(32, np.float32)
         L = np.empty(32, np.int64)
-        Laux = np.empty(32, np.int64)
         Lq = np.empty(32, np.uint8)
         scales = np.empty(16, np.float32)
         res = np.empty(4, np.float32)
-        on = np.empty(4, np.int64)
         d2 = np.empty(ops.MAX_LIST, np.float32)
+        F4 = np.empty((4 + NQ, MAXT), np.float32)
+        G = np.empty((4, MAXT), np.int32)
+        U = np.empty(MAXT, np.int32)
+        D = np.empty(NT[1].max(), np.int32)
         flag = False
         for s in range(t * CHUNK, min(n_sb, t * CHUNK + CHUNK)):
             for j in range(256):
                 flag |= nonfinite(x[s * 256 + j])
             qwo = (s % per_row) * 256
             if kind == 0:
-                ops.iq2_xxs_block(x, s * 256, qw, qwo, kmap, nbrs, slab, out, s * size,
-                                  weight, waux, xval, L, Laux, Lq, scales, res, d2)
+                xxs_block(x, s * 256, qw, qwo, kmap, nbrs, slab, out, s * size, valf, NT,
+                          weight, waux, xval, wx, L, Lq, scales, res, d2, F4, G, U, D)
             else:
-                ops.iq2_16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, nbrs, slab, out,
-                                 s * size, weight, waux, xval, L, Laux, on, scales, res, d2)
+                x16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, nbrs, slab, out,
+                          s * size, valf, NT, weight, waux, xval, wx, L, scales, res, d2, F4,
+                          G, U, D)
         bad[t] = flag
+
+
+@functools.lru_cache(maxsize=None)
+def _float_tables(qtype: str):
+    t = tables(qtype)
+    return t.points.astype(np.float32), neighbour_tables(t.points, t.kmap, t.neighbours)
 
 
 def _run(qtype: str, rows, imatrix, threads):
     fmt = get_format(qtype)
     set_threads(threads)
     t = tables(qtype)
+    valf, NT = _float_tables(qtype)
     n_rows, n_per_row = rows.shape
     x = flat(rows)
     out = np.empty(n_rows * (n_per_row // 256) * fmt.type_size, np.uint8)
     bad = np.zeros((x.size // 256 + CHUNK - 1) // CHUNK, np.bool_)
     _quantize(KIND[qtype], x, n_per_row, weights_or_dummy(imatrix), imatrix is not None,
-              t.kmap, t.neighbours, t.slab, out, fmt.type_size, bad)
+              t.kmap, t.neighbours, t.slab, valf, NT, out, fmt.type_size, bad)
     raise_on_nonfinite(rows, bad)
     return out.reshape(n_rows, -1)
 
