@@ -14,7 +14,6 @@ from numba import njit, prange
 from ..registry import register
 from ..shared.cpu_common import flat, nonfinite, raise_on_nonfinite, set_threads, weights_or_dummy
 from ..types import get_format
-from . import block_ops as ops
 from .cpu_lanes import MAXT, NQ, neighbour_tables, x16_block, xxs_block
 from .grid import tables
 
@@ -24,7 +23,7 @@ KIND = {"IQ2_XXS": 0, "IQ2_XS": 1, "IQ2_S": 2}
 
 
 @njit(parallel=True, **_JIT)
-def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, slab, valf, NT, out, size, bad):
+def _quantize(kind, x, n_per_row, qw, use_w, kmap, valf, NT, out, size, bad):
     n_sb = x.size // 256
     per_row = n_per_row // 256
     n_chunks = (n_sb + CHUNK - 1) // CHUNK
@@ -37,7 +36,6 @@ def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, slab, valf, NT, out, si
         Lq = np.empty(32, np.uint8)
         scales = np.empty(16, np.float32)
         res = np.empty(4, np.float32)
-        d2 = np.empty(ops.MAX_LIST, np.float32)
         F4 = np.empty((4 + NQ, MAXT), np.float32)
         G = np.empty((4, MAXT), np.int32)
         U = np.empty(MAXT, np.int32)
@@ -48,12 +46,11 @@ def _quantize(kind, x, n_per_row, qw, use_w, kmap, nbrs, slab, valf, NT, out, si
                 flag |= nonfinite(x[s * 256 + j])
             qwo = (s % per_row) * 256
             if kind == 0:
-                xxs_block(x, s * 256, qw, qwo, kmap, nbrs, slab, out, s * size, valf, NT,
-                          weight, waux, xval, wx, L, Lq, scales, res, d2, F4, G, U, D)
+                xxs_block(x, s * 256, qw, qwo, kmap, out, s * size, valf, NT, weight, waux,
+                          xval, wx, L, Lq, scales, res, F4, G, U, D)
             else:
-                x16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, nbrs, slab, out,
-                          s * size, valf, NT, weight, waux, xval, wx, L, scales, res, d2, F4,
-                          G, U, D)
+                x16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, out, s * size, valf, NT,
+                          weight, waux, xval, wx, L, scales, res, F4, G, U, D)
         bad[t] = flag
 
 
@@ -73,7 +70,7 @@ def _run(qtype: str, rows, imatrix, threads):
     out = np.empty(n_rows * (n_per_row // 256) * fmt.type_size, np.uint8)
     bad = np.zeros((x.size // 256 + CHUNK - 1) // CHUNK, np.bool_)
     _quantize(KIND[qtype], x, n_per_row, weights_or_dummy(imatrix), imatrix is not None,
-              t.kmap, t.neighbours, t.slab, valf, NT, out, fmt.type_size, bad)
+              t.kmap, valf, NT, out, fmt.type_size, bad)
     raise_on_nonfinite(rows, bad)
     return out.reshape(n_rows, -1)
 

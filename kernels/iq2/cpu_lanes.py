@@ -11,7 +11,7 @@ vector loop over its candidates (neighbour_tables: float values, component-major
 to the vector width with copies of the first candidate, unsigned indices so numba emits no
 negative-index selects that would keep it scalar), reducing to the minimum of the distances'
 float bits; a short second pass finds the first candidate at that minimum, as ggml's strict
-`<` keeps it. The rare re-pick after the search reuses block_ops.
+`<` keeps it. The re-pick at the final scale uses the same scan.
 """
 from __future__ import annotations
 
@@ -172,6 +172,17 @@ def lane_levels(no, G, tb, valf, L):
 
 
 @njit(**_JIT)
+def _repick(xval, o, iscale, scale, L, kmap, NT, waux, valf, D):
+    """block_ops.on_grid_levels (the re-pick at the final scale) with _scan as the search."""
+    u = ops.octet_levels(xval, o, iscale, L, o)
+    g = kmap[u]
+    if g < 0:
+        g = _scan(NT, u, xval, o, waux, scale, D)
+        for i in range(8):
+            L[o + i] = (np.int64(valf[8 * g + i]) - 1) // 2
+
+
+@njit(**_JIT)
 def _weights(x, xb, n, use_w, qw, qwo, sigma2, plain, weight, waux):
     """block_ops.group_weights with the imatrix branch outside the loops (vector loops)."""
     if use_w:
@@ -186,8 +197,8 @@ def _weights(x, xb, n, use_w, qw, qwo, sigma2, plain, weight, waux):
 
 
 @njit(**_JIT)
-def xxs_block(x, xo, qw, qwo, kmap, nbrs, slab, out, oo, valf, NT, weight, waux, xval, wx, L,
-              Lq, scales, res, d2, F4, G, U, D):
+def xxs_block(x, xo, qw, qwo, kmap, out, oo, valf, NT, weight, waux, xval, wx, L, Lq, scales,
+              res, F4, G, U, D):
     """block_ops.iq2_xxs_block with search_lanes as the trial loop of search32 (same bytes)."""
     for j in range(XXS_SIZE):
         out[oo + j] = 0
@@ -216,8 +227,7 @@ def xxs_block(x, xo, qw, qwo, kmap, nbrs, slab, out, oo, valf, NT, weight, waux,
         if scale > 0:        # ggml re-picks all four octets at the final scale
             iscale = F(1) / scale
             for k in range(4):
-                ops.on_grid_levels(xval, 8 * k, iscale, scale, L, 8 * k, kmap, nbrs, slab,
-                                   waux, d2)
+                _repick(xval, 8 * k, iscale, scale, L, kmap, NT, waux, valf, D)
             ops.level_sums(32, weight, xval, L, res)
             if res[1] > 0:
                 scale = res[0] / res[1]
@@ -242,8 +252,8 @@ def xxs_block(x, xo, qw, qwo, kmap, nbrs, slab, out, oo, valf, NT, weight, waux,
 
 
 @njit(**_JIT)
-def x16_block(is_s, x, xo, use_w, qw, qwo, kmap, nbrs, slab, out, oo, valf, NT, weight, waux,
-              xval, wx, L, scales, res, d2, F4, G, U, D):
+def x16_block(is_s, x, xo, use_w, qw, qwo, kmap, out, oo, valf, NT, weight, waux, xval, wx, L,
+              scales, res, F4, G, U, D):
     """block_ops.iq2_16_block with search_lanes as the trial loop of search16 (same bytes)."""
     size = S_SIZE if is_s else XS_SIZE
     for j in range(size):
@@ -272,8 +282,7 @@ def x16_block(is_s, x, xo, use_w, qw, qwo, kmap, nbrs, slab, out, oo, valf, NT, 
             iscale = F(1) / scale
             for k in range(2):
                 if tb >= 0 and G[k, tb] < 0:
-                    ops.on_grid_levels(xval, 8 * k, iscale, scale, L, 8 * k, kmap, nbrs, slab,
-                                       waux, d2)
+                    _repick(xval, 8 * k, iscale, scale, L, kmap, NT, waux, valf, D)
             ops.level_sums(16, weight, xval, L, res)
             if res[1] > 0:
                 scale = res[0] / res[1]
