@@ -14,12 +14,13 @@ from numba import njit, prange
 from ..registry import register
 from ..shared.cpu_common import flat, nonfinite, raise_on_nonfinite, set_threads, weights_or_dummy
 from ..types import get_format
-from .cpu_lanes import MAXT, NQ, neighbour_tables, x16_block, xxs_block
-from .grid import tables
+from .cpu_lanes import MAXT, NQ, x16_block, xxs_block
+from .grid import KMAP_SIZE, tables
 
 CHUNK = 16                       # super-blocks per prange item
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 KIND = {"IQ2_XXS": 0, "IQ2_XS": 1, "IQ2_S": 2}
+PAD = 8                          # neighbour lists padded to a multiple of the AVX2 width
 
 
 @njit(parallel=True, **_JIT)
@@ -52,6 +53,32 @@ def _quantize(kind, x, n_per_row, qw, use_w, kmap, valf, NT, out, size, bad):
                 x16_block(kind == 2, x, s * 256, use_w, qw, qwo, kmap, out, s * size, valf, NT,
                           weight, waux, xval, wx, L, scales, res, F4, G, U, D)
         bad[t] = flag
+
+
+def neighbour_tables(points, kmap, neighbours):
+    """CPU layout of ggml's neighbour lists: for an off-grid u (kmap[u] < 0) its list starts at
+    nstart[u] and holds nlen[u] candidates, a multiple of PAD, padded with copies of the first
+    (a copy never wins the scan's strict `<`, so the choice is ggml's). nbf holds the
+    candidates' float values component-major (value i of candidate j at start + i*nlen + j, so
+    the eight distance terms are contiguous vector loads); nbi[start // 8 + j] is the grid
+    index of candidate j."""
+    p8 = points.reshape(-1, 8).astype(np.float32)
+    nstart = np.zeros(KMAP_SIZE, np.int32)
+    nlen = np.zeros(KMAP_SIZE, np.int32)
+    fl: list[np.ndarray] = []
+    il: list[np.ndarray] = []
+    pos = 0
+    for u in np.flatnonzero(kmap < 0):
+        off = -kmap[u] - 1
+        near = neighbours[off + 1: off + 1 + neighbours[off]].astype(np.int32)
+        n = -(-len(near) // PAD) * PAD
+        near = np.concatenate([near, np.full(n - len(near), near[0], np.int32)])
+        nstart[u] = pos
+        nlen[u] = n
+        fl.append(p8[near].T.reshape(-1))
+        il.append(near)
+        pos += 8 * n
+    return nstart, nlen, np.concatenate(fl), np.concatenate(il).astype(np.int32)
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,10 +6,10 @@ the trials are independent until the final "keep the best" comparison: the level
 every octet (nearest_int, clamp, pack) and the two weighted sums over the group run across all
 trials at once (SIMD over lanes = trials, the same float32 operation order per lane as
 block_ops.search16 / search32, so each lane's sums are bit-identical); only the off-grid
-neighbour scans stay per lane, and the best-of pass is a few scalar compares. Each scan is a
-vector loop over its candidates (neighbour_tables: float values, component-major, lists padded
-to the vector width with copies of the first candidate, unsigned indices so numba emits no
-negative-index selects that would keep it scalar), reducing to the minimum of the distances'
+neighbour scans stay per lane, and the best-of pass is a few scalar compares. Each scan is
+a vector loop over its candidates (cpu.neighbour_tables: float values, component-major, lists
+padded to the vector width with copies of the first candidate; unsigned indices so numba
+emits no negative-index selects that would keep it scalar), reducing to the minimum of the distances'
 float bits; a short second pass finds the first candidate at that minimum, as ggml's strict
 `<` keeps it. The re-pick at the final scale uses the same scan.
 """
@@ -24,39 +24,11 @@ from ..shared.cpu_bits import f32_bits, nearest_int32
 from ..shared.ops import F, GROUP_MAX_EPS, fp16_bits, mul, put_half, seq_sumsq
 from . import block_ops as ops
 from .block_ops import EPS_IQ2_S, FLT_MAX, S_SIZE, XS_SIZE, XXS_SIZE
-from .grid import KMAP_SIZE
 
 MAXT = 24                        # lanes: 19 trials (IQ2_XS/S) or 13 (IQ2_XXS, 16 lanes used)
 NQ = 32                          # level rows of F4: one per weight of the largest group
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False)
 FMAX_BITS = np.int32(0x7F7FFFFF)   # float bits of FLT_MAX
-PAD = 8                          # neighbour lists padded to a multiple of the AVX2 width
-
-
-def neighbour_tables(points, kmap, neighbours):
-    """CPU layout of ggml's neighbour lists: for an off-grid u (kmap[u] < 0) its list starts at
-    nstart[u] and holds nlen[u] candidates, a multiple of PAD, padded with copies of the first
-    (a copy never wins the scan's strict `<`, so the choice is ggml's). nbf holds the
-    candidates' float values component-major (value i of candidate j at start + i*nlen + j, so
-    the eight distance terms are contiguous vector loads); nbi[start // 8 + j] is the grid
-    index of candidate j."""
-    p8 = points.reshape(-1, 8).astype(np.float32)
-    nstart = np.zeros(KMAP_SIZE, np.int32)
-    nlen = np.zeros(KMAP_SIZE, np.int32)
-    fl: list[np.ndarray] = []
-    il: list[np.ndarray] = []
-    pos = 0
-    for u in np.flatnonzero(kmap < 0):
-        off = -kmap[u] - 1
-        near = neighbours[off + 1: off + 1 + neighbours[off]].astype(np.int32)
-        n = -(-len(near) // PAD) * PAD
-        near = np.concatenate([near, np.full(n - len(near), near[0], np.int32)])
-        nstart[u] = pos
-        nlen[u] = n
-        fl.append(p8[near].T.reshape(-1))
-        il.append(near)
-        pos += 8 * n
-    return nstart, nlen, np.concatenate(fl), np.concatenate(il).astype(np.int32)
 
 
 @njit(inline="always", **_JIT)
