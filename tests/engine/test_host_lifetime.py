@@ -112,6 +112,13 @@ def _maps(proc: psutil.Process, path: Path) -> bool:
         return False
 
 
+def _terminal_sigint() -> None:
+    """In the child before exec: SIGINT as a terminal's foreground command has it. A test run
+    started in the background by a non-interactive shell (`... &`) ignores SIGINT, and an ignored
+    signal stays ignored across exec, so the CLI would never see this Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("phase", ["prompt", "tokens"])
 def test_ctrl_c_ends_quantdesk_chat_and_its_host_within_2s(starter_model, phase):
     words = LONG_WORDS if phase == "prompt" else 5
@@ -121,7 +128,8 @@ def test_ctrl_c_ends_quantdesk_chat_and_its_host_within_2s(starter_model, phase)
         [sys.executable, "-m", "quantdesk.core.cli", "chat", str(starter_model), "--prompt", prompt,
          "--ctx", "2048", "--gpu-layers", "0", "--threads", "1", "--max-tokens", "1500",
          "--temperature", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=_terminal_sigint)
     host = None
     try:
         host = _host_of(cli)
