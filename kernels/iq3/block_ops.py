@@ -157,6 +157,50 @@ def block_search(is_s, weight, waux, xval, L, Laux, on_grid, on_aux, values, kma
 
 
 @_jit
+def pack_block(is_s, L, kmap, signs, out, oo, ib, done):
+    """Write 32-weight block ib's grid indices and signs (levels L) into the super-block at
+    out[oo:]; returns the count of IQ3_S blocks written (ggml advances past written ones only)."""
+    for k in range(8):
+        u = 0
+        for i in range(4):
+            u |= L[4 * k + i] << (3 * i)
+        g = kmap[u]
+        if is_s:
+            out[oo + 2 + 8 * done + k] = g & 255
+            out[oo + 66 + ib] |= (g >> 8) << k
+        else:
+            out[oo + 2 + 8 * ib + k] = g
+    if is_s:
+        for k in range(4):
+            out[oo + 74 + 4 * done + k] = signs[k]
+        done += 1
+    else:
+        word = signs[0] | (signs[1] << 7) | (signs[2] << 14) | (signs[3] << 21)
+        for k in range(4):
+            out[oo + 66 + 4 * ib + k] = (word >> (8 * k)) & 255
+    return done
+
+
+@_jit
+def finish_superblock(is_s, out, oo, size, scales, max_scale):
+    """The super-block scale d and each block's 4-bit scale, from the blocks' own scales."""
+    if max_scale == 0:
+        if not is_s:         # IQ3_XXS clears its quants; IQ3_S keeps what it wrote, d = 0
+            for b in range(size):
+                out[oo + b] = 0
+        return
+    d = max_scale / F(31)
+    put_half(out, oo, fp16_bits(d * (F(1.033) if is_s else F(1.0125))))
+    inv = F(1) / d
+    for ib in range(8):
+        l = clamp(nearest_int(F(0.5) * (mul(inv, scales[ib]) - F(1))), 0, 15)
+        if is_s:
+            out[oo + 106 + ib // 2] |= l << (4 * (ib % 2))
+        else:
+            out[oo + 66 + 4 * ib + 3] |= l << 4
+
+
+@_jit
 def iq3_superblock(x, xo, use_w, qw, qwo, out, oo, is_s, values, kmap, neighbours,
                    weight, waux, xval, L, Laux, on_grid, on_aux, signs, scales, res):
     """One 256-weight super-block as IQ3_S (is_s) or IQ3_XXS at out[oo:]."""
@@ -188,37 +232,7 @@ def iq3_superblock(x, xo, use_w, qw, qwo, out, oo, is_s, values, kmap, neighbour
             scale = -scale
             for k in range(4):
                 signs[k] = (~signs[k]) & (255 if is_s else 127)
-        for k in range(8):
-            u = 0
-            for i in range(4):
-                u |= L[4 * k + i] << (3 * i)
-            g = kmap[u]
-            if is_s:
-                out[oo + 2 + 8 * done + k] = g & 255
-                out[oo + 66 + ib] |= (g >> 8) << k
-            else:
-                out[oo + 2 + 8 * ib + k] = g
-        if is_s:
-            for k in range(4):
-                out[oo + 74 + 4 * done + k] = signs[k]
-            done += 1
-        else:
-            word = signs[0] | (signs[1] << 7) | (signs[2] << 14) | (signs[3] << 21)
-            for k in range(4):
-                out[oo + 66 + 4 * ib + k] = (word >> (8 * k)) & 255
+        done = pack_block(is_s, L, kmap, signs, out, oo, ib, done)
         scales[ib] = scale
         max_scale = max_scale if max_scale > scale else scale
-    if max_scale == 0:
-        if not is_s:         # IQ3_XXS clears its quants; IQ3_S keeps what it wrote, d = 0
-            for b in range(size):
-                out[oo + b] = 0
-        return
-    d = max_scale / F(31)
-    put_half(out, oo, fp16_bits(d * (F(1.033) if is_s else F(1.0125))))
-    inv = F(1) / d
-    for ib in range(8):
-        l = clamp(nearest_int(F(0.5) * (mul(inv, scales[ib]) - F(1))), 0, 15)
-        if is_s:
-            out[oo + 106 + ib // 2] |= l << (4 * (ib % 2))
-        else:
-            out[oo + 66 + 4 * ib + 3] |= l << 4
+    finish_superblock(is_s, out, oo, size, scales, max_scale)
