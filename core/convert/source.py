@@ -52,3 +52,6 @@ class Source:
     write_metadata: Callable[[Any], None]      # adds every KV pair except general.file_type
     source_bytes: int = 0
     close: Callable[[], None] = field(default=lambda: None)
+    # {GGUF name: GGML type} when the source itself decides every tensor's type (an mmproj file:
+    # the clip loader's rules, not llama.cpp's language-model mix)
+    tensor_types: dict[str, str] | None = None

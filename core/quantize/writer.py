@@ -86,6 +86,8 @@ def quantize_model(src: str | Path | Source, out: str | Path, qtype: str, *,
         ordered = sorted(source.tensors, key=lambda t: llama_order_key(t.name))
         types = tensor_types([(t.name, t.shape, t.dtype) for t in ordered], ft.name,
                              source.params, has_imatrix=bool(imat))
+        if source.tensor_types is not None:
+            types = dict(source.tensor_types)
         refusal = imatrix_refusal(ft.name, types, set(imat) if imat else None)
         if refusal:
             raise ConvertError(refusal)
@@ -243,8 +245,10 @@ def _verify(part: Path, ordered, types) -> None:
     from quantdesk.core.gguf import check_file as read_part
     from quantdesk.core.gguf import GGUFError, inspect_gguf
     try:
-        inspect_gguf(part)
-        got = {t.name: t.type_name for t in read_part(part).tensors}
+        checked = read_part(part)
+        if checked.metadata.get("general.architecture") != "clip":   # an mmproj is no model
+            inspect_gguf(part)
+        got = {t.name: t.type_name for t in checked.tensors}
     except GGUFError as exc:
         raise ConvertError(f"the written file failed validation: {exc}") from None
     if got != {t.name: types[t.name] for t in ordered}:

@@ -1,0 +1,24 @@
+"""HF `architectures` entry → the vision adapter that writes its mmproj file."""
+from __future__ import annotations
+
+from quantdesk.core.text import shown
+
+from ..errors import ConvertError
+from .base import VisionAdapter
+from .gemma3 import Gemma3Vision
+
+VISION_ADAPTERS: dict[str, type[VisionAdapter]] = {
+    "Gemma3ForConditionalGeneration": Gemma3Vision,
+}
+
+
+def vision_adapter_class(cfg: dict) -> type[VisionAdapter]:
+    archs = [a for a in (cfg.get("architectures") or []) if isinstance(a, str)]
+    for a in archs:
+        if a in VISION_ADAPTERS:
+            return VISION_ADAPTERS[a]
+    if not isinstance(cfg.get("vision_config"), dict):
+        raise ConvertError("this checkpoint has no vision tower (config.json has no vision_config)")
+    name = shown(archs[0]) if archs else "this architecture"
+    raise ConvertError(f"no vision projector converter for {name} "
+                       f"(supported: {', '.join(sorted(VISION_ADAPTERS))})")
