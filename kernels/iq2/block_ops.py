@@ -280,6 +280,49 @@ def iq2_xxs_block(x, xo, qw, qwo, kmap, nbrs, slab, out, oo,
 
 
 @_jit
+def pack_group(is_s, L, kmap, s0, s1, scale, out, oo, ib):
+    """Write 16-weight group ib's two grid indices and sign bytes (levels L, sign bytes s0/s1)
+    into the IQ2_XS / IQ2_S super-block at out[oo:]; a negative scale flips the signs instead.
+    Returns the group's scale, now >= 0."""
+    if scale < 0:
+        scale = -scale
+        s0 ^= 0xFF if is_s else 0x7F
+        s1 ^= 0xFF if is_s else 0x7F
+    for k in range(2):
+        gi = kmap[packed(L, 8 * k)]
+        i8 = 2 * ib + k
+        if is_s:
+            out[oo + 2 + i8] = gi & 0xFF
+            out[oo + 66 + i8 // 4] |= (gi >> 8) << (2 * (i8 % 4))
+            out[oo + 34 + i8] = s0 if k == 0 else s1
+        else:
+            v = gi | ((s0 if k == 0 else s1) << 9)
+            out[oo + 2 + 2 * i8] = v & 0xFF
+            out[oo + 3 + 2 * i8] = (v >> 8) & 0xFF
+    return scale
+
+
+@_jit
+def finish_superblock(is_s, out, oo, scales, max_scale):
+    """The super-block scale d and each group's 4-bit scale, from the groups' own scales."""
+    if max_scale == 0:
+        if not is_s:         # IQ2_XS clears its quants; IQ2_S keeps what it wrote, d = 0
+            for j in range(2, 66):
+                out[oo + j] = 0
+        return
+    d = max_scale / F(31)
+    put_half(out, oo, fp16_bits(mul(d, F(0.9875)) if is_s else d))
+    iscale = F(1) / d
+    so = oo + 74 if is_s else oo + 66
+    for ib in range(16):
+        l = scale_level(iscale, scales[ib])
+        if ib % 2 == 0:
+            out[so + ib // 2] = l
+        else:
+            out[so + ib // 2] |= l << 4
+
+
+@_jit
 def iq2_16_block(is_s, x, xo, use_w, qw, qwo, kmap, nbrs, slab, out, oo,
                  weight, waux, xval, L, Laux, on, scales, res, d2):
     """One IQ2_XS super-block {fp16 d; uint16 qs[32] = grid index | signs << 9; uint8 scales[8]}
@@ -303,35 +346,7 @@ def iq2_16_block(is_s, x, xo, use_w, qw, qwo, kmap, nbrs, slab, out, oo,
         if mx < eps:
             continue
         scale = search16(mx, weight, waux, xval, L, Laux, on, res, kmap, nbrs, slab, d2)
-        if scale < 0:
-            scale = -scale
-            s0 ^= 0xFF if is_s else 0x7F
-            s1 ^= 0xFF if is_s else 0x7F
-        for k in range(2):
-            gi = kmap[packed(L, 8 * k)]
-            i8 = 2 * ib + k
-            if is_s:
-                out[oo + 2 + i8] = gi & 0xFF
-                out[oo + 66 + i8 // 4] |= (gi >> 8) << (2 * (i8 % 4))
-                out[oo + 34 + i8] = s0 if k == 0 else s1
-            else:
-                v = gi | ((s0 if k == 0 else s1) << 9)
-                out[oo + 2 + 2 * i8] = v & 0xFF
-                out[oo + 3 + 2 * i8] = (v >> 8) & 0xFF
+        scale = pack_group(is_s, L, kmap, s0, s1, scale, out, oo, ib)
         scales[ib] = scale
         max_scale = max_scale if max_scale > scale else scale
-    if max_scale == 0:
-        if not is_s:
-            for j in range(2, 66):
-                out[oo + j] = 0
-        return
-    d = max_scale / F(31)
-    put_half(out, oo, fp16_bits(mul(d, F(0.9875)) if is_s else d))
-    iscale = F(1) / d
-    so = oo + 74 if is_s else oo + 66
-    for ib in range(16):
-        l = scale_level(iscale, scales[ib])
-        if ib % 2 == 0:
-            out[so + ib // 2] = l
-        else:
-            out[so + ib // 2] |= l << 4
+    finish_superblock(is_s, out, oo, scales, max_scale)

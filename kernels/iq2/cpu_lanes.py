@@ -258,35 +258,7 @@ def x16_block(is_s, x, xo, use_w, qw, qwo, kmap, out, oo, valf, NT, weight, waux
             ops.level_sums(16, weight, xval, L, res)
             if res[1] > 0:
                 scale = res[0] / res[1]
-        if scale < 0:
-            scale = -scale
-            s0 ^= 0xFF if is_s else 0x7F
-            s1 ^= 0xFF if is_s else 0x7F
-        for k in range(2):
-            gi = kmap[ops.packed(L, 8 * k)]
-            i8 = 2 * ib + k
-            if is_s:
-                out[oo + 2 + i8] = gi & 0xFF
-                out[oo + 66 + i8 // 4] |= (gi >> 8) << (2 * (i8 % 4))
-                out[oo + 34 + i8] = s0 if k == 0 else s1
-            else:
-                v = gi | ((s0 if k == 0 else s1) << 9)
-                out[oo + 2 + 2 * i8] = v & 0xFF
-                out[oo + 3 + 2 * i8] = (v >> 8) & 0xFF
+        scale = ops.pack_group(is_s, L, kmap, s0, s1, scale, out, oo, ib)
         scales[ib] = scale
         max_scale = max_scale if max_scale > scale else scale
-    if max_scale == 0:
-        if not is_s:
-            for j in range(2, 66):
-                out[oo + j] = 0
-        return
-    d = max_scale / F(31)
-    put_half(out, oo, fp16_bits(mul(d, F(0.9875)) if is_s else d))
-    iscale = F(1) / d
-    so = oo + 74 if is_s else oo + 66
-    for ib in range(16):
-        l = ops.scale_level(iscale, scales[ib])
-        if ib % 2 == 0:
-            out[so + ib // 2] = l
-        else:
-            out[so + ib // 2] |= l << 4
+    ops.finish_superblock(is_s, out, oo, scales, max_scale)
