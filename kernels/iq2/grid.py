@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KMAP_SIZE = 43692               # ggml's kmap_size: every u with levels 0..2 is below it
+from ..shared.e8_grid import KMAP_SIZE, kmap_and_neighbours
+
 KMASK = (1 << np.arange(8)).astype(np.uint8)
 KSIGNS = np.array([i | ((bin(i).count("1") & 1) << 7) for i in range(128)], np.uint8)
 
@@ -53,36 +54,16 @@ def grid_points(kgrid: np.ndarray) -> np.ndarray:
     return (2 * l + 1).astype(np.int8)
 
 
-def build_tables(kgrid: np.ndarray, nwant: int, max_level: int = 2) -> GridTables:
-    """kmap and neighbour lists for a packed 2-bit grid, as iq2xs_init_impl builds them, for
-    every u whose levels are all <= max_level."""
+def build_tables(kgrid: np.ndarray, nwant: int) -> GridTables:
+    """kmap and neighbour lists for a packed 2-bit grid as iq2xs_init_impl builds them
+    (shared/e8_grid.py), plus the float slab of each list."""
     pts = grid_points(kgrid)
-    weights = 1 << (2 * np.arange(8))
-    kmap = np.full(KMAP_SIZE, -1, np.int32)
-    kmap[(((pts.astype(np.int32) - 1) // 2) * weights).sum(axis=1)] = np.arange(len(kgrid))
-    digits = np.indices((max_level + 1,) * 8).reshape(8, -1).T[:, ::-1]   # l_0 varies fastest
-    us = (digits * weights).sum(axis=1)
-    order = np.argsort(us)
-    us, digits = us[order], digits[order]
-    off_grid = kmap[us] < 0
-    us, pos = us[off_grid], (2 * digits[off_grid] + 1).astype(np.int32)
-    lists, counter = [], 0
-    for start in range(0, len(us), 512):            # (512, grid_size) distances at a time
-        p = pos[start:start + 512]
-        d2 = ((pts[None, :, :].astype(np.int32) - p[:, None, :]) ** 2).sum(axis=2)
-        for row, u in zip(d2, us[start:start + 512]):
-            idx = np.argsort(row, kind="stable")     # (distance, index) order, like qsort
-            shells = np.unique(row)[:nwant]
-            chosen = idx[np.isin(row[idx], shells)]
-            kmap[u] = -(counter + 1)
-            lists.append(np.concatenate([[len(chosen)], chosen]))
-            counter += 1 + len(chosen)
-    neighbours = np.concatenate(lists).astype(np.uint16) if lists else np.zeros(0, np.uint16)
+    kmap, neighbours = kmap_and_neighbours(kgrid, nwant)
     slab = np.zeros(8 * neighbours.size, np.float32)
     off = 0
-    for lst in lists:
-        n = len(lst) - 1
-        slab[8 * (off + 1):8 * (off + 1) + 8 * n] = pts[lst[1:]].T.reshape(-1)
+    while off < neighbours.size:                     # list at off: count, then grid indices
+        n = int(neighbours[off])
+        slab[8 * (off + 1):8 * (off + 1) + 8 * n] = pts[neighbours[off + 1:off + 1 + n]].T.reshape(-1)
         off += 1 + n
     return GridTables(pts.reshape(-1), kmap, neighbours, slab)
 
