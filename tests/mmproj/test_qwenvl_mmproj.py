@@ -2,11 +2,11 @@
 half + mmproj), libmtmd encodes an image with both, and the embeddings equal a float64 numpy
 forward of the HF vision tower + merger; the file's keys and tensors are the pinned converter's.
 
-Tolerance: max |libmtmd - numpy| <= 3e-3 * max |numpy|. The mmproj holds F16 weights and ggml's
-CPU matmuls round activations to F16 too (~5e-4 relative each), and ggml's merger GELU is the tanh
-form where HF's is erf; measured 7e-4 (Qwen2.5) and 7e-4 (Qwen2). Real mistakes sit far above it:
-each test also checks that a reference with rows and columns of the 2-D rope swapped (and, for
-Qwen2.5, without window attention) is rejected.
+Tolerance: max |libmtmd - numpy| <= 3e-3 * max |numpy|. Measured 7e-4 (Qwen2.5) and 7e-4
+(Qwen2-VL) with the F16 mmproj, and still 5e-4 with an F32 one: besides the F16 weights, ggml's
+CPU path rounds to F16 in places (GELU table, attention) and its merger GELU is the tanh form where
+HF's is erf. Real mistakes sit 100x above it: the test also checks that a reference with the 2-D
+rope's rows and columns swapped (and, for Qwen2.5, without window attention) is rejected.
 """
 from __future__ import annotations
 
@@ -152,3 +152,19 @@ def test_vision_configs_llamacpp_cannot_run_are_refused(tmp_path, change, messag
     with pytest.raises(ConvertError, match=message) as err:
         open_mmproj_source(folder)
     assert "\n" not in str(err.value)
+
+
+def test_q8_0_mmproj_types_follow_the_pinned_rules_and_encode(converted):
+    # --outtype q8_0: weights Q8_0, the patch kernels F32 (tensor_force_quant), vectors F32
+    from quantdesk.core.convert.mmproj import open_mmproj_source
+    from quantdesk.core.quantize.writer import quantize_model
+    weights, spec, text, mmproj = converted
+    out = quantize_model(open_mmproj_source(mmproj.parent / "hf", "Q8_0"),
+                         mmproj.parent / "mmproj-q8.gguf", "Q8_0").path
+    want = {n: "F32" if n.startswith("v.patch_embd") else ("Q8_0" if t == "F16" else t)
+            for n, t in _expected_tensors(spec).items()}
+    assert {t.name: t.tensor_type.name for t in GGUFReader(out).tensors} == want
+    rgb = image()
+    got = image_embeddings_in_child(text, out, rgb)
+    # 8-bit weights and (in ggml's Q8_0 matmul) 8-bit activations: measured 1.7e-2 on both
+    assert _rel_err(got, vision_forward(weights, spec, rgb)) <= 5e-2
