@@ -6,9 +6,12 @@ from quantdesk.core.text import shown
 from ..errors import ConvertError
 from .base import VisionAdapter
 from .gemma3 import Gemma3Vision
+from .qwenvl import Qwen25VLVision, Qwen2VLVision
 
 VISION_ADAPTERS: dict[str, type[VisionAdapter]] = {
     "Gemma3ForConditionalGeneration": Gemma3Vision,
+    "Qwen2VLForConditionalGeneration": Qwen2VLVision,
+    "Qwen2_5_VLForConditionalGeneration": Qwen25VLVision,
 }
 
 
