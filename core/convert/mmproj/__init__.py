@@ -65,6 +65,7 @@ def open_mmproj_source(folder: str | Path, ftype: str = "F16") -> Source:
     if not cfg:
         raise ConvertError(f"{folder.name} has no readable config.json")
     adapter = vision_adapter_class(cfg)(cfg, preprocessor_config(folder))
+    adapter.folder = folder    # adapters that read tokenizer files (Pixtral's [IMG_BREAK])
     ckpt = SafetensorsCheckpoint(folder)
     try:
         tensors, types = _plan(ckpt, adapter, ftype)

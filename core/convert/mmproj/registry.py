@@ -6,9 +6,12 @@ from quantdesk.core.text import shown
 from ..errors import ConvertError
 from .base import VisionAdapter
 from .gemma3 import Gemma3Vision
+from .pixtral import PixtralVision
 
 VISION_ADAPTERS: dict[str, type[VisionAdapter]] = {
     "Gemma3ForConditionalGeneration": Gemma3Vision,
+    "Mistral3ForConditionalGeneration": PixtralVision,
+    "LlavaForConditionalGeneration": PixtralVision,    # Pixtral-12B (HF form); other Llava towers refused
 }
 
 
