@@ -102,7 +102,7 @@ def _plan(ckpt: SafetensorsCheckpoint, adapter: VisionAdapter, ftype: str):
                 raise ConvertError(f"two checkpoint tensors map to {gguf_name}")
             tensors.append(SourceTensor(name=gguf_name, shape=shape, dtype="F32",
                                         nbytes=ref.nbytes * _count(shape) // max(_count(ref.shape), 1),
-                                        load=lambda n=hf_name, fn=fn: fn(ckpt.load(n))))
+                                        load=lambda n=hf_name, fn=fn: fn(adapter.read(ckpt, n))))
             types[gguf_name] = adapter.tensor_type(hf_name, gguf_name, shape, ftype)
     if not tensors:
         raise ConvertError(f"no vision tower tensors found in {ckpt.folder.name}")

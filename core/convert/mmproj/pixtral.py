@@ -97,8 +97,14 @@ class PixtralVision(VisionAdapter):
             row = self.img_break_id()
             if len(shape) != 2 or not 0 <= row < shape[0]:
                 raise ConvertError(f"{IMG_BREAK} is token {row}, outside the embedding table {shape}")
-            return [(IMG_BREAK_TENSOR, (shape[1],), lambda x, r=row: x[r].copy())]
+            return [(IMG_BREAK_TENSOR, (shape[1],), lambda x: x.reshape(-1))]
         return super().tensors(hf_name, shape)
+
+    def read(self, ckpt, hf_name: str) -> np.ndarray:
+        if _is_embedding(hf_name):    # one row of the text embedding table (GBs in a 24B model)
+            row = self.img_break_id()
+            return ckpt.read_rows(hf_name, row, row + 1)
+        return super().read(ckpt, hf_name)
 
     def transform(self, hf_name: str, x: np.ndarray) -> np.ndarray:
         # HF rotates the two halves of each head (rotate_half); ggml's rope rotates adjacent
