@@ -65,6 +65,7 @@ def open_mmproj_source(folder: str | Path, ftype: str = "F16") -> Source:
     if not cfg:
         raise ConvertError(f"{folder.name} has no readable config.json")
     adapter = vision_adapter_class(cfg)(cfg, preprocessor_config(folder))
+    adapter.folder = folder    # adapters that read tokenizer files (Pixtral's [IMG_BREAK])
     ckpt = SafetensorsCheckpoint(folder)
     try:
         tensors, types = _plan(ckpt, adapter, ftype)
@@ -101,7 +102,7 @@ def _plan(ckpt: SafetensorsCheckpoint, adapter: VisionAdapter, ftype: str):
                 raise ConvertError(f"two checkpoint tensors map to {gguf_name}")
             tensors.append(SourceTensor(name=gguf_name, shape=shape, dtype="F32",
                                         nbytes=ref.nbytes * _count(shape) // max(_count(ref.shape), 1),
-                                        load=lambda n=hf_name, fn=fn: fn(ckpt.load(n))))
+                                        load=lambda n=hf_name, fn=fn: fn(adapter.read(ckpt, n))))
             types[gguf_name] = adapter.tensor_type(hf_name, gguf_name, shape, ftype)
     if not tensors:
         raise ConvertError(f"no vision tower tensors found in {ckpt.folder.name}")

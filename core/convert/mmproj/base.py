@@ -75,6 +75,11 @@ class VisionAdapter:
     def transform(self, hf_name: str, x: np.ndarray) -> np.ndarray:
         return x
 
+    def read(self, ckpt: Any, hf_name: str) -> np.ndarray:
+        """The checkpoint tensor as float32, handed to the transforms of `tensors`; a subclass
+        that needs a few rows of a huge tensor reads only those (ckpt.read_rows)."""
+        return ckpt.load(hf_name)
+
     # --- tensor types: the pinned converter's rules (prepare_tensors + tensor_force_quant) ----
     def forced_type(self, hf_name: str, gguf_name: str, ftype: str) -> str | None:
         if ".patch_embd.weight" in gguf_name or ".patch_merger.weight" in gguf_name:

@@ -6,12 +6,15 @@ from quantdesk.core.text import shown
 from ..errors import ConvertError
 from .base import VisionAdapter
 from .gemma3 import Gemma3Vision
+from .pixtral import PixtralVision
 from .qwenvl import Qwen25VLVision, Qwen2VLVision
 
 VISION_ADAPTERS: dict[str, type[VisionAdapter]] = {
     "Gemma3ForConditionalGeneration": Gemma3Vision,
     "Qwen2VLForConditionalGeneration": Qwen2VLVision,
     "Qwen2_5_VLForConditionalGeneration": Qwen25VLVision,
+    "Mistral3ForConditionalGeneration": PixtralVision,
+    "LlavaForConditionalGeneration": PixtralVision,    # Pixtral-12B (HF form); other Llava towers refused
 }
 
 
