@@ -6,9 +6,11 @@ from quantdesk.core.text import shown
 from ..errors import ConvertError
 from .base import VisionAdapter
 from .gemma3 import Gemma3Vision
+from .llama4 import Llama4Vision
 
 VISION_ADAPTERS: dict[str, type[VisionAdapter]] = {
     "Gemma3ForConditionalGeneration": Gemma3Vision,
+    "Llama4ForConditionalGeneration": Llama4Vision,
 }
 
 
