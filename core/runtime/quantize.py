@@ -6,6 +6,7 @@ coming HTTP server) asks before and while quantizing, answered once.
     default_output(folder, path, "Q4_K_M")           -> folder/<model>-Q4_K_M.gguf, never an existing file
     imatrix_path(path, text_path)                    -> where a calibration's imatrix is saved
     quantize_job(QuantizeRequest(...))               -> fn(report, cancel) -> QuantizeResult
+                                                        (mmproj_output=: the vision projector too)
     calibrate_job(CalibrateRequest(...))             -> fn(report, cancel) -> CalibrationResult
 
 A source is an HF model folder (safetensors) or a GGUF. Its sizes per output type are the planner's
