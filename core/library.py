@@ -157,6 +157,10 @@ class Library:
                     continue
                 if source != "added" and _is_later_part(path):
                     continue
+                # a vision projector found by scanning (mmproj-*.gguf, next to its model in a
+                # repo or written by the Quantize page) is a model's companion, not a model
+                if source != "added" and "mmproj" in path.name.lower():
+                    continue
                 if _key(path) in seen or (source != "added" and _key(path) in self._hidden):
                     continue
                 entry = self._entry(path, source)

@@ -106,7 +106,8 @@ def run_files(args) -> int:
     data = details.to_json()
     if verdict is not None:
         data["convertible"] = {"ok": verdict.ok, "reason": verdict.reason,
-                               "architecture": verdict.architecture}
+                               "architecture": verdict.architecture,
+                               "vision_projector": verdict.vision_projector}
     for row in data["variants"]:
         row["plan"] = row["fit"]
         row["fit"] = row["plan"]["fit"] if row["plan"] else None
@@ -122,7 +123,8 @@ def run_files(args) -> int:
               f"{row['fit'] or shown(row['fit_note'] or '', 200)}{parts}")
     if details.kind == "safetensors":
         print(f"  safetensors {shown(details.safetensors_dtype or '?')} {_size(details.safetensors_bytes)}")
-        print(f"  convertible here ({verdict.architecture})" if verdict.ok
+        also = ", vision projector (mmproj) too" if verdict.vision_projector else ""
+        print(f"  convertible here ({verdict.architecture}){also}" if verdict.ok
               else f"  cannot convert: {verdict.reason}")
     return 0
 

@@ -16,6 +16,7 @@ class Convertible:
     ok: bool
     reason: str | None               # one line when not ok
     architecture: str | None = None  # the first `architectures` entry of config.json
+    vision_projector: bool = False   # its vision tower can be written as an mmproj too
 
 
 def repo_config(details: RepoDetails, revision: str | None = None) -> dict | None:
@@ -50,7 +51,14 @@ def judge_config(config: dict | None) -> Convertible:
     archs = config.get("architectures")
     arch = shown(str(archs[0])) if isinstance(archs, list) and archs else None
     reason = conversion_refusal(config)
-    return Convertible(reason is None, reason, arch)
+    return Convertible(reason is None, reason, arch, _vision_convertible(config))
+
+
+def _vision_convertible(config: dict) -> bool:
+    """A vision_config our mmproj converter takes (judged from config.json alone: the repo's
+    preprocessor_config.json is read only when converting)."""
+    from quantdesk.core.convert.mmproj import vision_refusal
+    return isinstance(config.get("vision_config"), dict) and vision_refusal(config) is None
 
 
 def convertible(details: RepoDetails, revision: str | None = None) -> Convertible:

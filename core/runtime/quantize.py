@@ -6,6 +6,7 @@ coming HTTP server) asks before and while quantizing, answered once.
     default_output(folder, path, "Q4_K_M")           -> folder/<model>-Q4_K_M.gguf, never an existing file
     imatrix_path(path, text_path)                    -> where a calibration's imatrix is saved
     quantize_job(QuantizeRequest(...))               -> fn(report, cancel) -> QuantizeResult
+                                                        (mmproj_output=: the vision projector too)
     calibrate_job(CalibrateRequest(...))             -> fn(report, cancel) -> CalibrationResult
 
 A source is an HF model folder (safetensors) or a GGUF. Its sizes per output type are the planner's
@@ -64,6 +65,8 @@ class SourceSummary:
     refusal: str | None      # why the source is refused unless re-quantizing is allowed
     rows: list[TypeRow] = field(default_factory=list)
     recommended: str | None = None
+    vision: bool = False     # an HF folder with a vision tower (config.json's vision_config)
+    vision_refusal: str | None = None   # why its projector cannot be written; None: it can
 
 
 # ---- the source as the planner sees it ----------------------------------------------------------
@@ -148,8 +151,13 @@ def analyse_source(path: str | Path, *, hardware, n_ctx: int,
         rows.append(TypeRow(t, as_t.size_bytes * 8 / parameters, as_t.size_bytes,
                             _quality(quality_note(t)), FILE_TYPES[t].note, types <= have,
                             plans.get(t)))
+    vision, vision_refusal = False, None
+    if kind == HF_FOLDER:
+        from quantdesk.core.runtime.mmproj import has_vision_tower, projector_refusal
+        vision = has_vision_tower(path)
+        vision_refusal = projector_refusal(path) if vision else None
     return SourceSummary(str(path), name, profile.parameters, kind, refusal, rows,
-                         best.type if best else None)
+                         best.type if best else None, vision, vision_refusal)
 
 
 def _type_name(ggml_type: int) -> str:
@@ -219,6 +227,7 @@ class QuantizeRequest:
     imatrix: str | None = None
     overwrite: bool = False
     allow_requantize: bool = False
+    mmproj_output: str | None = None   # also write the vision projector (F16 mmproj) here
 
 
 # Outputs a quantize job of this process is writing. Two jobs on one output would write the same
@@ -228,7 +237,7 @@ _writing_lock = threading.Lock()
 
 
 @contextmanager
-def _writing_output(output: str):
+def writing_output(output: str):
     key = os.path.realpath(output)
     with _writing_lock:
         if key in _writing:
@@ -249,11 +258,14 @@ def quantize_job(request: QuantizeRequest) -> CoreJob:
     def run(report, cancel):
         from quantdesk.core.quantize import quantize_model
         r = request
-        with _writing_output(r.output):
-            return quantize_model(r.source, r.output, r.qtype, backend=r.backend,
-                                  threads=r.threads, imatrix=r.imatrix or None, progress=report,
-                                  cancel=cancel, overwrite=r.overwrite,
-                                  allow_requantize=r.allow_requantize)
+        with writing_output(r.output):
+            if not r.mmproj_output:
+                return quantize_model(r.source, r.output, r.qtype, backend=r.backend,
+                                      threads=r.threads, imatrix=r.imatrix or None,
+                                      progress=report, cancel=cancel, overwrite=r.overwrite,
+                                      allow_requantize=r.allow_requantize)
+            from quantdesk.core.runtime.mmproj import with_projector
+            return with_projector(r, report, cancel)
     return run
 
 

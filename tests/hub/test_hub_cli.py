@@ -79,7 +79,8 @@ def test_cli_files_says_whether_a_safetensors_repo_converts(hub_env, fakehub):
         tags=["safetensors"])
     r = _run(hub_env, "hub", "files", ST_REPO, "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["convertible"] == {"ok": True, "reason": None, "architecture": "LlamaForCausalLM"}
+    assert json.loads(r.stdout)["convertible"] == {"ok": True, "reason": None, "architecture": "LlamaForCausalLM",
+                                                  "vision_projector": False}
     r = _run(hub_env, "hub", "files", "odd-org/Rwkv-Thing")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1].startswith("  cannot convert: unsupported architecture RwkvForCausalLM (supported: ")

@@ -92,3 +92,18 @@ def test_gptq_repo_is_planned_from_its_config_not_the_packed_count(hub_env, fake
     rows_plain = {r["type"]: r["size_bytes"] for r in recommend_for_safetensors(plain, n_ctx=2048)[0]}
     rows_packed = {r["type"]: r["size_bytes"] for r in recommend_for_safetensors(packed, n_ctx=2048)[0]}
     assert packed.parameters == 1000 and rows_packed == rows_plain and rows_plain["Q8_0"] > 1 << 30
+
+
+def test_a_vision_tower_we_convert_is_marked(hub_env, fakehub):
+    """A multimodal config whose vision projector the mmproj converter takes says so; a text
+    model or an unsupported vision family does not."""
+    from quantdesk.app.pages.discover.convert_mark import outlook_text
+    gemma3 = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+              "text_config": {**LLAMA_CONFIG, "model_type": "gemma3_text"},
+              "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 64}}
+    got = hub.convertible(_repo(fakehub, "g-org/gemma3", gemma3))
+    assert got == hub.Convertible(True, None, "Gemma3ForConditionalGeneration", True)
+    assert "vision projector (mmproj) too" in outlook_text(got, ([], None, "no plan"), str)
+    assert hub.convertible(hub.repo_details(ST_REPO)).vision_projector is False
+    llava = {**gemma3, "architectures": ["LlavaForConditionalGeneration"]}
+    assert hub.convertible(_repo(fakehub, "l-org/llava", llava)).vision_projector is False

@@ -25,6 +25,8 @@ def outlook_text(verdict, recommendation, size) -> str:
                 f"{html.escape(verdict.reason or 'unknown reason')}</span>")
     _rows, best, note = recommendation
     mark = f"✓ Convertible here ({html.escape(verdict.architecture or '?')})"
+    if getattr(verdict, "vision_projector", False):
+        mark += ", vision projector (mmproj) too"
     if best:
         return (f"{mark} · Recommended here: <b>{html.escape(best['type'])}</b> "
                 f"({size(best['size_bytes'])}, {html.escape(str(best['fit']))})")

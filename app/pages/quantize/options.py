@@ -1,10 +1,11 @@
 """The Quantize page's run options: output file, threads, backend, importance matrix — typed in,
 or computed here on the user's text ("Calibrate on my text…": the runtime's calibrate job, run
-through the bridge; the evaluation child checks the cancel token between chunks)."""
+through the bridge; the evaluation child checks the cancel token between chunks) — and, for a
+multimodal HF folder, whether to also write its vision projector (mmproj)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QThreadPool, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from quantdesk.core.runtime.quantize import CalibrateRequest, calibrate_job
@@ -49,6 +50,9 @@ class QuantizeOptions(QWidget):
         self.calibrate_status.setObjectName("placeholderText")
         self.calibrate_stop = QPushButton("Stop")
         self.calibrate_stop.hide()
+        # Shown for an HF folder with a vision tower: its projector is written next to the
+        # model, in the same run, unless unticked (or refused: then the reason is its tooltip).
+        self.projector = QCheckBox("Also write the vision projector (mmproj)")
         im_row = _row(self.imatrix, self.imatrix_button)
         for w in (self.calibrate_button, self.calibrate_status, self.calibrate_stop):
             im_row.addWidget(w)
@@ -58,6 +62,9 @@ class QuantizeOptions(QWidget):
         form.addRow("Threads", self.threads)
         form.addRow("Backend", self.backend)
         form.addRow("Importance matrix", im_row)
+        form.addRow("Vision", self.projector)
+        self._form = form
+        self.set_vision(False, None)
         # True once the user typed or chose an output path: the default then stops following
         # the chosen type.
         self.output_edited = False
@@ -70,6 +77,17 @@ class QuantizeOptions(QWidget):
     def values(self) -> dict:
         return {"backend": self.backend.currentText(), "threads": self.threads.value() or None,
                 "imatrix": self.imatrix.text().strip() or None}
+
+    def set_vision(self, vision: bool, refusal: str | None) -> None:
+        """The source's vision tower: none (row hidden), convertible (ticked), or refused."""
+        self._form.setRowVisible(self.projector, vision)
+        self.projector.setEnabled(vision and refusal is None)
+        self.projector.setChecked(vision and refusal is None)
+        self.projector.setToolTip(refusal or "llama.cpp's second file for image input, written "
+                                             "as mmproj-<model>-f16.gguf next to the model")
+
+    def projector_wanted(self) -> bool:
+        return self.projector.isEnabled() and self.projector.isChecked()
 
     def _typed(self, _text: str) -> None:
         self.output_edited = True

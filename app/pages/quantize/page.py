@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton,
                                QTableView, QVBoxLayout, QWidget)
 
+from quantdesk.core.runtime.mmproj import projector_output
 from quantdesk.core.runtime.quantize import (GGUF, QuantizeRequest, SourceSummary, analyse_source,
                                              default_output, quantize_job)
 
@@ -47,6 +48,7 @@ class QuantizePage(QWidget):
         self.summary: SourceSummary | None = None
         self.job: Task | None = None   # the run under way, None once its outcome arrived
         self.result = None
+        self.projector: Path | None = None   # the run's vision projector output, if it writes one
         self.listed = None             # the last result the library lists (then "Chat with it")
         self._wanted_type: str | None = None   # the type to select when the table fills
         self._pending_source: tuple[str, str | None] | None = None  # asked for during a run
@@ -172,6 +174,7 @@ class QuantizePage(QWidget):
         self.requant_note.hide()
         self.requant_box.hide()
         self.requant_box.setChecked(False)
+        self.options.set_vision(False, None)
         self.result = None
         self.source_label.setText(f"Reading {Path(path).name}…")
         overrides = dict(self.library.fit_overrides) if self.library is not None else {}
@@ -194,6 +197,7 @@ class QuantizePage(QWidget):
         self.source_label.setText(
             f"{summary.kind}: {summary.path} · {formatting.params(summary.parameters)} "
             f"parameters")
+        self.options.set_vision(summary.vision, summary.vision_refusal)
         if summary.refusal:
             self.requant_note.setText(summary.refusal)
             self.requant_note.show()
@@ -265,14 +269,19 @@ class QuantizePage(QWidget):
             return False
         if self.running:  # another start got in while the question was open: one run only
             return False
+        # the projector goes next to the model under a name no file has: never replaced
+        self.projector = (projector_output(out_path, self.summary.path)
+                          if self.options.projector_wanted() else None)
         request = QuantizeRequest(self.summary.path, str(out_path), qtype, **self.options.values(),
                                   overwrite=overwrite,
-                                  allow_requantize=self.requant_box.isChecked())
+                                  allow_requantize=self.requant_box.isChecked(),
+                                  mmproj_output=str(self.projector) if self.projector else None)
         self.result = None
         self.banner.hide()
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting…")
-        self.status.setText(f"Writing {out_path.name} ({qtype})…")
+        also = f" and {self.projector.name}" if self.projector else ""
+        self.status.setText(f"Writing {out_path.name} ({qtype}){also}…")
         self.job = run_task(self._pool, self, quantize_job(request), on_event=self._on_progress,
                             on_finished=self._on_finished, on_failed=self._on_failed,
                             on_cancelled=self._on_cancelled, what="quantization")
@@ -303,8 +312,9 @@ class QuantizePage(QWidget):
         self.result = result
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat(f"done · {formatting.size(result.size_bytes)}")
+        also = f", and its vision projector {self.projector.name}" if self.projector else ""
         self.status.setText(f"Wrote {result.path} ({result.file_type}, "
-                            f"{formatting.size(result.size_bytes)}) in {result.seconds:.1f} s")
+                            f"{formatting.size(result.size_bytes)}) in {result.seconds:.1f} s{also}")
         if self.library is not None:  # "Chat with it" once the library lists the new model
             self.library.add_quietly(result.path, lambda: self._listed(result))
         else:

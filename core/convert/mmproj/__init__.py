@@ -66,6 +66,7 @@ def open_mmproj_source(folder: str | Path, ftype: str = "F16") -> Source:
         raise ConvertError(f"{folder.name} has no readable config.json")
     adapter = vision_adapter_class(cfg)(cfg, preprocessor_config(folder))
     adapter.folder = folder    # adapters that read tokenizer files (Pixtral's [IMG_BREAK])
+    _check_hparams(adapter)
     ckpt = SafetensorsCheckpoint(folder)
     try:
         tensors, types = _plan(ckpt, adapter, ftype)
@@ -85,6 +86,25 @@ def open_mmproj_source(folder: str | Path, ftype: str = "F16") -> Source:
     return Source(path=folder, name=name, params=params, tensors=tensors,
                   write_metadata=write_metadata, source_bytes=sum(t.nbytes for t in tensors),
                   close=ckpt.close, tensor_types=types)
+
+
+class _KeyRecorder:
+    """Takes the GGUF writer's place for a dry run of add_hparams: every add_* call is accepted
+    and dropped."""
+    def __getattr__(self, name: str):
+        if name.startswith("add_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+def _check_hparams(adapter: VisionAdapter) -> None:
+    """Run the adapter's keys once before any file is opened, so a config that lacks one (the
+    preprocessor's image_mean, the vision image_size, ...) is refused before anything is written
+    rather than halfway through the write."""
+    try:
+        adapter.add_hparams(_KeyRecorder())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConvertError(f"the vision config cannot be read: {type(exc).__name__} {exc}") from None
 
 
 def _plan(ckpt: SafetensorsCheckpoint, adapter: VisionAdapter, ftype: str):

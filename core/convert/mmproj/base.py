@@ -112,7 +112,9 @@ class VisionAdapter:
                                             "num_attention_heads")))
         mean, std = self.pre.get("image_mean"), self.pre.get("image_std")
         if mean is None or std is None:
-            raise ConvertError("preprocessor_config.json lacks image_mean / image_std")
+            raise ConvertError("preprocessor_config.json lacks image_mean / image_std" if self.pre
+                               else "no preprocessor_config.json (the image mean and std an "
+                               "mmproj needs)")
         gw.add_vision_image_mean([float(m) for m in mean])
         gw.add_vision_image_std([float(s) for s in std])
         gw.add_clip_projector_type(self.projector_type)
