@@ -100,7 +100,9 @@ def test_a_vision_tower_we_convert_is_marked(hub_env, fakehub):
     from quantdesk.app.pages.discover.convert_mark import outlook_text
     gemma3 = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
               "text_config": {**LLAMA_CONFIG, "model_type": "gemma3_text"},
-              "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 64}}
+              "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 64,
+                                "num_hidden_layers": 2, "num_attention_heads": 4,
+                                "intermediate_size": 128, "image_size": 56, "patch_size": 7}}
     got = hub.convertible(_repo(fakehub, "g-org/gemma3", gemma3))
     assert got == hub.Convertible(True, None, "Gemma3ForConditionalGeneration", True)
     assert "vision projector (mmproj) too" in outlook_text(got, ([], None, "no plan"), str)

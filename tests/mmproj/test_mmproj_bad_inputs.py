@@ -56,13 +56,23 @@ def test_a_multimodal_architecture_without_vision_config(tiny, out_dir):
 
 
 def test_an_unsupported_vision_family(tiny, out_dir):
+    _edit_json(tiny.folder / "config.json",
+               lambda c: c.update(architectures=["PaliGemmaForConditionalGeneration"]))
+    assert vision_refusal(json.loads((tiny.folder / "config.json").read_text())).startswith(
+        "no vision projector converter for PaliGemmaForConditionalGeneration (supported: ")
+    _refused(tiny.folder, out_dir, "no vision projector converter for PaliGemmaForConditionalGeneration")
+
+
+def test_a_llava_checkpoint_with_a_clip_tower(tiny, out_dir):
+    # Llava's architecture name is taken for Pixtral-12B; llava-1.5's CLIP tower is not converted,
+    # and the refusal comes from the config alone (Discover asks before any download)
     def llava(c):
         c["architectures"] = ["LlavaForConditionalGeneration"]
         c["vision_config"]["model_type"] = "clip_vision_model"
     _edit_json(tiny.folder / "config.json", llava)
     assert vision_refusal(json.loads((tiny.folder / "config.json").read_text())).startswith(
-        "no vision projector converter for LlavaForConditionalGeneration (supported: ")
-    _refused(tiny.folder, out_dir, "no vision projector converter for LlavaForConditionalGeneration")
+        "vision_config model_type is clip_vision_model: only the Pixtral vision tower")
+    _refused(tiny.folder, out_dir, "vision_config model_type is clip_vision_model")
 
 
 def test_missing_preprocessor_config(tiny, out_dir):

@@ -23,9 +23,11 @@ __all__ = ["MMPROJ_FILE_TYPES", "VISION_ADAPTERS", "VisionAdapter", "open_mmproj
 def vision_refusal(cfg: dict) -> str | None:
     """Why no mmproj can be written for a checkpoint with this config.json (one line), or None."""
     try:
-        vision_adapter_class(cfg)
+        vision_adapter_class(cfg)(cfg, {})     # the adapter's own config checks (no files read)
     except ConvertError as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a vision_config no adapter can read: one line
+        return f"config.json's vision_config cannot be read ({type(exc).__name__})"
     return None
 
 
