@@ -1,6 +1,9 @@
 """A tiny random GLM-4.5 (Glm4MoeForCausalLM) and the numpy forward of the HF computation: q/k/v
 biases, per-head q/k RMS norms, NEOX rope on the first half of each head, a dense first layer, then
-DeepSeek-V3-style routing (tiny_deepseek's) with a shared expert; its MTP layer left out."""
+DeepSeek-V3-style routing (tiny_deepseek's) with a shared expert, and one multi-token-prediction
+(MTP) layer after the trunk in GLM-4.5's HF form: a full MoE layer plus eh_proj, enorm, hnorm,
+shared_head.norm and (GLM-4.5; GLM-4.6 leaves them out: `mtp_copies=False`) its own embed_tokens
+and shared_head.head. The forward is the normal decoding one, which the MTP layer takes no part in."""
 from __future__ import annotations
 
 import json
@@ -15,13 +18,16 @@ E, H, KV, D, F, F_EXP, X, VOCAB = 128, 4, 2, 32, 256, 64, 8, 320
 SPEC = dict(scoring_func="sigmoid", n_group=1, topk_group=1, norm_topk_prob=True, routed_scaling_factor=2.5)
 
 
-def build_glm4moe(folder: Path, *, n_layer: int = 3, seed: int = 0) -> dict:
+def build_glm4moe(folder: Path, *, n_layer: int = 3, seed: int = 0, mtp: bool = True,
+                  mtp_copies: bool = True) -> dict:
+    """`mtp`: store the MTP layer (config.json announces it either way, as real repos with their
+    MTP weights stripped do)."""
     folder.mkdir(parents=True, exist_ok=True)
     r = RandomWeights(seed)
     mat, vec = r.mat, r.vec
 
     hf = r.lm(VOCAB, E)
-    for i in range(n_layer):
+    for i in range(n_layer + 1 if mtp else n_layer):
         p, a, m = f"model.layers.{i}.", f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
         hf[p + "input_layernorm.weight"], hf[p + "post_attention_layernorm.weight"] = vec(E), vec(E)
         for k, rows in (("q", H * D), ("k", KV * D), ("v", KV * D)):
@@ -40,9 +46,13 @@ def build_glm4moe(folder: Path, *, n_layer: int = 3, seed: int = 0) -> dict:
         s = m + "shared_experts."
         hf[s + "gate_proj.weight"], hf[s + "up_proj.weight"] = mat(F_EXP, E), mat(F_EXP, E)
         hf[s + "down_proj.weight"] = mat(E, F_EXP)
-    stored = dict(hf, **{f"model.layers.{n_layer}.eh_proj.weight": mat(E, 2 * E),
-                         f"model.layers.{n_layer}.enorm.weight": vec(E)})
-    write_safetensors(folder / "model.safetensors", stored, "BF16")
+    if mtp:   # the MTP layer's own tensors (real names: model.layers.{num_hidden_layers}.*)
+        p = f"model.layers.{n_layer}."
+        hf[p + "eh_proj.weight"], hf[p + "enorm.weight"], hf[p + "hnorm.weight"] = mat(E, 2 * E), vec(E), vec(E)
+        hf[p + "shared_head.norm.weight"] = vec(E)
+        if mtp_copies:
+            hf[p + "embed_tokens.weight"], hf[p + "shared_head.head.weight"] = mat(VOCAB, E), mat(VOCAB, E)
+    write_safetensors(folder / "model.safetensors", hf, "BF16")
     cfg = {"architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe", "hidden_size": E,
            "intermediate_size": F, "moe_intermediate_size": F_EXP, "num_hidden_layers": n_layer,
            "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": D, "partial_rotary_factor": 0.5,
