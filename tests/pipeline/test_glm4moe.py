@@ -148,3 +148,33 @@ def test_quantized_file_is_llama_cpp_byte_for_byte(tmp_path, qtype):
     assert types["blk.7.nextn.eh_proj.weight"] == "Q4_K"
     assert [i for i in range(1, 8) if types[f"blk.{i}.ffn_down_exps.weight"] == "Q8_0"] == [3, 6, 7]
     assert ours.read_bytes() == ref.read_bytes()
+
+
+def test_planner_counts_the_mtp_layer_as_llama_cpp_does(tmp_path, capfd):
+    """block_count (4) is the layer count for offloading, but llama.cpp loads no MTP weights and
+    gives the MTP layer no KV cache: the planner's weights and KV equal llama.cpp's own buffers
+    (it reports them in MiB with 2 decimals; the MTP layer alone is ~1.5 MiB of weights and
+    0.125 MiB of cache here). The config.json profile has the same layers."""
+    import json
+    import re
+
+    import llama_cpp
+
+    from quantdesk.core.planner import estimate_memory, load_profile, profile_from_hf_config
+    build_glm4moe(tmp_path / "hf")
+    f32 = quantize_model(tmp_path / "hf", tmp_path / "m.gguf", "F32").path
+    profile = load_profile(f32)
+    assert (profile.n_layer, profile.n_nextn, profile.n_head_kv) == (4, 1, (2, 2, 2, 0))
+    planned = profile_from_hf_config(json.loads((tmp_path / "hf" / "config.json").read_text()),
+                                     source_type="F32")
+    assert (planned.n_layer, planned.n_nextn, planned.n_head_kv) == (4, 1, (2, 2, 2, 0))
+    est = estimate_memory(profile, n_ctx=512)
+    capfd.readouterr()
+    llm = llama_cpp.Llama(str(f32), n_ctx=512, n_gpu_layers=0, n_threads=2, use_mmap=False, verbose=True)
+    llm.close()
+    log = capfd.readouterr().err
+    weights = float(re.search(r"CPU model buffer size =\s*([\d.]+) MiB", log)[1])
+    kv = float(re.search(r"CPU KV buffer size =\s*([\d.]+) MiB", log)[1])
+    assert est.weights_ram / 2**20 == pytest.approx(weights, abs=0.006)
+    assert est.kv_ram / 2**20 == pytest.approx(kv, abs=0.006) and kv > 0
+    assert estimate_memory(planned, n_ctx=512).kv_ram == est.kv_ram
