@@ -178,3 +178,23 @@ def test_planner_counts_the_mtp_layer_as_llama_cpp_does(tmp_path, capfd):
     assert est.weights_ram / 2**20 == pytest.approx(weights, abs=0.006)
     assert est.kv_ram / 2**20 == pytest.approx(kv, abs=0.006) and kv > 0
     assert estimate_memory(planned, n_ctx=512).kv_ram == est.kv_ram
+
+
+def test_low_bit_types_need_importance_for_the_mtp_layer_too(tmp_path, capfd):
+    """An importance matrix gathered by running the model (ours or llama-imatrix) never sees the
+    MTP layer, which normal decoding skips. llama.cpp then refuses IQ2_XXS ("Missing importance
+    matrix for tensor blk.3.nextn.eh_proj.weight"), and so do we, in one line, writing nothing."""
+    from quantdesk.core.convert import open_source
+
+    from .conftest import imatrix_values, write_imatrix
+    build_glm4moe(tmp_path / "hf")
+    f32 = quantize_model(tmp_path / "hf", tmp_path / "f32.gguf", "F32").path
+    values = imatrix_values(open_source(f32).tensors)
+    trunk = {n: v for n, v in values.items() if not n.startswith("blk.3.")}
+    with pytest.raises(AssertionError, match="llama_model_quantize failed"):
+        llama_cpp_quantize(f32, tmp_path / "ref.gguf", FILE_TYPES["IQ2_XXS"].ftype, imatrix=trunk)
+    assert "Missing importance matrix for tensor blk.3.nextn.eh_proj.weight" in capfd.readouterr().err
+    with pytest.raises(ConvertError, match=r"IQ2_XXS needs an importance matrix with an entry for every tensor; "
+                                           r"the one given lacks blk\.3\."):
+        quantize_model(f32, tmp_path / "ours.gguf", "IQ2_XXS", imatrix=write_imatrix(tmp_path / "im.gguf", trunk))
+    assert not (tmp_path / "ours.gguf").exists()
