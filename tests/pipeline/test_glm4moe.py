@@ -1,7 +1,8 @@
 """GLM-4.5 (glm4moe): a tiny checkpoint with its multi-token-prediction (MTP) layer converts as
 llama.cpp's converter writes it (MTP kept, its default: block_count counts the layer, keys and
 tensors below), llama.cpp loads it (MTP tensors included), normal decoding gives the HF logits
-(the MTP layer takes no part), and llama_model_quantize makes the same file as our quantizer."""
+(the MTP layer takes no part), llama.cpp's MTP draft graph gives the HF MTP module's logits, and
+llama_model_quantize makes the same file as our quantizer."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ from quantdesk.core.quantize import FILE_TYPES, quantize_model
 
 from .conftest import llama_cpp_quantize
 from .test_convert_hf import _llama_logits
-from .tiny_glm4moe import build_glm4moe, glm4moe_forward
+from .tiny_glm4moe import build_glm4moe, glm4moe_forward, glm4moe_mtp_forward
 from .tiny_llama import write_safetensors
 
 KEYS = {"block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
@@ -80,6 +81,54 @@ def _load_with_mtp(path) -> tuple[int, int]:
         return llama_cpp.llama_model_n_layer(model), llama_cpp.llama_model_n_layer_nextn(model)
     finally:
         llama_cpp.llama_model_free(model)
+
+
+def _mtp_logits(path, tokens: list[int], hidden: np.ndarray) -> np.ndarray:
+    """llama.cpp's MTP draft graph (an LLAMA_CONTEXT_TYPE_MTP context over the model loaded with
+    its MTP layer): each token paired with a trunk hidden state, as common/speculative.cpp feeds
+    it; logits at every position. F32 KV and no flash attention (its F16 rounding is ~3e-4)."""
+    import ctypes
+
+    import llama_cpp as lc
+    mparams = lc.llama_model_default_params()
+    mparams.load_mtp = True
+    model = lc.llama_model_load_from_file(str(path).encode(), mparams)
+    cparams = lc.llama_context_default_params()
+    cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = 64
+    cparams.ctx_type = lc.LLAMA_CONTEXT_TYPE_MTP
+    cparams.type_k = cparams.type_v = cparams.flash_attn_type = 0   # F32, F32, disabled
+    cparams.n_threads = cparams.n_threads_batch = 2
+    ctx = lc.llama_init_from_model(model, cparams)
+    batch = lc.llama_batch_ext_init(ctx)
+    rows = np.ascontiguousarray(hidden, dtype=np.float32)
+    try:
+        for i, token in enumerate(tokens):
+            idx = lc.llama_batch_ext_add_token(batch, 0, token)
+            lc.llama_batch_ext_set_pos(batch, idx, (ctypes.c_int32 * 1)(i))
+            state = lc.llama_embd(rows[i].ctypes.data_as(ctypes.POINTER(ctypes.c_float)), 1, rows.shape[1])
+            assert lc.llama_batch_ext_set_embd_token(batch, idx, state)
+            lc.llama_batch_ext_set_output_logits(batch, idx, True)
+        assert lc.llama_process(ctx, lc.LLAMA_PROCESS_TYPE_DECODE, batch) == 0
+        n_vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(model))
+        return np.array([np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, i), shape=(n_vocab,))
+                         for i in range(len(tokens))], dtype=np.float64)
+    finally:
+        lc.llama_batch_ext_free(batch)
+        lc.llama_free(ctx)
+        lc.llama_model_free(model)
+
+
+@pytest.mark.parametrize("copies", [True, False], ids=["glm45", "glm46"])
+def test_mtp_layer_drafts_like_the_hf_mtp_module(tmp_path, copies):
+    """The converted MTP layer computes, in llama.cpp's MTP graph, what the HF module computes
+    (with GLM-4.6's form the graph falls back to token_embd and output, as the module does)."""
+    weights = build_glm4moe(tmp_path / "hf", mtp_copies=copies)
+    out = quantize_model(tmp_path / "hf", tmp_path / "m.gguf", "F32").path
+    tokens = [5, 17, 42, 99, 3, 250]
+    hidden = np.random.default_rng(1).standard_normal((len(tokens), 128))
+    got = _mtp_logits(out, tokens, hidden)
+    want = glm4moe_mtp_forward(weights, tokens, hidden)
+    assert np.abs(got - want).max() / np.abs(want).max() < 1e-4
 
 
 def test_glm4moe_converts_and_matches_numpy(tmp_path):
