@@ -197,6 +197,9 @@ def test_quantized_file_is_llama_cpp_byte_for_byte(tmp_path, qtype):
     assert types["blk.7.nextn.eh_proj.weight"] == "Q4_K"
     assert [i for i in range(1, 8) if types[f"blk.{i}.ffn_down_exps.weight"] == "Q8_0"] == [3, 6, 7]
     assert ours.read_bytes() == ref.read_bytes()
+    # straight from the HF folder (the adapter's layer count feeds the mix): the same file
+    direct = quantize_model(tmp_path / "hf", tmp_path / "direct.gguf", qtype, backend="cpu", threads=2).path
+    assert direct.read_bytes() == ref.read_bytes()
 
 
 def test_planner_counts_the_mtp_layer_as_llama_cpp_does(tmp_path, capfd):
