@@ -108,10 +108,10 @@ def expected_tensors(adapter, n_vocab: int | None) -> tuple[dict, dict]:
                      "glm4moe": glm4moe_layer_tensors}[adapter.gguf_arch]
         for i in range(adapter.n_layer):
             layer = per_layer(adapter, i)
+            if adapter.gguf_arch == "glm4moe":   # (required, optional): q/k norms, MTP copies
+                layer, layer_opt = layer
+                optional.update({f"blk.{i}.{k}": v for k, v in layer_opt.items()})
             required.update({f"blk.{i}.{k}": v for k, v in layer.items()})
-            if adapter.gguf_arch == "glm4moe":   # GLM-4.5 (355B) has per-head q/k norms, Air not
-                optional.update({f"blk.{i}.attn_q_norm.weight": (adapter.head_dim,),
-                                 f"blk.{i}.attn_k_norm.weight": (adapter.head_dim,)})
             if "ffn_gate_inp.weight" in layer and adapter.gguf_arch == "deepseek2":
                 optional[f"blk.{i}.exp_probs_b.bias"] = (adapter.n_expert,)
         return required, optional
@@ -132,6 +132,12 @@ def check_tensors(adapter, shapes: dict[str, tuple[int, ...]], n_vocab: int | No
     shape of each tensor we would write; `extra`: names we add ourselves (rope factors)."""
     arch = adapter.gguf_arch
     required, optional = expected_tensors(adapter, n_vocab)
+    trunk = getattr(adapter, "n_trunk", adapter.n_layer)
+    if trunk < adapter.n_layer and f"blk.{trunk}.nextn.eh_proj.weight" not in shapes:
+        # config.json counts MTP layers the checkpoint does not hold: llama.cpp's loader then
+        # takes the file as trunk-only (its probe is that tensor), every MTP tensor optional
+        mtp = [n for n in required if n.startswith("blk.") and int(n.split(".")[1]) >= trunk]
+        optional.update({n: required.pop(n) for n in mtp})
     missing = [name for name in required if name not in shapes]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""

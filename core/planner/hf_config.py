@@ -27,6 +27,10 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
                            source_type: str = "BF16", name: str | None = None) -> ModelProfile:
     c = _text_config(config)
     n_layer = int(c["num_hidden_layers"])
+    model_type = str(c.get("model_type") or config.get("model_type") or "llama")
+    # GLM-4.5's MTP layers: llama.cpp's converter writes them after the trunk (DeepSeek-V3's not)
+    n_nextn = int(c.get("num_nextn_predict_layers") or 0) if model_type == "glm4_moe" else 0
+    n_layer += n_nextn
     n_embd = int(c["hidden_size"])
     n_head = int(c.get("num_attention_heads", 1))
     n_head_kv = int(c.get("num_key_value_heads") or n_head)
@@ -35,7 +39,6 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
     n_ff = int(c.get("intermediate_size_mlp") or c.get("intermediate_size") or 4 * n_embd)
     n_expert = int(c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts") or 0)
     n_ff_exp = int(c.get("moe_intermediate_size") or c.get("intermediate_size") or n_ff)
-    model_type = str(c.get("model_type") or config.get("model_type") or "llama")
     arch = "mistral3" if config.get("model_type") == "mistral3" else _ARCH.get(model_type, model_type)
     tied = bool(config.get("tie_word_embeddings", c.get("tie_word_embeddings", False)))
     window = int(c.get("sliding_window") or 0) if (c.get("use_sliding_window", True)) else 0
@@ -51,6 +54,11 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
         rows += [(p + n, s) for n, s in (_mla_rows(c, n_embd, n_head) if mla
                                          else _attention_rows(n_embd, n_head, n_head_kv, head_dim))]
         rows += [(p + n, s) for n, s in _ffn_rows(c, i, n_embd, n_ff, n_expert, n_ff_exp)]
+        if i >= n_layer - n_nextn:   # GLM-4.5's form; 4.6 leaves out the embed/head copies
+            rows += [(p + "nextn.eh_proj.weight", (2 * n_embd, n_embd)), (p + "nextn.enorm.weight", (n_embd,)),
+                     (p + "nextn.hnorm.weight", (n_embd,)), (p + "nextn.shared_head_norm.weight", (n_embd,)),
+                     (p + "nextn.embed_tokens.weight", (n_embd, n_vocab)),
+                     (p + "nextn.shared_head_head.weight", (n_embd, n_vocab))]
     if parameters:
         rows = _scale_layers(rows, parameters)
     src = T[source_type.upper()] if source_type.upper() in T.__members__ else T.BF16
@@ -67,8 +75,9 @@ def profile_from_hf_config(config: dict, *, parameters: int | None = None,
         name=name or str(config.get("_name_or_path") or model_type), architecture=arch,
         file_type=source_type.upper(), n_layer=n_layer, n_embd=n_embd, n_vocab=n_vocab,
         n_ctx_train=int(c.get("max_position_embeddings") or 0), n_ff=n_ff_exp if n_expert else n_ff,
-        n_head=(n_head,) * n_layer, n_head_kv=(n_head_kv,) * n_layer, head_dim_k=head_k,
-        head_dim_v=head_v, swa_window=window, swa_layers=swa, tensors=tensors, n_expert=n_expert)
+        n_head=(n_head,) * n_layer, n_head_kv=(n_head_kv,) * (n_layer - n_nextn) + (0,) * n_nextn,
+        head_dim_k=head_k, head_dim_v=head_v, swa_window=window, swa_layers=swa, tensors=tensors,
+        n_expert=n_expert, n_nextn=n_nextn)
     return profile
 
 

@@ -75,6 +75,10 @@ class ModelProfile:
     tensors: tuple[tuple[str, tuple[int, ...], int], ...]   # (name, ggml shape ne0 first, ggml type)
     n_merges: int = 0              # BPE merge rules (llama.cpp keeps them in memory)
     n_expert: int = 0              # MoE experts per layer (llama.cpp's mix looks at it)
+    # The last n_nextn of the n_layer blocks are multi-token-prediction layers (GLM-4.5's MTP):
+    # block_count and the offload count include them (llama.cpp's n_layer_all), but plain
+    # inference neither loads their weights (load_mtp off) nor gives them a KV cache.
+    n_nextn: int = 0
 
     @property
     def parameters(self) -> int:
@@ -104,6 +108,8 @@ class ModelProfile:
         for name, shape, ty in self.tensors:
             b = tensor_bytes(ty, shape)
             m = _BLK.match(name)
+            if m and self.n_layer - self.n_nextn <= int(m.group(1)) < self.n_layer:
+                continue   # an MTP layer: in the file, never loaded (llama.cpp skips it)
             if m and int(m.group(1)) < self.n_layer:
                 layers[int(m.group(1))] += b
             elif name == "token_embd.weight":
@@ -134,7 +140,7 @@ class ModelProfile:
         for name, shape, ty in self.tensors:
             m = _BLK.match(name)
             if m and ty in repack_types and len(shape) == 2 and shape[1] % 8 == 0:
-                if int(m.group(1)) < self.n_layer:
+                if int(m.group(1)) < self.n_layer - self.n_nextn:
                     layers[int(m.group(1))] += tensor_bytes(ty, shape)
         return layers
 
@@ -191,6 +197,11 @@ def profile_from_header(metadata: dict, tensors, name: str | None = None,
     n_head = _per_layer(metadata.get(f"{arch}.attention.head_count"), n_layer, 1)
     n_head_kv = _per_layer(metadata.get(f"{arch}.attention.head_count_kv"), n_layer,
                            n_head[0] if n_head else 1)
+    n_nextn = min(count("nextn_predict_layers"), n_layer)
+    if n_nextn < n_layer:   # (a file of MTP layers only is cached whole, as llama.cpp does)
+        n_head_kv = n_head_kv[:n_layer - n_nextn] + (0,) * n_nextn
+    else:
+        n_nextn = 0
     head_dim = n_embd // max(n_head[0], 1) if n_head else 0
     vocab = count("vocab_size", None)
     if vocab is None:
@@ -212,7 +223,7 @@ def profile_from_header(metadata: dict, tensors, name: str | None = None,
         head_dim_v=head_dim_v,
         swa_window=window, swa_layers=_swa_layers(arch, metadata, n_layer, window), tensors=rows,
         n_merges=_array_len(metadata.get("tokenizer.ggml.merges")),
-        n_expert=count("expert_count"))
+        n_expert=count("expert_count"), n_nextn=n_nextn)
 
 
 # ---- what-if: the same model in another quant type ----------------------------------------------

@@ -90,6 +90,15 @@ def imatrix_refusal(ftype: str, types: dict[str, str], imatrix_names=None) -> st
             and (imatrix_names is None or n not in imatrix_names)]
     if not need:
         return None
+    # GLM-4.5's MTP layers: calibration (ours as llama-imatrix) runs normal decoding, which never
+    # goes through them, so calibrating cannot give them the entries llama.cpp demands
+    mtp_layers = {n.split(".")[1] for n in types if n.startswith("blk.") and ".nextn." in n}
+    in_mtp = [(n, t) for n, t in need if n.startswith("blk.") and n.split(".")[1] in mtp_layers]
+    if in_mtp:
+        name, qtype = in_mtp[0]
+        return (f"{ftype.upper()} needs importance data for {name} (as {qtype}, which llama.cpp "
+                "refuses to write without it), a tensor of the multi-token-prediction layer, which "
+                "calibration never runs (llama.cpp's neither): choose IQ3_S, IQ3_M or a K-quant")
     name, qtype = need[0]
     what = ("needs an importance matrix" if imatrix_names is None else
             "needs an importance matrix with an entry for every tensor; the one given lacks")
