@@ -179,7 +179,8 @@ class Reply:
                 "tokens_per_second": done.tokens_per_second,
                 "finish_reason": done.finish_reason, "n_ctx": done.n_ctx,
                 "used_chat_template": done.used_chat_template,
-                "model": Path(self.request.path).name}
+                "model": Path(self.request.path).name,
+                **({"image_tokens": done.image_tokens} if done.image_tokens else {})}
 
     def _finish(self, done: Done) -> None:
         self.done = done
