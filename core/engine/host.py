@@ -264,10 +264,12 @@ class Host:
         self.llm = llm
         self.template = llm.metadata.get("tokenizer.chat_template") or None
         if mmproj:
-            from .vision import Projector
+            from .vision import Projector, TextOnlyDraft
             try:
                 self.projector = Projector(llm, mmproj, n_threads=n_threads,
                                            use_gpu=offload and n_gpu_layers != 0)
+                if llm.draft_model is not None:
+                    llm.draft_model = TextOnlyDraft(llm.draft_model)
             except BaseException:
                 self.unload()
                 raise

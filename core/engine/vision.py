@@ -137,3 +137,17 @@ class Projector:
             raise TemplateError("the prompt ends with an image; the model's chat template "
                                 "wrote nothing after it")
         return llm.n_tokens, image_tokens
+
+
+class TextOnlyDraft:
+    """Prompt-lookup decoding proposes the tokens that followed an earlier match of the last
+    few; after an image those are NOT_TEXT positions, never a token: the draft is cut there."""
+
+    def __init__(self, draft):
+        self.draft = draft
+
+    def __call__(self, input_ids, /, **kwargs):
+        import numpy as np
+        tokens = self.draft(input_ids, **kwargs)
+        bad = np.flatnonzero(np.asarray(tokens) < 0)
+        return tokens[:bad[0]] if len(bad) else tokens

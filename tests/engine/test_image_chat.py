@@ -229,3 +229,21 @@ def test_the_cli_refuses_in_one_line(pair, starter_model, capsys):
                          "--threads", 2, "--ctx", 512)
     assert code == 1 and err == "quantdesk: image 1 is not an image llama.cpp can read " \
                                 "(use PNG or JPEG)\n"
+
+
+def test_prompt_lookup_never_drafts_an_image_position(pair):
+    import numpy as np
+
+    from quantdesk.core.engine.vision import NOT_TEXT, TextOnlyDraft
+    after_image = TextOnlyDraft(lambda ids: np.array([5, 6, NOT_TEXT, NOT_TEXT, 7]))
+    assert after_image(np.array([1, 2])).tolist() == [5, 6]
+    assert TextOnlyDraft(lambda ids: np.array([5, 6]))(np.array([1])).tolist() == [5, 6]
+    text, mmproj = pair
+    # The same image with prompt lookup on: the reply is the one without it (greedy).
+    greedy = SamplingParams(temperature=0, max_tokens=8)
+    replies = []
+    for lookup in (0, 3):
+        with EngineClient() as client:
+            client.load(text, mmproj=mmproj, n_threads=2, n_ctx=512, prompt_lookup=lookup)
+            replies.append(ask(client, with_image(random_image(1)), greedy)[0])
+    assert replies[0] == replies[1]
