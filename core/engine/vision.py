@@ -74,7 +74,6 @@ class Projector:
         """Evaluate the prompt `text` (one MEDIA_MARKER per image) into llm's context from the
         start. Returns (positions used, image tokens). Raises InvalidRequestError for a bad
         image, ContextOverflowError, RuntimeError when the decode was aborted (cancel)."""
-        import llama_cpp
         mt = self.mt
         markers = text.count(MEDIA_MARKER)
         if markers != len(images):
