@@ -71,7 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     import multiprocessing
     multiprocessing.freeze_support()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    late = getattr(args, "late_positional", None)
+    # argparse takes an optional positional only together with the one before it: in
+    # `chat MODEL --image X "question"` the question comes after the options, so it is left
+    # over here; a command that names such a positional takes one plain word.
+    if (extra and late and getattr(args, late) is None and len(extra) == 1
+            and not extra[0].startswith("-")):
+        setattr(args, late, extra[0])
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()   # here, not at exit: a reader that went away is seen below

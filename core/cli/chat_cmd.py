@@ -1,4 +1,6 @@
-"""`quantdesk chat MODEL --prompt TEXT`: one reply from a local GGUF, streamed to stdout."""
+"""`quantdesk chat MODEL [--image PATH] "question"`: one reply from a local GGUF, streamed to
+stdout. With --image, the model reads the image through its vision projector (--mmproj FILE, or
+an mmproj*.gguf beside the model that fits it)."""
 from __future__ import annotations
 
 import argparse
@@ -72,7 +74,15 @@ def register(subparsers) -> None:
                               description="Load MODEL in the engine host, send one prompt and "
                                           "print the reply as it is generated.")
     p.add_argument("model", metavar="MODEL", help="path of a .gguf file (first part of a split model)")
-    p.add_argument("--prompt", required=True, help="the user message")
+    p.add_argument("question", nargs="?", default=None, metavar="QUESTION",
+                   help="the user message (or --prompt)")
+    p.add_argument("--prompt", default=None, help="the user message")
+    p.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="an image the model reads with the message (PNG, JPEG, BMP, GIF; "
+                        "repeat for several); needs a vision projector")
+    p.add_argument("--mmproj", default="auto", metavar="FILE",
+                   help="vision projector GGUF for --image (default auto: an mmproj*.gguf "
+                        "beside the model that fits it; none: no projector)")
     p.add_argument("--system", default="", help="system prompt")
     p.add_argument("--max-tokens", type=positive(), default=512, help="reply length limit (512)")
     p.add_argument("--ctx", type=positive(), default=2048, help="context size in tokens (2048)")
@@ -89,7 +99,7 @@ def register(subparsers) -> None:
                         "conversation per step (0: off; helps when the reply repeats the prompt)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (text, token counts, tokens/s) instead of streaming")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, late_positional="question")
 
 
 def run(args) -> int:
@@ -102,13 +112,24 @@ def run(args) -> int:
     from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager, ModelPlanned
 
     from quantdesk.core.runtime.chat import ChatError, load_request
+    if args.question is not None and args.prompt is not None:
+        raise UserError("give the message once: as QUESTION or as --prompt, not both")
+    question = args.prompt if args.prompt is not None else args.question
+    if question is None:
+        raise UserError("no message: give QUESTION (or --prompt TEXT)")
     kv_k, kv_v = args.kv_type or ("f16", "f16")
+    mmproj = "" if args.mmproj.strip().lower() in ("none", "") else args.mmproj   # "": none
     load = {"kv_type_k": kv_k, "kv_type_v": kv_v, "flash_attn": args.flash_attn,
-            "prompt_lookup": args.prompt_lookup, "rpc_servers": list(args.rpc)}
+            "prompt_lookup": args.prompt_lookup, "rpc_servers": list(args.rpc),
+            "mmproj": mmproj}
     try:   # options llama.cpp would refuse: one line, before anything loads
-        load_request(args.model, load)
+        request = load_request(args.model, load)
     except ChatError as exc:
         raise UserError(str(exc)) from None
+    if args.image and request.mmproj is None:
+        raise UserError(f"{Path(args.model).name} has no vision projector: give one with "
+                        f"--mmproj FILE (an mmproj*.gguf made for this model)"
+                        if mmproj else "--image needs a vision projector, and --mmproj is none")
     try:
         info = inspect_gguf(args.model)
     except GGUFError as exc:
@@ -138,7 +159,12 @@ def run(args) -> int:
             sys.stdout.write(event.text)
             sys.stdout.flush()
 
-    reply = session.send(args.prompt)
+    try:
+        reply = session.send(question, images=args.image)
+    except ChatError as exc:
+        models.shutdown()
+        store.close()
+        raise UserError(str(exc)) from None
     try:
         done = reply.run(report, CancelToken())
     except EngineError as exc:
@@ -166,6 +192,8 @@ def run(args) -> int:
             "model": str(info.path),
             "plan": reply.host.resolved.to_json(),   # what the model manager decided
             "placement": loaded[0].placement,          # what llama.cpp did, per device
+            "mmproj": loaded[0].mmproj or None,
+            "image_tokens": done.image_tokens,
         }, ensure_ascii=False))
     else:
         sys.stdout.write("\n")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .kv_cache import (DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE, DEFAULT_PROMPT_LOOKUP,
                        check_kv_options, parse_flash_attn, parse_kv_type, parse_prompt_lookup)
+from .images import host_content
 from .logs import log_path
 from .types import (ContextOverflowError, Done, EngineError, InvalidRequestError, LoadResult,
                     ModelFileError, SamplingParams, Token)
@@ -83,13 +84,25 @@ def _gone_workers(workers) -> list[str]:
     return [w for w in workers if not reachable(w)]
 
 
-def _clean(message: dict) -> dict:
+def _clean(message: dict, first_image: int = 1) -> dict:
     """A message as the host gets it: role and text content, and the tool fields only when
-    present (templates test `'tool_calls' in message`)."""
-    out = {"role": str(message["role"]), "content": str(message.get("content") or "")}
+    present (templates test `'tool_calls' in message`); content parts with images become text
+    with a marker per image plus `images` (images.py; InvalidRequestError for a bad one)."""
+    text, images = host_content(message.get("content"), first_image)
+    out = {"role": str(message["role"]), "content": text}
+    if images:
+        out["images"] = images
     for key in ("tool_calls", "tool_call_id", "name"):
         if message.get(key):
             out[key] = message[key]
+    return out
+
+
+def _clean_all(messages: list[dict]) -> list[dict]:
+    out, n = [], 1
+    for m in messages:
+        out.append(_clean(m, n))
+        n += len(out[-1].get("images", ()))
     return out
 
 
@@ -221,9 +234,10 @@ class EngineClient:
              n_threads: int | None = None, type_k: str = DEFAULT_KV_TYPE,
              type_v: str = DEFAULT_KV_TYPE, flash_attn: str = DEFAULT_FLASH_ATTN,
              prompt_lookup: int = DEFAULT_PROMPT_LOOKUP, embedding: bool = False,
-             rpc_servers=(), tensor_split=None) -> LoadResult:
+             rpc_servers=(), tensor_split=None, mmproj: str | None = None) -> LoadResult:
         """Raises EngineError (one line) for KV options llama.cpp refuses (kv_cache.py), before
-        any process starts. embedding: a model loaded for embed(), not for generate().
+        any process starts. mmproj: a vision projector GGUF for images in messages (checked
+        against the model here, projector.py). embedding: a model loaded for embed(), not for generate().
         rpc_servers: workers ("host:port") whose devices llama.cpp fills first; tensor_split:
         layers per device in llama.cpp's order (workers, then local GPUs); see core/rpc."""
         path = str(Path(path))
@@ -236,6 +250,12 @@ class EngineClient:
             raise EngineError(str(exc)) from None
         if not os.path.isfile(path):
             raise EngineError(f"{path}: no such file")
+        if mmproj:
+            from .projector import ProjectorError, check_projector
+            try:
+                mmproj = check_projector(path, mmproj)
+            except ProjectorError as exc:
+                raise EngineError(str(exc)) from None
         rpc_servers = tuple(str(e) for e in rpc_servers or ())
         if self._loaded is not None or (self._workers and self._workers != rpc_servers):
             # A fresh process per model: memory really goes back; and devices a host registered
@@ -250,6 +270,8 @@ class EngineClient:
                            n_threads=threads, **options)
             if embedding:
                 command["embedding"] = True
+            if mmproj:
+                command["mmproj"] = mmproj
             if rpc_servers:
                 command.update(rpc_servers=list(rpc_servers), tensor_split=tensor_split)
                 self._workers = rpc_servers
@@ -274,8 +296,7 @@ class EngineClient:
         params = params or SamplingParams()
         self._gen_id += 1
         gen_id = self._gen_id
-        command = dict(id=gen_id, messages=[_clean(m) for m in messages],
-                       sampling=params.to_dict())
+        command = dict(id=gen_id, messages=_clean_all(messages), sampling=params.to_dict())
         if prompt is not None:
             command["prompt"] = str(prompt)
         if tools:

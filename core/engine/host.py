@@ -8,14 +8,20 @@ Commands (client -> host), each a (kind, payload) tuple:
     ("load", {path, n_gpu_layers, n_ctx, n_threads,     -> ("loaded", LoadResult fields) | ("error", msg)
               type_k, type_v, flash_attn,                  KV-cache type names, "on"/"off"/"auto",
               prompt_lookup[, embedding]                   draft tokens per step (0: off); kv_cache.py
-              [, rpc_servers, tensor_split]})              workers ("host:port") registered as devices
+              [, rpc_servers, tensor_split]              workers ("host:port") registered as devices
                                                            first, layers per device (core/rpc)
+              [, mmproj]})                                 a vision projector GGUF (vision.py); the
+                                                           LoadResult's mmproj names it
     ("embed", {texts})                                  -> ("embedded", {embeddings, prompt_tokens}) | ("error", msg)
     ("generate", {id, messages, sampling[, tools]})    -> ("token", text)* then ("done", Done fields) | ("error", msg)
                                                            messages may carry tool_calls / tool_call_id, and
                                                            tools go to the chat template (Hugging Face's names);
                                                            with sampling["logprobs"] set, each token event is
                                                            ("token", {text, logprobs}) (logprobs.py)
+                                                           a message may carry `images` (encoded bytes,
+                                                           PNG/JPEG...) with one "<__media__>" in its
+                                                           content per image (images.py); Done's
+                                                           image_tokens counts what they took
                                                            | ("model_error", msg): the model file is at fault
                                                              (its chat template), not the engine
     ("cancel", {id})                                    ends generation `id` early (finish_reason "cancelled"),
@@ -110,6 +116,7 @@ class Host:
         self.client_gone = False
         self.llm = None
         self.template: str | None = None
+        self.projector = None            # vision.Projector when loaded with an mmproj
         self._abort_callback = None      # the ctypes callback llama.cpp holds: keep it alive
 
     def stopping(self) -> bool:
@@ -198,6 +205,9 @@ class Host:
                 self.events.send(("error", msg))
 
     def unload(self) -> None:
+        if self.projector is not None:   # it holds the model: goes first
+            self.projector.close()
+            self.projector = None
         if self.llm is not None:
             self.llm.close()
             self.llm = None
@@ -216,7 +226,8 @@ class Host:
     def load(self, path: str, n_gpu_layers: int, n_ctx: int, n_threads: int,
              type_k: str = DEFAULT_KV_TYPE, type_v: str = DEFAULT_KV_TYPE,
              flash_attn: str = DEFAULT_FLASH_ATTN, prompt_lookup: int = 0,
-             embedding: bool = False, rpc_servers=(), tensor_split=None) -> dict:
+             embedding: bool = False, rpc_servers=(), tensor_split=None,
+             mmproj: str | None = None) -> dict:
         self.unload()
         check_kv_options(type_k, type_v, flash_attn)   # llama.cpp would only log why it failed
         import llama_cpp   # before measuring: rss_before..rss_after is what the model costs
@@ -250,9 +261,19 @@ class Host:
                     llm = llama_cpp.Llama(**kw, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file: ..."
             raise RuntimeError(f"llama.cpp could not load {os.path.basename(path)} ({exc})") from None
-        load_seconds = time.perf_counter() - start
         self.llm = llm
         self.template = llm.metadata.get("tokenizer.chat_template") or None
+        if mmproj:
+            from .vision import Projector, TextOnlyDraft
+            try:
+                self.projector = Projector(llm, mmproj, n_threads=n_threads,
+                                           use_gpu=offload and n_gpu_layers != 0)
+                if llm.draft_model is not None:
+                    llm.draft_model = TextOnlyDraft(llm.draft_model)
+            except BaseException:
+                self.unload()
+                raise
+        load_seconds = time.perf_counter() - start
         # llama_decode asks this between the steps of its graph: cancel (and a client that went
         # away) stop a long prompt evaluation there, not only between two sampled tokens.
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self.stopping())
@@ -272,7 +293,8 @@ class Host:
                     rss_after=_rss(), n_threads=n_threads, n_layers=n_layers,
                     gpu_offload_supported=offload, type_k=type_k, type_v=type_v,
                     flash_attn=flash_attn, prompt_lookup=int(prompt_lookup),
-                    rpc_servers=list(rpc_servers), placement=[p.to_json() for p in placement])
+                    rpc_servers=list(rpc_servers), placement=[p.to_json() for p in placement],
+                    mmproj=mmproj or "")
 
     def build_prompt(self, messages: list[dict], tools: list[dict] | None = None):
         llm = self.llm
@@ -333,22 +355,45 @@ class Host:
         llm = self.llm
         if llm is None:
             raise RuntimeError("no model is loaded")
+        images = [data for m in messages for data in m.get("images") or ()]
+        if images and self.projector is None:
+            raise InvalidRequestError(
+                "this model was loaded without a vision projector (mmproj), so it cannot read "
+                "images; load it with its mmproj file (--mmproj), or leave the image out")
+        messages = [{k: v for k, v in m.items() if k != "images"} for m in messages]
         # A raw prompt (the server's /v1/completions) is continued as it is, no chat template.
         prompt = (self.build_prompt(messages, tools) if raw_prompt is None else
                   Prompt(raw_prompt, add_bos=True, used_chat_template=False))
-        tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
-        if not tokens:   # llama-cpp-python asserts on an empty prompt
-            raise TemplateError("the model's chat template made a prompt without tokens for "
-                                "this conversation (the template in the model file is faulty)")
         n_ctx = llm.n_ctx()
-        if len(tokens) >= n_ctx:
-            raise ContextOverflowError(f"the conversation ({len(tokens)} tokens) does not fit the context "
-                               f"size ({n_ctx}); start a new chat or load with a larger context")
-        n_prompt = len(tokens)
         start = time.perf_counter()
         count = 0
         first_at = start
         cancelled = False
+        image_tokens = 0
+        if images:   # evaluated here, with the images; create_completion only samples
+            try:
+                n_prompt, image_tokens = self.projector.evaluate(
+                    llm, prompt.text, images, self.stopping, add_bos=prompt.add_bos)
+            except RuntimeError:
+                if not self.stopping():
+                    raise
+                self._forget_cut_batch()
+                self.events.send(("done", dict(
+                    prompt_tokens=0, completion_tokens=0, tokens_per_second=0.0,
+                    finish_reason="cancelled", used_chat_template=prompt.used_chat_template,
+                    n_ctx=n_ctx)))
+                return
+            tokens = llm.input_ids[:n_prompt].tolist()
+        else:
+            tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos,
+                                  special=True)
+        if not tokens:   # llama-cpp-python asserts on an empty prompt
+            raise TemplateError("the model's chat template made a prompt without tokens for "
+                                "this conversation (the template in the model file is faulty)")
+        if len(tokens) >= n_ctx:
+            raise ContextOverflowError(f"the conversation ({len(tokens)} tokens) does not fit the context "
+                               f"size ({n_ctx}); start a new chat or load with a larger context")
+        n_prompt = len(tokens)
 
         def between_tokens(input_ids, logits) -> bool:
             # Called by llama-cpp-python after every sampled token: count it, honour cancel.
@@ -411,6 +456,7 @@ class Host:
         self.events.send(("done", dict(
             prompt_tokens=n_prompt, completion_tokens=count, tokens_per_second=rate,
             finish_reason=finish, used_chat_template=prompt.used_chat_template, n_ctx=n_ctx,
+            image_tokens=image_tokens,
             prompt_seconds=first_at - start, generation_seconds=gen_seconds,
             stop_sequence=recorder.stop_sequence(stops) if finish == "stop" else None)))
 

@@ -60,6 +60,7 @@ class LoadResult:
     rpc_servers: list = field(default_factory=list)   # workers registered for this load
     placement: list = field(default_factory=list)     # per device, from llama.cpp's load log:
     #   {device, endpoint, layers, model_bytes, kv_bytes, compute_bytes, total_bytes}
+    mmproj: str = ""          # the vision projector loaded with the model ("" : none)
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoadResult":
@@ -86,6 +87,7 @@ class Done:
     prompt_seconds: float = 0.0      # prompt processing up to the first token
     generation_seconds: float = 0.0  # first token to last
     stop_sequence: str | None = None  # the caller's stop string that ended the reply, if one did
+    image_tokens: int = 0     # of prompt_tokens, what the messages' images took
 
     @property
     def context_used(self) -> int:

@@ -32,7 +32,7 @@ from quantdesk.core.engine.kv_cache import (DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE,
                                             DEFAULT_PROMPT_LOOKUP)
 
 from .gpu_layers import AUTO
-from .models import DEFAULT_CTX, LoadRequest, ModelManager
+from .models import AUTO_MMPROJ, DEFAULT_CTX, LoadRequest, ModelManager
 
 SAVE_EVERY_S = 0.5
 NEW_TITLE = "New chat"
@@ -95,7 +95,8 @@ def load_request(model_path, settings: dict | None) -> LoadRequest:
                            kv_type_k=merged["kv_type_k"], kv_type_v=merged["kv_type_v"],
                            flash_attn=merged["flash_attn"],
                            prompt_lookup=merged["prompt_lookup"],
-                           rpc_servers=_workers(merged.get("rpc_servers")))
+                           rpc_servers=_workers(merged.get("rpc_servers")),
+                           mmproj=merged.get("mmproj", AUTO_MMPROJ))
     except ValueError as exc:
         raise ChatError(str(exc)) from None
 
@@ -178,7 +179,8 @@ class Reply:
                 "tokens_per_second": done.tokens_per_second,
                 "finish_reason": done.finish_reason, "n_ctx": done.n_ctx,
                 "used_chat_template": done.used_chat_template,
-                "model": Path(self.request.path).name}
+                "model": Path(self.request.path).name,
+                **({"image_tokens": done.image_tokens} if done.image_tokens else {})}
 
     def _finish(self, done: Done) -> None:
         self.done = done
@@ -212,6 +214,9 @@ class ChatSession:
         self.store, self.models = store, models
         self.conversation_id = conversation_id
         self._clock = clock   # the save cadence's time (tests step it)
+        # Images sent with user messages, by message id: kept in memory for this session's
+        # replies, not in the chat store (a reopened conversation has its text only).
+        self._images: dict[int, list[dict]] = {}
 
     def new_conversation(self, *, system_prompt: str = "", model_path=None,
                          settings: dict | None = None) -> int:
@@ -257,16 +262,25 @@ class ChatSession:
         conv = self.conversation()
         out = [{"role": "system", "content": conv.system_prompt.strip()}] \
             if conv.system_prompt.strip() else []
-        out += [{"role": m.role, "content": m.content}
+        out += [{"role": m.role, "content": self._content(m)}
                 for m in self.store.messages(conv.id) if m.content and m.role != "system"]
         return out
 
-    def send(self, text: str, *, replace_from: int | None = None) -> Reply:
+    def _content(self, message):
+        images = self._images.get(message.id)
+        if not images:
+            return message.content
+        return [{"type": "text", "text": message.content}] + images
+
+    def send(self, text: str, *, replace_from: int | None = None, images=()) -> Reply:
         """Store the user's message (after deleting `replace_from` and what follows: edit-last)
-        and the reply's empty row; run the returned Reply to answer."""
+        and the reply's empty row; run the returned Reply to answer. images: content parts
+        (core.engine.images: a path, data or a data: URL) the model sees after the text; read
+        now, so a missing or oversized file is a ChatError before anything is stored."""
         text = text.strip()
         if not text:
             raise ChatError("the message is empty")
+        parts = self._read_images(images)
         if self.conversation_id is None:
             self.new_conversation()
         cid = self._cid()
@@ -277,8 +291,24 @@ class ChatSession:
         conv = self.conversation()
         if conv.title == NEW_TITLE and not any(m.role == "user" for m in self.messages()):
             self.store.update_conversation(cid, title=text.splitlines()[0][:TITLE_CHARS])
-        self.store.add_message(cid, "user", text)
+        row = self.store.add_message(cid, "user", text)
+        if parts:
+            self._images[row.id] = parts
         return self._reply()
+
+    @staticmethod
+    def _read_images(images) -> list[dict]:
+        from quantdesk.core.engine.images import image_bytes
+        from quantdesk.core.engine.types import EngineError
+        parts = []
+        for i, image in enumerate(images or (), 1):
+            part = {"type": "image", "path": str(image)} if isinstance(image, (str, Path)) \
+                else image
+            try:
+                parts.append({"type": "image", "data": image_bytes(part, f"image {i}")})
+            except EngineError as exc:
+                raise ChatError(str(exc)) from None
+        return parts
 
     def regenerate(self) -> Reply | None:
         """Replace the last reply with a new one; None when there is nothing to answer."""

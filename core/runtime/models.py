@@ -35,6 +35,8 @@ from quantdesk.core.engine.types import Done, EngineError, LoadResult, SamplingP
 
 from .gpu_layers import ALL, AUTO, GpuLayers, llama_gpu_layers, parse_gpu_layers
 
+AUTO_MMPROJ = "auto"
+
 DEFAULT_CTX = 2048
 
 
@@ -55,6 +57,8 @@ class LoadRequest:
     prompt_lookup: int = DEFAULT_PROMPT_LOOKUP  # draft tokens per step; 0: no speculation
     embedding: bool = False        # loaded for ModelHost.embed (the server's /v1/embeddings)
     rpc_servers: tuple = ()        # workers ("host:port", core/rpc) that may hold layers
+    mmproj: str | None = AUTO_MMPROJ   # vision projector: "auto" finds one beside the model
+    #   (core.engine.projector.find_projector), None or "" : none, a path: that one (checked)
 
     def __post_init__(self):
         """Raises ValueError (one line) for a value or combination llama.cpp would refuse."""
@@ -75,6 +79,20 @@ class LoadRequest:
         object.__setattr__(self, "flash_attn", parse_flash_attn(self.flash_attn))
         object.__setattr__(self, "prompt_lookup", parse_prompt_lookup(self.prompt_lookup))
         check_kv_options(self.kv_type_k, self.kv_type_v, self.flash_attn)
+        object.__setattr__(self, "mmproj", self._projector())
+
+    def _projector(self) -> str | None:
+        """The projector's absolute path, or None. Raises ValueError (one line) for one that
+        does not fit the model; "auto" takes only one that fits, and none for embeddings."""
+        from quantdesk.core.engine.projector import check_projector, find_projector
+        chosen = self.mmproj
+        if not chosen:
+            return None
+        if chosen == AUTO_MMPROJ:
+            if self.embedding or not os.path.isfile(self.path):
+                return None
+            return find_projector(self.path)
+        return check_projector(self.path, chosen)   # ProjectorError is a ValueError
 
     @property
     def engine_options(self) -> dict:
@@ -105,7 +123,8 @@ class ResolvedLoad:
         and prompt lookup."""
         r = self.request
         return (r.path, r.n_ctx, self.n_gpu_layers, r.n_threads, r.kv_type_k, r.kv_type_v,
-                r.flash_attn, r.prompt_lookup, r.embedding, self.workers, self.tensor_split)
+                r.flash_attn, r.prompt_lookup, r.embedding, self.workers, self.tensor_split,
+                r.mmproj)
 
     def to_json(self) -> dict:
         plan = self.plan
@@ -122,6 +141,7 @@ class ResolvedLoad:
                 "planned_vram_bytes": plan.vram_bytes if plan else None,
                 "plan_note": plan.note if plan else None,
                 "workers": list(self.workers),
+                "mmproj": self.request.mmproj,
                 "split": self.split.to_json() if self.split is not None else None}
 
 
@@ -250,12 +270,18 @@ def vram_used() -> int | None:
 def predicted_bytes(resolved: ResolvedLoad) -> int:
     """What a load costs by the planner (RAM + VRAM); without a plan, the file's size."""
     plan = resolved.plan
+    extra = 0
+    if resolved.request.mmproj:   # the planner does not know the projector: its file size
+        try:
+            extra = os.path.getsize(resolved.request.mmproj)
+        except OSError:
+            pass
     if plan is not None:
-        return int(plan.ram_bytes) + int(plan.vram_bytes)
+        return int(plan.ram_bytes) + int(plan.vram_bytes) + extra
     try:
-        return os.path.getsize(resolved.request.path)
+        return os.path.getsize(resolved.request.path) + extra
     except OSError:
-        return 0
+        return extra
 
 
 class ModelManager:
@@ -408,6 +434,7 @@ class ModelManager:
                                  n_threads=r.n_threads, embedding=r.embedding,
                                  rpc_servers=resolved.workers,
                                  tensor_split=list(resolved.tensor_split) or None,
+                                 mmproj=r.mmproj,
                                  **r.engine_options)
         except BaseException:
             client.shutdown()

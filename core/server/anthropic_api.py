@@ -25,6 +25,17 @@ def _block_text(content) -> str:
     return "".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
 
 
+def _image_part(block, where: str) -> dict:
+    """An Anthropic image block as an engine content part: base64 sources only (a "url" source
+    would mean going online)."""
+    source = block.source or {}
+    if source.get("type") != "base64" or not isinstance(source.get("data"), str):
+        raise ApiError(400, f"{where}: only base64 image sources are read (Quantdesk does not "
+                            f"go online for a request)", param=where)
+    media = source.get("media_type") or "image/png"
+    return {"type": "image_url", "image_url": {"url": f"data:{media};base64,{source['data']}"}}
+
+
 def messages_of(body: MessagesRequest, family: str = "generic") -> list[dict]:
     """The conversation for the chat template: tool_use and tool_result blocks in the family's
     template fields, or (generic) in tools.py's JSON shape."""
@@ -35,10 +46,13 @@ def messages_of(body: MessagesRequest, family: str = "generic") -> list[dict]:
         if isinstance(m.content, str):
             out.append({"role": m.role, "content": m.content})
             continue
-        texts, calls, results = [], [], []
+        texts, calls, results, images = [], [], [], []
         for j, block in enumerate(m.content):
             if block.type == "text":
                 texts.append(block.text or "")
+            elif block.type == "image" and m.role == "user":
+                images.append(_image_part(block, f"messages.{i}.content.{j}"))
+                texts.append(images[-1])
             elif block.type == "tool_use":
                 calls.append({"id": block.id, "name": block.name or "",
                               "arguments": block.input or {}})
@@ -47,6 +61,13 @@ def messages_of(body: MessagesRequest, family: str = "generic") -> list[dict]:
             else:
                 raise ApiError(400, f"messages.{i}.content.{j}: content of type {block.type!r} "
                                     f"is not supported", param=f"messages.{i}.content")
+        if images:   # text and images in their order: the engine's content parts
+            if calls or results:
+                raise ApiError(400, f"messages.{i}.content: images and tool blocks in one "
+                                    f"message are not supported", param=f"messages.{i}.content")
+            out.append({"role": m.role, "content": [
+                {"type": "text", "text": t} if isinstance(t, str) else t for t in texts]})
+            continue
         text = "".join(texts)
         if family != "generic" and (calls or results):
             if calls:

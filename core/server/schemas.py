@@ -40,6 +40,7 @@ class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str
     text: str | None = None
+    image_url: dict[str, Any] | str | None = None    # {"url": "data:image/png;base64,..."}
 
 
 class FunctionCall(BaseModel):
@@ -142,6 +143,7 @@ class AnthropicBlock(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str
     text: str | None = None
+    source: dict[str, Any] | None = None        # image: {type: base64, media_type, data}
     id: str | None = None                       # tool_use
     name: str | None = None
     input: dict[str, Any] | None = None
@@ -178,20 +180,30 @@ class MessagesRequest(_Body):
         return _stop_list(v)
 
 
-def text_of(content, where: str) -> str:
-    """The text of a message's content: a string, or text parts joined. Anything else (images,
-    audio, tool blocks) is refused by name: we never drop part of what the caller sent."""
+def text_of(content, where: str, images: bool = False):
+    """The text of a message's content: a string, or text parts joined. Anything else (audio,
+    tool blocks) is refused by name: we never drop part of what the caller sent. images: a
+    user message's image_url parts are kept: then the content is the engine's list of parts
+    (core.engine.images reads the data: URLs and refuses other URLs)."""
     from .errors import ApiError
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    texts = []
-    for part in content:
+    texts, parts = [], []
+    for j, part in enumerate(content):
+        if images and part.type == "image_url":
+            if part.image_url is None:
+                raise ApiError(400, f"{where}.{j}: image_url has no url", param=where)
+            parts.append({"type": "image_url", "image_url": part.image_url})
+            continue
         if part.type != "text" or part.text is None:
             raise ApiError(400, f"{where}: content of type {part.type!r} is not supported "
-                                f"(text only)", param=where)
+                                f"(text{' and image_url' if images else ' only'})", param=where)
         texts.append(part.text)
+        parts.append({"type": "text", "text": part.text})
+    if any(p["type"] == "image_url" for p in parts):
+        return parts
     return "".join(texts)
 
 

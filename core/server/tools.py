@@ -117,7 +117,7 @@ def openai_history(messages, family: str = "generic") -> list[dict]:
     out = []
     for i, m in enumerate(messages):
         role = "system" if m.role == "developer" else m.role
-        content = text_of(m.content, f"messages.{i}.content")
+        content = text_of(m.content, f"messages.{i}.content", images=role == "user")
         if role == "assistant" and m.tool_calls:
             calls = [{"id": c.id, "name": c.function.name,
                       "arguments": _json_or_text(c.function.arguments)} for c in m.tool_calls]

@@ -73,8 +73,16 @@ class ChatLayout(QWidget):
         self.send_button.setObjectName("primary")
         self.stop_button, self.regen_button, self.edit_button = (
             QPushButton("Stop"), QPushButton("Regenerate"), QPushButton("Edit last"))
+        self.attach_button = QPushButton("Attach image…")
+        self.attach_button.setToolTip("Images the model reads with your next message (it needs "
+                                      "its vision projector, an mmproj file beside the model)")
+        self.attachments_label = ElidedLabel("")
+        self.remove_attachments_button = QPushButton("Remove")
+        attached = QHBoxLayout()
+        attached.addWidget(self.attachments_label, 1)
+        attached.addWidget(self.remove_attachments_button)
         buttons = QHBoxLayout()
-        for b in (self.edit_button, self.regen_button):
+        for b in (self.edit_button, self.regen_button, self.attach_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.stop_button)
@@ -97,6 +105,7 @@ class ChatLayout(QWidget):
         cv.addWidget(self.view, 1)
         cv.addWidget(self.edit_label)
         cv.addWidget(self.composer)
+        cv.addLayout(attached)
         cv.addLayout(buttons)
         cv.addLayout(status_row)
 

@@ -22,6 +22,7 @@ from quantdesk.core.runtime import (ChatSession, ModelLoaded, ModelLoading, Mode
                                     ModelUnloaded)
 
 from . import transcript
+from .attachments import ImageAttachments
 from .chat_layout import ChatLayout
 from .conversation_model import ConversationListModel
 from .conversations import ConversationList
@@ -58,7 +59,7 @@ class _Live:
         self.text = ""
 
 
-class ChatPage(ConversationList, ModelChoice, ChatLayout):
+class ChatPage(ConversationList, ModelChoice, ImageAttachments, ChatLayout):
     reply_started = Signal(int)        # message id of the new assistant reply
     token_received = Signal(str)
     reply_finished = Signal(object)    # Done
@@ -93,6 +94,7 @@ class ChatPage(ConversationList, ModelChoice, ChatLayout):
         self._tick = QTimer(self, interval=500)
         self._tick.timeout.connect(self._refresh_state)
         self._connect()
+        self._init_attachments()
         self._library_changed()
         if self.conversations.rowCount():
             self.select_conversation(self.conversations.conversation(0).id)
@@ -138,9 +140,11 @@ class ChatPage(ConversationList, ModelChoice, ChatLayout):
             self.new_conversation()
         self._adopt_model()
         self._save_conversation_settings()
-        reply = self.session.send(text, replace_from=self._editing_mid)
+        reply = self.session.send(text, replace_from=self._editing_mid,
+                                  images=self.attachments())
         self.cancel_edit()
         self.composer.clear()
+        self.clear_attachments()
         self._start(reply)
         return True
 
