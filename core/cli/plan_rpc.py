@@ -34,8 +34,8 @@ def run(args, hardware) -> int:
     from quantdesk.core.gguf import GGUFError, inspect_gguf
 
     if Path(args.model).is_dir():
-        raise UserError(f"{args.model} is an HF model folder: --rpc plans the load of a GGUF "
-                        f"(quantize it first, or plan the folder without --rpc)")
+        raise UserError(f"{args.model} is a folder: --rpc plans the load of a GGUF file "
+                        f"(quantize an HF model folder first, or plan it without --rpc)")
     try:
         inspect_gguf(args.model)
     except GGUFError as exc:

