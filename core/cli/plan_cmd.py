@@ -3,7 +3,9 @@
 fits, with how many GPU layers, and which one to use; then the context each KV-cache type reaches.
 The figures are the quantize session's (core/runtime/quantize.py), as on the Quantize page. When
 nothing fits at --ctx, the recommendation may propose a smaller KV cache (q8_0, then q4_0),
-labelled with what it saves and costs, before it lowers the context."""
+labelled with what it saves and costs, before it lowers the context.
+With --rpc HOST:PORT,... (a GGUF): the split a chat load would use over those workers instead
+(plan_rpc.py)."""
 from __future__ import annotations
 
 import argparse
@@ -41,8 +43,12 @@ def register(subparsers) -> None:
     p.add_argument("--vram", type=parse_bytes, help="plan with this much free VRAM (bytes or 8G)")
     p.add_argument("--ram", type=parse_bytes, help="plan with this much free RAM (bytes or 16G)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    from .chat_cmd import add_kv_options
+    from .chat_cmd import add_kv_options, rpc_servers
     add_kv_options(p)
+    p.add_argument("--rpc", type=rpc_servers, default=(), metavar="HOST:PORT[,HOST:PORT...]",
+                   help="workers (`quantdesk worker`) on other machines: show how a chat load "
+                        "of this GGUF would split its layers over them, the local GPU and this "
+                        "CPU (a worker that does not answer is named and left out)")
     p.set_defaults(func=run)
 
 
@@ -67,6 +73,9 @@ def run(args) -> int:
     proposals = tuple(t for t in PROPOSED_KV_TYPES
                       if KV_TYPES.index(t) > max(KV_TYPES.index(kv_k), KV_TYPES.index(kv_v)))
     hw = detect().with_overrides(vram=args.vram, ram=args.ram)
+    if args.rpc:   # the split a chat load would use, not the quant table
+        from .plan_rpc import run as run_rpc
+        return run_rpc(args, hw)
     try:
         plan = plan_source(args.model, hardware=hw, n_ctx=args.ctx, kv_types=proposals, **load)
     except ConvertError as exc:

@@ -118,6 +118,12 @@ class ResolvedLoad:
         return self.request.n_ctx
 
     @property
+    def left_out(self) -> list[str]:
+        """One line per requested worker that did not answer (core.runtime.workers' notes)."""
+        prefix = "left out: "
+        return [p[len(prefix):] for p in self.note.split("; ") if p.startswith(prefix)]
+
+    @property
     def key(self) -> tuple:
         """Same key, same host: model file, context, layers, threads, KV types, flash attention
         and prompt lookup."""

@@ -5,6 +5,12 @@ The server (core.server.ServerThread) runs over the window's own ModelManager an
 model the chat has loaded with the same settings serves API requests too, and the other way
 round. Loads go through the manager's least-recently-used rule (one model at a time by default).
 No idle unload here: the window keeps a model until Unload, as the chat page does.
+
+Other machines: the server's loads may put layers on the machines enabled in Settings > Machines
+(core.settings, the list the chat page's loads read), taken when the server starts and shown
+in the Machines row. Start asks each for its free memory (core.runtime.workers.ask_workers, in
+the pool thread: a machine that went away answers after the probe's timeout); one that does
+not answer is named in the status line, and loads go on without it, as the chat's do.
 """
 from __future__ import annotations
 
@@ -22,16 +28,31 @@ from quantdesk.app.rows_model import RowsModel
 LOG_LINES = 2000
 
 
+def enabled_machines() -> tuple[str, ...]:
+    """Settings > Machines' enabled workers ("host:port"), read now."""
+    from quantdesk.core.settings import load_settings
+    return load_settings().enabled_machines()
+
+
+def machines_text(infos, notes) -> str:
+    """One line: each machine that answered with its free memory, then those left out."""
+    from quantdesk.app import formatting
+    return "; ".join([f"{i.endpoint} ({formatting.size(i.free_bytes)} free)" for i in infos]
+                     + list(notes))
+
+
 class LoadedModels(RowsModel):
     """The manager's loaded hosts (core.runtime.ModelHost), least recently used first."""
-    COLUMNS = ("Model", "Context", "GPU layers", "State")
+    COLUMNS = ("Model", "Context", "GPU layers", "Machines", "State")
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         host = self.item(index.row())
         if host is None or role != Qt.ItemDataRole.DisplayRole:
             return None
+        # the workers this load registered (LoadResult.rpc_servers), else this machine alone
+        machines = ", ".join(host.result.rpc_servers) or "this machine"
         return (host.path.rsplit("/", 1)[-1], str(host.resolved.n_ctx),
-                str(host.result.n_gpu_layers), "generating" if host.busy else "idle"
+                str(host.result.n_gpu_layers), machines, "generating" if host.busy else "idle"
                 )[index.column()]
 
 
@@ -60,6 +81,8 @@ class ServerPage(QWidget):
         self.url.setReadOnly(True)
         self.copy_button = QPushButton("Copy")
         self.status = QLabel("Stopped")
+        self.machines = QLabel()       # Settings > Machines' enabled ones; when serving, checked
+        self.machines.setWordWrap(True)
         self.loaded = LoadedModels(self)
         self.loaded_view = QTableView()
         self.loaded_view.setModel(self.loaded)
@@ -77,6 +100,7 @@ class ServerPage(QWidget):
         url_row.addWidget(self.url, 1)
         url_row.addWidget(self.copy_button)
         form.addRow("Base URL", url_row)
+        form.addRow("Machines", self.machines)
         top = QHBoxLayout()
         top.addWidget(self.start_button)
         top.addWidget(self.status, 1)
@@ -103,9 +127,10 @@ class ServerPage(QWidget):
         from quantdesk.core.runtime.models import DEFAULT_CTX
         from quantdesk.core.server import ServerConfig
         # The chat's default context: the same model loaded by both is one host, not two.
+        # The machines the chat's loads use (Settings > Machines), as the server starts.
         return ServerConfig(host="0.0.0.0" if self.lan.isChecked() else "127.0.0.1",
                             port=self.port.value(), api_key=self.key.text().strip() or None,
-                            ttl=None, n_ctx=DEFAULT_CTX)
+                            ttl=None, n_ctx=DEFAULT_CTX, rpc_servers=enabled_machines())
 
     def _lan_toggled(self, on: bool) -> None:
         if on and not self.key.text().strip():
@@ -113,7 +138,17 @@ class ServerPage(QWidget):
         self._show_config()
 
     def _show_config(self) -> None:
-        self.url.setText(self.config().base_url)
+        config = self.config()
+        self.url.setText(config.base_url)
+        if not self.running:
+            self.machines.setText(
+                ", ".join(config.rpc_servers) + " (Settings > Machines; asked at Start)"
+                if config.rpc_servers else "none: this machine only (Settings > Machines adds "
+                                           "other computers)")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._show_config()   # the machines may have changed on the Settings page
 
     # ---- start / stop ---------------------------------------------------------------------------
     @property
@@ -136,17 +171,29 @@ class ServerPage(QWidget):
         server = ServerThread(config, manager=self._models, library=self._library,
                               listeners=[self._log_relay])
 
-        def started(_result) -> None:
+        def begin():   # pool thread: each probe ends within its timeout
+            from quantdesk.core.runtime.workers import ask_workers
+            answered = ask_workers(config.rpc_servers)
+            server.start()
+            return answered
+
+        def started(answered) -> None:
+            infos, notes = answered
             self._server = server
             self.start_button.setEnabled(True)
             self.start_button.setText("Stop")
-            self.status.setText(f"Serving at {config.base_url}")
+            if config.rpc_servers:
+                self.machines.setText(machines_text(infos, notes))
+            # a machine that does not answer: named, in one line; loads go on without it
+            self.status.setText(f"Serving at {config.base_url}" + (
+                f"; {len(notes)} of {len(config.rpc_servers)} machine(s) left out: "
+                + "; ".join(n.removeprefix("left out: ") for n in notes) if notes else ""))
             self._set_editable(False)
 
         def failed(message: str) -> None:
             self.start_button.setEnabled(True)
             self.status.setText(f"Could not start: {message}")
-        call_later(self._pool, self, server.start, started, failed)
+        call_later(self._pool, self, begin, started, failed)
 
     def stop(self) -> None:
         server, self._server = self._server, None
@@ -155,6 +202,7 @@ class ServerPage(QWidget):
         self.start_button.setText("Start")
         self.status.setText("Stopped")
         self._set_editable(True)
+        self._show_config()
 
     def _set_editable(self, on: bool) -> None:
         for w in (self.port, self.lan, self.key):
