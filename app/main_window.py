@@ -38,6 +38,7 @@ class MainWindow(QMainWindow):
         self.sidebar.addItems(PAGES)
         self.sidebar.setFixedWidth(150)
         self.library_page = LibraryPage(self.library)
+        self.library_page.load_planner = lambda: self.models   # "Load settings…" plan line
         # Built on first show (or first use): their modules stay out of the time to first window.
         self.discover_page = LazyPage(self._make_discover)
         self.quantize_page = LazyPage(self._make_quantize)

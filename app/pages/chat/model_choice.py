@@ -32,7 +32,7 @@ class ModelChoice:
         self._default_model = path
         cid = self.session.conversation_id
         if cid is not None and self.session.model().path != path:
-            self.session.switch_model(path)
+            self._switch_conversation_model(path)
             self.conversations.refresh(cid)
             self._state.clear_messages()
             self._state.notice = (cid, f"This chat now uses {Path(path).name}.")
@@ -121,9 +121,15 @@ class ModelChoice:
         self.new_conversation(model_path=path)
         self.load_selected_model()
 
-
     def _adopt_model(self) -> None:
         """A chat made while the library was empty gets the model shown when it first sends."""
         if self.session.model().path is None and self._default_model:
-            self.session.switch_model(self._default_model)
+            self._switch_conversation_model(self._default_model)
             self.conversations.refresh(self.session.conversation_id)
+
+    def _switch_conversation_model(self, path) -> None:
+        """The switch takes the model's stored load settings (ChatSession.switch_model): the
+        panel's edits are saved first and the panel then shows what the conversation has."""
+        self._save_conversation_settings()
+        self.session.switch_model(path)
+        self.settings.set_settings(self.session.conversation().settings or {})
