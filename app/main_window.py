@@ -176,6 +176,7 @@ class MainWindow(QMainWindow):
         page = ChatPage(self.library, self.models)
         from .context_menus import install_conversation_menu
         install_conversation_menu(page)
+        self.library_page.load_settings_saved.connect(page.model_settings_saved)
         if page.store_error:
             self.banner.show_messages([page.store_error])
         return page

@@ -1,9 +1,11 @@
 """Per-model load settings of the library: context, GPU layers, KV-cache types, flash attention.
 
-A conversation keeps its own settings (chat store); a model served to other programs (the local
-API server) has no conversation, so its settings live here, one entry per model file, in
-model_settings.json in the data folder. A key a model does not set falls back to the door's
-default (the server's: its --ctx and the planner's "auto" GPU layers, f16 KV, flash "auto").
+One entry per model file, in model_settings.json in the data folder, set by the CLI
+(`quantdesk model-settings`) or the window (Library > Load settings…), both checked by check().
+The local API server loads a model with them; a conversation keeps its own settings (chat store)
+and starts from these when it gets the model (core.runtime.chat.model_load_settings). A key a
+model does not set falls back to the door's default (the server's: its --ctx and the planner's
+"auto" GPU layers, f16 KV, flash "auto"; a chat's: the Settings page's defaults).
 
 Rules as for settings.json: values are checked before they are stored (the same checks as a
 load, LoadRequest), writes are atomic, a file that cannot be read is set aside as

@@ -149,3 +149,16 @@ def test_a_chat_with_the_model_loads_with_its_saved_context(window, qtbot, home,
     assert loaded.args[0].n_ctx == 1024
     assert chat.settings.n_ctx.value() == 1024
     assert chat.session.conversation().settings["n_ctx"] == 1024
+
+    # Saved again while this chat (with that model) is shown: the chat takes them for its next
+    # load and says so; a reset changes nothing in it.
+    dialog = open_dialog(window, starter_model)
+    dialog.n_ctx.setText("512")
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert chat.settings.n_ctx.value() == 512
+    assert chat.session.conversation().settings["n_ctx"] == 512
+    assert "load settings saved for" in chat.status.text()
+    assert chat.load_request().n_ctx == 512
+    dialog = open_dialog(window, starter_model)
+    qtbot.mouseClick(dialog.reset_button, Qt.MouseButton.LeftButton)
+    assert chat.settings.n_ctx.value() == 512
