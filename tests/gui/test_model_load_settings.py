@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from PySide6.QtCore import Qt
@@ -43,10 +44,14 @@ def choose(box, value) -> None:
 
 
 def test_the_dialog_writes_what_the_cli_writes_and_shows_it_again(
-        window, qtbot, home, starter_model, tmp_path):
+        window, qtbot, home, starter_model, tmp_path, monkeypatch):
     by_cli = cli(tmp_path / "cli-home", str(starter_model), "--ctx", "1024", "--gpu-layers",
                  "8", "--kv-type", "q8_0", "--flash-attn", "on")
     assert by_cli.returncode == 0, by_cli.stderr
+    planned_on = []   # the threads the dialog's plan line was planned on
+    resolve = window.models.resolve
+    monkeypatch.setattr(window.models, "resolve", lambda request: planned_on.append(
+        threading.current_thread()) or resolve(request))
 
     dialog = open_dialog(window, starter_model)
     assert (dialog.n_ctx.text(), dialog.gpu_layers.text()) == ("", "")   # nothing stored yet
@@ -57,6 +62,9 @@ def test_the_dialog_writes_what_the_cli_writes_and_shows_it_again(
     choose(dialog.kv_type_v, "q8_0")
     choose(dialog.flash_attn, "on")
     assert dialog.save_button.isEnabled()
+    # The plan line is the planner's for these values, planned off the GUI thread.
+    qtbot.waitUntil(lambda: "at context 1,024" in dialog.plan.text(), timeout=20000)
+    assert planned_on and threading.main_thread() not in planned_on
     with qtbot.waitSignal(window.library_page.load_settings_saved) as saved:
         qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     assert not dialog.isVisible()

@@ -11,6 +11,8 @@ from the model manager's planner in a pool thread through app/bridge.py.
 """
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QLineEdit, QPushButton, QVBoxLayout)
@@ -59,9 +61,14 @@ class LoadSettingsDialog(QDialog):
         super().__init__(parent)
         self.path, self.store, self._resolve = str(path), store, resolve
         self.setWindowTitle(f"Load settings — {name}")
-        intro = QLabel(f"How <b>{name}</b> loads: a new chat with it and the local API server "
-                       "start from these. “default” leaves a setting to them.")
+        known = ", ".join(x for x in (f"trained for {trained_ctx:,} tokens" if trained_ctx else "",
+                                      f"{n_layers} layers" if n_layers else "") if x)
+        intro = QLabel(f"How <b>{html.escape(name)}</b> loads: a new chat with it and the local "
+                       "API server start from these; “default” leaves a setting to them.")
         intro.setWordWrap(True)
+        facts = QLabel(f"{known[:1].upper()}{known[1:]}." if known else "")
+        facts.setObjectName("placeholderText")   # the theme's quiet colour, light or dark
+        facts.setVisible(bool(known))
 
         self.n_ctx = QLineEdit(placeholderText=DEFAULT)
         self.n_ctx.setToolTip("Context length in tokens (prompt + reply); more uses more memory"
@@ -92,6 +99,8 @@ class LoadSettingsDialog(QDialog):
         self.plan.setObjectName("placeholderText")
         self.plan.setWordWrap(True)
         self.plan.setVisible(resolve is not None)
+        # room for two lines: the plan arrives later and must not be cut off by the dialog's size
+        self.plan.setMinimumHeight(self.plan.fontMetrics().lineSpacing() * 2 + 4)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                         | QDialogButtonBox.StandardButton.Cancel)
@@ -101,10 +110,12 @@ class LoadSettingsDialog(QDialog):
         self.buttons.addButton(self.reset_button, QDialogButtonBox.ButtonRole.ResetRole)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
+        layout.addWidget(facts)
         layout.addLayout(form)
         layout.addWidget(self.problem)
         layout.addWidget(self.plan)
         layout.addWidget(self.buttons)
+        self.setMinimumWidth(460)
 
         self._pool = serial_pool(self)
         self._plan_generation = 0
