@@ -43,7 +43,8 @@ def check(path, values: dict) -> dict:
     unknown = sorted(set(values) - set(KEYS))
     if unknown:
         raise ValueError(f"unknown model setting {unknown[0]!r} (known: {', '.join(KEYS)})")
-    kw = {"n_ctx": _context(values.get("n_ctx", 2048)), "gpu_layers": values.get("n_gpu_layers", "auto"),
+    kw = {"n_ctx": _context(values.get("n_ctx", 2048)),
+          "gpu_layers": values.get("n_gpu_layers", "auto"),
           "kv_type_k": values.get("kv_type_k", "f16"),
           "kv_type_v": values.get("kv_type_v", "f16"),
           "flash_attn": values.get("flash_attn", "auto")}
