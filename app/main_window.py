@@ -38,6 +38,7 @@ class MainWindow(QMainWindow):
         self.sidebar.addItems(PAGES)
         self.sidebar.setFixedWidth(150)
         self.library_page = LibraryPage(self.library)
+        self.library_page.load_planner = lambda: self.models   # "Load settings…" plan line
         # Built on first show (or first use): their modules stay out of the time to first window.
         self.discover_page = LazyPage(self._make_discover)
         self.quantize_page = LazyPage(self._make_quantize)
@@ -175,6 +176,7 @@ class MainWindow(QMainWindow):
         page = ChatPage(self.library, self.models)
         from .context_menus import install_conversation_menu
         install_conversation_menu(page)
+        self.library_page.load_settings_saved.connect(page.model_settings_saved)
         if page.store_error:
             self.banner.show_messages([page.store_error])
         return page

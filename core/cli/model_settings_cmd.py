@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from quantdesk.core.cli import UserError, positive
+from quantdesk.core.cli import UserError
 from quantdesk.core.cli.chat_cmd import flash_attn, kv_types
 
 
@@ -15,7 +15,8 @@ def register(subparsers) -> None:
                     "server model id): the server loads it with these. Options not given keep "
                     "their stored value.")
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("--ctx", type=positive(int), default=None, help="context size")
+    # checked by the store's rule (model_settings.check), as the window's dialog checks it
+    p.add_argument("--ctx", default=None, metavar="N", help="context size")
     p.add_argument("--gpu-layers", default=None, metavar="N|auto|all", help="GPU layers")
     p.add_argument("--kv-type", type=kv_types, default=None, metavar="TYPE[,V_TYPE]",
                    help="KV-cache type for K and V, or K,V (a quantized V needs flash attention)")

@@ -60,6 +60,16 @@ def default_load_settings() -> dict:
     return {**LOAD_DEFAULTS, **chosen_load_defaults()}
 
 
+def model_load_settings(model_path) -> dict:
+    """The load settings the library keeps for this model (core.runtime.model_settings: the
+    Library's "Load settings…", `quantdesk model-settings`); only the keys it sets. A chat that
+    gets this model starts from them, over the user's defaults, as the API server loads it."""
+    if not model_path:
+        return {}
+    from .model_settings import ModelSettings
+    return ModelSettings().get(model_path)
+
+
 @dataclass(frozen=True)
 class ConversationModel:
     """The model a conversation uses: the file stored with it."""
@@ -220,8 +230,10 @@ class ChatSession:
 
     def new_conversation(self, *, system_prompt: str = "", model_path=None,
                          settings: dict | None = None) -> int:
-        # What the door does not choose comes from the user's defaults, fixed at creation.
-        settings = {**default_load_settings(), **(settings or {})}
+        # What the door does not choose comes from the model's stored load settings, then the
+        # user's defaults, fixed at creation.
+        settings = {**default_load_settings(), **model_load_settings(model_path),
+                    **(settings or {})}
         conv = self.store.create_conversation(system_prompt=system_prompt,
                                               model_path=model_path, settings=settings)
         self.conversation_id = conv.id
@@ -238,9 +250,12 @@ class ChatSession:
 
     def switch_model(self, model_path) -> ConversationModel:
         """Make `model_path` the open conversation's model from its next reply on (the replies
-        so far keep the model name in their stats)."""
+        so far keep the model name in their stats). The load settings the library keeps for
+        that model replace the conversation's own for the keys it sets."""
         path = None if model_path is None else str(model_path)
-        self.store.update_conversation(self._cid(), model_path=path)
+        stored = model_load_settings(path)
+        changes = {"settings": {**(self.conversation().settings or {}), **stored}} if stored else {}
+        self.store.update_conversation(self._cid(), model_path=path, **changes)
         return ConversationModel(path)
 
     def has_replies(self) -> bool:

@@ -1,9 +1,11 @@
 """Per-model load settings of the library: context, GPU layers, KV-cache types, flash attention.
 
-A conversation keeps its own settings (chat store); a model served to other programs (the local
-API server) has no conversation, so its settings live here, one entry per model file, in
-model_settings.json in the data folder. A key a model does not set falls back to the door's
-default (the server's: its --ctx and the planner's "auto" GPU layers, f16 KV, flash "auto").
+One entry per model file, in model_settings.json in the data folder, set by the CLI
+(`quantdesk model-settings`) or the window (Library > Load settings…), both checked by check().
+The local API server loads a model with them; a conversation keeps its own settings (chat store)
+and starts from these when it gets the model (core.runtime.chat.model_load_settings). A key a
+model does not set falls back to the door's default (the server's: its --ctx and the planner's
+"auto" GPU layers, f16 KV, flash "auto"; a chat's: the Settings page's defaults).
 
 Rules as for settings.json: values are checked before they are stored (the same checks as a
 load, LoadRequest), writes are atomic, a file that cannot be read is set aside as
@@ -24,14 +26,25 @@ def _key(path) -> str:
     return os.path.normcase(os.path.abspath(str(path)))
 
 
+def _context(value):
+    """A context length from a door's value (the CLI's int, the window's text, stored JSON)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    raise ValueError(f"context length must be a whole number of tokens, got {value!r}")
+
+
 def check(path, values: dict) -> dict:
     """The values in their normal form; ValueError (one line) for an unknown key or a value (or
-    combination) a load would refuse."""
+    combination) a load would refuse. Every door (the CLI, the Library's "Load settings…"
+    dialog) checks with this, so a value is refused for the same reason everywhere."""
     from .models import LoadRequest
     unknown = sorted(set(values) - set(KEYS))
     if unknown:
         raise ValueError(f"unknown model setting {unknown[0]!r} (known: {', '.join(KEYS)})")
-    kw = {"n_ctx": values.get("n_ctx", 2048), "gpu_layers": values.get("n_gpu_layers", "auto"),
+    kw = {"n_ctx": _context(values.get("n_ctx", 2048)),
+          "gpu_layers": values.get("n_gpu_layers", "auto"),
           "kv_type_k": values.get("kv_type_k", "f16"),
           "kv_type_v": values.get("kv_type_v", "f16"),
           "flash_attn": values.get("flash_attn", "auto")}
@@ -67,6 +80,16 @@ class ModelSettings:
                 data.pop(_key(path), None)
             self._write(data)
             return dict(current)
+
+    def replace(self, path, values: dict) -> dict:
+        """Store exactly `values` for `path` (a key left out is no longer set); returns what is
+        stored. ValueError (one line), changing nothing, as update()."""
+        return self.update(path, **{k: values.get(k) for k in KEYS},
+                           **{k: v for k, v in values.items() if k not in KEYS})
+
+    def reset(self, path) -> None:
+        """Forget every setting of `path`: its entry leaves the file."""
+        self.update(path, **{k: None for k in KEYS})
 
     def _read(self) -> dict:
         try:

@@ -77,7 +77,8 @@ def test_context_menu_on_a_row(window, qtbot, two_more, monkeypatch):
     assert page.select_path(two_more[1])
     menu = page.context_menu()
     actions = {a.text(): a for a in menu.actions() if a.text()}
-    assert list(actions) == ["Chat with this", "Show in folder", "Remove from library…"]
+    assert list(actions) == ["Chat with this", "Load settings…", "Show in folder",
+                            "Remove from library…"]
     opened = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
     actions["Show in folder"].trigger()

@@ -15,6 +15,14 @@ from quantdesk.core.runtime.model_settings import FILE, ModelSettings
 from .server_process import STARTER_ID, Server
 
 
+@pytest.fixture
+def model_copy_path(tmp_path):
+    """Another model file: the store keys entries by path (no model is read)."""
+    path = tmp_path / "other.gguf"
+    path.write_bytes(b"GGUF")
+    return path
+
+
 def test_settings_are_checked_stored_and_removed(tmp_path, starter_model):
     store = ModelSettings(tmp_path)
     assert store.get(starter_model) == {}
@@ -30,6 +38,22 @@ def test_settings_are_checked_stored_and_removed(tmp_path, starter_model):
         "n_ctx": 300, "kv_type_k": "q8_0"}
     assert store.update(starter_model, n_ctx=None, kv_type_k=None) == {}
     assert json.loads((tmp_path / FILE).read_text()) == {}
+
+
+def test_replace_reset_and_a_context_typed_as_text(tmp_path, starter_model, model_copy_path):
+    store = ModelSettings(tmp_path)
+    store.update(model_copy_path, n_ctx=900)
+    store.update(starter_model, n_ctx=300, flash_attn="on")
+    assert store.replace(starter_model, {"n_ctx": " 1024 ", "n_gpu_layers": "ALL"}) == {
+        "n_ctx": 1024, "n_gpu_layers": "all"}                 # flash_attn left out: not set
+    for bad, reason in (("abc", "whole number of tokens, got 'abc'"), ("0", "must be positive"),
+                        (1.5, "whole number of tokens")):
+        with pytest.raises(ValueError, match=reason):
+            store.replace(starter_model, {"n_ctx": bad})
+    assert store.get(starter_model) == {"n_ctx": 1024, "n_gpu_layers": "all"}   # unchanged
+    store.reset(starter_model)
+    assert json.loads((tmp_path / FILE).read_text()) == {
+        os.path.normcase(os.path.abspath(model_copy_path)): {"n_ctx": 900}}
 
 
 def test_an_unreadable_file_is_set_aside_not_overwritten(tmp_path, starter_model):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex
 from PySide6.QtWidgets import QMessageBox
 
-from quantdesk.core.runtime.chat import chosen_load_defaults
+from quantdesk.core.runtime.chat import chosen_load_defaults, model_load_settings
 
 from .conversation_model import ID_ROLE
 
@@ -31,8 +31,10 @@ class ConversationList:
         cid = self.session.new_conversation(
             system_prompt=self.settings.system_prompt.toPlainText(),
             model_path=path,
-            # load settings the user chose on the Settings page win over the panel's
-            settings={**self.settings.settings(), **chosen_load_defaults()})
+            # load settings the user chose on the Settings page win over the panel's, and the
+            # ones the library keeps for this model (Library > Load settings…) win over both
+            settings={**self.settings.settings(), **chosen_load_defaults(),
+                      **model_load_settings(path)})
         self.conversations.reload()
         self.session.conversation_id = None  # select_conversation switches to it
         self.select_conversation(cid)

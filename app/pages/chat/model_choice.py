@@ -3,9 +3,12 @@
 The rule is core.runtime.chat's: a conversation uses the model stored with it. The picker shows
 that model; choosing another one in it switches the conversation (asked first when it already has
 replies); a conversation whose file is gone says so and plans, loads and sends nothing.
+A conversation that gets a model (new chat, switch) starts from the load settings the library
+keeps for it (Library > Load settings…), over the user's defaults.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -32,7 +35,7 @@ class ModelChoice:
         self._default_model = path
         cid = self.session.conversation_id
         if cid is not None and self.session.model().path != path:
-            self.session.switch_model(path)
+            self._switch_conversation_model(path)
             self.conversations.refresh(cid)
             self._state.clear_messages()
             self._state.notice = (cid, f"This chat now uses {Path(path).name}.")
@@ -121,9 +124,30 @@ class ModelChoice:
         self.new_conversation(model_path=path)
         self.load_selected_model()
 
-
     def _adopt_model(self) -> None:
         """A chat made while the library was empty gets the model shown when it first sends."""
         if self.session.model().path is None and self._default_model:
-            self.session.switch_model(self._default_model)
+            self._switch_conversation_model(self._default_model)
             self.conversations.refresh(self.session.conversation_id)
+
+    def model_settings_saved(self, path, stored: dict) -> None:
+        """Library > Load settings… saved `stored` for the model at `path`: the chat shown, when
+        it uses that model, takes them now for its next load (the person just chose them for this
+        model); other chats keep their own until they are switched to it."""
+        model = self.current_model()
+        same = model.path and os.path.normcase(os.path.abspath(model.path)) == \
+            os.path.normcase(os.path.abspath(str(path)))
+        if not stored or not same or self._live is not None:
+            return
+        self.settings.set_settings({**self.settings.settings(), **stored})
+        self._save_conversation_settings()
+        self._state.notice = (self._state.cid, f"This chat now uses the load settings saved for "
+                                               f"{model.name}: they apply at its next load.")
+        self._refresh_state()
+
+    def _switch_conversation_model(self, path) -> None:
+        """The switch takes the model's stored load settings (ChatSession.switch_model): the
+        panel's edits are saved first and the panel then shows what the conversation has."""
+        self._save_conversation_settings()
+        self.session.switch_model(path)
+        self.settings.set_settings(self.session.conversation().settings or {})

@@ -54,6 +54,7 @@ def removal_question(entry, plan) -> tuple[str, str | None]:
 class LibraryPage(QWidget):
     chat_requested = Signal(str)   # path of the model to chat with
     open_requested = Signal()      # File > Open from the page's own button
+    load_settings_saved = Signal(str, dict)   # model path, its stored load settings
 
     def __init__(self, service: LibraryService, parent=None):
         super().__init__(parent)
@@ -66,6 +67,10 @@ class LibraryPage(QWidget):
         self.chat_button.setObjectName("primary")
         self.remove_button = QPushButton("Remove from library…")
         self.remove_button.setToolTip("Forget this model; asks before deleting the file itself")
+        self.load_settings_button = QPushButton("Load settings…")
+        self.load_settings_button.setToolTip(
+            "This model's own context, GPU layers, KV cache and flash attention: a new chat "
+            "with it and the local API server load it with these")
         self.refresh_button = QPushButton("Refresh")
         self.filter_edit = QLineEdit(placeholderText="Filter by name, quant, source…")
         self.filter_edit.setClearButtonEnabled(True)
@@ -74,7 +79,8 @@ class LibraryPage(QWidget):
         bar.addWidget(title)
         bar.addWidget(self.filter_edit, 1)
         bar.addStretch(1)
-        for b in (self.open_button, self.refresh_button, self.remove_button, self.chat_button):
+        for b in (self.open_button, self.refresh_button, self.remove_button,
+                  self.load_settings_button, self.chat_button):
             bar.addWidget(b)
 
         # The view shows the library through a filter; rows and selection speak proxy indexes.
@@ -112,6 +118,11 @@ class LibraryPage(QWidget):
         self.refresh_button.clicked.connect(service.refresh)
         self.chat_button.clicked.connect(self._chat)
         self.remove_button.clicked.connect(self._remove)
+        self.load_settings_button.clicked.connect(self.edit_load_settings)
+        # The window sets this to a callable returning its ModelManager: the dialog's plan line.
+        self.load_planner = None
+        self.settings_dialog = None   # the "Load settings…" dialog last opened
+        self._model_settings = None
         self.table.doubleClicked.connect(self._chat)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.filter_edit.textChanged.connect(self.set_filter)
@@ -164,6 +175,7 @@ class LibraryPage(QWidget):
         entry = self.selected_entry()
         self.details.setText(info_html(entry))
         self.chat_button.setEnabled(entry is not None and entry.info is not None)
+        self.load_settings_button.setEnabled(entry is not None and entry.info is not None)
         # The starter model is always there; removing it would only make it come back.
         self.remove_button.setEnabled(entry is not None and entry.source != "starter")
 
@@ -201,6 +213,30 @@ class LibraryPage(QWidget):
             return None
         return "delete" if check is not None and check.isChecked() else "forget"
 
+    def edit_load_settings(self):
+        """Open the selected model's "Load settings…" dialog (window-modal, not blocking);
+        returns it, or None when no readable model is selected."""
+        entry = self.selected_entry()
+        if entry is None or entry.info is None:
+            return None
+        from quantdesk.core.runtime.model_settings import ModelSettings
+
+        from .load_settings_dialog import LoadSettingsDialog
+        if self._model_settings is None:
+            self._model_settings = ModelSettings()
+        old = self.settings_dialog
+        if old is not None and not old.isVisible() and old.wait_idle(0):
+            old.deleteLater()   # its plan job is done: nothing of it runs any more
+        planner = self.load_planner() if self.load_planner is not None else None
+        dialog = LoadSettingsDialog(
+            str(entry.info.path), formatting.display_name(entry), self._model_settings,
+            trained_ctx=entry.info.context_length, n_layers=entry.info.block_count,
+            resolve=planner.resolve if planner is not None else None, parent=self)
+        dialog.saved.connect(self.load_settings_saved)
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
     def show_in_folder(self) -> None:
         entry = self.selected_entry()
         if entry is not None:
@@ -212,6 +248,8 @@ class LibraryPage(QWidget):
         menu = QMenu(self)
         chat = menu.addAction("Chat with this", self._chat)
         chat.setEnabled(entry is not None and entry.info is not None)
+        menu.addAction("Load settings…", self.edit_load_settings).setEnabled(
+            entry is not None and entry.info is not None)
         menu.addAction("Show in folder", self.show_in_folder).setEnabled(entry is not None)
         menu.addSeparator()
         remove = menu.addAction("Remove from library…", self._remove)
