@@ -85,14 +85,16 @@ def register(subparsers) -> None:
                         "beside the model that fits it; none: no projector)")
     p.add_argument("--system", default="", help="system prompt")
     p.add_argument("--max-tokens", type=positive(), default=512, help="reply length limit (512)")
-    p.add_argument("--ctx", type=positive(), default=2048, help="context size in tokens (2048)")
-    p.add_argument("--gpu-layers", type=_gpu_layers, default="auto",
+    p.add_argument("--ctx", type=positive(), default=None,
+                   help="context size in tokens (default: the model's load settings, else 2048)")
+    p.add_argument("--gpu-layers", type=_gpu_layers, default=None,
                    help="layers to offload to the GPU: N, all (or -1), or auto (the planner's choice, "
-                        "for the context given by --ctx)")
+                        "for the context given by --ctx; default: the model's load settings, else auto)")
     p.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (0.7)")
     p.add_argument("--seed", type=int, default=-1, help="sampling seed (-1: random)")
     p.add_argument("--threads", type=positive(), default=None, help="CPU threads (physical cores)")
     add_kv_options(p)
+    p.set_defaults(flash_attn=None)   # not given: the model's load settings, else the default
     add_rpc_option(p)
     p.add_argument("--prompt-lookup", type=int, default=0, metavar="N",
                    help="prompt-lookup decoding: draft up to N tokens copied from the "
@@ -111,17 +113,22 @@ def run(args) -> int:
     from quantdesk.core.gguf import GGUFError, inspect_gguf
     from quantdesk.core.runtime import ChatSession, ModelLoaded, ModelManager, ModelPlanned
 
-    from quantdesk.core.runtime.chat import ChatError, load_request
+    from quantdesk.core.runtime.chat import (LOAD_DEFAULTS, ChatError, load_request,
+                                             model_load_settings)
     if args.question is not None and args.prompt is not None:
         raise UserError("give the message once: as QUESTION or as --prompt, not both")
     question = args.prompt if args.prompt is not None else args.question
     if question is None:
         raise UserError("no message: give QUESTION (or --prompt TEXT)")
-    kv_k, kv_v = args.kv_type or ("f16", "f16")
+    kv_k, kv_v = args.kv_type or (None, None)
     mmproj = "" if args.mmproj.strip().lower() in ("none", "") else args.mmproj   # "": none
-    load = {"kv_type_k": kv_k, "kv_type_v": kv_v, "flash_attn": args.flash_attn,
-            "prompt_lookup": args.prompt_lookup, "rpc_servers": list(args.rpc),
-            "mmproj": mmproj}
+    given = {"n_ctx": args.ctx, "n_gpu_layers": args.gpu_layers, "kv_type_k": kv_k,
+             "kv_type_v": kv_v, "flash_attn": args.flash_attn}
+    # An option not given comes from the model's load settings (Library "Load settings…",
+    # `quantdesk model-settings`), as in the window and the server, else the CLI's defaults.
+    load = {**LOAD_DEFAULTS, **model_load_settings(Path(args.model)),
+            **{k: v for k, v in given.items() if v is not None},
+            "prompt_lookup": args.prompt_lookup, "rpc_servers": list(args.rpc), "mmproj": mmproj}
     try:   # options llama.cpp would refuse: one line, before anything loads
         request = load_request(args.model, load)
     except ChatError as exc:
@@ -143,7 +150,7 @@ def run(args) -> int:
     store = ChatStore(Path(":memory:"))
     session = ChatSession(store, models)
     session.new_conversation(system_prompt=args.system, model_path=info.path, settings={
-        "n_ctx": args.ctx, "n_gpu_layers": args.gpu_layers, "n_threads": args.threads,
+        "n_threads": args.threads,
         "temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed,
         **load})
     loaded = []

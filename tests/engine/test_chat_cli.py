@@ -97,3 +97,21 @@ def test_bad_model_exits_2_with_one_line(kind, starter_model, tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("quantdesk: ")
     assert "Traceback" not in err
     assert path.name in lines[0]
+
+
+@pytest.mark.slow
+def test_chat_loads_with_the_models_settings_unless_an_option_is_given(starter_model, tmp_path,
+                                                                       monkeypatch, capsys):
+    # the Library's "Load settings…" / `quantdesk model-settings` store, as the window and the
+    # server use it; an option given on the command line still wins
+    monkeypatch.setenv("QUANTDESK_HOME", str(tmp_path))
+    assert main(["model-settings", str(starter_model), "--ctx", "1024"]) == 0
+    capsys.readouterr()
+    runs = {}
+    for extra in ([], ["--ctx", "512"]):
+        code = main(["chat", str(starter_model), "--prompt", "Hi", "--max-tokens", "2",
+                     "--gpu-layers", "0", "--threads", "1", "--json", *extra])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        runs[tuple(extra)] = json.loads(out)["n_ctx"]
+    assert runs == {(): 1024, ("--ctx", "512"): 512}   # (llama.cpp pads to 256)
