@@ -85,7 +85,8 @@ def run(args) -> int:
     if kv_for:   # the context each KV type reaches, for the recommended type (or the file's own)
         table = tuple(dict.fromkeys(KV_TABLE_TYPES + tuple(dict.fromkeys((kv_k, kv_v)))))
         kv_rows = [r.to_json() for r in context_by_kv_type(
-            retype(plan.profile, kv_for), hw, types=table, flash_attn=args.flash_attn)]
+            retype(plan.profile, kv_for), hw, types=table, flash_attn=args.flash_attn,
+            projector=projector)]
     data = {
         "model": plan.path, "kind": plan.kind, "type": plan.own_type, "n_ctx": args.ctx,
         "kv_type": [kv_k, kv_v], "flash_attn": args.flash_attn,

@@ -11,7 +11,10 @@ live once:
   * the first user message titles a "New chat"; editing the last message deletes it and what
     follows before the new one is added; regenerate replaces the last reply;
   * a user message's images are stored with it (chat store, schema 3) and sent again with every
-    later reply, a reopened conversation's too: the model sees what it saw before;
+    later reply, a reopened conversation's too: the model sees what it saw before. A model
+    loaded without a vision projector gets an earlier message's images as "[image: name]" lines
+    (the conversation goes on after a switch to a text model); the latest message's images are
+    always sent, so a new image is refused in one line, never dropped;
   * a reply in flight is saved every SAVE_EVERY_S seconds marked incomplete (a crash loses at most
     that), then finalised with its stats; a cancelled reply that said nothing leaves no row; a
     failed one keeps what arrived (incomplete, with the error) or leaves no row.
@@ -256,18 +259,23 @@ class ChatSession:
             raise ChatError("no conversation is open")
         return self.conversation_id
 
-    def engine_messages(self) -> list[dict]:
-        """What the model sees: the system prompt, then every message that says something."""
+    def engine_messages(self, sees_images: bool = True) -> list[dict]:
+        """What the model sees: the system prompt, then every message that says something.
+        sees_images False (no projector): earlier messages' images become "[image: name]"."""
         conv = self.conversation()
         out = [{"role": "system", "content": conv.system_prompt.strip()}] \
             if conv.system_prompt.strip() else []
-        out += [{"role": m.role, "content": self._content(m)}
-                for m in self.store.messages(conv.id) if m.content and m.role != "system"]
+        shown = [m for m in self.store.messages(conv.id) if m.content and m.role != "system"]
+        latest = next((m.id for m in reversed(shown) if m.role == "user"), None)
+        out += [{"role": m.role, "content": self._content(m, sees_images or m.id == latest)}
+                for m in shown]
         return out
 
-    def _content(self, message):
+    def _content(self, message, images: bool = True):
         if not message.images:
             return message.content
+        if not images:
+            return "\n".join([message.content] + [f"[image: {r.name}]" for r in message.images])
         return [{"type": "text", "text": message.content}] + [
             {"type": "image", "data": self.store.image_data(ref.sha256)}
             for ref in message.images]
@@ -346,7 +354,7 @@ class ChatSession:
         self._check_model()
         conv = self.conversation()
         request = self._load_request()
-        messages = self.engine_messages()
+        messages = self.engine_messages(sees_images=request.mmproj is not None)
         row = self.store.add_message(conv.id, "assistant", "", complete=False)
         return Reply(self.store, self.models, conv.id, row.id, request,
                      sampling_params(conv.settings), messages, clock=self._clock)

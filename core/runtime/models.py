@@ -371,7 +371,8 @@ class ModelManager:
         forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
         return context_by_kv_type(profile, self._hardware(), types or KV_TABLE_TYPES,
                                   flash_attn=request.flash_attn, n_gpu_layers=forced,
-                                  prompt_lookup=request.prompt_lookup)
+                                  prompt_lookup=request.prompt_lookup,
+                                  projector=request_projector(request))
 
     # -- loaded models -----------------------------------------------------------------------------
     def loaded(self) -> list[ModelHost]:

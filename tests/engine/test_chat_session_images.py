@@ -89,3 +89,21 @@ def test_an_image_over_the_store_cap_is_refused_before_anything_changes(tmp_path
             session.send("Describe this", replace_from=store.messages(cid)[0].id,
                          images=[image])
         assert [m.content for m in session.messages()] == ["earlier"]   # not deleted
+
+
+def test_a_text_model_gets_earlier_images_as_their_names(tmp_path, vision, models, starter_model):
+    """A conversation switched to a model without a projector goes on: its earlier images become
+    "[image: name]" lines; an image in the latest message is still sent (and refused)."""
+    _, image = vision
+    with ChatStore(tmp_path / "chats.sqlite3") as store:
+        session = ChatSession(store, models)
+        cid = session.new_conversation(model_path=starter_model, settings=SETTINGS)
+        store.add_message(cid, "user", "Describe this", images=[("a.png", image.read_bytes())])
+        store.add_message(cid, "assistant", "A picture.")
+        reply = session.send("Thanks")
+        assert reply.request.mmproj is None
+        assert reply.messages[0] == {"role": "user", "content": "Describe this\n[image: a.png]"}
+        assert images_in(reply) == []
+        assert answer(reply).finish_reason in ("stop", "length")
+        reply = session.send("And this one?", images=[image])
+        assert images_in(reply) == [image.read_bytes()]
