@@ -6,7 +6,8 @@ reply as it streams (update_message every few tokens, complete=False), so a kill
 generation loses at most the text since the last partial save of the reply in flight.
 
 The schema is versioned with PRAGMA user_version; a file from a newer Quantdesk is refused
-(not rewritten), and a file that is not a database is reported, never replaced.
+(not rewritten), and a file that is not a database is reported, never replaced. A message's
+images are stored with it, once per content (core/chatstore_images.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2: settings["n_gpu_layers"] is an int, "auto" or "all" (was -1 for auto)
+from . import chatstore_images as images_table
+from .chatstore_images import ImageRef
+
+SCHEMA_VERSION = 3  # 2: settings["n_gpu_layers"] is an int, "auto" or "all" (was -1 for auto)
+#                     3: the images and message_images tables (chatstore_images.IMAGE_SCHEMA)
 
 SCHEMA = """
 CREATE TABLE conversations (
@@ -69,6 +74,7 @@ class Message:
     complete: bool
     created: float
     stats: dict = field(default_factory=dict)
+    images: tuple[ImageRef, ...] = ()   # in the order they were sent
 
 
 def _conversation(row) -> Conversation:
@@ -76,13 +82,17 @@ def _conversation(row) -> Conversation:
                         settings=json.loads(row[4] or "{}"), created=row[5], updated=row[6])
 
 
-def _message(row) -> Message:
+def _message(row, images=()) -> Message:
     return Message(id=row[0], conversation_id=row[1], role=row[2], content=row[3],
-                   complete=bool(row[4]), created=row[5], stats=json.loads(row[6] or "{}"))
+                   complete=bool(row[4]), created=row[5], stats=json.loads(row[6] or "{}"),
+                   images=tuple(images))
 
 
 class ChatStore:
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, *,
+                 max_image_bytes: int = images_table.MAX_IMAGE_BYTES,
+                 max_total_image_bytes: int = images_table.MAX_TOTAL_BYTES):
+        self.max_image_bytes, self.max_total_image_bytes = max_image_bytes, max_total_image_bytes
         if path is None:
             from quantdesk.core.paths import data_dir
             path = data_dir() / "chats.sqlite3"
@@ -125,9 +135,13 @@ class ChatStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
-            elif version < 2:
-                self._typed_gpu_layers()
-            # Later versions: `if version < 3: ...` steps here, in this transaction.
+                images_table.create_tables(self._db)
+            else:
+                if version < 2:
+                    self._typed_gpu_layers()
+                if version < 3:
+                    images_table.create_tables(self._db)
+            # Later versions: `if version < 4: ...` steps here, in this transaction.
             if version < SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -194,21 +208,50 @@ class ChatStore:
                       (*fields.values(), time.time(), cid))
 
     def delete_conversation(self, cid) -> None:
-        self._execute("DELETE FROM conversations WHERE id = ?", (cid,))   # messages cascade
+        # messages cascade, their image links too, and the trigger drops images left unused
+        self._execute("DELETE FROM conversations WHERE id = ?", (cid,))
 
     # -- messages --------------------------------------------------------------------------------
-    def add_message(self, cid, role, content, complete=True, stats=None) -> Message:
+    def add_message(self, cid, role, content, complete=True, stats=None, images=()) -> Message:
+        """images: (name, bytes) pairs or bare bytes, stored with the message in the same
+        transaction; one over a cap raises ChatStoreError and nothing is stored."""
         now = time.time()
+        images = images_table.normalised(images)
         with self._lock, self._transaction():
             if self._db.execute("SELECT 1 FROM conversations WHERE id = ?", (cid,)).fetchone() is None:
                 raise KeyError(f"no conversation {cid}")
+            self._check_images(images)
             cur = self._db.execute(
                 "INSERT INTO messages (conversation_id, role, content, complete, created, stats)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (cid, role, content, int(bool(complete)), now, json.dumps(stats or {})))
+            images_table.attach(self._db, cur.lastrowid, images)
             self._db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, cid))
             row = self._db.execute("SELECT * FROM messages WHERE id = ?", (cur.lastrowid,)).fetchone()
-        return _message(row)
+            refs = images_table.refs_by_message(self._db, cid).get(cur.lastrowid, ())
+        return _message(row, refs)
+
+    def check_images(self, images) -> None:
+        """Raises ChatStoreError (one line) when add_message would refuse these images."""
+        with self._lock:
+            if self._db is None:
+                raise ChatStoreError("the chat store is closed")
+            with _sqlite_errors():
+                self._check_images(images_table.normalised(images))
+
+    def _check_images(self, images) -> None:
+        try:
+            images_table.check_caps(self._db, images, self.max_image_bytes,
+                                    self.max_total_image_bytes)
+        except ValueError as exc:
+            raise ChatStoreError(str(exc)) from None
+
+    def image_data(self, sha256: str) -> bytes:
+        """The bytes of a stored image (Message.images[i].sha256)."""
+        row = self._execute("SELECT data FROM images WHERE sha256 = ?", (sha256,)).fetchone()
+        if row is None:
+            raise KeyError(f"no image {sha256}")
+        return bytes(row[0])
 
     def update_message(self, mid, content, complete=None, stats=None) -> None:
         sets, args = ["content = ?"], [content]
@@ -227,9 +270,14 @@ class ChatStore:
             self._db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), cid))
 
     def messages(self, cid) -> list[Message]:
-        rows = self._execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
-                             (cid,)).fetchall()
-        return [_message(r) for r in rows]
+        with self._lock:
+            if self._db is None:
+                raise ChatStoreError("the chat store is closed")
+            with _sqlite_errors():
+                rows = self._db.execute("SELECT * FROM messages WHERE conversation_id = ?"
+                                        " ORDER BY id", (cid,)).fetchall()
+                images = images_table.refs_by_message(self._db, cid)
+        return [_message(r, images.get(r[0], ())) for r in rows]
 
     def close(self) -> None:
         with self._lock:

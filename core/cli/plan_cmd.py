@@ -1,6 +1,8 @@
 """`quantdesk plan MODEL [--ctx N] [--vram BYTES] [--ram BYTES] [--kv-type T[,V]]
-[--flash-attn on|off|auto] [--json]`: which quant of this model (a GGUF or an HF model folder)
-fits, with how many GPU layers, and which one to use; then the context each KV-cache type reaches.
+[--flash-attn on|off|auto] [--mmproj FILE|none] [--json]`: which quant of this model (a GGUF or an
+HF model folder) fits, with how many GPU layers, and which one to use; then the context each
+KV-cache type reaches. A GGUF's vision projector (--mmproj, default: the mmproj*.gguf beside it
+that fits, as a chat load finds it) is counted in every row and shown on its own line.
 The figures are the quantize session's (core/runtime/quantize.py), as on the Quantize page. When
 nothing fits at --ctx, the recommendation may propose a smaller KV cache (q8_0, then q4_0),
 labelled with what it saves and costs, before it lowers the context.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from quantdesk.core.cli import UserError
 
@@ -42,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--ctx", type=int, default=4096, help="context length (default 4096)")
     p.add_argument("--vram", type=parse_bytes, help="plan with this much free VRAM (bytes or 8G)")
     p.add_argument("--ram", type=parse_bytes, help="plan with this much free RAM (bytes or 16G)")
+    p.add_argument("--mmproj", default="auto", metavar="FILE",
+                   help="vision projector counted with a GGUF model (default auto: an "
+                        "mmproj*.gguf beside it that fits; none: no projector)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     from .chat_cmd import add_kv_options, rpc_servers
     add_kv_options(p)
@@ -76,8 +82,10 @@ def run(args) -> int:
     if args.rpc:   # the split a chat load would use, not the quant table
         from .plan_rpc import run as run_rpc
         return run_rpc(args, hw)
+    projector = _projector(args.model, args.mmproj, args.flash_attn)
     try:
-        plan = plan_source(args.model, hardware=hw, n_ctx=args.ctx, kv_types=proposals, **load)
+        plan = plan_source(args.model, hardware=hw, n_ctx=args.ctx, kv_types=proposals,
+                           projector=projector, **load)
     except ConvertError as exc:
         raise UserError(str(exc)) from None
     rec = plan.recommended
@@ -86,7 +94,8 @@ def run(args) -> int:
     if kv_for:   # the context each KV type reaches, for the recommended type (or the file's own)
         table = tuple(dict.fromkeys(KV_TABLE_TYPES + tuple(dict.fromkeys((kv_k, kv_v)))))
         kv_rows = [r.to_json() for r in context_by_kv_type(
-            retype(plan.profile, kv_for), hw, types=table, flash_attn=args.flash_attn)]
+            retype(plan.profile, kv_for), hw, types=table, flash_attn=args.flash_attn,
+            projector=projector)]
     data = {
         "model": plan.path, "kind": plan.kind, "type": plan.own_type, "n_ctx": args.ctx,
         "kv_type": [kv_k, kv_v], "flash_attn": args.flash_attn,
@@ -94,12 +103,34 @@ def run(args) -> int:
         "options": [_option(p, plan.own_type) for p in plan.plans],
         "recommended": _option(rec, plan.own_type) if rec else None,
         "context_by_kv_type": {"type": kv_for, "rows": kv_rows},
+        "projector": projector.to_json() if projector else None,
     }
     if args.json:
         print(json.dumps(data, indent=2))
     else:
         print(format_plan(data))
     return 0
+
+
+def _projector(model: str, chosen: str, flash_attn: str):
+    """The projector a chat load of `model` would take (core.runtime.LoadRequest's rules), priced
+    by the planner; None for none, an HF folder, or no projector beside the model."""
+    import os
+    from quantdesk.core.engine.projector import ProjectorError, check_projector, find_projector
+    from quantdesk.core.planner import PlannerError
+    from quantdesk.core.planner.projector import projector_cost
+    chosen = (chosen or "").strip()
+    if chosen.lower() in ("", "none") or not os.path.isfile(model):
+        if chosen.lower() not in ("", "none", "auto"):
+            raise UserError("--mmproj is for a GGUF model file (an HF folder has no projector "
+                            "file yet)")
+        return None
+    try:
+        path = find_projector(model) if chosen.lower() == "auto" else \
+            check_projector(model, chosen)
+        return projector_cost(path, flash_attn=flash_attn != "off") if path else None
+    except (ProjectorError, PlannerError) as exc:
+        raise UserError(str(exc)) from None
 
 
 def _option(plan, file_type: str | None) -> dict:
@@ -127,6 +158,12 @@ def format_plan(data: dict) -> str:
                 "sizes are the tensor bytes `quantdesk quantize` writes for each type")
     rows.append(f"Recommended: {rec['type']} - {rec['note']}" if rec else
                 "Recommended: none - no type fits this machine")
+    proj = data.get("projector")
+    if proj:
+        rows.append(f"Vision projector {os.path.basename(proj['path'])}: "
+                    f"{mib(proj['weights_bytes'] + proj['compute_bytes'])} (weights + compute "
+                    f"buffer: in VRAM with any GPU layer, else RAM) + {mib(proj['host_bytes'])} "
+                    f"RAM; counted above")
     kv = data.get("context_by_kv_type") or {}
     if kv.get("rows"):
         rows.append("")

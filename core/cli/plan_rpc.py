@@ -23,7 +23,8 @@ def resolve_split(args, hardware):
     try:   # the settings `chat` passes (its default GPU layers: the planner's "auto")
         request = load_request(args.model, {
             "n_ctx": args.ctx, "n_gpu_layers": "auto", "kv_type_k": kv_k, "kv_type_v": kv_v,
-            "flash_attn": args.flash_attn, "rpc_servers": list(args.rpc)})
+            "flash_attn": args.flash_attn, "rpc_servers": list(args.rpc),
+            "mmproj": "" if args.mmproj.strip().lower() in ("none", "") else args.mmproj})
     except ChatError as exc:
         raise UserError(str(exc)) from None
     return ModelManager(hardware=lambda: hardware).resolve(request)

@@ -59,6 +59,8 @@ class MemoryEstimate:
     overhead_vram: int
     ram_reclaimable: int = 0   # clean mapped file pages RSS shows on top of ram_bytes (mmap)
     logits_ram: int = 0        # prompt lookup: logits kept for every position (in ram_bytes)
+    projector_ram: int = 0     # the vision projector (mmproj, planner/projector.py), in ram_bytes
+    projector_vram: int = 0    # ... and in vram_bytes: on the GPU when any layer is
 
     @property
     def rss_bytes(self) -> int:
@@ -122,9 +124,11 @@ def estimate_memory(profile: ModelProfile, *, n_ctx: int, n_gpu_layers: int = 0,
                     n_ubatch: int = N_UBATCH, type_k: str = "F16", type_v: str = "F16",
                     flash_attn: bool = False, swa_full: bool = True, use_mmap: bool = True,
                     cpu_repack: bool = True, gpu_backend: str = "cuda",
-                    prompt_lookup: int = 0) -> MemoryEstimate:
+                    prompt_lookup: int = 0, projector=None) -> MemoryEstimate:
     """RAM and VRAM for `n_gpu_layers` offloaded layers (llama.cpp counts from the last layer;
-    n_layer + 1 also moves the output matrix; token_embd always stays on the CPU)."""
+    n_layer + 1 also moves the output matrix; token_embd always stays on the CPU). projector: a
+    planner.projector.ProjectorCost loaded with the model (the engine host puts its weights and
+    compute buffer on the GPU whenever a layer is there, core.engine.vision)."""
     n_layer = profile.n_layer
     gl = max(0, min(n_gpu_layers, n_layer + 1))
     first_gpu = n_layer - min(gl, n_layer)
@@ -159,14 +163,17 @@ def estimate_memory(profile: ModelProfile, *, n_ctx: int, n_gpu_layers: int = 0,
                     + 4 * profile.n_vocab)  # + the output buffer: one row of logits
     overhead_vram = GPU_CONTEXT.get(gpu_backend, 0) if gl else 0
     logits_ram = draft_logits_bytes(profile, n_ctx, n_ubatch=n_ubatch) if prompt_lookup else 0
-    ram = w_ram + kv_ram + compute_ram + overhead_ram + logits_ram
-    vram = w_vram + kv_vram + compute_vram + overhead_vram
+    projector_vram = projector.device_bytes if projector is not None and gl else 0
+    projector_ram = (projector.total_bytes - projector_vram) if projector is not None else 0
+    ram = w_ram + kv_ram + compute_ram + overhead_ram + logits_ram + projector_ram
+    vram = w_vram + kv_vram + compute_vram + overhead_vram + projector_vram
     return MemoryEstimate(n_ctx=n_ctx, gpu_layers=gl, ram_bytes=int(ram), vram_bytes=int(vram),
                           weights_ram=int(w_ram), weights_vram=int(w_vram), kv_ram=int(kv_ram),
                           kv_vram=int(kv_vram), compute_ram=int(compute_ram),
                           compute_vram=int(compute_vram), overhead_ram=int(overhead_ram),
                           overhead_vram=int(overhead_vram), ram_reclaimable=int(reclaimable),
-                          logits_ram=int(logits_ram))
+                          logits_ram=int(logits_ram), projector_ram=int(projector_ram),
+                          projector_vram=int(projector_vram))
 
 
 def draft_logits_bytes(profile: ModelProfile, n_ctx: int, *, n_ubatch: int = N_UBATCH) -> int:

@@ -10,6 +10,11 @@ live once:
     reply until another model is chosen;
   * the first user message titles a "New chat"; editing the last message deletes it and what
     follows before the new one is added; regenerate replaces the last reply;
+  * a user message's images are stored with it (chat store, schema 3) and sent again with every
+    later reply, a reopened conversation's too: the model sees what it saw before. A model
+    loaded without a vision projector gets an earlier message's images as "[image: name]" lines
+    (the conversation goes on after a switch to a text model); the latest message's images are
+    always sent, so a new image is refused in one line, never dropped;
   * a reply in flight is saved every SAVE_EVERY_S seconds marked incomplete (a crash loses at most
     that), then finalised with its stats; a cancelled reply that said nothing leaves no row; a
     failed one keeps what arrived (incomplete, with the error) or leaves no row.
@@ -224,9 +229,6 @@ class ChatSession:
         self.store, self.models = store, models
         self.conversation_id = conversation_id
         self._clock = clock   # the save cadence's time (tests step it)
-        # Images sent with user messages, by message id: kept in memory for this session's
-        # replies, not in the chat store (a reopened conversation has its text only).
-        self._images: dict[int, list[dict]] = {}
 
     def new_conversation(self, *, system_prompt: str = "", model_path=None,
                          settings: dict | None = None) -> int:
@@ -272,26 +274,40 @@ class ChatSession:
             raise ChatError("no conversation is open")
         return self.conversation_id
 
-    def engine_messages(self) -> list[dict]:
-        """What the model sees: the system prompt, then every message that says something."""
+    def engine_messages(self, sees_images: bool = True) -> list[dict]:
+        """What the model sees: the system prompt, then every message that says something.
+        sees_images False (no projector): earlier messages' images become "[image: name]"."""
         conv = self.conversation()
         out = [{"role": "system", "content": conv.system_prompt.strip()}] \
             if conv.system_prompt.strip() else []
-        out += [{"role": m.role, "content": self._content(m)}
-                for m in self.store.messages(conv.id) if m.content and m.role != "system"]
+        shown = [m for m in self.store.messages(conv.id) if m.content and m.role != "system"]
+        latest = next((m.id for m in reversed(shown) if m.role == "user"), None)
+        out += [{"role": m.role, "content": self._content(m, sees_images or m.id == latest)}
+                for m in shown]
         return out
 
-    def _content(self, message):
-        images = self._images.get(message.id)
-        if not images:
+    def _content(self, message, images: bool = True):
+        if not message.images:
             return message.content
-        return [{"type": "text", "text": message.content}] + images
+        if not images:
+            return "\n".join([message.content] + [f"[image: {r.name}]" for r in message.images])
+        return [{"type": "text", "text": message.content}] + [
+            {"type": "image", "data": self.store.image_data(ref.sha256)}
+            for ref in message.images]
+
+    def message_images(self, message) -> list[dict]:
+        """A stored message's images as content parts send() takes again (with their names):
+        "Edit last" hands them back so the edited message keeps them."""
+        return [{"type": "image", "data": self.store.image_data(ref.sha256), "name": ref.name}
+                for ref in message.images]
 
     def send(self, text: str, *, replace_from: int | None = None, images=()) -> Reply:
         """Store the user's message (after deleting `replace_from` and what follows: edit-last)
-        and the reply's empty row; run the returned Reply to answer. images: content parts
-        (core.engine.images: a path, data or a data: URL) the model sees after the text; read
-        now, so a missing or oversized file is a ChatError before anything is stored."""
+        and the reply's empty row; run the returned Reply to answer. images: paths or content
+        parts (core.engine.images: a path, data or a data: URL; "name" optional) the model sees
+        after the text, stored with the message; read and checked against the store's caps now,
+        so a missing or oversized file is a ChatError (or ChatStoreError) before anything is
+        stored or deleted."""
         text = text.strip()
         if not text:
             raise ChatError("the message is empty")
@@ -301,29 +317,35 @@ class ChatSession:
         cid = self._cid()
         self._check_model()
         self._load_request()   # settings llama.cpp would refuse: say so before storing anything
+        self.store.check_images(parts)
         if replace_from is not None:
             self.store.delete_messages_from(cid, replace_from)
         conv = self.conversation()
         if conv.title == NEW_TITLE and not any(m.role == "user" for m in self.messages()):
             self.store.update_conversation(cid, title=text.splitlines()[0][:TITLE_CHARS])
-        row = self.store.add_message(cid, "user", text)
-        if parts:
-            self._images[row.id] = parts
+        self.store.add_message(cid, "user", text, images=parts)
         return self._reply()
 
     @staticmethod
-    def _read_images(images) -> list[dict]:
+    def _read_images(images) -> list[tuple[str, bytes]]:
+        """(name, bytes) per image: a path's file name, a part's "name", else "image N"."""
         from quantdesk.core.engine.images import image_bytes
         from quantdesk.core.engine.types import EngineError
-        parts = []
+        out = []
         for i, image in enumerate(images or (), 1):
-            part = {"type": "image", "path": str(image)} if isinstance(image, (str, Path)) \
-                else image
+            if isinstance(image, (bytes, bytearray)):
+                part = {"type": "image", "data": bytes(image)}
+            elif isinstance(image, (str, Path)):
+                part = {"type": "image", "path": str(image)}
+            else:
+                part = image
+            name = part.get("name") or (Path(part["path"]).name if part.get("path")
+                                        else f"image {i}")
             try:
-                parts.append({"type": "image", "data": image_bytes(part, f"image {i}")})
+                out.append((str(name), image_bytes(part, f"image {i}")))
             except EngineError as exc:
                 raise ChatError(str(exc)) from None
-        return parts
+        return out
 
     def regenerate(self) -> Reply | None:
         """Replace the last reply with a new one; None when there is nothing to answer."""
@@ -347,7 +369,7 @@ class ChatSession:
         self._check_model()
         conv = self.conversation()
         request = self._load_request()
-        messages = self.engine_messages()
+        messages = self.engine_messages(sees_images=request.mmproj is not None)
         row = self.store.add_message(conv.id, "assistant", "", complete=False)
         return Reply(self.store, self.models, conv.id, row.id, request,
                      sampling_params(conv.settings), messages, clock=self._clock)

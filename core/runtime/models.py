@@ -273,11 +273,21 @@ def vram_used() -> int | None:
     return sum(g.total_bytes - g.free_bytes for g in gpus) if gpus else None
 
 
+def request_projector(request: LoadRequest):
+    """The planner's cost of the request's vision projector (core.planner.projector), or None.
+    libmtmd follows the model's flash-attention choice; "auto" is on where it matters (CPU)."""
+    if not request.mmproj:
+        return None
+    from quantdesk.core.planner.projector import projector_cost
+    return projector_cost(request.mmproj, flash_attn=request.flash_attn != "off")
+
+
 def predicted_bytes(resolved: ResolvedLoad) -> int:
-    """What a load costs by the planner (RAM + VRAM); without a plan, the file's size."""
+    """What a load costs by the planner (RAM + VRAM, the projector's included); without a plan,
+    the files' sizes."""
     plan = resolved.plan
     extra = 0
-    if resolved.request.mmproj:   # the planner does not know the projector: its file size
+    if resolved.request.mmproj and plan is None:
         try:
             extra = os.path.getsize(resolved.request.mmproj)
         except OSError:
@@ -342,7 +352,8 @@ class ModelManager:
                                   n_gpu_layers=forced, lower_ctx=False,
                                   type_k=request.kv_type_k, type_v=request.kv_type_v,
                                   flash_attn=request.flash_attn,
-                                  prompt_lookup=request.prompt_lookup)
+                                  prompt_lookup=request.prompt_lookup,
+                                  projector=request_projector(request))
             if request.rpc_servers:   # workers that answer take layers first
                 from .workers import resolve_with_workers
                 return resolve_with_workers(request, profile, hardware, plan, forced)
@@ -366,7 +377,8 @@ class ModelManager:
         forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
         return context_by_kv_type(profile, self._hardware(), types or KV_TABLE_TYPES,
                                   flash_attn=request.flash_attn, n_gpu_layers=forced,
-                                  prompt_lookup=request.prompt_lookup)
+                                  prompt_lookup=request.prompt_lookup,
+                                  projector=request_projector(request))
 
     # -- loaded models -----------------------------------------------------------------------------
     def loaded(self) -> list[ModelHost]:

@@ -191,5 +191,5 @@ def test_schema_1_auto_gpu_layers_become_the_word_auto(tmp_path):
         assert by_title["manual chat"].settings == {"n_gpu_layers": 12}
         assert by_title["no layers"].settings == {"temperature": 0.3}
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     db.close()

@@ -49,6 +49,18 @@ def test_an_attached_image_is_read_by_the_model(window, qtbot, vision_model):
     stored = page.session.messages()
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].stats["image_tokens"] == 4
+    assert [r.name for r in stored[0].images] == ["a.png"]          # saved with the message
+    assert "[image: a.png]" in page.view.toPlainText()
+
+    # "Edit last" attaches the stored image again: the edited message keeps it
+    page.edit_last()
+    assert page.attachments_label.text() == "Attached: a.png"
+    with qtbot.waitSignal(page.reply_finished, timeout=120000) as finished:
+        assert page.send("Describe this, briefly") is True
+    assert finished.args[0].image_tokens == 4
+    stored = page.session.messages()
+    assert stored[0].content == "Describe this, briefly"
+    assert [[r.name for r in m.images] for m in stored] == [["a.png"], []]
 
 
 def test_a_model_without_a_projector_says_so(window, qtbot, starter_model, vision_model):

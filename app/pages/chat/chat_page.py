@@ -165,6 +165,7 @@ class ChatPage(ConversationList, ModelChoice, ImageAttachments, ChatLayout):
             return
         self._editing_mid = last_user.id
         self.composer.setPlainText(last_user.content)
+        self.set_attachments(self.session.message_images(last_user))   # kept unless removed
         self.edit_label.show()
         self.composer.setFocus()
 
@@ -172,6 +173,7 @@ class ChatPage(ConversationList, ModelChoice, ImageAttachments, ChatLayout):
         if self._editing_mid is not None:
             self._editing_mid = None
             self.composer.clear()
+            self.clear_attachments()   # the edited message's images go with its text
         self.edit_label.hide()
 
     def stop(self) -> None:

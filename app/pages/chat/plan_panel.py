@@ -26,7 +26,18 @@ from quantdesk.app.bridge import call_later, serial_pool
 from quantdesk.app.elided_label import ElidedLabel
 from quantdesk.core.runtime.gpu_layers import describe_gpu_layers
 
-ROWS = ("GPU layers", "RAM", "VRAM")
+ROWS = ("GPU layers", "RAM", "VRAM", "Projector")
+
+
+def projector_text(mem) -> str:
+    """The vision projector's share of the RAM and VRAM above (planner/projector.py): its weights
+    and compute buffer go to the GPU with any offloaded layer, the rest stays in RAM."""
+    if mem is None or not (mem.projector_ram or mem.projector_vram):
+        return "none"
+    if mem.projector_vram:
+        return (f"{formatting.size(mem.projector_vram)} VRAM + "
+                f"{formatting.size(mem.projector_ram)} RAM")
+    return f"{formatting.size(mem.projector_ram)} RAM"
 
 
 def _delta(measured: int, planned: int) -> str:
@@ -120,6 +131,7 @@ class PlanPanel(QGroupBox):
         self.cells[("RAM", "planned")].setText(
             formatting.size(mem.rss_bytes if mem else plan.ram_bytes))
         self.cells[("VRAM", "planned")].setText(formatting.size(plan.vram_bytes))
+        self.cells[("Projector", "planned")].setText(projector_text(mem))
         colour = fit.FIT_COLOURS.get(plan.fit, "#333333")
         self.fit_label.setText(f"<span style='color:{colour}'><b>{fit.badge(plan)}</b></span>"
                                f" at context {plan.n_ctx}")
@@ -176,6 +188,9 @@ class PlanPanel(QGroupBox):
         self.show_placement(getattr(result, "placement", None) or [])
         rss = max(0, result.rss_after - result.rss_before)
         self.cells[("GPU layers", "measured")].setText(str(result.n_gpu_layers))
+        # measured inside the RAM / VRAM growth above (one process, one load)
+        self.cells[("Projector", "measured")].setText(
+            f"loaded ({Path(result.mmproj).name})" if getattr(result, "mmproj", "") else "none")
         planned_ram = (plan.memory.rss_bytes if plan.memory else plan.ram_bytes) if plan else 0
         self.cells[("RAM", "measured")].setText(
             f"{formatting.size(rss)}{_delta(rss, planned_ram)}")

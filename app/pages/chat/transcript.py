@@ -16,6 +16,17 @@ def close_open_fence(text: str) -> str:
     return text + "\n```" if fences % 2 else text
 
 
+def image_lines(message) -> str:
+    """A message's images as "[image: name]" lines under its text (names escaped for Markdown:
+    a file name is never markup)."""
+    names = [ref.name for ref in getattr(message, "images", ())]
+    return "".join(f"\n\n*\\[image: {_escape(n)}\\]*" for n in names)
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|" else c for c in text)
+
+
 def transcript_html(messages, live_mid: int | None, live_text: str, error: str | None,
                     dark: bool = False) -> str:
     """The conversation; the reply being generated (`live_mid`) shows `live_text`. `dark`: the
@@ -34,7 +45,8 @@ def transcript_html(messages, live_mid: int | None, live_text: str, error: str |
             note = f"{stats['tokens_per_second']:.1f} tokens/s"
         else:
             note = ""
-        parts.append(message_html(m.role, close_open_fence(m.content), note, dark))
+        parts.append(message_html(m.role, close_open_fence(m.content) + image_lines(m), note,
+                                  dark))
     if error:
         parts.append(error_html(error, dark))
     return "".join(parts) or EMPTY
