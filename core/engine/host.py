@@ -398,13 +398,13 @@ class Host:
 
         def between_tokens(input_ids, logits) -> bool:
             # Called by llama-cpp-python after every sampled token: count it, honour cancel.
-            # The k-th token sees prompt + k-1 ids. llama-cpp-python calls it once more after
-            # the loop with every evaluated id: the same ones, or with prompt lookup also the
-            # draft tokens evaluated past the last one kept; neither is a new token.
+            # It calls it once more after the loop, with no new token: the count is of the
+            # tokens Llama.sample gave (the recorder's), not read from input_ids, whose length
+            # with prompt-lookup drafts can be anything from prompt + count - 1 on.
             nonlocal count, first_at, cancelled
             if count == 0:
                 first_at = time.perf_counter()
-            if len(input_ids) == n_prompt + count:
+            if len(recorder.chosen) > count:
                 count += 1
             if self.stopping():
                 cancelled = True
