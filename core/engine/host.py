@@ -369,11 +369,12 @@ class Host:
         count = 0
         first_at = start
         cancelled = False
-        image_tokens = 0
+        image_tokens = extra_cells = 0
         if images:   # evaluated here, with the images; create_completion only samples
             try:
-                n_prompt, image_tokens = self.projector.evaluate(
+                n_prompt, image_tokens, cells = self.projector.evaluate(
                     llm, prompt.text, images, self.stopping, add_bos=prompt.add_bos)
+                extra_cells = cells - n_prompt   # M-RoPE images: more cells than positions
             except RuntimeError:
                 if not self.stopping():
                     raise
@@ -397,13 +398,13 @@ class Host:
 
         def between_tokens(input_ids, logits) -> bool:
             # Called by llama-cpp-python after every sampled token: count it, honour cancel.
-            # The k-th token sees prompt + k-1 ids. llama-cpp-python calls it once more after
-            # the loop with every evaluated id: the same ones, or with prompt lookup also the
-            # draft tokens evaluated past the last one kept; neither is a new token.
+            # It calls it once more after the loop, with no new token: the count is of the
+            # tokens Llama.sample gave (the recorder's), not read from input_ids, whose length
+            # with prompt-lookup drafts can be anything from prompt + count - 1 on.
             nonlocal count, first_at, cancelled
             if count == 0:
                 first_at = time.perf_counter()
-            if len(input_ids) == n_prompt + count:
+            if len(recorder.chosen) > count:
                 count += 1
             if self.stopping():
                 cancelled = True
@@ -420,8 +421,9 @@ class Host:
                                sampling.get("json_suffix") or "")
         stops = list(sampling.get("stop") or ())
         recorder = TokenRecorder(llm, sampling.get("logprobs"))
+        from .vision import kv_room
         try:
-            with recorder.sampling():
+            with recorder.sampling(), kv_room(llm, extra_cells):
                 stream = llm.create_completion(
                     list(tokens), max_tokens=int(sampling["max_tokens"]),
                     temperature=float(sampling["temperature"]),
@@ -454,7 +456,8 @@ class Host:
         rate = (count - 1) / gen_seconds if count > 1 and gen_seconds > 0 else (
             count / (end - start) if end > start else 0.0)
         self.events.send(("done", dict(
-            prompt_tokens=n_prompt, completion_tokens=count, tokens_per_second=rate,
+            prompt_tokens=n_prompt + extra_cells, completion_tokens=count,
+            tokens_per_second=rate,
             finish_reason=finish, used_chat_template=prompt.used_chat_template, n_ctx=n_ctx,
             image_tokens=image_tokens,
             prompt_seconds=first_at - start, generation_seconds=gen_seconds,

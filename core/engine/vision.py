@@ -6,17 +6,34 @@ chunk (text through Llama.eval, images through mtmd_helper_eval_chunk_single), i
 llama.cpp context; create_completion then finds the whole prompt already evaluated (prefix match)
 and only samples. Image positions are recorded in Llama.input_ids as -1, a token id no text has,
 so a later prompt's prefix match never reuses them as text.
+
+Positions are libmtmd's: an image chunk starts at Llama.n_tokens and moves it on by the chunk's
+n_pos, and the text after it continues from there through Llama.eval (1-D positions, which
+llama.cpp widens to M-RoPE's (p, p, p, 0) as mtmd_helper's own text decode does). For M-RoPE
+models (Qwen2-VL, Qwen2.5-VL) n_pos is the image grid's longer side, fewer than the image's
+tokens, so the KV cache holds more cells than Llama.n_tokens counts: `Evaluated.cells` is what
+the context size is checked against, and kv_room() makes llama-cpp-python's own room-left sums
+(max_tokens, prompt-lookup drafts) count cells. tests/engine/test_image_positions.py holds the
+first-token logprobs against libmtmd's mtmd_helper_eval_chunks for every vision family.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+from typing import NamedTuple
 
 from .images import MEDIA_MARKER
 from .prompt import TemplateError
 from .types import ContextOverflowError, InvalidRequestError
 
 NOT_TEXT = -1   # Llama.input_ids at an image position
+
+
+class Evaluated(NamedTuple):
+    positions: int      # Llama.n_tokens after the prompt (the next token's position)
+    image_tokens: int   # KV cells the images took
+    cells: int          # KV cells the whole prompt took (more than positions with M-RoPE)
 
 
 def _name(path: str) -> str:
@@ -70,10 +87,10 @@ class Projector:
         return bitmap
 
     def evaluate(self, llm, text: str, images: list[bytes], stopping,
-                 add_bos: bool = False) -> tuple[int, int]:
+                 add_bos: bool = False) -> Evaluated:
         """Evaluate the prompt `text` (one MEDIA_MARKER per image) into llm's context from the
-        start. Returns (positions used, image tokens). Raises InvalidRequestError for a bad
-        image, ContextOverflowError, RuntimeError when the decode was aborted (cancel)."""
+        start. Raises InvalidRequestError for a bad image, ContextOverflowError,
+        RuntimeError when the decode was aborted (cancel)."""
         mt = self.mt
         markers = text.count(MEDIA_MARKER)
         if markers != len(images):
@@ -94,10 +111,11 @@ class Projector:
             if rc != 0:
                 raise InvalidRequestError(f"llama.cpp could not prepare the images "
                                           f"(mtmd_tokenize returned {rc})")
-            n_pos, n_ctx = int(mt.mtmd_helper_get_n_pos(chunks)), llm.n_ctx()
-            if n_pos >= n_ctx:
+            # every token takes a KV cell, whatever its position (M-RoPE: n_pos < n_tokens)
+            cells, n_ctx = int(mt.mtmd_helper_get_n_tokens(chunks)), llm.n_ctx()
+            if cells >= n_ctx:
                 raise ContextOverflowError(
-                    f"the conversation with its images ({n_pos} tokens) does not fit the context "
+                    f"the conversation with its images ({cells} tokens) does not fit the context "
                     f"size ({n_ctx}); start a new chat or load with a larger context")
             return self._eval_chunks(llm, chunks, stopping)
         finally:
@@ -106,12 +124,12 @@ class Projector:
             for b in bitmaps:
                 mt.mtmd_bitmap_free(b)
 
-    def _eval_chunks(self, llm, chunks, stopping) -> tuple[int, int]:
+    def _eval_chunks(self, llm, chunks, stopping) -> Evaluated:
         import llama_cpp
         mt = self.mt
         llm.reset()
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
-        image_tokens = 0
+        image_tokens = image_positions = 0
         for i in range(mt.mtmd_input_chunks_size(chunks)):
             chunk = mt.mtmd_input_chunks_get(chunks, i)
             if mt.mtmd_input_chunk_get_type(chunk) == mt.MTMD_INPUT_CHUNK_TYPE_TEXT:
@@ -130,12 +148,32 @@ class Projector:
                     raise RuntimeError("cancelled while reading an image")
                 raise RuntimeError(f"llama.cpp could not evaluate an image (error {rc})")
             llm.input_ids[start:new_n_past.value] = NOT_TEXT
-            llm.n_tokens = new_n_past.value
+            llm.n_tokens = new_n_past.value   # start + the chunk's n_pos, as libmtmd moves on
+            image_positions += new_n_past.value - start
         if llm.n_tokens and llm.input_ids[llm.n_tokens - 1] == NOT_TEXT:
             # create_completion re-evaluates the last position for its logits: it must be text
             raise TemplateError("the prompt ends with an image; the model's chat template "
                                 "wrote nothing after it")
-        return llm.n_tokens, image_tokens
+        return Evaluated(llm.n_tokens, image_tokens,
+                         llm.n_tokens + image_tokens - image_positions)
+
+
+@contextlib.contextmanager
+def kv_room(llm, extra_cells: int):
+    """For one reply: llama-cpp-python sizes what is left for the reply (create_completion's
+    max_tokens cut) and for prompt-lookup drafts as its _n_ctx less Llama.n_tokens, the
+    positions; with M-RoPE images the cache holds `extra_cells` more cells than that, so it
+    would decode past the full cache (llama_decode fails). Lowering _n_ctx by them makes those
+    sums count cells: the reply ends with "length" when the cache is full, as a text one does."""
+    if extra_cells <= 0:
+        yield
+        return
+    full = llm._n_ctx
+    llm._n_ctx = full - extra_cells
+    try:
+        yield
+    finally:
+        llm._n_ctx = full
 
 
 class TextOnlyDraft:
