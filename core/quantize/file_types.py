@@ -15,11 +15,11 @@ _CALIBRATE = "needs an importance matrix (calibrate on your text)"
 # tensor_requires_imatrix; token_embd/output are exempt). ggml_quantize_chunk itself asserts one
 # only for IQ2_XXS, IQ2_XS and IQ1_S (ggml_quantize_requires_imatrix); IQ3_XXS runs without.
 IMATRIX_TENSOR_TYPES = ("IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_M", "IQ1_S")
-# The type a tensor of a multi-token-prediction layer gets instead of one of those when it has no
-# importance data (mix.py's MTP rule): what llama.cpp gives token_embd, the one matrix it lets go
-# without, at the same file types (Q2_K at IQ1_*/IQ2_XXS/IQ2_XS, IQ3_S at IQ2_S/IQ2_M/IQ3_XXS).
+# Per file type, the type a tensor of a multi-token-prediction layer gets instead of one of those
+# when it has no importance data (mix.py's MTP rule): what llama.cpp gives token_embd in that file
+# type, the one matrix it lets go without importance data.
 WITHOUT_IMATRIX = {"IQ1_S": "Q2_K", "IQ1_M": "Q2_K", "IQ2_XXS": "Q2_K", "IQ2_XS": "Q2_K",
-                   "IQ2_S": "IQ3_S", "IQ3_XXS": "IQ3_S"}
+                   "IQ2_S": "IQ3_S", "IQ2_M": "IQ3_S", "IQ3_XXS": "IQ3_S", "IQ3_XS": "IQ3_S"}
 
 
 @dataclass(frozen=True)

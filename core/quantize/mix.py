@@ -17,8 +17,9 @@ first, then by layer number, then by name — we sort the same way.
 
 One rule of our own (llama.cpp refuses the file instead; its users retype by hand with
 --tensor-type): a tensor of a multi-token-prediction layer (a block holding `nextn.*` tensors,
-GLM-4.5's) whose type needs an importance matrix that has no entry for it gets WITHOUT_IMATRIX's
-type (what llama.cpp gives token_embd at that file type). `quantdesk imatrix` runs the MTP layer,
+GLM-4.5's) whose type needs an importance matrix that has no entry for it gets the type llama.cpp
+gives token_embd in that file type (WITHOUT_IMATRIX: Q2_K at IQ1_*, IQ2_XXS, IQ2_XS; IQ3_S at
+IQ2_S, IQ2_M, IQ3_XXS, IQ3_XS). `quantdesk imatrix` runs the MTP layer,
 so its matrices have entries, but nothing multiplies `nextn.embed_tokens` (a lookup table like
 token_embd): that one always takes the rule, and an imatrix from llama-imatrix, which never runs
 the layer, sends the whole layer there. Without the imatrix's names (the planner), the mix
@@ -306,7 +307,7 @@ def tensor_types(tensors: list[tuple[str, tuple[int, ...], str]], ftype: str,
         ncols = shape[-1]
         new = _pick(st, ft, params, name, tuple(shape), _category(name))
         new = _fallback(new, ncols) if new not in _FLOATS else new
-        if new in IMATRIX_TENSOR_TYPES and lacks(name):   # (the type llama.cpp would write)
-            new = _fallback(WITHOUT_IMATRIX[new], ncols)
+        if new in IMATRIX_TENSOR_TYPES and ft.name in WITHOUT_IMATRIX and lacks(name):
+            new = _fallback(WITHOUT_IMATRIX[ft.name], ncols)   # (new: what llama.cpp would write)
         out[name] = new
     return out

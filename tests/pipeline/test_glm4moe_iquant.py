@@ -166,3 +166,25 @@ def test_imatrix_without_the_mtp_layer(glm45, tmp_path, capfd):
     overrides = {"^" + n.replace(".", r"\.") + "$": "Q2_K" for n in ruled}
     ref = llama_cpp_quantize(f32, tmp_path / "ref.gguf", ftype, imatrix=trunk, overrides=overrides)
     assert ours.read_bytes() == ref.read_bytes()
+
+
+@pytest.mark.parametrize("ftype", [f for f, t in FILE_TYPES.items() if t.needs_imatrix])
+def test_mtp_rule_for_every_low_bit_type(glm45, ftype):
+    """For every file type that needs an importance matrix: with one lacking the MTP layer, the
+    MTP tensors that would need it get the type llama.cpp gives token_embd in that file type, the
+    trunk keeps its types, and nothing is left for llama.cpp's refusal."""
+    from quantdesk.core.convert import open_source
+    from quantdesk.core.quantize.file_types import IMATRIX_TENSOR_TYPES, WITHOUT_IMATRIX
+    from quantdesk.core.quantize.mix import imatrix_refusal, tensor_types
+    source = open_source(glm45[2])
+    rows = [(t.name, t.shape, t.dtype) for t in source.tensors]
+    source.close()
+    every = {n for n, shape, _ in rows if len(shape) >= 2}
+    full = tensor_types(rows, ftype, source.params, True, imatrix_names=every)
+    trunk_only = every - {n for n in every if n.startswith("blk.3.")}
+    got = tensor_types(rows, ftype, source.params, True, imatrix_names=trunk_only)
+    changed = {n for n in got if got[n] != full[n]}
+    assert changed and all(n.startswith("blk.3.") and full[n] in IMATRIX_TENSOR_TYPES for n in changed)
+    assert {got[n] for n in changed} == {WITHOUT_IMATRIX[ftype]} == {got["token_embd.weight"]}
+    assert imatrix_refusal(ftype, got, trunk_only) is None
+    assert imatrix_refusal(ftype, full, trunk_only) is not None       # what llama.cpp refuses
