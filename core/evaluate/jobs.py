@@ -114,10 +114,12 @@ def compare(payload: dict, progress, cancelled) -> dict:
 
 
 def imatrix(payload: dict, progress, cancelled) -> dict:
-    """Importance matrix: mean squares of every blk.* matmul input over the calibration text."""
+    """Importance matrix: mean squares of every blk.* matmul input over the calibration text
+    (payload["mtp"]: the model's MTP layer's too, run after each window as MTP drafting runs it)."""
     from quantdesk.core.imatrix.collect import Collector
     collector = Collector(process_output=bool(payload.get("process_output", False)))
-    session = _open(payload, cb_eval=collector.callback)
+    mtp = bool(payload.get("mtp", False))
+    session = _open(payload, cb_eval=collector.callback, mtp=mtp)
     try:
         tokens = session.tokenize(payload["text"])
         n_chunks, _first, _ = _layout(session, tokens, payload)
@@ -128,6 +130,8 @@ def imatrix(payload: dict, progress, cancelled) -> dict:
                 raise JobCancelled
             window = scoring.chunk_tokens(tokens, c, n_ctx, session.bos)
             session.logits(window, 0)        # all outputs, as llama-imatrix asks: every layer sees every token
+            if mtp:
+                session.mtp_pass(window)
             collector.raise_error()
             progress(c + 1, n_chunks)
         return dict(entries=collector.entries(), chunk_count=n_chunks, chunk_size=n_ctx)

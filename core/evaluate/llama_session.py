@@ -4,6 +4,10 @@ The low-level API (not llama_cpp.Llama) because an evaluation needs what the hig
 not expose: a batch that asks for logits only where they are scored (as llama-perplexity does),
 and, for the importance matrix, the graph evaluation callback `cb_eval` set before the context
 is created.
+
+`mtp=True` (a model with a multi-token-prediction layer, GLM-4.5's): the model is loaded with that
+layer and a second, MTP context runs it over each window the way llama.cpp's MTP drafting does
+(`mtp_pass`), so the evaluation callback sees the layer's matrix multiplications too.
 """
 from __future__ import annotations
 
@@ -31,13 +35,14 @@ def _quiet_logs() -> None:
 
 class LlamaSession:
     def __init__(self, path: str, *, n_ctx: int, n_threads: int, n_gpu_layers: int = 0,
-                 cb_eval=None):
+                 cb_eval=None, mtp: bool = False):
         import llama_cpp
         self.lib = llama_cpp
         _quiet_logs()
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0
+        mparams.load_mtp = mtp
         self.model = llama_cpp.llama_model_load_from_file(path.encode("utf-8"), mparams)
         if not self.model:
             raise SessionError(f"llama.cpp could not load {os.path.basename(path)}")
@@ -52,9 +57,18 @@ class LlamaSession:
             self._cb = llama_cpp.ggml_backend_sched_eval_callback(cb_eval)
             cparams.cb_eval = self._cb
             cparams.cb_eval_user_data = None
+        self.mtp_ctx = None
+        if mtp:
+            # the trunk hands the MTP layer its final normed hidden state (llama.cpp's h_nextn,
+            # the same tensor as the per-token embeddings output with no pooling)
+            tparams = llama_cpp.llama_context_params.from_buffer_copy(cparams)
+            tparams.embeddings, tparams.pooling_type = True, llama_cpp.LLAMA_POOLING_TYPE_NONE
+            cparams.ctx_type = llama_cpp.LLAMA_CONTEXT_TYPE_MTP
+            self.mtp_ctx = llama_cpp.llama_init_from_model(self.model, cparams)
+            cparams = tparams
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
-        if not self.ctx:
-            llama_cpp.llama_model_free(self.model)
+        if not self.ctx or (mtp and not self.mtp_ctx):
+            self.close()
             raise SessionError(f"llama.cpp could not create a context of {n_ctx} tokens")
         self.n_ctx = n_ctx
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
@@ -93,8 +107,37 @@ class LlamaSession:
         ptr = lib.llama_get_logits(self.ctx)
         return np.ctypeslib.as_array(ptr, shape=(n - first, self.n_vocab)).copy()
 
+    def mtp_pass(self, tokens: np.ndarray) -> None:
+        """Run the MTP layer over the window `logits` evaluated last, as common/speculative.cpp's
+        MTP drafting feeds it: token k paired with the trunk's hidden state of position k-1
+        (zeros before the first), logits at every position."""
+        import llama_cpp as lib
+        n = len(tokens)
+        n_embd = int(lib.llama_model_n_embd(self.model))
+        h = np.ctypeslib.as_array(lib.llama_get_embeddings(self.ctx), shape=(n, n_embd))
+        rows = np.zeros((n, n_embd), dtype=np.float32)
+        rows[1:] = h[:-1]
+        lib.llama_memory_clear(lib.llama_get_memory(self.mtp_ctx), True)
+        batch = lib.llama_batch_ext_init(self.mtp_ctx)
+        try:
+            for i in range(n):
+                idx = lib.llama_batch_ext_add_token(batch, 0, int(tokens[i]))
+                lib.llama_batch_ext_set_pos(batch, idx, (ctypes.c_int32 * 1)(i))
+                row = lib.llama_embd(rows[i].ctypes.data_as(ctypes.POINTER(ctypes.c_float)), 1, n_embd)
+                if not lib.llama_batch_ext_set_embd_token(batch, idx, row):
+                    raise SessionError("llama.cpp refused the MTP layer's input")
+                lib.llama_batch_ext_set_output_logits(batch, idx, True)
+            rc = lib.llama_process(self.mtp_ctx, lib.LLAMA_PROCESS_TYPE_DECODE, batch)
+        finally:
+            lib.llama_batch_ext_free(batch)
+        if rc != 0:
+            raise SessionError(f"llama.cpp could not run the MTP layer (llama_process returned {rc})")
+
     def close(self) -> None:
         lib = self.lib
+        if getattr(self, "mtp_ctx", None):
+            lib.llama_free(self.mtp_ctx)
+            self.mtp_ctx = None
         if getattr(self, "batch", None) is not None:
             lib.llama_batch_free(self.batch)
             self.batch = None

@@ -7,6 +7,11 @@
 compute_imatrix runs llama.cpp in the evaluation child process (see collect.py for why the
 evaluation callback). A Hugging Face folder is first converted to a temporary F16 GGUF with our
 own pipeline, so the statistics come from unquantized weights.
+
+A model with a multi-token-prediction layer (GLM-4.5/4.6's "nextn" layer, kept in the GGUF as
+llama.cpp's converter keeps it) has that layer run too, the way llama.cpp's MTP drafting runs it,
+so its matrices get importance data of their own (llama-imatrix never runs it: normal decoding
+stops at the last trunk layer) and IQ1/IQ2/IQ3_XXS files keep their i-quant types there.
 """
 from __future__ import annotations
 
@@ -39,6 +44,23 @@ def _gguf_source(source: Path, tmp: Path) -> Path:
         raise ImatrixError(str(exc)) from None
 
 
+# architectures whose MTP layer llama.cpp (0.3.36's) can run as a draft context (graph_mtp)
+MTP_DRAFT_ARCHS = ("glm4moe",)
+
+
+def _has_mtp_layer(path: Path) -> bool:
+    """The GGUF holds an MTP layer llama.cpp can run (a file with its MTP weights stripped, which
+    llama.cpp loads as trunk-only, has none to run)."""
+    from quantdesk.core.gguf import GGUFError, read_header
+    try:
+        header = read_header(path)
+    except GGUFError as exc:
+        raise ImatrixError(str(exc)) from None
+    if header.metadata.get("general.architecture") not in MTP_DRAFT_ARCHS:
+        return False
+    return any(t.name.endswith(".nextn.eh_proj.weight") for t in header.tensors)
+
+
 def compute_imatrix(source: str | Path, text: str, *, n_ctx: int = 512,
                     max_chunks: int | None = None, threads: int | None = None,
                     n_gpu_layers: int = 0, dataset: str = "", process_output: bool = False,
@@ -52,7 +74,7 @@ def compute_imatrix(source: str | Path, text: str, *, n_ctx: int = 512,
         path = _gguf_source(Path(source), Path(tmp))
         payload = dict(path=str(path), text=text, n_ctx=int(n_ctx), max_chunks=max_chunks,
                        threads=threads, n_gpu_layers=int(n_gpu_layers),
-                       process_output=process_output)
+                       process_output=process_output, mtp=_has_mtp_layer(path))
         try:
             r = run_job("imatrix", payload, progress=progress,
                         cancelled=(lambda: cancel.cancelled) if cancel is not None else None)

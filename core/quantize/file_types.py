@@ -15,6 +15,11 @@ _CALIBRATE = "needs an importance matrix (calibrate on your text)"
 # tensor_requires_imatrix; token_embd/output are exempt). ggml_quantize_chunk itself asserts one
 # only for IQ2_XXS, IQ2_XS and IQ1_S (ggml_quantize_requires_imatrix); IQ3_XXS runs without.
 IMATRIX_TENSOR_TYPES = ("IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_M", "IQ1_S")
+# Per file type, the type a tensor of a multi-token-prediction layer gets instead of one of those
+# when it has no importance data (mix.py's MTP rule): what llama.cpp gives token_embd in that file
+# type, the one matrix it lets go without importance data.
+WITHOUT_IMATRIX = {"IQ1_S": "Q2_K", "IQ1_M": "Q2_K", "IQ2_XXS": "Q2_K", "IQ2_XS": "Q2_K",
+                   "IQ2_S": "IQ3_S", "IQ2_M": "IQ3_S", "IQ3_XXS": "IQ3_S", "IQ3_XS": "IQ3_S"}
 
 
 @dataclass(frozen=True)
@@ -84,21 +89,14 @@ def file_type(name: str) -> FileType:
 def imatrix_refusal(ftype: str, types: dict[str, str], imatrix_names=None) -> str | None:
     """llama.cpp's refusal of a plan whose tensors need an importance matrix it lacks (none given:
     `imatrix_names` None; or one without an entry for such a tensor), as one line offering the
-    calibration; None when every tensor of the plan can be written."""
+    calibration; None when every tensor of the plan can be written. (Tensors of an MTP layer never
+    trip it: the mix gives those without importance data a WITHOUT_IMATRIX type, since
+    calibrating cannot always reach them.)"""
     need = [(n, t) for n, t in types.items() if t in IMATRIX_TENSOR_TYPES
             and n not in ("token_embd.weight", "per_layer_token_embd.weight", "output.weight")
             and (imatrix_names is None or n not in imatrix_names)]
     if not need:
         return None
-    # GLM-4.5's MTP layers: calibration (ours as llama-imatrix) runs normal decoding, which never
-    # goes through them, so calibrating cannot give them the entries llama.cpp demands
-    mtp_layers = {n.split(".")[1] for n in types if n.startswith("blk.") and ".nextn." in n}
-    in_mtp = [(n, t) for n, t in need if n.startswith("blk.") and n.split(".")[1] in mtp_layers]
-    if in_mtp:
-        name, qtype = in_mtp[0]
-        return (f"{ftype.upper()} needs importance data for {name} (as {qtype}, which llama.cpp "
-                "refuses to write without it), a tensor of the multi-token-prediction layer, which "
-                "calibration never runs (llama.cpp's neither): choose IQ3_S, IQ3_M or a K-quant")
     name, qtype = need[0]
     what = ("needs an importance matrix" if imatrix_names is None else
             "needs an importance matrix with an entry for every tensor; the one given lacks")

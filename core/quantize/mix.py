@@ -14,6 +14,16 @@ llama-cpp-python 0.3.36 ships), restricted to the file types we produce:
   * a type whose block does not divide the row length falls back (`tensor_type_fallback`).
 The counters that pick "more bits" layers advance in llama.cpp's tensor order: non-layer tensors
 first, then by layer number, then by name — we sort the same way.
+
+One rule of our own (llama.cpp refuses the file instead; its users retype by hand with
+--tensor-type): a tensor of a multi-token-prediction layer (a block holding `nextn.*` tensors,
+GLM-4.5's) whose type needs an importance matrix that has no entry for it gets the type llama.cpp
+gives token_embd in that file type (WITHOUT_IMATRIX: Q2_K at IQ1_*, IQ2_XXS, IQ2_XS; IQ3_S at
+IQ2_S, IQ2_M, IQ3_XXS, IQ3_XS). `quantdesk imatrix` runs the MTP layer,
+so its matrices have entries, but nothing multiplies `nextn.embed_tokens` (a lookup table like
+token_embd): that one always takes the rule, and an imatrix from llama-imatrix, which never runs
+the layer, sends the whole layer there. Without the imatrix's names (the planner), the mix
+assumes one from `quantdesk imatrix`.
 """
 from __future__ import annotations
 
@@ -22,7 +32,8 @@ import re
 from quantdesk.kernels import get_format, row_bytes
 
 from ..convert.source import ModelParams
-from .file_types import FILE_TYPES, FileType, file_type, imatrix_refusal  # noqa: F401 (re-export)
+from .file_types import (FILE_TYPES, IMATRIX_TENSOR_TYPES, WITHOUT_IMATRIX, FileType,  # noqa: F401
+                         file_type, imatrix_refusal)
 
 
 def tensor_bytes(qtype: str, shape: tuple[int, ...]) -> int:
@@ -256,13 +267,30 @@ def _layer_info(i: int, n: int, name: str, p: ModelParams) -> tuple[int, int]:
     return i, n
 
 
+def _mtp_without_importance(has_imatrix: bool, imatrix_names, mtp_layers: set[str]):
+    """name -> True for a tensor of an MTP layer that the importance matrix has no entry for."""
+    def lacks(name: str) -> bool:
+        m = _LAYER.match(name)
+        if not m or m.group(1) not in mtp_layers:
+            return False
+        if imatrix_names is not None:
+            return name not in imatrix_names
+        return not has_imatrix or ".nextn.embed_tokens." in name   # as `quantdesk imatrix` collects
+    return lacks
+
+
 def tensor_types(tensors: list[tuple[str, tuple[int, ...], str]], ftype: str,
-                 params: ModelParams, has_imatrix: bool = False) -> dict[str, str]:
+                 params: ModelParams, has_imatrix: bool = False,
+                 imatrix_names=None) -> dict[str, str]:
     """{name: GGML type name} for each (name, numpy shape, current type) as file type `ftype`,
-    decided in llama.cpp's order. Tensors llama.cpp never quantizes keep their current type."""
+    decided in llama.cpp's order. Tensors llama.cpp never quantizes keep their current type.
+    `imatrix_names`: the tensors the importance matrix has entries for (None: unknown, assumed
+    made by `quantdesk imatrix` when `has_imatrix`), for the MTP rule (module docstring)."""
     ft = file_type(ftype)
     ordered = sorted(tensors, key=lambda t: llama_order_key(t[0]))
     st = _State([t[0] for t in ordered], params, has_imatrix)
+    mtp_layers = {m.group(1) for n, _, _ in ordered if ".nextn." in n and (m := _LAYER.match(n))}
+    lacks = _mtp_without_importance(has_imatrix, imatrix_names, mtp_layers)
     quantized_default = not ft.is_float
     out: dict[str, str] = {}
     for name, shape, current in ordered:
@@ -278,5 +306,8 @@ def tensor_types(tensors: list[tuple[str, tuple[int, ...], str]], ftype: str,
             continue
         ncols = shape[-1]
         new = _pick(st, ft, params, name, tuple(shape), _category(name))
-        out[name] = _fallback(new, ncols) if new not in _FLOATS else new
+        new = _fallback(new, ncols) if new not in _FLOATS else new
+        if new in IMATRIX_TENSOR_TYPES and ft.name in WITHOUT_IMATRIX and lacks(name):
+            new = _fallback(WITHOUT_IMATRIX[ft.name], ncols)   # (new: what llama.cpp would write)
+        out[name] = new
     return out

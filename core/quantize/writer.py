@@ -85,7 +85,8 @@ def quantize_model(src: str | Path | Source, out: str | Path, qtype: str, *,
         imat = _load_imatrix(imatrix)
         ordered = sorted(source.tensors, key=lambda t: llama_order_key(t.name))
         types = tensor_types([(t.name, t.shape, t.dtype) for t in ordered], ft.name,
-                             source.params, has_imatrix=bool(imat))
+                             source.params, has_imatrix=bool(imat),
+                             imatrix_names=set(imat) if imat else None)
         if source.tensor_types is not None:
             types = dict(source.tensor_types)
         refusal = imatrix_refusal(ft.name, types, set(imat) if imat else None)

@@ -39,9 +39,10 @@ def tiny_f32(tmp_path_factory):
 
 
 def llama_cpp_quantize(src: Path, dst: Path, ftype: int, threads: int = 2,
-                       imatrix: dict | None = None) -> Path:
+                       imatrix: dict | None = None, overrides: dict | None = None) -> Path:
     """llama.cpp's llama_model_quantize, the reference route; `imatrix`: {tensor name: float32
-    importances} handed over as llama_model_imatrix_data."""
+    importances} handed over as llama_model_imatrix_data; `overrides`: {regex: GGML type name},
+    llama-quantize's --tensor-type."""
     import llama_cpp
     import numpy as np
     params = llama_cpp.llama_model_quantize_default_params()
@@ -58,6 +59,14 @@ def llama_cpp_quantize(src: Path, dst: Path, ftype: int, threads: int = 2,
             entries[i].size = arr.size
         entries[len(imatrix)].name = None
         params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+    if overrides:
+        from gguf import GGMLQuantizationType
+        tt = (llama_cpp.llama_model_tensor_override * (len(overrides) + 1))()
+        for i, (pattern, qtype) in enumerate(overrides.items()):
+            keep.append(pattern.encode())
+            tt[i].pattern, tt[i].type = keep[-1], int(GGMLQuantizationType[qtype])
+        tt[len(overrides)].pattern = None
+        params.tt_overrides = ctypes.cast(tt, ctypes.POINTER(llama_cpp.llama_model_tensor_override))
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
     assert rc == 0, f"llama_model_quantize failed for {src}"
     return dst

@@ -232,23 +232,26 @@ def test_planner_counts_the_mtp_layer_as_llama_cpp_does(tmp_path, capfd):
     assert estimate_memory(planned, n_ctx=512).kv_ram == est.kv_ram
 
 
-def test_low_bit_types_need_importance_for_the_mtp_layer_too(tmp_path, capfd):
-    """An importance matrix gathered by running the model (ours or llama-imatrix) never sees the
-    MTP layer, which normal decoding skips. llama.cpp then refuses IQ2_XXS ("Missing importance
-    matrix for tensor blk.3.nextn.eh_proj.weight"), and so do we, in one line that says why
-    calibrating will not help, writing nothing."""
-    from quantdesk.core.convert import open_source
+def test_low_bit_types_without_an_imatrix_are_refused_on_the_trunk(tmp_path):
+    """Without an importance matrix the MTP layer takes mix.py's MTP rule (eh_proj: Q2_K, not
+    IQ2_XXS), so the refusal names a trunk tensor and offers the calibration, which gives the
+    MTP layer data of its own (test_glm4moe_iquant.py); nothing is written. The planner plans
+    the file as calibrated: eh_proj IQ2_XXS."""
+    from gguf import GGMLQuantizationType as T
 
-    from .conftest import imatrix_values, write_imatrix
+    from quantdesk.core.convert import open_source
+    from quantdesk.core.planner import load_profile, retype
+    from quantdesk.core.quantize.mix import tensor_types
     build_glm4moe(tmp_path / "hf")
     f32 = quantize_model(tmp_path / "hf", tmp_path / "f32.gguf", "F32").path
-    values = imatrix_values(open_source(f32).tensors)
-    trunk = {n: v for n, v in values.items() if not n.startswith("blk.3.")}
-    with pytest.raises(AssertionError, match="llama_model_quantize failed"):
-        llama_cpp_quantize(f32, tmp_path / "ref.gguf", FILE_TYPES["IQ2_XXS"].ftype, imatrix=trunk)
-    assert "Missing importance matrix for tensor blk.3.nextn.eh_proj.weight" in capfd.readouterr().err
-    for imatrix in (write_imatrix(tmp_path / "im.gguf", trunk), None):   # calibrating cannot help
-        with pytest.raises(ConvertError, match=r"^IQ2_XXS needs importance data for blk\.3\.nextn\.eh_proj\.weight "
-                                               r".*multi-token-prediction layer, which calibration never runs"):
-            quantize_model(f32, tmp_path / "ours.gguf", "IQ2_XXS", imatrix=imatrix)
+    with pytest.raises(ConvertError, match=r"^IQ2_XXS needs an importance matrix blk\.0\.ffn_down\.weight "
+                                           r".*calibrate on your text"):
+        quantize_model(f32, tmp_path / "ours.gguf", "IQ2_XXS")
     assert not (tmp_path / "ours.gguf").exists()
+    source = open_source(f32)
+    rows = [(t.name, t.shape, t.dtype) for t in source.tensors]
+    source.close()
+    types = tensor_types(rows, "IQ2_XXS", source.params)
+    assert (types["blk.0.ffn_down.weight"], types["blk.3.nextn.eh_proj.weight"]) == ("IQ2_XXS", "Q2_K")
+    planned = {n: T(ty).name for n, _, ty in retype(load_profile(f32), "IQ2_XXS").tensors}
+    assert planned["blk.3.nextn.eh_proj.weight"] == "IQ2_XXS"

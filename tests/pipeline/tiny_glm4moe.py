@@ -19,9 +19,10 @@ SPEC = dict(scoring_func="sigmoid", n_group=1, topk_group=1, norm_topk_prob=True
 
 
 def build_glm4moe(folder: Path, *, n_layer: int = 3, seed: int = 0, mtp: bool = True,
-                  mtp_copies: bool = True) -> dict:
+                  mtp_copies: bool = True, n_embd: int = E) -> dict:
     """`mtp`: store the MTP layer (config.json announces it either way, as real repos with their
-    MTP weights stripped do)."""
+    MTP weights stripped do). `n_embd` 256: rows long enough for the 256-weight i-quant blocks."""
+    E = n_embd
     folder.mkdir(parents=True, exist_ok=True)
     r = RandomWeights(seed)
     mat, vec = r.mat, r.vec
