@@ -221,6 +221,11 @@ def test_planner_counts_the_mtp_layer_as_llama_cpp_does(tmp_path, capfd):
                                      source_type="F32")
     assert (planned.n_layer, planned.n_nextn, planned.n_head_kv) == (4, 1, (2, 2, 2, 0))
     est = estimate_memory(profile, n_ctx=512)
+    # llama-cpp-python's own log callback (an in-process LlamaSession of an earlier test may
+    # have replaced it with the job's quiet one): the buffer sizes are read from its log
+    import ctypes
+    from llama_cpp import _logger
+    llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
     capfd.readouterr()
     llm = llama_cpp.Llama(str(f32), n_ctx=512, n_gpu_layers=0, n_threads=2, use_mmap=False, verbose=True)
     llm.close()
