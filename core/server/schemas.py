@@ -23,6 +23,8 @@ class _Body(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
     n_ctx: int | None = Field(default=None, ge=64)
+    # llama.cpp's option (chat and messages): "none" keeps a model's reasoning inline
+    reasoning_format: Literal["auto", "deepseek", "none"] | None = None
 
 
 def _stop_list(value) -> list[str]:
