@@ -1,0 +1,141 @@
+"""Reasoning split out end to end: the starter model's weights under real DeepSeek-R1 (its
+generation prompt opens "<think>\\n", so the reply starts inside the block) and Qwen 3 (the model
+writes <think> itself) chat templates, served by `quantdesk serve`, read through the official
+clients. The reply of a block the prompt opened is reasoning until it closes (this small model
+never closes it); a grammar-forced reply (response_format, tool_choice required) closes the block
+first, so its JSON is content and its calls are parsed; reasoning_format "none" keeps it inline."""
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from .server_process import STARTER_ID, Server
+from .test_family_tools_api import TEMPLATES, WEATHER, _with_chat_template
+
+pytestmark = pytest.mark.slow
+
+R1_ID, QWEN3_ID = "smollm2-r1-template", "smollm2-qwen3-template"
+ASK = [{"role": "user", "content": "What is two plus two?"}]
+
+
+@pytest.fixture(scope="module")
+def think_server(tmp_path_factory, starter_model):
+    home = tmp_path_factory.mktemp("reasoning")
+    swap = _with_chat_template()
+    (home / "models").mkdir()
+    for mid, name in [(R1_ID, "deepseek-ai-DeepSeek-R1-Distill-Llama-8B"),
+                      (QWEN3_ID, "Qwen-Qwen3-0.6B")]:
+        swap(starter_model, home / "models" / f"{mid}.gguf",
+             (TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8"))
+    srv = Server(home, "--ctx", "512", "--ttl", "0")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(think_server):
+    return openai.OpenAI(base_url=think_server.base_url, api_key="x", max_retries=0, timeout=120)
+
+
+def chat(client, model=R1_ID, **kw):
+    args = dict(model=model, messages=ASK, max_tokens=8, temperature=0, seed=1)
+    return client.chat.completions.create(**{**args, **kw})
+
+
+def test_models_say_their_reasoning_format(think_server):
+    formats = {m["id"]: m["reasoning_format"] for m in think_server.get("/v1/models")["data"]}
+    assert formats == {STARTER_ID: None, R1_ID: "think", QWEN3_ID: "think"}
+
+
+def test_a_block_the_prompt_opened_is_reasoning_content(client):
+    reply = chat(client)
+    message = reply.choices[0].message
+    thought = message.reasoning_content
+    assert isinstance(thought, str) and thought.strip() == thought and thought
+    assert message.content == "" and reply.choices[0].finish_reason == "length"
+
+    # the same tokens (greedy) left inline: the reply exactly as the model wrote it
+    inline = chat(client, extra_body={"reasoning_format": "none"}).choices[0].message
+    assert inline.content.strip() == thought
+    assert getattr(inline, "reasoning_content", None) is None
+
+    chunks = list(chat(client, stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(getattr(d, "reasoning_content", None) or "" for d in deltas) == thought
+    assert all(not d.content for d in deltas)            # (the first chunk's role has "")
+    assert sum(1 for d in deltas if getattr(d, "reasoning_content", None)) > 1   # streamed
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_a_forced_reply_closes_the_block_and_its_json_is_content(client):
+    reply = chat(client, max_tokens=40, response_format={"type": "json_object"})
+    message = reply.choices[0].message
+    assert getattr(message, "reasoning_content", None) is None       # an empty thought
+    assert isinstance(json.loads(message.content), dict)
+
+    # tools: this template knows none, so the generic JSON shape, after the closed block
+    forced = chat(client, max_tokens=60, tools=WEATHER, tool_choice="required",
+                  parallel_tool_calls=False)
+    choice = forced.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments)["city"], str)
+
+    # "none": what the model wrote, the closing tag the grammar made it write included
+    inline = chat(client, max_tokens=40, response_format={"type": "json_object"},
+                  extra_body={"reasoning_format": "none"}).choices[0].message
+    assert inline.content.startswith("</think>")
+    assert json.loads(inline.content[len("</think>"):]) == json.loads(message.content)
+
+
+def test_a_reply_that_does_not_think_is_all_content(client):
+    reply = chat(client, QWEN3_ID)              # this model never writes <think>
+    message = reply.choices[0].message
+    assert getattr(message, "reasoning_content", None) is None and message.content
+    raw = chat(client, QWEN3_ID, extra_body={"reasoning_format": "none"}).choices[0].message
+    assert raw.content == message.content
+
+
+def test_anthropic_thinking_block_before_the_text(think_server, client):
+    import anthropic
+    thought = chat(client).choices[0].message.reasoning_content
+    claude = anthropic.Anthropic(base_url=think_server.root, api_key="x", max_retries=0,
+                                 timeout=120)
+    args = dict(model=R1_ID, max_tokens=8, messages=ASK, extra_body={"temperature": 0,
+                                                                      "seed": 1})
+    msg = claude.messages.create(**args)
+    assert [b.type for b in msg.content] == ["thinking", "text"]
+    assert msg.content[0].thinking == thought and msg.content[1].text == ""
+    assert msg.stop_reason == "max_tokens"
+
+    with claude.messages.stream(**args) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == thought
+    deltas = [e.delta.type for e in events if e.type == "content_block_delta"]
+    assert deltas.count("thinking_delta") > 1 and "text_delta" not in deltas
+
+    # the thinking block sent back in the history is accepted (and left out of the prompt)
+    again = claude.messages.create(**{**args, "max_tokens": 4, "messages": ASK + [
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": thought,
+                                           "signature": ""}, {"type": "text", "text": "4"}]},
+        {"role": "user", "content": "And three plus three?"}]})
+    assert again.stop_reason == "max_tokens" and again.content[-1].type == "text"
+
+    inline = claude.messages.create(**{**args, "extra_body": {
+        **args["extra_body"], "reasoning_format": "none"}})
+    assert [b.type for b in inline.content] == ["text"]
+    assert inline.content[0].text.strip() == thought
+
+
+def test_a_bad_reasoning_format_is_refused(think_server):
+    status, body = think_server.request(
+        "/v1/chat/completions",
+        json.dumps({"model": R1_ID, "messages": ASK, "reasoning_format": "loud"}).encode(),
+        {"Content-Type": "application/json"})
+    assert status == 400 and "reasoning_format" in body["error"]["message"]
+
