@@ -69,6 +69,11 @@ def prompt_opens_block(template: str | None) -> bool:
     return ends_inside_block(text, fmt)
 
 
+def reasoning_of(template: str | None) -> tuple[ReasoningFormat | None, bool]:
+    """(format, the prompt opens its block) of a chat template: what a door needs to split."""
+    return detect(template), prompt_opens_block(template)
+
+
 def ends_inside_block(prompt: str, fmt: ReasoningFormat = THINK) -> bool:
     """The prompt's last start tag is not closed and only white space follows it."""
     at = prompt.rfind(fmt.start)
