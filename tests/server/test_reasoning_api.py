@@ -18,6 +18,9 @@ pytestmark = pytest.mark.slow
 
 R1_ID, QWEN3_ID = "smollm2-r1-template", "smollm2-qwen3-template"
 ASK = [{"role": "user", "content": "What is two plus two?"}]
+ANSWER = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+    "type": "object", "properties": {"answer": {"type": "string", "maxLength": 8}},
+    "required": ["answer"], "additionalProperties": False}}}
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +73,10 @@ def test_a_block_the_prompt_opened_is_reasoning_content(client):
 
 
 def test_a_forced_reply_closes_the_block_and_its_json_is_content(client):
-    reply = chat(client, max_tokens=40, response_format={"type": "json_object"})
+    reply = chat(client, max_tokens=30, response_format=ANSWER)
     message = reply.choices[0].message
     assert getattr(message, "reasoning_content", None) is None       # an empty thought
-    assert isinstance(json.loads(message.content), dict)
+    assert isinstance(json.loads(message.content)["answer"], str)
 
     # tools: this template knows none, so the generic JSON shape, after the closed block
     forced = chat(client, max_tokens=60, tools=WEATHER, tool_choice="required",
@@ -85,7 +88,7 @@ def test_a_forced_reply_closes_the_block_and_its_json_is_content(client):
     assert isinstance(json.loads(call.function.arguments)["city"], str)
 
     # "none": what the model wrote, the closing tag the grammar made it write included
-    inline = chat(client, max_tokens=40, response_format={"type": "json_object"},
+    inline = chat(client, max_tokens=30, response_format=ANSWER,
                   extra_body={"reasoning_format": "none"}).choices[0].message
     assert inline.content.startswith("</think>")
     assert json.loads(inline.content[len("</think>"):]) == json.loads(message.content)
@@ -95,20 +98,18 @@ def test_a_reply_that_does_not_think_is_all_content(client):
     reply = chat(client, QWEN3_ID)              # this model never writes <think>
     message = reply.choices[0].message
     assert getattr(message, "reasoning_content", None) is None and message.content
-    raw = chat(client, QWEN3_ID, extra_body={"reasoning_format": "none"}).choices[0].message
-    assert raw.content == message.content
 
 
-def test_anthropic_thinking_block_before_the_text(think_server, client):
+def test_anthropic_thinking_block_before_the_text(think_server):
     import anthropic
-    thought = chat(client).choices[0].message.reasoning_content
     claude = anthropic.Anthropic(base_url=think_server.root, api_key="x", max_retries=0,
                                  timeout=120)
     args = dict(model=R1_ID, max_tokens=8, messages=ASK, extra_body={"temperature": 0,
                                                                       "seed": 1})
     msg = claude.messages.create(**args)
     assert [b.type for b in msg.content] == ["thinking", "text"]
-    assert msg.content[0].thinking == thought and msg.content[1].text == ""
+    thought = msg.content[0].thinking
+    assert thought and thought.strip() == thought and msg.content[1].text == ""
     assert msg.stop_reason == "max_tokens"
 
     with claude.messages.stream(**args) as stream:
@@ -118,13 +119,6 @@ def test_anthropic_thinking_block_before_the_text(think_server, client):
     assert final.content[0].thinking == thought
     deltas = [e.delta.type for e in events if e.type == "content_block_delta"]
     assert deltas.count("thinking_delta") > 1 and "text_delta" not in deltas
-
-    # the thinking block sent back in the history is accepted (and left out of the prompt)
-    again = claude.messages.create(**{**args, "max_tokens": 4, "messages": ASK + [
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": thought,
-                                           "signature": ""}, {"type": "text", "text": "4"}]},
-        {"role": "user", "content": "And three plus three?"}]})
-    assert again.stop_reason == "max_tokens" and again.content[-1].type == "text"
 
     inline = claude.messages.create(**{**args, "extra_body": {
         **args["extra_body"], "reasoning_format": "none"}})

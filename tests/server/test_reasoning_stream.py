@@ -160,3 +160,11 @@ def test_anthropic_thinking_text_and_tool_use_blocks(app_server):
     msg = client.messages.create(model=R1.id, max_tokens=50, messages=ASK)
     assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None))
             for b in msg.content] == [("thinking", "still thinking"), ("text", "")]
+
+    # the thinking block sent back in the history is accepted (templates leave it out)
+    app_server.pool.script = ["<think>ok</think>Six."]
+    msg = client.messages.create(model=QWEN3.id, max_tokens=50, messages=ASK + [
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "Paris.",
+                                           "signature": ""}, {"type": "text", "text": "Sun"}]},
+        {"role": "user", "content": "And tomorrow?"}])
+    assert [b.type for b in msg.content] == ["thinking", "text"]
