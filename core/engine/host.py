@@ -274,7 +274,8 @@ class Host:
                     flash_attn=flash_attn, prompt_lookup=int(prompt_lookup),
                     rpc_servers=list(rpc_servers), placement=[p.to_json() for p in placement])
 
-    def build_prompt(self, messages: list[dict], tools: list[dict] | None = None):
+    def build_prompt(self, messages: list[dict], tools: list[dict] | None = None,
+                     variables: dict | None = None):
         llm = self.llm
         if self.template is None:
             return completion_prompt(messages)
@@ -283,7 +284,8 @@ class Host:
         return chat_template_prompt(
             self.template, messages,
             bos_token=model.token_get_text(bos) if bos != -1 else "",
-            eos_token=model.token_get_text(eos) if eos != -1 else "", tools=tools)
+            eos_token=model.token_get_text(eos) if eos != -1 else "", tools=tools,
+            variables=variables)
 
     def embed(self, texts: list[str]) -> dict:
         """One pooled, normalised vector per text; a text longer than the context is refused
@@ -334,7 +336,8 @@ class Host:
         if llm is None:
             raise RuntimeError("no model is loaded")
         # A raw prompt (the server's /v1/completions) is continued as it is, no chat template.
-        prompt = (self.build_prompt(messages, tools) if raw_prompt is None else
+        prompt = (self.build_prompt(messages, tools, sampling.get("template_vars"))
+                  if raw_prompt is None else
                   Prompt(raw_prompt, add_bos=True, used_chat_template=False))
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
         if not tokens:   # llama-cpp-python asserts on an empty prompt

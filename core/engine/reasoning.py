@@ -19,6 +19,7 @@ around the reasoning and before the answer is dropped (the template writes it, i
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,21 +53,26 @@ def detect(template: str | None) -> ReasoningFormat | None:
 _PROBE = [{"role": "user", "content": "Hello"}]
 
 
-@lru_cache(maxsize=64)
-def prompt_opens_block(template: str | None) -> bool:
+def prompt_opens_block(template: str | None, variables: dict | None = None) -> bool:
     """True when the template's generation prompt leaves a <think> block open, so the reply
-    starts inside it. Rendered once per template, with the same variables the engine renders
-    the real prompt with (a template whose generation prompt depends on the conversation, as
-    R1's after tool results, is judged on a plain user turn)."""
-    fmt = detect(template)
-    if fmt is not THINK:
+    starts inside it. Rendered once per template and variables (a request's
+    chat_template_kwargs: Qwen3.5's enable_thinking=false closes the block it opens), as the
+    engine renders the real prompt (a template whose generation prompt depends on the
+    conversation, as R1's after tool results, is judged on a plain user turn)."""
+    if detect(template) is not THINK:
         return False
+    return _opens(template, json.dumps(variables or {}, sort_keys=True, default=str))
+
+
+@lru_cache(maxsize=64)
+def _opens(template: str, variables: str) -> bool:
     from .chat_template import TemplateError, render_chat_template
     try:
-        text = render_chat_template(template, _PROBE, bos_token="", eos_token="")
+        text = render_chat_template(template, _PROBE, bos_token="", eos_token="",
+                                    variables=json.loads(variables))
     except TemplateError:
         return False
-    return ends_inside_block(text, fmt)
+    return ends_inside_block(text, THINK)
 
 
 def reasoning_of(template: str | None) -> tuple[ReasoningFormat | None, bool]:

@@ -13,7 +13,7 @@ from quantdesk.core.engine.types import Done
 from . import tool_formats, tools
 from .errors import ApiError, anthropic_body
 from .openai_api import SSE_HEADERS
-from .reply_parts import ReplyParts, close_block_first
+from .reply_parts import ReplyParts, close_block_first, template_vars
 from .request_flow import (api_error_for, find_model, note_usage, parse, read_json, sampling,
                            sse, start_generation, whole_reply)
 from .schemas import MessagesRequest, text_of
@@ -90,9 +90,10 @@ async def messages(request):
     parallel = not (body.tool_choice or {}).get("disable_parallel_tool_use", False)
     plan = tools.ToolPlan(model.tool_format, specs, choice, parallel)
     history, template_tools, grammar = plan.prepare(messages_of(body, model.tool_format))
-    grammar = close_block_first(model, grammar)
+    variables = template_vars(body)
+    grammar = close_block_first(model, grammar, variables)
     params = sampling(body, max_tokens=body.max_tokens, stop=body.stop_sequences,
-                      top_k=body.top_k, **grammar)
+                      top_k=body.top_k, template_vars=variables, **grammar)
     model, gen, first = await start_generation(request, body, history, params, model=model,
                                                tools=template_tools)
     mid = f"msg_{uuid.uuid4().hex}"
@@ -104,7 +105,7 @@ async def messages(request):
 
     if not body.stream:
         text, done, _ = await whole_reply(request, model, gen, first)
-        reasoning, content, calls = ReplyParts(model, plan, body.reasoning_format).whole(text)
+        reasoning, content, calls = ReplyParts(model, plan, body.reasoning_format, variables).whole(text)
         blocks = ([{"type": "thinking", "thinking": reasoning, "signature": ""}]
                   if reasoning is not None else [])
         blocks += ([{"type": "text", "text": content}] if content or not calls else [])
@@ -137,7 +138,7 @@ async def messages(request):
         yield block_stop(index)
 
     async def stream():
-        parts = ReplyParts(model, plan, body.reasoning_format)
+        parts = ReplyParts(model, plan, body.reasoning_format, variables)
         index, open_kind = -1, None       # the block being written: thinking, then text
 
         def write(kind: str, text: str):

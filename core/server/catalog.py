@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from quantdesk.core.engine import reasoning
@@ -31,6 +31,7 @@ class ServedModel:
     tool_format: str = "generic"   # how its template writes tool calls (tool_formats.FAMILIES)
     reasoning: reasoning.ReasoningFormat | None = None   # its template's thinking markers
     thinks_in_prompt: bool = False   # the template opens the <think> block in the prompt
+    chat_template: str | None = field(default=None, repr=False, compare=False)
 
     def to_json(self, loaded: bool = False) -> dict:
         return {"id": self.id, "object": "model", "created": self.created,
@@ -96,5 +97,6 @@ class ModelCatalog:
                                    int(info.context_length or 0), int(info.size_bytes), created,
                                    detect(info.chat_template),
                                    reasoning.detect(info.chat_template),
-                                   reasoning.prompt_opens_block(info.chat_template)))
+                                   reasoning.prompt_opens_block(info.chat_template),
+                                   info.chat_template))
         return out

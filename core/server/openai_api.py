@@ -12,7 +12,7 @@ from quantdesk.core.engine.types import Done
 from . import tools
 from .errors import ApiError, openai_body
 from .logprobs_shape import chat_logprobs, completion_logprobs
-from .reply_parts import ReplyParts, close_block_first
+from .reply_parts import ReplyParts, close_block_first, template_vars
 from .request_flow import (api_error_for, find_model, note_usage, parse, read_json, sampling,
                            sse, start_generation, whole_reply)
 from .schemas import ChatCompletionRequest, CompletionRequest
@@ -73,10 +73,11 @@ async def chat_completions(request):
         tools.openai_history(body.messages, model.tool_format))
     if schema is not None:
         grammar = {"json_schema": schema}
-    grammar = close_block_first(model, grammar)
+    variables = template_vars(body)
+    grammar = close_block_first(model, grammar, variables)
     top = (body.top_logprobs or 0) if body.logprobs else None
     params = sampling(body, max_tokens=body.max_completion_tokens or body.max_tokens,
-                      stop=body.stop, logprobs=top, **grammar)
+                      stop=body.stop, logprobs=top, template_vars=variables, **grammar)
     model, gen, first = await start_generation(request, body, messages, params, model=model,
                                                tools=template_tools)
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -93,7 +94,7 @@ async def chat_completions(request):
 
     if not body.stream:
         text, done, entries = await whole_reply(request, model, gen, first)
-        reasoning, content, calls = ReplyParts(model, plan, body.reasoning_format).whole(text)
+        reasoning, content, calls = ReplyParts(model, plan, body.reasoning_format, variables).whole(text)
         calls = tools.openai_calls(calls)
         message = {"role": "assistant", "content": content}
         if reasoning is not None:
@@ -107,7 +108,7 @@ async def chat_completions(request):
             "usage": _usage(done)})
 
     async def stream():
-        parts = ReplyParts(model, plan, body.reasoning_format)
+        parts = ReplyParts(model, plan, body.reasoning_format, variables)
         key = {"reasoning": "reasoning_content", "content": "content"}
         try:
             yield sse(chunk({"role": "assistant", "content": ""}))

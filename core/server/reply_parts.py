@@ -5,19 +5,41 @@ before the content), Anthropic a `thinking` block before the text (streamed as t
 
 A request's `reasoning_format` (llama.cpp's option) chooses: "auto" or "deepseek" (the default)
 split it out; "none" leaves the reply as the model wrote it, reasoning inline in the content.
+Its `chat_template_kwargs` (Anthropic: `thinking` {"type": "disabled"}) reach the template:
+{"enable_thinking": false} makes Qwen 3's write an empty, closed block in the prompt.
 """
 from __future__ import annotations
 
-from quantdesk.core.engine.reasoning import CONTENT, REASONING, ReasoningSplitter
+from quantdesk.core.engine.reasoning import (CONTENT, REASONING, ReasoningSplitter,
+                                             prompt_opens_block)
 
 REASONING_FORMATS = ("auto", "deepseek", "none")
 
 
+def template_vars(body) -> dict:
+    """The chat-template variables a request adds: its chat_template_kwargs, and Anthropic's
+    thinking on/off as enable_thinking (what Qwen 3's and DeepSeek's templates read)."""
+    out = dict(body.chat_template_kwargs or {})
+    kind = (getattr(body, "thinking", None) or {}).get("type")
+    if kind in ("enabled", "disabled"):
+        out.setdefault("enable_thinking", kind == "enabled")
+    return out
+
+
+def opens_block(model, variables: dict | None = None) -> bool:
+    """The prompt of this request leaves the model's <think> block open."""
+    if not variables:
+        return model.thinks_in_prompt
+    return prompt_opens_block(model.chat_template, variables)
+
+
 class ReplyParts:
-    def __init__(self, model, plan, reasoning_format: str | None = None):
-        """model: a catalog.ServedModel; plan: the request's tools.ToolPlan."""
+    def __init__(self, model, plan, reasoning_format: str | None = None,
+                 variables: dict | None = None):
+        """model: a catalog.ServedModel; plan: the request's tools.ToolPlan; variables: the
+        request's template_vars."""
         split = model.reasoning is not None and reasoning_format != "none"
-        self.reasoning = (ReasoningSplitter(model.reasoning, model.thinks_in_prompt)
+        self.reasoning = (ReasoningSplitter(model.reasoning, opens_block(model, variables))
                           if split else None)
         self.plan = plan
         self.tools = plan.splitter()
@@ -55,12 +77,12 @@ class ReplyParts:
         return reasoning, ((content or None) if calls else content), calls
 
 
-def close_block_first(model, grammar: dict) -> dict:
+def close_block_first(model, grammar: dict, variables: dict | None = None) -> dict:
     """A grammar that holds the reply to a JSON shape (tool_choice required, response_format)
     cannot let the model reason first; where the prompt has opened a <think> block, the
     grammar closes it before the JSON, so the reply is an empty thought and the forced answer
     (as with a template's enable_thinking=false) rather than JSON left inside the block."""
-    if not grammar.get("json_schema") or not model.thinks_in_prompt:
+    if not grammar.get("json_schema") or not opens_block(model, variables):
         return grammar
     return {**grammar, "json_prefix": model.reasoning.end + "\n\n"
             + grammar.get("json_prefix", "")}

@@ -1,9 +1,10 @@
-"""Reasoning split out end to end: the starter model's weights under real DeepSeek-R1 (its
-generation prompt opens "<think>\\n", so the reply starts inside the block) and Qwen 3 (the model
-writes <think> itself) chat templates, served by `quantdesk serve`, read through the official
-clients. The reply of a block the prompt opened is reasoning until it closes (this small model
+"""Reasoning split out end to end: the starter model's weights under real DeepSeek-R1 and
+Qwen3.5 chat templates (both generation prompts open "<think>\\n", so the reply starts inside the
+block; Qwen3.5's writes it closed and empty with enable_thinking=false), served by
+`quantdesk serve`, read through the official clients. The reply of a block the prompt opened is reasoning until it closes (this small model
 never closes it); a grammar-forced reply (response_format, tool_choice required) closes the block
-first, so its JSON is content and its calls are parsed; reasoning_format "none" keeps it inline."""
+first, so its JSON is content (tool calls the same way: test_reasoning_stream.py); reasoning_format
+"none" keeps it inline."""
 from __future__ import annotations
 
 import json
@@ -12,14 +13,14 @@ import openai
 import pytest
 
 from .server_process import STARTER_ID, Server
-from .test_family_tools_api import TEMPLATES, WEATHER, _with_chat_template
+from .test_family_tools_api import TEMPLATES, _with_chat_template
 
 pytestmark = pytest.mark.slow
 
-R1_ID, QWEN3_ID = "smollm2-r1-template", "smollm2-qwen3-template"
+R1_ID, QWEN_ID = "smollm2-r1-template", "smollm2-qwen35-template"
 ASK = [{"role": "user", "content": "What is two plus two?"}]
 ANSWER = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
-    "type": "object", "properties": {"answer": {"type": "string", "maxLength": 8}},
+    "type": "object", "properties": {"answer": {"type": "string", "maxLength": 3}},
     "required": ["answer"], "additionalProperties": False}}}
 
 
@@ -29,7 +30,7 @@ def think_server(tmp_path_factory, starter_model):
     swap = _with_chat_template()
     (home / "models").mkdir()
     for mid, name in [(R1_ID, "deepseek-ai-DeepSeek-R1-Distill-Llama-8B"),
-                      (QWEN3_ID, "Qwen-Qwen3-0.6B")]:
+                      (QWEN_ID, "Qwen3.5-4B")]:
         swap(starter_model, home / "models" / f"{mid}.gguf",
              (TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8"))
     srv = Server(home, "--ctx", "512", "--ttl", "0")
@@ -49,7 +50,7 @@ def chat(client, model=R1_ID, **kw):
 
 def test_models_say_their_reasoning_format(think_server):
     formats = {m["id"]: m["reasoning_format"] for m in think_server.get("/v1/models")["data"]}
-    assert formats == {STARTER_ID: None, R1_ID: "think", QWEN3_ID: "think"}
+    assert formats == {STARTER_ID: None, R1_ID: "think", QWEN_ID: "think"}
 
 
 def test_a_block_the_prompt_opened_is_reasoning_content(client):
@@ -78,15 +79,6 @@ def test_a_forced_reply_closes_the_block_and_its_json_is_content(client):
     assert getattr(message, "reasoning_content", None) is None       # an empty thought
     assert isinstance(json.loads(message.content)["answer"], str)
 
-    # tools: this template knows none, so the generic JSON shape, after the closed block
-    forced = chat(client, max_tokens=60, tools=WEATHER, tool_choice="required",
-                  parallel_tool_calls=False)
-    choice = forced.choices[0]
-    assert choice.finish_reason == "tool_calls" and choice.message.content is None
-    (call,) = choice.message.tool_calls
-    assert call.function.name == "get_weather"
-    assert isinstance(json.loads(call.function.arguments)["city"], str)
-
     # "none": what the model wrote, the closing tag the grammar made it write included
     inline = chat(client, max_tokens=30, response_format=ANSWER,
                   extra_body={"reasoning_format": "none"}).choices[0].message
@@ -94,10 +86,21 @@ def test_a_forced_reply_closes_the_block_and_its_json_is_content(client):
     assert json.loads(inline.content[len("</think>"):]) == json.loads(message.content)
 
 
-def test_a_reply_that_does_not_think_is_all_content(client):
-    reply = chat(client, QWEN3_ID)              # this model never writes <think>
-    message = reply.choices[0].message
+def test_enable_thinking_false_closes_the_block_in_the_prompt(think_server, client):
+    on = chat(client, QWEN_ID)
+    thinking = on.choices[0].message
+    assert thinking.reasoning_content and thinking.content == ""
+    off = chat(client, QWEN_ID, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    message = off.choices[0].message
     assert getattr(message, "reasoning_content", None) is None and message.content
+    assert off.usage.prompt_tokens > on.usage.prompt_tokens   # "</think>\n\n" in the prompt
+    import anthropic
+    claude = anthropic.Anthropic(base_url=think_server.root, api_key="x", max_retries=0,
+                                 timeout=120)
+    msg = claude.messages.create(model=QWEN_ID, max_tokens=8, messages=ASK,
+                                 thinking={"type": "disabled"},
+                                 extra_body={"temperature": 0, "seed": 1})
+    assert [b.type for b in msg.content] == ["text"] and msg.content[0].text == message.content
 
 
 def test_anthropic_thinking_block_before_the_text(think_server):

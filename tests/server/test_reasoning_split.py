@@ -3,6 +3,7 @@ stream, no closing tag, text before <think>, a block the prompt opened, gpt-oss'
 tool calls after the reasoning (server.reply_parts) and which templates say what."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from quantdesk.core.engine import reasoning as r
 from quantdesk.core.server import tools
 from quantdesk.core.server.catalog import ServedModel
-from quantdesk.core.server.reply_parts import ReplyParts, close_block_first
+from quantdesk.core.server.reply_parts import ReplyParts, close_block_first, template_vars
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -113,6 +114,37 @@ def test_the_format_is_read_from_the_template(name, fmt, opens):
     template = (TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8")
     assert r.detect(template) is fmt
     assert r.prompt_opens_block(template) is opens
+
+
+def test_template_variables_can_close_the_block():
+    qwen35 = (TEMPLATES / "Qwen3.5-4B.jinja").read_text(encoding="utf-8")
+    assert r.prompt_opens_block(qwen35, {"enable_thinking": True})
+    assert not r.prompt_opens_block(qwen35, {"enable_thinking": False})   # written closed
+    from quantdesk.core.engine.chat_template import render_chat_template
+    text = render_chat_template(qwen35, [{"role": "user", "content": "Hi"}], bos_token="",
+                                eos_token="", variables={"enable_thinking": False,
+                                                         "add_generation_prompt": False})
+    assert text.endswith("<think>\n\n</think>\n\n")   # ours kept: the prompt still asks
+    model = replace(_model(opened=True), chat_template=qwen35)
+    plan = tools.ToolPlan("hermes", [], None)
+    assert ReplyParts(model, plan).whole("x</think>y") == ("x", "y", [])
+    assert ReplyParts(model, plan, variables={"enable_thinking": False}).whole(
+        "x</think>y") == (None, "x</think>y", [])
+    assert close_block_first(model, {"json_schema": "{}"}, {"enable_thinking": False}) == {
+        "json_schema": "{}"}
+
+
+def test_request_options_become_template_variables():
+    from types import SimpleNamespace
+    assert template_vars(SimpleNamespace(chat_template_kwargs={"enable_thinking": False})) == {
+        "enable_thinking": False}
+    assert template_vars(SimpleNamespace(chat_template_kwargs=None,
+                                         thinking={"type": "disabled"})) == {
+        "enable_thinking": False}
+    assert template_vars(SimpleNamespace(chat_template_kwargs={"enable_thinking": False},
+                                         thinking={"type": "enabled", "budget_tokens": 9})) == {
+        "enable_thinking": False}                        # the explicit variable wins
+    assert template_vars(SimpleNamespace(chat_template_kwargs=None, thinking=None)) == {}
 
 
 def _model(fmt=r.THINK, opened=False, tool_format="hermes") -> ServedModel:

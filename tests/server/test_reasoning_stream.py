@@ -126,6 +126,14 @@ def test_openai_a_block_the_prompt_opened(app_server):
         "type": "json_object"}).choices[0].message
     assert app_server.pool.params.json_prefix == "</think>\n\n"
     assert message.content == '{"a": 1}' and getattr(message, "reasoning_content", None) is None
+    # tools in the generic JSON shape (R1's template knows none), after the closed block
+    app_server.pool.script = ["</think>", "\n\n", '{"tool_calls": [{"name": "get_weather", ',
+                              '"arguments": {"city": "Paris"}}]}']
+    choice = client.chat.completions.create(model=R1.id, messages=ASK, tools=WEATHER,
+                                            tool_choice="required").choices[0]
+    assert app_server.pool.params.json_prefix == "</think>\n\n"
+    assert choice.message.content is None and choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls[0].function.arguments == '{"city": "Paris"}'
     # a model without reasoning markers: nothing is split, whatever it writes
     app_server.pool.script = ["<think>x</think>y"]
     message = client.chat.completions.create(model=PLAIN.id, messages=ASK).choices[0].message
