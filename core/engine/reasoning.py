@@ -36,7 +36,6 @@ class ReasoningFormat:
 
 THINK = ReasoningFormat("think", "<think>", "</think>")
 HARMONY = ReasoningFormat("harmony", "analysis", "assistantfinal", answer_mark="final")
-FORMATS = {f.name: f for f in (THINK, HARMONY)}
 
 
 def detect(template: str | None) -> ReasoningFormat | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from quantdesk.core.engine.reasoning import (CONTENT, REASONING, ReasoningSplitter,
                                              prompt_opens_block)
 
-REASONING_FORMATS = ("auto", "deepseek", "none")
 
 
 def template_vars(body) -> dict:
