@@ -14,7 +14,6 @@ from quantdesk.core.engine.reasoning import (CONTENT, REASONING, ReasoningSplitt
                                              prompt_opens_block)
 
 
-
 def template_vars(body) -> dict:
     """The chat-template variables a request adds: its chat_template_kwargs, and Anthropic's
     thinking on/off as enable_thinking (what Qwen 3's and DeepSeek's templates read)."""
