@@ -67,12 +67,18 @@ def markdown_to_html(text: str, dark: bool = False) -> str:
 
 
 @lru_cache(maxsize=512)
-def message_html(role: str, content: str, note: str = "", dark: bool = False) -> str:
-    """One message as a table 'bubble'; cached because finished messages never change."""
+def message_html(role: str, content: str, note: str = "", dark: bool = False,
+                 thinking: str = "") -> str:
+    """One message as a table 'bubble'; cached because finished messages never change.
+    `thinking`: a reasoning model's thoughts, shown muted above the answer."""
     colours = COLOURS[dark]
     label, bg = ROLE_LABEL.get(role, role.title()), colours.get(role, colours["assistant"])
     muted = colours["muted"]
     body = markdown_to_html(content, dark) if content else f'<p style="color:{muted}">…</p>'
+    if thinking:
+        thought = html.escape(thinking).replace("\n", "<br>")
+        body = (f'<p style="color:{muted}; margin:4px 0"><i>Thinking:</i> {thought}</p>'
+                + (body if content else ""))
     tag = (f' <span style="color:{muted}; font-weight:normal">{html.escape(note)}</span>'
            if note else "")
     return (f'<table width="100%" cellpadding="8" cellspacing="0" bgcolor="{bg}" '

@@ -100,12 +100,19 @@ def _compiled(template: str):
     return BoundedEnvironment().from_string(template)
 
 
+_OWN_VARIABLES = {"messages", "bos_token", "eos_token", "add_generation_prompt", "raise_exception",
+                  "strftime_now", "tools", "functions", "tool_choice", "function_call"}
+
+
 def render_chat_template(template: str, messages: list[dict], *, bos_token: str,
                          eos_token: str, add_generation_prompt: bool = True,
-                         tools: list[dict] | None = None) -> str:
+                         tools: list[dict] | None = None, variables: dict | None = None) -> str:
     """The prompt text `template` makes of `messages` (Hugging Face's chat-template variables;
     `tools`: OpenAI-style {"type": "function", "function": {...}} specs, which a template that
-    knows tools writes in its own words). Raises TemplateError."""
+    knows tools writes in its own words; `variables`: more of them, as llama.cpp's
+    chat_template_kwargs, e.g. enable_thinking, never replacing the ones above). Raises
+    TemplateError."""
+    extra = {k: v for k, v in (variables or {}).items() if k not in _OWN_VARIABLES}
     from jinja2 import TemplateSyntaxError
     failure = None     # raised after the except blocks, so no traceback keeps the work alive
     try:
@@ -117,7 +124,7 @@ def render_chat_template(template: str, messages: list[dict], *, bos_token: str,
                     messages=messages, bos_token=bos_token, eos_token=eos_token,
                     add_generation_prompt=add_generation_prompt, raise_exception=_raise_exception,
                     strftime_now=_strftime_now, tools=tools or None, functions=None, tool_choice=None,
-                    function_call=None):
+                    function_call=None, **extra):
                 size += len(piece)
                 if size > MAX_CHARS:
                     raise TooBig(f"a prompt of more than {MAX_CHARS:,} characters")

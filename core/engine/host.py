@@ -296,7 +296,8 @@ class Host:
                     rpc_servers=list(rpc_servers), placement=[p.to_json() for p in placement],
                     mmproj=mmproj or "")
 
-    def build_prompt(self, messages: list[dict], tools: list[dict] | None = None):
+    def build_prompt(self, messages: list[dict], tools: list[dict] | None = None,
+                     variables: dict | None = None):
         llm = self.llm
         if self.template is None:
             return completion_prompt(messages)
@@ -305,7 +306,8 @@ class Host:
         return chat_template_prompt(
             self.template, messages,
             bos_token=model.token_get_text(bos) if bos != -1 else "",
-            eos_token=model.token_get_text(eos) if eos != -1 else "", tools=tools)
+            eos_token=model.token_get_text(eos) if eos != -1 else "", tools=tools,
+            variables=variables)
 
     def embed(self, texts: list[str]) -> dict:
         """One pooled, normalised vector per text; a text longer than the context is refused
@@ -362,7 +364,8 @@ class Host:
                 "images; load it with its mmproj file (--mmproj), or leave the image out")
         messages = [{k: v for k, v in m.items() if k != "images"} for m in messages]
         # A raw prompt (the server's /v1/completions) is continued as it is, no chat template.
-        prompt = (self.build_prompt(messages, tools) if raw_prompt is None else
+        prompt = (self.build_prompt(messages, tools, sampling.get("template_vars"))
+                  if raw_prompt is None else
                   Prompt(raw_prompt, add_bos=True, used_chat_template=False))
         n_ctx = llm.n_ctx()
         start = time.perf_counter()

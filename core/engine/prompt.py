@@ -25,11 +25,12 @@ class Prompt:
 
 
 def chat_template_prompt(template: str, messages: list[dict], *, bos_token: str,
-                         eos_token: str, tools: list[dict] | None = None) -> Prompt:
+                         eos_token: str, tools: list[dict] | None = None,
+                         variables: dict | None = None) -> Prompt:
     """Render `messages` with the model's own Jinja chat template. Raises TemplateError (a
     ValueError) with one line that names the model's chat template."""
     text = render_chat_template(template, messages, bos_token=bos_token, eos_token=eos_token,
-                                tools=tools)
+                                tools=tools, variables=variables)
     # The template writes BOS itself when it wants one; don't add a second.
     return Prompt(text=text, add_bos=False, stop=[eos_token] if eos_token else [],
                   used_chat_template=True)

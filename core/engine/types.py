@@ -35,6 +35,8 @@ class SamplingParams:
     json_prefix: str = ""            # ... written between these two (a tool call's markers)
     json_suffix: str = ""
     logprobs: int | None = None      # None: none; n: each token's log-probability and the top n
+    # More chat-template variables (a request's chat_template_kwargs: enable_thinking, ...)
+    template_vars: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,6 +13,7 @@ from quantdesk.core.engine.types import Done
 from . import tool_formats, tools
 from .errors import ApiError, anthropic_body
 from .openai_api import SSE_HEADERS
+from .reply_parts import ReplyParts, close_block_first, template_vars
 from .request_flow import (api_error_for, find_model, note_usage, parse, read_json, sampling,
                            sse, start_generation, whole_reply)
 from .schemas import MessagesRequest, text_of
@@ -58,6 +59,8 @@ def messages_of(body: MessagesRequest, family: str = "generic") -> list[dict]:
                               "arguments": block.input or {}})
             elif block.type == "tool_result":
                 results.append((block.tool_use_id, _block_text(block.content)))
+            elif block.type in ("thinking", "redacted_thinking"):
+                continue    # earlier reasoning sent back: templates leave it out of the prompt
             else:
                 raise ApiError(400, f"messages.{i}.content.{j}: content of type {block.type!r} "
                                     f"is not supported", param=f"messages.{i}.content")
@@ -108,8 +111,10 @@ async def messages(request):
     parallel = not (body.tool_choice or {}).get("disable_parallel_tool_use", False)
     plan = tools.ToolPlan(model.tool_format, specs, choice, parallel)
     history, template_tools, grammar = plan.prepare(messages_of(body, model.tool_format))
+    variables = template_vars(body)
+    grammar = close_block_first(model, grammar, variables)
     params = sampling(body, max_tokens=body.max_tokens, stop=body.stop_sequences,
-                      top_k=body.top_k, **grammar)
+                      top_k=body.top_k, template_vars=variables, **grammar)
     model, gen, first = await start_generation(request, body, history, params, model=model,
                                                tools=template_tools)
     mid = f"msg_{uuid.uuid4().hex}"
@@ -121,19 +126,25 @@ async def messages(request):
 
     if not body.stream:
         text, done, _ = await whole_reply(request, model, gen, first)
-        content, calls = plan.parse(text)
-        blocks = ([{"type": "text", "text": content}] if content or not calls else [])
+        reasoning, content, calls = ReplyParts(model, plan, body.reasoning_format, variables).whole(text)
+        blocks = ([{"type": "thinking", "thinking": reasoning, "signature": ""}]
+                  if reasoning is not None else [])
+        blocks += ([{"type": "text", "text": content}] if content or not calls else [])
         return JSONResponse(message(blocks + _tool_blocks(calls), _stop(done, calls),
                                     {"input_tokens": done.prompt_tokens,
                                      "output_tokens": done.completion_tokens}))
 
-    def text_start(index: int) -> str:
-        return sse({"type": "content_block_start", "index": index,
-                    "content_block": {"type": "text", "text": ""}}, "content_block_start")
+    def block_start(index: int, kind: str) -> str:
+        block = ({"type": "text", "text": ""} if kind == "content" else
+                 {"type": "thinking", "thinking": "", "signature": ""})
+        return sse({"type": "content_block_start", "index": index, "content_block": block},
+                   "content_block_start")
 
-    def text_delta(index: int, text: str) -> str:
-        return sse({"type": "content_block_delta", "index": index,
-                    "delta": {"type": "text_delta", "text": text}}, "content_block_delta")
+    def block_delta(index: int, kind: str, text: str) -> str:
+        delta = ({"type": "text_delta", "text": text} if kind == "content" else
+                 {"type": "thinking_delta", "thinking": text})
+        return sse({"type": "content_block_delta", "index": index, "delta": delta},
+                   "content_block_delta")
 
     def block_stop(index: int) -> str:
         return sse({"type": "content_block_stop", "index": index}, "content_block_stop")
@@ -148,35 +159,54 @@ async def messages(request):
         yield block_stop(index)
 
     async def stream():
-        splitter = plan.splitter()
+        parts = ReplyParts(model, plan, body.reasoning_format, variables)
+        index, open_kind = -1, None       # the block being written: thinking, then text
+
+        def write(kind: str, text: str):
+            nonlocal index, open_kind
+            if kind != open_kind:
+                yield from close()
+                index, open_kind = index + 1, kind
+                yield block_start(index, kind)
+            if text:
+                yield block_delta(index, kind, text)
+
+        def close():
+            if open_kind == "reasoning":     # (no signature: nothing here is signed)
+                yield sse({"type": "content_block_delta", "index": index, "delta": {
+                    "type": "signature_delta", "signature": ""}}, "content_block_delta")
+            if open_kind is not None:
+                yield block_stop(index)
+
         try:
             # The prompt's size is known only at the end (Done); Anthropic's message_start
             # carries it, so it says 0 there and the final message_delta carries both counts.
             yield sse({"type": "message_start", "message": message(
                 [], (None, None), {"input_tokens": 0, "output_tokens": 0})}, "message_start")
-            text_open = splitter is None
-            if text_open:
-                yield text_start(0)
+            wrote_text = parts.tools is None and parts.reasoning is None
+            if wrote_text:                  # plain text only: its block opens at once
+                for line in write("content", ""):
+                    yield line
             yield sse({"type": "ping"}, "ping")
             event = first
             while not isinstance(event, Done):
-                text = event.text if splitter is None else splitter.feed(event.text)
-                if text:
-                    if not text_open:
-                        text_open = True
-                        yield text_start(0)
-                    yield text_delta(0, text)
+                for kind, text in parts.feed(event.text):
+                    wrote_text = wrote_text or kind == "content"
+                    for line in write(kind, text):
+                        yield line
                 event = await gen.next()
             note_usage(request, event)
-            content, calls = splitter.finish() if splitter is not None else (None, [])
-            if content or (not calls and not text_open):
-                if not text_open:
-                    text_open = True
-                    yield text_start(0)
-                yield text_delta(0, content or "")
-            if text_open:
-                yield block_stop(0)
-            for index, block in enumerate(_tool_blocks(calls), int(text_open)):
+            pieces, calls = parts.finish()
+            for kind, text in pieces:
+                wrote_text = wrote_text or kind == "content"
+                for line in write(kind, text):
+                    yield line
+            if not calls and not wrote_text:   # a reply always has its text block
+                for line in write("content", ""):
+                    yield line
+            for line in close():
+                yield line
+            for index, block in enumerate(_tool_blocks(calls), index + 1):
                 for line in tool_events(index, block):
                     yield line
             reason, sequence = _stop(event, calls)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from quantdesk.core.engine import reasoning
 
 from .tool_formats import detect
 
@@ -27,12 +29,17 @@ class ServedModel:
     size_bytes: int
     created: int              # file mtime (OpenAI's "created")
     tool_format: str = "generic"   # how its template writes tool calls (tool_formats.FAMILIES)
+    reasoning: reasoning.ReasoningFormat | None = None   # its template's thinking markers
+    thinks_in_prompt: bool = False   # the template opens the <think> block in the prompt
+    chat_template: str | None = field(default=None, repr=False, compare=False)
 
     def to_json(self, loaded: bool = False) -> dict:
         return {"id": self.id, "object": "model", "created": self.created,
                 "owned_by": "quantdesk", "name": self.name, "quant": self.quant,
                 "context_length": self.context_length, "size_bytes": self.size_bytes,
-                "tool_format": self.tool_format, "loaded": loaded}
+                "tool_format": self.tool_format,
+                "reasoning_format": self.reasoning.name if self.reasoning else None,
+                "loaded": loaded}
 
 
 def model_id(path: Path) -> str:
@@ -88,5 +95,8 @@ class ModelCatalog:
                 created = 0
             out.append(ServedModel(mid, Path(info.path), info.name, info.file_type,
                                    int(info.context_length or 0), int(info.size_bytes), created,
-                                   detect(info.chat_template)))
+                                   detect(info.chat_template),
+                                   reasoning.detect(info.chat_template),
+                                   reasoning.prompt_opens_block(info.chat_template),
+                                   info.chat_template))
         return out

@@ -12,6 +12,7 @@ from quantdesk.core.engine.types import Done
 from . import tools
 from .errors import ApiError, openai_body
 from .logprobs_shape import chat_logprobs, completion_logprobs
+from .reply_parts import ReplyParts, close_block_first, template_vars
 from .request_flow import (api_error_for, find_model, note_usage, parse, read_json, sampling,
                            sse, start_generation, whole_reply)
 from .schemas import ChatCompletionRequest, CompletionRequest
@@ -72,9 +73,11 @@ async def chat_completions(request):
         tools.openai_history(body.messages, model.tool_format))
     if schema is not None:
         grammar = {"json_schema": schema}
+    variables = template_vars(body)
+    grammar = close_block_first(model, grammar, variables)
     top = (body.top_logprobs or 0) if body.logprobs else None
     params = sampling(body, max_tokens=body.max_completion_tokens or body.max_tokens,
-                      stop=body.stop, logprobs=top, **grammar)
+                      stop=body.stop, logprobs=top, template_vars=variables, **grammar)
     model, gen, first = await start_generation(request, body, messages, params, model=model,
                                                tools=template_tools)
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -91,9 +94,11 @@ async def chat_completions(request):
 
     if not body.stream:
         text, done, entries = await whole_reply(request, model, gen, first)
-        content, calls = plan.parse(text)
+        reasoning, content, calls = ReplyParts(model, plan, body.reasoning_format, variables).whole(text)
         calls = tools.openai_calls(calls)
         message = {"role": "assistant", "content": content}
+        if reasoning is not None:
+            message["reasoning_content"] = reasoning
         if calls:
             message["tool_calls"] = calls
         return JSONResponse({
@@ -103,21 +108,21 @@ async def chat_completions(request):
             "usage": _usage(done)})
 
     async def stream():
-        splitter = plan.splitter()
+        parts = ReplyParts(model, plan, body.reasoning_format, variables)
+        key = {"reasoning": "reasoning_content", "content": "content"}
         try:
             yield sse(chunk({"role": "assistant", "content": ""}))
             event, held = first, None       # held: logprobs of text not sent yet
             while not isinstance(event, Done):
                 if event.logprobs is not None:
                     held = (held or []) + event.logprobs
-                text = event.text if splitter is None else splitter.feed(event.text)
-                if text:
-                    yield sse(chunk({"content": text}, entries=held))
+                for kind, text in parts.feed(event.text):
+                    yield sse(chunk({key[kind]: text}, entries=held))
                     held = None
                 event = await gen.next()
             note_usage(request, event)
-            content, calls = splitter.finish() if splitter is not None else (None, [])
-            deltas = ([{"content": content}] if content else []) + tool_deltas(
+            pieces, calls = parts.finish()
+            deltas = [{key[kind]: text} for kind, text in pieces] + tool_deltas(
                 tools.openai_calls(calls))
             for delta in deltas:
                 yield sse(chunk(delta, entries=held))

@@ -23,6 +23,10 @@ class _Body(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
     n_ctx: int | None = Field(default=None, ge=64)
+    # llama.cpp's option (chat and messages): "none" keeps a model's reasoning inline
+    reasoning_format: Literal["auto", "deepseek", "none"] | None = None
+    # more chat-template variables (llama.cpp's and vLLM's option): {"enable_thinking": false}
+    chat_template_kwargs: dict[str, Any] | None = None
 
 
 def _stop_list(value) -> list[str]:
@@ -173,6 +177,7 @@ class MessagesRequest(_Body):
     metadata: dict[str, Any] | None = None
     tools: list[AnthropicTool] | None = None
     tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None      # {"type": "enabled" | "disabled", ...}
 
     @field_validator("stop_sequences")
     @classmethod

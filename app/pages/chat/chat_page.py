@@ -298,7 +298,16 @@ class ChatPage(ConversationList, ModelChoice, ImageAttachments, ChatLayout):
         self._shown_error = self._state.error_here()
         self.view.set_transcript(transcript.transcript_html(
             self._messages, live.reply.mid if live else None, live.text if live else "",
-            self._shown_error, is_dark(self)))
+            self._shown_error, is_dark(self), self._reasoning()))
+
+    def _reasoning(self):
+        """(ReasoningFormat or None, block opened in the prompt) of the shown chat's model, read
+        from its chat template as the API server reads it (cached per template)."""
+        from quantdesk.core.engine.reasoning import reasoning_of
+        model = self.current_model()
+        row = self.library.model.row_of(model.path) if model.path else -1
+        entry = self.library.model.entry(row) if row >= 0 else None
+        return reasoning_of(entry.info.chat_template if entry is not None and entry.info else None)
 
     def _update_buttons(self) -> None:
         busy = self._live is not None

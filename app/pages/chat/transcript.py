@@ -5,6 +5,7 @@ Rendering only; the rules of a reply (saving, stats, titles) are core.runtime.ch
 from __future__ import annotations
 
 from quantdesk.app.markdown_view import error_html, message_html
+from quantdesk.core.engine.reasoning import split_reasoning
 
 RENDER_EVERY_MS = 80   # a fast model must not flood the GUI thread with re-renders
 EMPTY = ('<p style="color:#7a8494">Pick a model above, type a message below, press Enter.</p>')
@@ -27,14 +28,21 @@ def _escape(text: str) -> str:
     return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|" else c for c in text)
 
 
+def assistant_html(text: str, note: str, dark: bool, reasoning=None) -> str:
+    """A reply; `reasoning`: (ReasoningFormat, opened in the prompt) of the model's template,
+    whose thoughts are split off by the parser the API server uses (core.engine.reasoning)."""
+    thought, answer = split_reasoning(text, *reasoning) if reasoning else (None, text)
+    return message_html("assistant", close_open_fence(answer), note, dark, thought or "")
+
+
 def transcript_html(messages, live_mid: int | None, live_text: str, error: str | None,
-                    dark: bool = False) -> str:
+                    dark: bool = False, reasoning=None) -> str:
     """The conversation; the reply being generated (`live_mid`) shows `live_text`. `dark`: the
-    dark theme's colours (markdown_view.COLOURS)."""
+    dark theme's colours (markdown_view.COLOURS); `reasoning`: see assistant_html."""
     parts = []
     for m in messages:
         if m.id == live_mid:
-            parts.append(message_html("assistant", close_open_fence(live_text), "generating…", dark))
+            parts.append(assistant_html(live_text, "generating…", dark, reasoning))
             continue
         stats = m.stats or {}
         if not m.complete:
@@ -45,8 +53,11 @@ def transcript_html(messages, live_mid: int | None, live_text: str, error: str |
             note = f"{stats['tokens_per_second']:.1f} tokens/s"
         else:
             note = ""
-        parts.append(message_html(m.role, close_open_fence(m.content) + image_lines(m), note,
-                                  dark))
+        if m.role == "assistant":
+            parts.append(assistant_html(m.content, note, dark, reasoning))
+        else:
+            parts.append(message_html(m.role, close_open_fence(m.content) + image_lines(m), note,
+                                      dark))
     if error:
         parts.append(error_html(error, dark))
     return "".join(parts) or EMPTY
