@@ -47,6 +47,7 @@ def _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, NT):
         SX = np.zeros((33, LANES), np.float32)
         SW = np.zeros((33, LANES), np.float32)
         XT = np.zeros((32, LANES), np.float32)
+        WT = np.zeros((32, LANES), np.float32)
         R = np.zeros((32, LANES), np.int32)
         DX = np.zeros((32, LANES), np.float32)
         DW = np.zeros((32, LANES), np.float32)
@@ -68,11 +69,9 @@ def _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, NT):
             for ib in range(8):
                 l = 8 * s + ib
                 xb = xo + 32 * ib
-                bo.block_weights(x, xb, 32, True, qw, (xb % n_per_row), sigma2, W[l])
+                cl.load_block(x, xb, 32, True, qw, (xb % n_per_row), sigma2, W, l, XT, WT)
                 live[l] = bo.absmax(x, xb, 32) >= bo.EPS_S
-                for i in range(32):
-                    XT[i, l] = x[xb + i]
-        cl.sorted_prefix_sums(XT, W, 32, nsb * 8, False, IDX, R, DX, DW, SX, SW)
+        cl.sorted_prefix_sums(XT, WT, 32, nsb * 8, False, IDX, R, DX, DW, SX, SW)
         search_s_lanes(SX, SW, nsb * 8, ST, T)
         for s in range(nsb):
             xo = (sb0 + s) * 256
@@ -86,7 +85,7 @@ def _quantize_s(x, n_per_row, qw, out, bad, fail, lev, kmap, NT):
                 i1, i2, shift = int(ST[2, l]), int(ST[3, l]), int(ST[4, l])
                 if not live[l] or i1 < 0 or i2 < 0 or shift == 0:
                     continue
-                scales[ib] = cl.finish_s(lev, kmap, NT, x, xo + 32 * ib, W[l], IDX[l], i1, i2,
+                scales[ib] = cl.finish_s(lev, kmap, NT, x, xo + 32 * ib, W, IDX, l, i1, i2,
                                          ST[0, l], shift, out, oo, ib, L, index, B, ires)
                 shifts[ib] = ires[0]
                 fail[t] |= ires[1] != 0
@@ -103,6 +102,7 @@ def _quantize_m(x, n_per_row, qw, use_w, out, bad, fail, lev, kmap, NT):
         PX = np.zeros((34, LANES), np.float32)
         PW = np.zeros((34, LANES), np.float32)
         XT = np.zeros((16, LANES), np.float32)
+        WT = np.zeros((16, LANES), np.float32)
         R = np.zeros((16, LANES), np.int32)
         DX = np.zeros((32, LANES), np.float32)
         DW = np.zeros((32, LANES), np.float32)
@@ -125,11 +125,9 @@ def _quantize_m(x, n_per_row, qw, use_w, out, bad, fail, lev, kmap, NT):
             for ib in range(16):
                 l = 16 * s + ib
                 xb = xo + 16 * ib
-                bo.block_weights(x, xb, 16, use_w, qw, (xb % n_per_row), sigma2, W[l])
+                cl.load_block(x, xb, 16, use_w, qw, (xb % n_per_row), sigma2, W, l, XT, WT)
                 live[l] = bo.absmax(x, xb, 16) >= bo.EPS_M
-                for i in range(16):
-                    XT[i, l] = x[xb + i]
-        cl.sorted_prefix_sums(XT, W, 16, nsb * 16, True, IDX, R, DX, DW, PX, PW)
+        cl.sorted_prefix_sums(XT, WT, 16, nsb * 16, True, IDX, R, DX, DW, PX, PW)
         search_m_lanes(PX, PW, nsb * 16, ST, T)
         for s in range(nsb):
             xo = (sb0 + s) * 256
@@ -143,7 +141,7 @@ def _quantize_m(x, n_per_row, qw, use_w, out, bad, fail, lev, kmap, NT):
                 i1, i2, k = int(ST[2, l]), int(ST[3, l]), int(ST[4, l])
                 if not live[l] or i1 < 0 or i2 < 0 or k < 0:
                     continue
-                scales[ib] = cl.finish_m(lev, kmap, NT, x, xo + 16 * ib, W[l], IDX[l], i1, i2,
+                scales[ib] = cl.finish_m(lev, kmap, NT, x, xo + 16 * ib, W, IDX, l, i1, i2,
                                          ST[0, l], k, out, oo, ib, L, index, B, ires)
                 shifts[ib] = ires[0]
                 fail[t] |= ires[1] != 0

@@ -22,6 +22,7 @@ selects that would leave the loop scalar.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numba import njit
@@ -85,20 +86,20 @@ def _terms(scale, q0, q1, q2, xi, wi):
     return (wi * d0) * d0, (wi * d1) * d1, (wi * d2) * d2
 
 
-@njit(**_JIT)
-def scan(NT, u, x, xo, w, wo, scale, sign, B):
-    """block_ops.best_neighbour with the tables of neighbour_tables; B: int32 (MAXLIST,)
-    scratch. -1 when no distance is below FLT_MAX."""
+@njit(inline="always", **_JIT)
+def scan(NT, u, x, xo, W, l, wo, scale, sign, B):
+    """block_ops.best_neighbour with the tables of neighbour_tables, weights W[l, wo:wo+8];
+    B: int32 (MAXLIST,) scratch. -1 when no distance is below FLT_MAX."""
     nstart, nlen, ncode, nbi = NT
     q0, q1, q2 = (P0, P1, P2) if sign > 0 else (M0, M1, M2)
-    e00, e01, e02 = _terms(scale, q0, q1, q2, x[xo + 0], w[wo + 0])
-    e10, e11, e12 = _terms(scale, q0, q1, q2, x[xo + 1], w[wo + 1])
-    e20, e21, e22 = _terms(scale, q0, q1, q2, x[xo + 2], w[wo + 2])
-    e30, e31, e32 = _terms(scale, q0, q1, q2, x[xo + 3], w[wo + 3])
-    e40, e41, e42 = _terms(scale, q0, q1, q2, x[xo + 4], w[wo + 4])
-    e50, e51, e52 = _terms(scale, q0, q1, q2, x[xo + 5], w[wo + 5])
-    e60, e61, e62 = _terms(scale, q0, q1, q2, x[xo + 6], w[wo + 6])
-    e70, e71, e72 = _terms(scale, q0, q1, q2, x[xo + 7], w[wo + 7])
+    e00, e01, e02 = _terms(scale, q0, q1, q2, x[xo + 0], W[l, wo + 0])
+    e10, e11, e12 = _terms(scale, q0, q1, q2, x[xo + 1], W[l, wo + 1])
+    e20, e21, e22 = _terms(scale, q0, q1, q2, x[xo + 2], W[l, wo + 2])
+    e30, e31, e32 = _terms(scale, q0, q1, q2, x[xo + 3], W[l, wo + 3])
+    e40, e41, e42 = _terms(scale, q0, q1, q2, x[xo + 4], W[l, wo + 4])
+    e50, e51, e52 = _terms(scale, q0, q1, q2, x[xo + 5], W[l, wo + 5])
+    e60, e61, e62 = _terms(scale, q0, q1, q2, x[xo + 6], W[l, wo + 6])
+    e70, e71, e72 = _terms(scale, q0, q1, q2, x[xo + 7], W[l, wo + 7])
     s = np.uint64(nstart[u])
     n = np.uint64(nlen[u])
     bmin = FMAX_BITS
@@ -126,9 +127,29 @@ def scan(NT, u, x, xo, w, wo, scale, sign, B):
     return nbi[s + np.uint64(bj)]
 
 
-@njit(**_JIT)
-def place_groups(lev, kmap, NT, x, xo, w, L, ngroups, scale, sign0, sign1, index, B):
-    """block_ops.place_groups with scan for the neighbours (same results)."""
+@njit(inline="always", **_JIT)
+def split_levels(IDX, l, n, i1, i2, flip, L):
+    """block_ops.split_levels for block l (whole arrays and an index: a row view per block
+    cost two atomic reference counts)."""
+    for j in range(n):
+        v = 0 if j < i1 else (1 if j < i2 else 2)
+        L[IDX[l, j]] = 2 - v if flip else v
+
+
+@njit(inline="always", **_JIT)
+def load_block(x, xo, n, use_w, qw, qwo, sigma2, W, l, XT, WT):
+    """block_ops.block_weights into W[l] (and WT[:, l]), the weights x into XT[:, l]."""
+    for i in range(n):
+        xi = x[xo + i]
+        w = qw[qwo + i] * F(math.sqrt(sigma2 + xi * xi)) if use_w else xi * xi
+        W[l, i] = w
+        WT[i, l] = w
+        XT[i, l] = xi
+
+
+@njit(inline="always", **_JIT)
+def place_groups(lev, kmap, NT, x, xo, W, l, L, ngroups, scale, sign0, sign1, index, B):
+    """block_ops.place_groups with scan for the neighbours (same results); weights W[l]."""
     on_grid = True
     for k in range(ngroups):
         u = 0
@@ -137,7 +158,7 @@ def place_groups(lev, kmap, NT, x, xo, w, L, ngroups, scale, sign0, sign1, index
         g = kmap[u]
         if g < 0:
             on_grid = False
-            g = scan(NT, u, x, xo + 8 * k, w, 8 * k, scale, sign0 if k == 0 else sign1, B)
+            g = scan(NT, u, x, xo + 8 * k, W, l, 8 * k, scale, sign0 if k == 0 else sign1, B)
             if g < 0:
                 index[0] = -1
                 return scale
@@ -149,7 +170,7 @@ def place_groups(lev, kmap, NT, x, xo, w, L, ngroups, scale, sign0, sign1, index
             sign = sign0 if k == 0 else sign1
             for j in range(8):
                 q = bo.level_value(lev[8 * index[k] + j], sign)
-                wq = w[8 * k + j] * q
+                wq = W[l, 8 * k + j] * q
                 sumqx += wq * x[xo + 8 * k + j]
                 sumq2 += wq * q
         if sumqx > 0 and sumq2 > 0:
@@ -157,16 +178,17 @@ def place_groups(lev, kmap, NT, x, xo, w, L, ngroups, scale, sign0, sign1, index
     return scale
 
 
-@njit(**_JIT)
-def finish_s(lev, kmap, NT, x, xo, w, idx, i1, i2, scale, shift, out, oo, ib, L, index, B,
+@njit(inline="always", **_JIT)
+def finish_s(lev, kmap, NT, x, xo, W, IDX, l, i1, i2, scale, shift, out, oo, ib, L, index, B,
              ires):
-    """block_ops.finish_s with place_groups above (same bytes)."""
+    """block_ops.finish_s for block l of the batch (weights W[l], sorted order IDX[l]) with
+    place_groups above (same bytes)."""
     flip = scale < 0
     if flip:
         scale = -scale
         shift = -shift
-    bo.split_levels(idx, 32, i1, i2, flip, L)
-    scale = place_groups(lev, kmap, NT, x, xo, w, L, 4, scale, shift, shift, index, B)
+    split_levels(IDX, l, 32, i1, i2, flip, L)
+    scale = place_groups(lev, kmap, NT, x, xo, W, l, L, 4, scale, shift, shift, index, B)
     ires[0] = shift
     ires[1] = 1 if index[0] < 0 else 0
     h = 0
@@ -177,17 +199,18 @@ def finish_s(lev, kmap, NT, x, xo, w, idx, i1, i2, scale, shift, out, oo, ib, L,
     return scale
 
 
-@njit(**_JIT)
-def finish_m(lev, kmap, NT, x, xo, w, idx, i1, i2, scale, k, out, oo, ib, L, index, B, ires):
-    """block_ops.finish_m with place_groups above (same bytes)."""
+@njit(inline="always", **_JIT)
+def finish_m(lev, kmap, NT, x, xo, W, IDX, l, i1, i2, scale, k, out, oo, ib, L, index, B,
+             ires):
+    """block_ops.finish_m as finish_s (same bytes)."""
     flip = scale < 0
     if flip:
         scale = -scale
         k = 3 - k
-    bo.split_levels(idx, 16, i1, i2, flip, L)
+    split_levels(IDX, l, 16, i1, i2, flip, L)
     sign0 = -1 if k >= 2 else 1
     sign1 = -1 if k % 2 == 1 else 1
-    scale = place_groups(lev, kmap, NT, x, xo, w, L, 2, scale, sign0, sign1, index, B)
+    scale = place_groups(lev, kmap, NT, x, xo, W, l, L, 2, scale, sign0, sign1, index, B)
     ires[0] = k
     ires[1] = 1 if index[0] < 0 else 0
     out[oo + 2 * ib] = index[0] & 255
@@ -217,26 +240,29 @@ def ranks(XT, n, nl, R):
 
 
 @njit(**_JIT)
-def sorted_prefix_sums(XT, W, n, nl, halves, IDX, R, DX, DW, PX, PW):
+def sorted_prefix_sums(XT, WT, n, nl, halves, IDX, R, DX, DW, PX, PW):
     """block_ops.prefix_sums (halves False: PX, PW rows 0..n) or half_prefix_sums (halves
-    True, n = 16: rows 17*h + j) for nl blocks as lanes: XT (n, LANES) the blocks' weights x
-    transposed, W (LANES, n) their importances; IDX[l] gets block l's sorted order. DX, DW:
-    (2*n, LANES) scratch. Adding a 0 where the scalar code copies the other half's sum is
-    exact: a sum that starts at +0 is never -0."""
+    True, n = 16: rows 17*h + j) for nl blocks as lanes: XT, WT (n, LANES) the blocks' weights
+    x and importances transposed; IDX[l] gets block l's sorted order. DX, DW: (2*n, LANES)
+    scratch, each half's values at their sorted positions and 0 at the other half's: adding
+    that 0 where the scalar code copies the running sum is exact (a sum that starts at +0 is
+    never -0)."""
     ranks(XT, n, nl, R)
     nh = 2 if halves else 1
-    for l in range(nl):
-        for i in range(n):
-            r = R[i, l]
-            h = n * (i // 8) if halves else 0
-            o = n - h if halves else 0
+    if halves:
+        for r in range(2 * n):
+            dx, dw = DX[r], DW[r]
+            for l in range(nl):
+                dx[l] = F(0)
+                dw[l] = F(0)
+    for i in range(n):
+        ri, xi, wi = R[i], XT[i], WT[i]
+        h = n * (i // 8) if halves else 0
+        for l in range(nl):
+            r = ri[l]
             IDX[l, r] = i
-            wi = W[l, i]
-            DX[h + r, l] = wi * XT[i, l]
-            DW[h + r, l] = wi
-            if halves:
-                DX[o + r, l] = F(0)
-                DW[o + r, l] = F(0)
+            DX[h + r, l] = wi[l] * xi[l]
+            DW[h + r, l] = wi[l]
     for h in range(nh):
         p = 17 * h
         px, pw = PX[p], PW[p]
