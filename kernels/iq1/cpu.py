@@ -1,13 +1,13 @@
 """numba CPU kernels for IQ1_S and IQ1_M.
 
 Each batch holds LANES blocks (IQ1_S: 8 super-blocks of 8 blocks of 32; IQ1_M: 4 of 16 blocks
-of 16). Per block, scalar (block_ops, shared with CUDA): weights, stable sort, prefix sums.
-Then the exhaustive split search, ggml's hot loop (IQ1_S: 561 splits x 2 signs, IQ1_M: 153
-splits x 4 sign pairs), runs for all LANES blocks at once: every block walks the same splits,
-so the lane loop is branch-free selects that LLVM turns into SIMD. Then per block, scalar
-again: levels, grid and neighbours (block_ops.best_neighbour scores a candidate with 8 table
-loads), packing. prange hands each thread a run of batches; the bytes never depend on the
-thread count.
+of 16), transposed so that block l is lane l. Across lanes (vector loops): the stable sort as
+ranks and the prefix sums (cpu_lanes.sorted_prefix_sums), then the exhaustive split search,
+ggml's hot loop (split_lanes: IQ1_S 561 splits x 2 signs, IQ1_M 153 splits x 4 sign pairs;
+every block walks the same splits, so the lane loop is branch-free selects). Then per block:
+levels, grid and off-grid neighbours (cpu_lanes.scan: one vector loop over the candidate
+list), packing (superblock_ops, shared with CUDA). prange hands each thread a run of
+batches; the bytes never depend on the thread count. The CUDA kernel runs block_ops.py.
 """
 from __future__ import annotations
 
