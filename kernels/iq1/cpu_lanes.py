@@ -53,7 +53,9 @@ def neighbour_tables():
     nlen = np.zeros(KMAP_SIZE, np.int32)
     ix: list[np.ndarray] = []
     pos = 0
-    for u in np.flatnonzero(kmap < 0):
+    u_all = np.arange(KMAP_SIZE)
+    levels_ok = np.all(((u_all[:, None] >> (2 * np.arange(8))) & 3) < 3, axis=1)
+    for u in np.flatnonzero((kmap < 0) & levels_ok):     # patterns of levels 0..2 only
         off = -int(kmap[u]) - 1
         near = nbr[off + 1: off + 1 + int(nbr[off])].astype(np.int32)
         n = -(-len(near) // PAD) * PAD
@@ -62,7 +64,7 @@ def neighbour_tables():
         ix.append(np.concatenate([near, np.full(n - len(near), near[0], np.int32)]))
         pos += n
     nbi = np.concatenate(ix)
-    tables = (nstart, nlen, codes[nbi], nbi)
+    tables = (nstart, nlen, codes[nbi], nbi.astype(np.uint16))
     for a in tables:
         a.setflags(write=False)
     return tables
@@ -124,7 +126,7 @@ def scan(NT, u, x, xo, W, l, wo, scale, sign, B):
     bj = 0
     while B[bj] != bmin:
         bj += 1
-    return nbi[s + np.uint64(bj)]
+    return np.int32(nbi[s + np.uint64(bj)])
 
 
 @njit(inline="always", **_JIT)
