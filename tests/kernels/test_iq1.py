@@ -111,3 +111,16 @@ def test_imatrix_changes_iq1_m_bytes():
     plain = kernels.quantize(rows, "IQ1_M", backend="cpu")
     weighted = kernels.quantize(rows, "IQ1_M", backend="cpu", imatrix=kquant_imatrix(512))
     assert not np.array_equal(plain, weighted)
+
+
+@pytest.mark.parametrize("qtype", QTYPES)
+def test_negative_importances_match_ggml(qtype):
+    """A negative importance makes ggml's neighbour distances negative: the CPU scan's minimum
+    over float bits must still order them as floats (the most negative distance wins)."""
+    rows = kquant_rows(512)
+    im = kquant_imatrix(512, seed=7)
+    for imx in (-im, np.where(np.arange(512) % 3 == 0, -im, im).astype(np.float32)):
+        ours = kernels.quantize(rows, qtype, backend="cpu", imatrix=imx, threads=1)
+        msg = mismatch(ours, oracle.ggml_quantize(rows, qtype, imx),
+                       kernels.get_format(qtype).type_size, f"{qtype} negative imatrix")
+        assert msg is None, msg
