@@ -152,11 +152,16 @@ def test_a_projector_that_does_not_fit_is_refused_before_loading(pair, starter_m
         assert client.host_pid is None   # refused before any process started
 
 
-def test_the_host_checks_the_projector_width_itself(pair, starter_model):
+def test_the_host_checks_the_projector_width_itself(pair, starter_model, monkeypatch):
     """The host's own check, before libmtmd (which would only say it in the log)."""
     import multiprocessing as mp
 
+    import llama_cpp.llama_chat_format as chat_format
+
     from quantdesk.core.engine.host import Host
+    # Host.load replaces llama-cpp-python's template formatter for its process (a host is a
+    # process of its own); here it runs inside pytest, so the original comes back afterwards
+    monkeypatch.setattr(chat_format, "Jinja2ChatFormatter", chat_format.Jinja2ChatFormatter)
     commands, events = mp.Pipe(duplex=False)
     host = Host(commands, events)
     with pytest.raises(RuntimeError) as info:
