@@ -53,6 +53,17 @@ def _gone_workers(workers) -> list[str]:
     return [w for w in workers if not reachable(w)]
 
 
+def end_process(proc, grace: float) -> None:
+    """Give `proc` `grace` seconds to exit on its own, then terminate it, then kill it."""
+    proc.join(grace)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(2)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(2)
+
+
 class HostProcess:
     """Process management for EngineClient."""
 
@@ -148,13 +159,7 @@ class HostProcess:
                 self._commands.send(("shutdown", {}))
         except (BrokenPipeError, EOFError, OSError, AttributeError):
             pass
-        proc.join(timeout)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(2)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(2)
+        end_process(proc, timeout)
         self._forget()
 
     def _kill(self) -> None:
