@@ -18,38 +18,26 @@ next load() starts a fresh one.
 
 Use from one thread at a time (a worker thread in the app), except cancel(), which any thread
 may call while generate() is running.
+
+The parts: host_process.py (HostProcess: start, send, receive, death, stop), host_messages.py
+(messages as the host gets them); this module is the public API.
 """
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .host_messages import host_messages
+# describe_exit is re-exported: core.evaluate.child names it from here.
+from .host_process import ERROR_KINDS, HostProcess, describe_exit, raise_for  # noqa: F401
 from .kv_cache import (DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE, DEFAULT_PROMPT_LOOKUP,
                        check_kv_options, parse_flash_attn, parse_kv_type, parse_prompt_lookup)
-from .images import host_content
-from .logs import log_path
-from .types import (ContextOverflowError, Done, EngineError, InvalidRequestError, LoadResult,
-                    ModelFileError, SamplingParams, Token)
+from .types import Done, EngineError, LoadResult, SamplingParams, Token
 
-POLL_SECONDS = 0.25
 DRAIN_SECONDS = 1.0   # a cancelled reply the caller stopped reading must end within this
-STOP_SECONDS = 1.0    # a host asked to shut down must exit within this, or it is terminated
-ERROR_KINDS = ("error", "model_error", "context_error", "request_error")
-
-
-def _raise_for(kind: str, payload) -> None:
-    if kind == "model_error":
-        raise ModelFileError(payload)
-    if kind == "context_error":
-        raise ContextOverflowError(payload)
-    if kind == "request_error":
-        raise InvalidRequestError(payload)
-    if kind == "error":
-        raise EngineError(payload)
 
 
 def default_threads() -> int:
@@ -62,51 +50,10 @@ def default_threads() -> int:
     return max(1, n or os.cpu_count() or 1)
 
 
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "stopped responding"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = "unknown signal"
-        hint = ", possibly out of memory" if -code == getattr(signal, "SIGKILL", 9) else ""
-        return f"killed by signal {-code} {name}{hint}"
-    if code > 255:  # Windows NTSTATUS, e.g. 0xC0000005 access violation
-        return f"exit code 0x{code & 0xFFFFFFFF:08X}"
-    return f"exit status {code}"
+class EngineClient(HostProcess):
+    """Load, generate, embed, cancel: the public API. Starting, talking to and stopping the
+    host process is host_process.py's (HostProcess)."""
 
-
-def _gone_workers(workers) -> list[str]:
-    if not workers:
-        return []
-    from quantdesk.core.rpc.wire import reachable
-    return [w for w in workers if not reachable(w)]
-
-
-def _clean(message: dict, first_image: int = 1) -> dict:
-    """A message as the host gets it: role and text content, and the tool fields only when
-    present (templates test `'tool_calls' in message`); content parts with images become text
-    with a marker per image plus `images` (images.py; InvalidRequestError for a bad one)."""
-    text, images = host_content(message.get("content"), first_image)
-    out = {"role": str(message["role"]), "content": text}
-    if images:
-        out["images"] = images
-    for key in ("tool_calls", "tool_call_id", "name"):
-        if message.get(key):
-            out[key] = message[key]
-    return out
-
-
-def _clean_all(messages: list[dict]) -> list[dict]:
-    out, n = [], 1
-    for m in messages:
-        out.append(_clean(m, n))
-        n += len(out[-1].get("images", ()))
-    return out
-
-
-class EngineClient:
     def __init__(self):
         self._proc = None
         self._commands = None      # our end: send commands
@@ -126,109 +73,6 @@ class EngineClient:
     @property
     def host_pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
-
-    # -- process management ----------------------------------------------------------------------
-    def _start(self) -> None:
-        import multiprocessing as mp
-        from .host import run_host
-
-        ctx = mp.get_context("spawn")
-        cmd_recv, cmd_send = ctx.Pipe(duplex=False)
-        evt_recv, evt_send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=run_host, args=(cmd_recv, evt_send, str(log_path())),
-                           name="quantdesk-engine-host", daemon=True)
-        proc.start()
-        # Close the child's ends here, so its death reads as EOF on ours.
-        cmd_recv.close()
-        evt_send.close()
-        self._proc, self._commands, self._events = proc, cmd_send, evt_recv
-        self._closing = False
-
-    def _send(self, kind: str, payload: dict) -> None:
-        with self._send_lock:
-            if self._commands is None:
-                raise EngineError("no model is loaded")
-            try:
-                self._commands.send((kind, payload))
-            except (BrokenPipeError, EOFError, OSError):
-                raise self._died() from None
-
-    def _receive(self, deadline: float | None = None, idle=None):
-        """Next event from the host; raises EngineError (and forgets the host) if it died,
-        TimeoutError past `deadline` (time.monotonic()). `idle()` runs at every quiet poll."""
-        events, proc = self._events, self._proc
-        if events is None:
-            raise EngineError("no model is loaded")
-        try:
-            while not events.poll(POLL_SECONDS if deadline is None else
-                                  max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))):
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError
-                if idle is not None:
-                    idle()
-                if not proc.is_alive():
-                    if events.poll(0):   # it wrote something before dying: read that first
-                        break
-                    raise self._died()
-            return events.recv()
-        except (EOFError, OSError):
-            raise self._died() from None
-
-    def _died(self) -> EngineError:
-        proc, closing, loading = self._proc, self._closing, self._loading
-        code = None                      # None: "stopped responding"
-        if proc is not None:
-            proc.join(timeout=2)
-            code = proc.exitcode
-            if code is None:             # its pipe broke but it lingers: don't leave it behind
-                proc.kill()
-                proc.join(timeout=2)
-        workers, self._workers = self._workers, ()
-        self._forget()
-        if closing:
-            return EngineError("the model was unloaded")
-        gone = _gone_workers(workers)
-        if gone:   # ggml-rpc aborts the host when a worker stops answering: say which one
-            return EngineError(f"worker {', '.join(gone)} stopped answering and the model process "
-                               f"ended ({describe_exit(code)}); load the model again to continue "
-                               f"without it")
-        if loading:
-            return EngineError(f"the model process exited unexpectedly while loading {loading} "
-                               f"({describe_exit(code)}); details in {log_path()}")
-        return EngineError(f"the model process exited unexpectedly ({describe_exit(code)}); "
-                           f"load the model again to continue")
-
-    def _forget(self) -> None:
-        for conn in (self._commands, self._events):
-            if conn is not None:
-                try:
-                    conn.close()
-                except OSError:
-                    pass
-        self._proc = self._commands = self._events = None
-        self._loaded = None
-        self._workers = ()
-
-    def _stop_host(self, timeout: float = STOP_SECONDS) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        self._closing = True
-        try:
-            with self._send_lock:
-                self._commands.send(("cancel", {"id": self._gen_id}))
-                self._commands.send(("shutdown", {}))
-        except (BrokenPipeError, EOFError, OSError, AttributeError):
-            pass
-        proc.join(timeout)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(2)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(2)
-        self._forget()
-
     # -- public API ------------------------------------------------------------------------------
     def load(self, path, *, n_gpu_layers: int = 0, n_ctx: int = 2048,
              n_threads: int | None = None, type_k: str = DEFAULT_KV_TYPE,
@@ -279,7 +123,7 @@ class EngineClient:
             kind, payload = self._receive()
         finally:
             self._loading = None
-        _raise_for(kind, payload)
+        raise_for(kind, payload)
         self._loaded = LoadResult.from_dict(payload)
         return self._loaded
 
@@ -296,7 +140,7 @@ class EngineClient:
         params = params or SamplingParams()
         self._gen_id += 1
         gen_id = self._gen_id
-        command = dict(id=gen_id, messages=_clean_all(messages), sampling=params.to_dict())
+        command = dict(id=gen_id, messages=host_messages(messages), sampling=params.to_dict())
         if prompt is not None:
             command["prompt"] = str(prompt)
         if tools:
@@ -323,7 +167,7 @@ class EngineClient:
                     return
                 elif kind in ERROR_KINDS:
                     finished = True
-                    _raise_for(kind, payload)
+                    raise_for(kind, payload)
         finally:
             if not finished and self._proc is not None:
                 # The caller stopped reading early: cancel and drain, so the next request
@@ -337,7 +181,7 @@ class EngineClient:
             raise EngineError("no model is loaded")
         self._send("embed", {"texts": [str(t) for t in texts]})
         kind, payload = self._receive()
-        _raise_for(kind, payload)
+        raise_for(kind, payload)
         return payload["embeddings"], int(payload["prompt_tokens"])
 
     def _drain(self, gen_id: int) -> None:
@@ -355,14 +199,6 @@ class EngineClient:
             pass
         except TimeoutError:
             self._kill()
-
-    def _kill(self) -> None:
-        proc = self._proc
-        if proc is not None:
-            proc.kill()
-            proc.join(2)
-        self._forget()
-
     def cancel(self) -> None:
         """Stop the reply in progress (any thread); generate() ends with finish_reason cancelled."""
         with self._send_lock:

@@ -10,8 +10,8 @@ processor would see the same row, but llama-cpp-python then rebuilds a numpy vie
 vocabulary through ctypes for every token, which measured several times slower.) The values are
 the model's own distribution, before temperature, penalties and grammar (what llama.cpp's
 n_probs reports by default). Entries wait in `pending` until the text of their tokens is sent
-(host.py attaches them to the next "token" event); entries whose text never goes out (end of
-generation, a stop string) are dropped, as OpenAI does.
+(host_generate.py attaches them to the next "token" event); entries whose text never goes out
+(end of generation, a stop string) are dropped, as OpenAI does.
 
 Every chosen token is also kept in `chosen` (also without logprobs): the host finds from them
 which stop string ended a reply.

@@ -18,6 +18,7 @@ import traceback
 from typing import Any, Callable
 
 from quantdesk.core.engine.client import describe_exit
+from quantdesk.core.engine.host_process import end_process
 from quantdesk.core.engine.logs import log_path, route_output_to
 
 POLL_SECONDS = 0.2
@@ -104,10 +105,4 @@ def run_job(job: str, payload: dict, *, progress: Callable[[int, int], None] | N
                 raise EvaluationError(msg[1])
     finally:
         recv.close()
-        proc.join(5)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(2)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(2)
+        end_process(proc, 5)

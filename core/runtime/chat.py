@@ -22,57 +22,27 @@ live once:
 A reply streams as a core job, `Reply.run(report, cancel) -> Done` (app/bridge.py runs it off the
 GUI thread), or as a generator, `Reply.events(cancel)`. Its events are the model manager's
 (ModelLoading, ModelPlanned, ModelLoaded) and the engine's Token pieces.
+
+The parts: chat_requests.py (a conversation's LoadRequest and SamplingParams, ChatError),
+chat_reply.py (Reply: streaming and saving one reply); this module is the conversation.
 """
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantdesk.core.engine.types import Done, SamplingParams, Token
+# Re-exported: the doors and tests name these from core.runtime.chat.
+from .chat_reply import SAVE_EVERY_S, Reply  # noqa: F401
+from .chat_requests import (LOAD_DEFAULTS, SAMPLING_DEFAULTS, ChatError,  # noqa: F401
+                            chosen_load_defaults, default_load_settings, load_request,
+                            model_load_settings, sampling_params)
+from .models import LoadRequest, ModelManager
 
-from quantdesk.core.engine.kv_cache import (DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE,
-                                            DEFAULT_PROMPT_LOOKUP)
-
-from .gpu_layers import AUTO
-from .models import AUTO_MMPROJ, DEFAULT_CTX, LoadRequest, ModelManager
-
-SAVE_EVERY_S = 0.5
 NEW_TITLE = "New chat"
 TITLE_CHARS = 48
-SAMPLING_DEFAULTS = SamplingParams().to_dict()
-LOAD_DEFAULTS = {"n_ctx": DEFAULT_CTX, "n_gpu_layers": AUTO, "kv_type_k": DEFAULT_KV_TYPE,
-                 "kv_type_v": DEFAULT_KV_TYPE, "flash_attn": DEFAULT_FLASH_ATTN,
-                 "prompt_lookup": DEFAULT_PROMPT_LOOKUP}
-
-
-class ChatError(Exception):
-    """A reply cannot start (no model chosen, nothing to answer). One line for the user."""
-
-
-def chosen_load_defaults() -> dict:
-    """The load settings the user chose for new chats on the Settings page (threads, context,
-    GPU layers; core.settings); only the keys they set."""
-    from quantdesk.core.settings import load_settings
-    return load_settings().chat_defaults()
-
-
-def default_load_settings() -> dict:
-    """What a chat loads with where it sets nothing itself: the user's choices over the
-    built-in LOAD_DEFAULTS."""
-    return {**LOAD_DEFAULTS, **chosen_load_defaults()}
-
-
-def model_load_settings(model_path) -> dict:
-    """The load settings the library keeps for this model (core.runtime.model_settings: the
-    Library's "Load settings…", `quantdesk model-settings`); only the keys it sets. A chat that
-    gets this model starts from them, over the user's defaults, as the API server loads it."""
-    if not model_path:
-        return {}
-    from .model_settings import ModelSettings
-    return ModelSettings().get(model_path)
 
 
 @dataclass(frozen=True)
@@ -96,130 +66,6 @@ class ConversationModel:
 
     def missing_message(self) -> str:
         return f"the model file of this chat is gone ({self.path}): pick another model"
-
-
-def load_request(model_path, settings: dict | None) -> LoadRequest:
-    """The load a conversation's settings ask for (its context, GPU layers, threads, KV-cache
-    types, flash attention, prompt lookup); a key the conversation does not set comes from the
-    user's defaults. A setting llama.cpp would refuse raises ChatError."""
-    merged = {**default_load_settings(),
-              **{k: v for k, v in (settings or {}).items() if v is not None}}
-    try:
-        return LoadRequest(str(model_path), n_ctx=int(merged["n_ctx"]),
-                           gpu_layers=merged["n_gpu_layers"], n_threads=merged.get("n_threads"),
-                           kv_type_k=merged["kv_type_k"], kv_type_v=merged["kv_type_v"],
-                           flash_attn=merged["flash_attn"],
-                           prompt_lookup=merged["prompt_lookup"],
-                           rpc_servers=_workers(merged.get("rpc_servers")),
-                           mmproj=merged.get("mmproj", AUTO_MMPROJ))
-    except ValueError as exc:
-        raise ChatError(str(exc)) from None
-
-
-def _workers(chosen) -> tuple:
-    """A conversation's own list (the CLI's --rpc, even empty), else the machines enabled on the
-    Settings page, read at each load (a machine added or removed there counts at once)."""
-    if chosen is not None:
-        return tuple(chosen)
-    from quantdesk.core.settings import load_settings
-    return load_settings().enabled_machines()
-
-
-def sampling_params(settings: dict | None) -> SamplingParams:
-    merged = {**SAMPLING_DEFAULTS, **(settings or {})}
-    return SamplingParams(**{k: merged[k] for k in SAMPLING_DEFAULTS})
-
-
-class Reply:
-    """One assistant reply: its (already stored, empty, incomplete) message and its stream."""
-
-    def __init__(self, store, models: ModelManager, cid: int, mid: int, request: LoadRequest,
-                 params: SamplingParams, messages: list[dict], clock=time.monotonic):
-        self.store, self.models = store, models
-        self.cid, self.mid = cid, mid
-        self.request, self.params, self.messages = request, params, messages
-        self._clock = clock
-        self.text = ""
-        self.pieces = 0
-        self.started = clock()
-        self.first_token: float | None = None
-        self.saved_at = self.started
-        self.host = None            # the ModelHost that answered (its .resolved is the plan used)
-        self.done: Done | None = None
-
-    def run(self, report: Callable[[object], None], cancel) -> Done:
-        """The core job: load if needed, stream, save. Events reach `report` as they happen
-        (the load's too). Returns the reply's Done; raises EngineError (the row is settled)."""
-        try:
-            self.host = self.models.load(self.request, report=report)
-            for event in self._stream(cancel):
-                report(event)
-        except BaseException as exc:
-            self._fail(exc)
-            raise
-        return self.done
-
-    def events(self, cancel=None) -> Iterator[object]:
-        """The same as a generator: the load's events (after the load), then Token pieces;
-        self.done is set when it ends."""
-        try:
-            loading: list = []
-            self.host = self.models.load(self.request, report=loading.append)
-            yield from loading
-            yield from self._stream(cancel)
-        except BaseException as exc:
-            self._fail(exc)
-            raise
-
-    def _stream(self, cancel) -> Iterator[Token]:
-        for event in self.host.generate(self.messages, self.params, cancel):
-            if isinstance(event, Token):
-                self._add(event.text)
-                yield event
-            else:
-                self._finish(event)
-
-    def _add(self, piece: str) -> None:
-        self.text += piece
-        self.pieces += 1
-        now = self._clock()
-        if self.first_token is None:
-            self.first_token = now
-        if now - self.saved_at >= SAVE_EVERY_S:
-            self.store.update_message(self.mid, self.text, complete=False)
-            self.saved_at = now
-
-    def stats(self, done: Done) -> dict:
-        return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-                "tokens_per_second": done.tokens_per_second,
-                "finish_reason": done.finish_reason, "n_ctx": done.n_ctx,
-                "used_chat_template": done.used_chat_template,
-                "model": Path(self.request.path).name,
-                **({"image_tokens": done.image_tokens} if done.image_tokens else {})}
-
-    def _finish(self, done: Done) -> None:
-        self.done = done
-        if done.finish_reason == "cancelled" and not self.text:
-            self.store.delete_messages_from(self.cid, self.mid)  # nothing was said: no husk
-        else:
-            self.store.update_message(self.mid, self.text, complete=True, stats=self.stats(done))
-
-    def _fail(self, exc: BaseException) -> None:
-        if self.done is not None:
-            return
-        if self.text:
-            # An error keeps its one line; an interruption (Ctrl-C, a closed generator) does not.
-            stats = ({"error": " ".join(str(exc).split()) or type(exc).__name__}
-                     if isinstance(exc, Exception) else None)
-            self.store.update_message(self.mid, self.text, complete=False, stats=stats)
-        else:
-            self.store.delete_messages_from(self.cid, self.mid)
-
-    def save_partial(self) -> None:
-        """App exit mid-reply: keep what has arrived, marked incomplete."""
-        if self.done is None:
-            self.store.update_message(self.mid, self.text, complete=False)
-
 
 class ChatSession:
     """A conversation in the store, answered through the model manager."""

@@ -19,242 +19,33 @@ another model before the iteration ends (the eviction waits for that host's turn
 
 Events (ModelLoading, ModelPlanned, ModelLoaded, ModelUnloaded) go to the `report` callback of the
 call that caused them and to every subscriber, in the calling thread.
+
+The parts: model_request.py (LoadRequest, checked on creation), model_plan.py (ResolvedLoad,
+resolve_load: "auto" decided, predicted_bytes), model_host.py (ModelHost: one host, users take
+turns), model_events.py (the events). This module keeps which hosts are loaded: find, load,
+least-recently-used eviction under max_models and the memory budget, unload, shutdown.
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-from quantdesk.core.engine.kv_cache import (DEFAULT_FLASH_ATTN, DEFAULT_KV_TYPE,
-                                            DEFAULT_PROMPT_LOOKUP, check_kv_options,
-                                            parse_flash_attn, parse_kv_type, parse_prompt_lookup)
-from quantdesk.core.engine.types import Done, EngineError, LoadResult, SamplingParams, Token
+from quantdesk.core.engine.types import EngineError
 
-from .gpu_layers import ALL, AUTO, GpuLayers, llama_gpu_layers, parse_gpu_layers
+from .gpu_layers import AUTO
+# Re-exported: `from quantdesk.core.runtime.models import LoadRequest, predicted_bytes, ...`
+# is how the doors and tests name them.
+from .model_events import ModelLoaded, ModelLoading, ModelPlanned, ModelUnloaded
+from .model_host import ModelHost, cancelled_done
+from .model_plan import ResolvedLoad, predicted_bytes, request_projector, resolve_load
+from .model_plan import context_by_kv_type as _context_by_kv_type
+from .model_request import AUTO_MMPROJ, DEFAULT_CTX, LoadRequest
 
-AUTO_MMPROJ = "auto"
-
-DEFAULT_CTX = 2048
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-@dataclass(frozen=True)
-class LoadRequest:
-    """What a door asks for. Normalised on creation, so equal requests compare equal."""
-    path: str
-    n_ctx: int = DEFAULT_CTX
-    gpu_layers: GpuLayers = AUTO
-    n_threads: int | None = None   # None: the engine's default (physical cores)
-    kv_type_k: str = DEFAULT_KV_TYPE          # KV-cache types (core.engine.kv_cache.KV_TYPES)
-    kv_type_v: str = DEFAULT_KV_TYPE
-    flash_attn: str = DEFAULT_FLASH_ATTN      # "auto" | "on" | "off"
-    prompt_lookup: int = DEFAULT_PROMPT_LOOKUP  # draft tokens per step; 0: no speculation
-    embedding: bool = False        # loaded for ModelHost.embed (the server's /v1/embeddings)
-    rpc_servers: tuple = ()        # workers ("host:port", core/rpc) that may hold layers
-    mmproj: str | None = AUTO_MMPROJ   # vision projector: "auto" finds one beside the model
-    #   (core.engine.projector.find_projector), None or "" : none, a path: that one (checked)
-
-    def __post_init__(self):
-        """Raises ValueError (one line) for a value or combination llama.cpp would refuse."""
-        from quantdesk.core.gguf import split_parts
-        from quantdesk.core.rpc.endpoints import parse_endpoints
-        path = os.path.abspath(str(self.path))
-        # llama.cpp loads a split model only from its first part (when that is missing, the
-        # part given stays, and the check before loading names the missing one)
-        parts = split_parts(path)
-        object.__setattr__(self, "path", str(parts[0]) if parts and os.path.exists(parts[0]) else path)
-        object.__setattr__(self, "rpc_servers", parse_endpoints(self.rpc_servers))
-        object.__setattr__(self, "gpu_layers", parse_gpu_layers(self.gpu_layers))
-        if int(self.n_ctx) <= 0:
-            raise ValueError(f"context size must be positive, got {self.n_ctx}")
-        object.__setattr__(self, "n_ctx", int(self.n_ctx))
-        object.__setattr__(self, "kv_type_k", parse_kv_type(self.kv_type_k))
-        object.__setattr__(self, "kv_type_v", parse_kv_type(self.kv_type_v))
-        object.__setattr__(self, "flash_attn", parse_flash_attn(self.flash_attn))
-        object.__setattr__(self, "prompt_lookup", parse_prompt_lookup(self.prompt_lookup))
-        check_kv_options(self.kv_type_k, self.kv_type_v, self.flash_attn)
-        object.__setattr__(self, "mmproj", self._projector())
-
-    def _projector(self) -> str | None:
-        """The projector's absolute path, or None. Raises ValueError (one line) for one that
-        does not fit the model; "auto" takes only one that fits, and none for embeddings."""
-        from quantdesk.core.engine.projector import check_projector, find_projector
-        chosen = self.mmproj
-        if not chosen:
-            return None
-        if chosen == AUTO_MMPROJ:
-            if self.embedding or not os.path.isfile(self.path):
-                return None
-            return find_projector(self.path)
-        return check_projector(self.path, chosen)   # ProjectorError is a ValueError
-
-    @property
-    def engine_options(self) -> dict:
-        """The KV, attention and decoding options as EngineClient.load takes them."""
-        return {"type_k": self.kv_type_k, "type_v": self.kv_type_v,
-                "flash_attn": self.flash_attn, "prompt_lookup": self.prompt_lookup}
-
-
-@dataclass(frozen=True)
-class ResolvedLoad:
-    """A request with every choice made: what the engine host is asked to load."""
-    request: LoadRequest
-    n_gpu_layers: int          # llama.cpp's integer (-1: all layers)
-    plan: object | None        # core.planner.Plan for exactly this load; None: no plan possible
-    note: str = ""             # how "auto" was decided, one line ("auto: partial")
-    plan_error: str = ""       # why there is no plan, one line
-    workers: tuple = ()        # the request's workers that answered: the load registers these
-    tensor_split: tuple = ()   # layers per device (workers, then local GPU); () : llama.cpp's
-    split: object | None = None   # core.planner.split.SplitPlan when workers take part
-
-    @property
-    def n_ctx(self) -> int:
-        return self.request.n_ctx
-
-    @property
-    def left_out(self) -> list[str]:
-        """One line per requested worker that did not answer (core.runtime.workers' notes)."""
-        prefix = "left out: "
-        return [p[len(prefix):] for p in self.note.split("; ") if p.startswith(prefix)]
-
-    @property
-    def key(self) -> tuple:
-        """Same key, same host: model file, context, layers, threads, KV types, flash attention
-        and prompt lookup."""
-        r = self.request
-        return (r.path, r.n_ctx, self.n_gpu_layers, r.n_threads, r.kv_type_k, r.kv_type_v,
-                r.flash_attn, r.prompt_lookup, r.embedding, self.workers, self.tensor_split,
-                r.mmproj)
-
-    def to_json(self) -> dict:
-        plan = self.plan
-        return {"path": self.request.path, "n_ctx": self.n_ctx,
-                "gpu_layers_requested": self.request.gpu_layers,
-                "gpu_layers": self.n_gpu_layers, "note": self.note,
-                "kv_type_k": self.request.kv_type_k, "kv_type_v": self.request.kv_type_v,
-                "flash_attn": self.request.flash_attn,
-                "prompt_lookup": self.request.prompt_lookup,
-                "fit": plan.fit if plan else None,
-                "n_layer": plan.n_layer if plan else None,
-                "planned_gpu_layers": plan.gpu_layers if plan else None,
-                "planned_ram_bytes": plan.ram_bytes if plan else None,
-                "planned_vram_bytes": plan.vram_bytes if plan else None,
-                "plan_note": plan.note if plan else None,
-                "workers": list(self.workers),
-                "mmproj": self.request.mmproj,
-                "split": self.split.to_json() if self.split is not None else None}
-
-
-# ---- events --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelLoading:
-    request: LoadRequest
-
-
-@dataclass(frozen=True)
-class ModelPlanned:
-    resolved: ResolvedLoad     # the plan the load follows
-
-
-@dataclass(frozen=True)
-class ModelLoaded:
-    resolved: ResolvedLoad
-    result: LoadResult
-    vram_growth: int | None    # NVML used-memory growth across the load; None without NVIDIA
-    reused: bool = False       # True: it was loaded already, nothing new happened
-
-
-@dataclass(frozen=True)
-class ModelUnloaded:
-    path: str
-
-
-def cancelled_done(n_ctx: int) -> Done:
-    """The summary of a reply cancelled before it started."""
-    return Done(prompt_tokens=0, completion_tokens=0, tokens_per_second=0.0,
-                finish_reason="cancelled", used_chat_template=False, n_ctx=n_ctx)
-
-
-# ---- one host ------------------------------------------------------------------------------------
-@dataclass(eq=False)
-class ModelHost:
-    """One engine host process with one model loaded. Its users take turns."""
-    client: object             # EngineClient
-    resolved: ResolvedLoad
-    result: LoadResult
-    last_used: float = field(default_factory=time.monotonic)
-    _turn: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def path(self) -> str:
-        return self.resolved.request.path
-
-    @property
-    def pid(self) -> int | None:
-        return self.client.host_pid
-
-    @property
-    def alive(self) -> bool:
-        return self.client.loaded is not None
-
-    @property
-    def busy(self) -> bool:
-        return self._turn.locked()
-
-    def cancel(self) -> None:
-        """Stop the reply in progress (any thread)."""
-        self.client.cancel()
-
-    def _wait_turn(self, cancel) -> bool:
-        while not self._turn.acquire(timeout=0.1):
-            if cancel is not None and cancel.cancelled:
-                return False
-        return True
-
-    def generate(self, messages: list[dict], params: SamplingParams | None = None,
-                 cancel=None, prompt: str | None = None,
-                 tools: list[dict] | None = None) -> Iterator[Token | Done]:
-        """Tokens, then one Done. `cancel` (a CancelToken, any thread) ends it with
-        finish_reason "cancelled". Raises EngineError when the host dies. `prompt`: a raw text
-        to continue instead of the chat-templated `messages` (the server's /v1/completions)."""
-        if not self._wait_turn(cancel):
-            yield cancelled_done(self.result.n_ctx)
-            return
-        try:
-            if cancel is not None and cancel.cancelled:
-                yield cancelled_done(self.result.n_ctx)
-                return
-            # The client looks at `cancel` while it waits too: a long prompt stops mid-way.
-            yield from self.client.generate(messages, params, cancel, prompt=prompt,
-                                            tools=tools)
-        finally:
-            self.last_used = time.monotonic()
-            self._turn.release()
-
-    def embed(self, texts: list[str], cancel=None) -> tuple[list[list[float]], int]:
-        """(vectors, prompt tokens): needs a host loaded with LoadRequest(embedding=True)."""
-        if not self._wait_turn(cancel):
-            raise EngineError("cancelled")
-        try:
-            return self.client.embed(texts)
-        finally:
-            self.last_used = time.monotonic()
-            self._turn.release()
-
-    def close(self, wait: bool = True) -> None:
-        """End the host process. wait: let a reply in progress finish first."""
-        if wait:
-            with self._turn:
-                self.client.shutdown()
-        else:
-            self.client.cancel()
-            self.client.shutdown()
+__all__ = ["AUTO_MMPROJ", "DEFAULT_CTX", "LoadRequest", "ResolvedLoad", "ModelHost", "ModelManager",
+           "ModelLoading", "ModelPlanned", "ModelLoaded", "ModelUnloaded", "cancelled_done",
+           "predicted_bytes", "request_projector", "vram_used"]
 
 
 # ---- the manager ---------------------------------------------------------------------------------
@@ -272,32 +63,6 @@ def vram_used() -> int | None:
         return None
     return sum(g.total_bytes - g.free_bytes for g in gpus) if gpus else None
 
-
-def request_projector(request: LoadRequest):
-    """The planner's cost of the request's vision projector (core.planner.projector), or None.
-    libmtmd follows the model's flash-attention choice; "auto" is on where it matters (CPU)."""
-    if not request.mmproj:
-        return None
-    from quantdesk.core.planner.projector import projector_cost
-    return projector_cost(request.mmproj, flash_attn=request.flash_attn != "off")
-
-
-def predicted_bytes(resolved: ResolvedLoad) -> int:
-    """What a load costs by the planner (RAM + VRAM, the projector's included); without a plan,
-    the files' sizes."""
-    plan = resolved.plan
-    extra = 0
-    if resolved.request.mmproj and plan is None:
-        try:
-            extra = os.path.getsize(resolved.request.mmproj)
-        except OSError:
-            pass
-    if plan is not None:
-        return int(plan.ram_bytes) + int(plan.vram_bytes) + extra
-    try:
-        return os.path.getsize(resolved.request.path) + extra
-    except OSError:
-        return extra
 
 
 class ModelManager:
@@ -339,46 +104,16 @@ class ModelManager:
         for fn in ([report] if report else []) + listeners:
             fn(event)
 
-    # -- planning ----------------------------------------------------------------------------------
+    # -- planning (model_plan.py) ------------------------------------------------------------------
     def resolve(self, request: LoadRequest) -> ResolvedLoad:
         """The plan for exactly this request (its context, its GPU layers), "auto" decided."""
-        layers = request.gpu_layers
-        try:
-            from quantdesk.core.planner import load_profile, plan_for_model
-            profile = load_profile(request.path)
-            forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
-            hardware = self._hardware()
-            plan = plan_for_model(profile, n_ctx=request.n_ctx, hardware=hardware,
-                                  n_gpu_layers=forced, lower_ctx=False,
-                                  type_k=request.kv_type_k, type_v=request.kv_type_v,
-                                  flash_attn=request.flash_attn,
-                                  prompt_lookup=request.prompt_lookup,
-                                  projector=request_projector(request))
-            if request.rpc_servers:   # workers that answer take layers first
-                from .workers import resolve_with_workers
-                return resolve_with_workers(request, profile, hardware, plan, forced)
-        except Exception as exc:  # noqa: BLE001 - no plan: "auto" stays on the CPU, always safe
-            why = _one_line(exc)
-            if layers == AUTO:
-                return ResolvedLoad(request, 0, None, f"auto: CPU only (no plan: {why})", why)
-            return ResolvedLoad(request, llama_gpu_layers(layers), None, "", why)
-        if layers == AUTO:
-            return ResolvedLoad(request, max(0, int(plan.gpu_layers)), plan, f"auto: {plan.fit}")
-        return ResolvedLoad(request, llama_gpu_layers(layers), plan)
+        return resolve_load(request, self._hardware)
 
     def context_by_kv_type(self, request: LoadRequest, types=None) -> list:
         """The largest context `request`'s model reaches on this machine per KV-cache type (f16,
         q8_0, q4_0 by default), with its flash-attention and GPU-layer choices: a list of
         core.planner.kv_fit.KvReach. Raises PlannerError when the model cannot be planned."""
-        from quantdesk.core.planner import load_profile
-        from quantdesk.core.planner.kv_fit import KV_TABLE_TYPES, context_by_kv_type
-        profile = load_profile(request.path)
-        layers = request.gpu_layers
-        forced = None if layers == AUTO else profile.n_layer + 1 if layers == ALL else layers
-        return context_by_kv_type(profile, self._hardware(), types or KV_TABLE_TYPES,
-                                  flash_attn=request.flash_attn, n_gpu_layers=forced,
-                                  prompt_lookup=request.prompt_lookup,
-                                  projector=request_projector(request))
+        return _context_by_kv_type(request, self._hardware, types)
 
     # -- loaded models -----------------------------------------------------------------------------
     def loaded(self) -> list[ModelHost]:

@@ -10,65 +10,27 @@ and, once "Quantize locally…" fetched a safetensors repo's checkpoint into the
 """
 from __future__ import annotations
 
-import html
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSplitter,
+                               QVBoxLayout, QWidget)
 
-from PySide6.QtCore import QEvent, Qt, QThreadPool, QTimer, Signal, Slot
-from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QMessageBox, QPushButton, QSplitter, QTableView, QTextBrowser, QVBoxLayout,
-                               QWidget)
-
-from quantdesk.app import formatting
 from quantdesk.app.formatting import one_line
 from quantdesk.app.bridge import Relay, call_later
 from .checkpoint_fetch import CheckpointFetch
 from .discover_models import DownloadsModel, SearchResultsModel, VariantsModel
+# Re-exported: tests and older code name them from this module.
+from .discover_widgets import CardBrowser, table_view  # noqa: F401
+from .downloads_section import CONFIRM_CANCEL_BYTES, DownloadsSection  # noqa: F401
+from .repo_view import RepoView
 
 FILTERS = (("GGUF models", "gguf"), ("Safetensors (text generation)", "safetensors"), ("All", "all"))
 SORTS = (("Trending", "trending"), ("Downloads", "downloads"), ("Likes", "likes"), ("Recently updated", "updated"))
-# Cancelling throws the partial file away: ask first when that is this much (or the file is).
-CONFIRM_CANCEL_BYTES = 500_000_000
 
 
-class CardBrowser(QTextBrowser):
-    """Read-only Markdown view that never loads anything: no images, no remote content."""
+class DiscoverPage(RepoView, DownloadsSection, QWidget):
+    """The layout, the search and the glue; the model page is repo_view.py's (RepoView), the
+    downloads' actions downloads_section.py's (DownloadsSection)."""
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._text: str | None = None   # the card shown, drawn again when the theme changes
-        self.setOpenLinks(False)
-        self.anchorClicked.connect(lambda url: QDesktopServices.openUrl(url) if url.scheme() in ("http", "https") else None)
-
-    def loadResource(self, kind, url):  # noqa: N802 - Qt override
-        return None
-
-    def show_markdown(self, text: str) -> None:
-        from quantdesk.app.markdown_view import is_dark, markdown_to_html  # strips raw HTML
-        self._text = text
-        self.setHtml(markdown_to_html(text or "*This repo has no model card.*", is_dark(self)))
-
-    def changeEvent(self, event):  # noqa: N802 - Qt override
-        super().changeEvent(event)
-        # The theme changed: table borders and code boxes are coloured in the HTML.
-        if event.type() == QEvent.Type.PaletteChange and self._text is not None:
-            self.show_markdown(self._text)
-
-
-def _table(model, stretch: int = 0) -> QTableView:
-    view = QTableView()
-    view.setModel(model)
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.verticalHeader().hide()
-    header = view.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
-    view.setWordWrap(False)
-    return view
-
-
-class DiscoverPage(QWidget):
     downloaded = Signal(str)            # snapshot path of a finished file
     quantize_requested = Signal(str, str)   # fetched checkpoint folder, recommended type ("": none)
 
@@ -108,7 +70,7 @@ class DiscoverPage(QWidget):
             self._error(manager.warning)
 
         self.results = SearchResultsModel(self)
-        self.results_view = _table(self.results)
+        self.results_view = table_view(self.results)
         self.results_caption = QLabel()
         self.results_caption.setObjectName("placeholderText")
         results_box = QWidget()
@@ -121,7 +83,7 @@ class DiscoverPage(QWidget):
         self.repo_title.setTextFormat(Qt.TextFormat.RichText)
         self.card = CardBrowser()
         self.variants = VariantsModel(self)
-        self.variants_view = _table(self.variants, stretch=4)
+        self.variants_view = table_view(self.variants, stretch=4)
         self.download_button = QPushButton("Download")
         self.download_button.setObjectName("primary")
         self.quantize_button = QPushButton("Quantize locally…")
@@ -145,7 +107,7 @@ class DiscoverPage(QWidget):
         split.setSizes([480, 620])
 
         self.downloads = DownloadsModel(self)
-        self.downloads_view = _table(self.downloads)
+        self.downloads_view = table_view(self.downloads)
         self.downloads_view.setMaximumHeight(150)
         self.pause_button, self.resume_button, self.cancel_button = (QPushButton(t) for t in ("Pause", "Resume", "Cancel"))
         self.token_edit = QLineEdit(placeholderText="Access token (hf_…) for gated or private repos")
@@ -240,141 +202,7 @@ class DiscoverPage(QWidget):
                 self._error(why)
         call_later(self.pool, self, pager.next_page, done, failed)
 
-    # ---- model page -------------------------------------------------------------------------
-    def open_repo(self, row: int) -> None:
-        result = self.results.item(row)
-        if result is None:
-            return
-        from quantdesk.core.hub import repo_details
-        from quantdesk.core.hub.card import read_card
-        self._generation += 1
-        gen = self._generation
-        self._card_license = None
-        self._show_repo(None, f"<b>{html.escape(result.repo_id)}</b> — loading…")
-        call_later(self.pool, self, lambda: repo_details(result.repo_id),
-                   lambda d: gen == self._generation and self._show_repo(d), self._error)
-        call_later(self.pool, self, lambda: read_card(result.repo_id),
-                   lambda card: gen == self._generation and self._show_card(*card), self._error)
-
-    def _show_card(self, text: str, license: str | None) -> None:
-        self.card.show_markdown(text)
-        self._card_license = license
-        if self.details is not None:
-            self._show_title()
-
-    def _show_repo(self, details, title: str | None = None) -> None:
-        self.details = details
-        self.variants.set_rows(details.variants if details else [])
-        self.download_button.setEnabled(bool(details and details.variants))
-        self.quantize_button.setVisible(bool(details and details.kind == "safetensors"))
-        self.recommendation.setText("")
-        self.recommended_type = None
-        self.convert_refusal = None   # until config.json is judged
-        if details is None:
-            self.repo_title.setText(title or "Select a model to see its page.")
-            self.card.clear()
-            return
-        self._show_title()
-        if details.variants:
-            self.variants_view.selectRow(0)
-        gen = self._generation
-        for variant in details.variants:
-            call_later(self.pool, self, lambda v=variant: self._read_header(details, v),
-                       lambda v: gen == self._generation and self._variant_read(v),
-                       lambda why, v=variant: self._variant_failed(v, why))
-        if details.kind == "safetensors":
-            from .convert_mark import safetensors_outlook
-            call_later(self.pool, self, lambda: safetensors_outlook(details, self.n_ctx),
-                       lambda r: gen == self._generation and self._show_recommendation(*r), self._error)
-
-    def _show_title(self) -> None:
-        details = self.details
-        # The hub's licence, else the card's own front matter; a count the hub lacks comes
-        # from the safetensors headers (repo_details) or the first GGUF header read.
-        licence = details.license or self._card_license
-        bits = [f"licence: {html.escape(licence or 'not stated')}",
-                "<span style='color:#9a6a00'>gated: needs a token</span>" if details.gated else "not gated"]
-        if details.parameters:
-            bits.append(f"{formatting.params(details.parameters)} parameters")
-        elif details.variants:
-            bits.append("parameters: reading header…")
-        if details.kind == "safetensors":
-            bits.append(f"original {details.safetensors_dtype or '?'}, {formatting.size(details.safetensors_bytes)}")
-        self.repo_title.setText(f"<b>{html.escape(details.repo_id)}</b><br>{' · '.join(bits)}")
-
-    def _read_header(self, details, variant):
-        from quantdesk.core.hub import fit_variant, read_variant_header
-        from quantdesk.core.hub.variants import learn_from_header
-        read_variant_header(details.repo_id, variant, details.sha or "main")
-        learn_from_header(details, variant)   # the parameter count, when the hub has none
-        return fit_variant(variant, n_ctx=self.n_ctx)
-
-    def _variant_read(self, variant) -> None:
-        self.variants.update_variant(variant)
-        if self.variants.rowCount():   # bits/weight of the others may follow from a count just learnt
-            self.variants.dataChanged.emit(self.variants.index(0, 2),
-                                           self.variants.index(self.variants.rowCount() - 1, 2))
-        self._show_title()
-
-    def _variant_failed(self, variant, why: str) -> None:
-        variant.fit_note = why
-        self.variants.update_variant(variant)
-
-    def _show_recommendation(self, verdict, result) -> None:
-        from .convert_mark import outlook_text
-        _rows, best, _note = result
-        self.convert_refusal = None if verdict.ok else verdict.reason
-        self.recommended_type = best["type"] if best and verdict.ok else None
-        self.recommendation.setText(outlook_text(verdict, result, formatting.size))
-        self.quantize_button.setEnabled(verdict.ok and not self.fetch.running)
-        self.quantize_button.setToolTip("" if verdict.ok else verdict.reason or "")
-
-    def quantize_locally(self) -> bool:
-        """Fetch the shown safetensors repo's checkpoint (or resume, or find it cached); the
-        Quantize page gets it through quantize_requested. One fetch at a time."""
-        if (self.details is None or self.details.kind != "safetensors" or self.fetch.running
-                or self.convert_refusal):
-            return False
-        self.message.hide()
-        return self.fetch.start(self.details.repo_id, "main", self.recommended_type)
-
-    # ---- downloads --------------------------------------------------------------------------
-    def download_selected(self) -> None:
-        row = self.variants_view.currentIndex().row()
-        variant = self.variants.item(row if row >= 0 else 0)
-        if self.details is None or variant is None:
-            return
-        for f in variant.files:
-            self.manager.add(self.details.repo_id, f.name, sha256=f.sha256, size=f.size)
-
-    def _selected_task(self):
-        return self.downloads.item(self.downloads_view.currentIndex().row())
-
-    def _on_task(self, action) -> None:
-        task = self._selected_task()
-        if task is not None:
-            action(task.id)
-
-    def cancel_selected(self) -> None:
-        """Cancel deletes the partial file: for a big download, ask first (Pause keeps it)."""
-        task = self._selected_task()
-        if task is None or task.state in ("done", "cancelled"):
-            return
-        at_stake = max(task.total_bytes or 0, task.done_bytes or 0)
-        if at_stake >= CONFIRM_CANCEL_BYTES and not self.ask_confirmation(
-                f"Cancel the download of {task.filename} ({formatting.size(at_stake)})?\n\n"
-                f"The {formatting.size(task.done_bytes)} downloaded so far will be deleted. "
-                "Pause keeps them for later."):
-            return
-        self.manager.cancel(task.id)
-
-    def ask_confirmation(self, text: str) -> bool:
-        """A yes/no question (tests replace this)."""
-        answer = QMessageBox.question(self, "Quantdesk", text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
-
+    # ---- downloads (their actions: downloads_section.py) -------------------------------------
     @Slot(object)
     def _task_updated(self, task) -> None:
         self.downloads.upsert(task)
@@ -383,21 +211,6 @@ class DiscoverPage(QWidget):
         elif task.state == "failed" and task.needs_token:
             self.token_row.show()
             self.token_edit.setFocus()
-
-    def save_token(self) -> None:
-        from quantdesk.core.hub.connection import save_token
-        token = self.token_edit.text().strip()
-        if not token:
-            return
-
-        def saved(_user):
-            self.token_edit.clear()
-            self.token_row.hide()
-            self.message.hide()
-            for t in self.manager.tasks():
-                if t.state == "failed" and t.needs_token:
-                    self.manager.resume(t.id)
-        call_later(self.pool, self, lambda: save_token(token), saved, self._error)
 
     def shutdown(self) -> None:
         """Pause running downloads (their partial files resume next time) and wait for jobs."""

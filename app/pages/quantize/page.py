@@ -11,27 +11,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QThreadPool, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout,
                                QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton,
                                QTableView, QVBoxLayout, QWidget)
 
 from quantdesk.core.runtime.mmproj import projector_output
-from quantdesk.core.runtime.quantize import (GGUF, QuantizeRequest, SourceSummary, analyse_source,
-                                             default_output, quantize_job)
+from quantdesk.core.runtime.quantize import (GGUF, QuantizeRequest, SourceSummary, default_output,
+                                             quantize_job)
 
-from ... import fit, formatting
+from ... import formatting
 from ...banner import ErrorBanner
-from ...bridge import Task, call_later, run_task
+from ...bridge import Task, run_task
 from ...drops import local_files
-from ..library.library_model import ENTRY_ROLE
 from .options import QuantizeOptions
+from .source_section import SourceSection
 from .types_model import NAME_ROLE, QuantTypesModel
 
 
 IDLE_TEXT = "pick a type, then Quantize"
 
 
-class QuantizePage(QWidget):
+class QuantizePage(SourceSection, QWidget):
+    """The layout, the type and output, the run; the source is source_section.py's
+    (SourceSection)."""
+
     chat_requested = Signal(str)      # path of the finished model
     report_requested = Signal(str, str)  # reference (the source), the finished model
     quantized = Signal(str)           # a new model was written (and added to the library)
@@ -152,90 +155,6 @@ class QuantizePage(QWidget):
         self.requant_box.toggled.connect(self._update_buttons)
         self.options.busy_changed.connect(self._update_buttons)
         self.options.failed.connect(self._show_error)
-
-    # ---- source --------------------------------------------------------------------------
-    def set_source(self, path, qtype: str | None = None) -> None:
-        """Analyse a source in the background; the table fills when it is done, with `qtype`
-        selected (the type Discover recommended), else the recommended type.
-
-        During a run the source stays (the run's outcome belongs to it): the new one opens when
-        the run ends."""
-        path = str(path)
-        if self.running:
-            self._pending_source = (path, qtype)
-            self.status.setText(f"{Path(path).name} opens here when this run ends.")
-            return
-        self._wanted_type = qtype
-        self._analysis += 1
-        ticket = self._analysis
-        self.summary = self.options.source = None
-        self.types.set_summary(None)
-        self.banner.hide()
-        self.requant_note.hide()
-        self.requant_box.hide()
-        self.requant_box.setChecked(False)
-        self.options.set_vision(False, None)
-        self.result = None
-        self.source_label.setText(f"Reading {Path(path).name}…")
-        overrides = dict(self.library.fit_overrides) if self.library is not None else {}
-        backend = self.backend.currentText()
-
-        def analyse():  # pool thread: the hardware probe may start a short child process
-            return analyse_source(path, hardware=fit.hardware(overrides), n_ctx=fit.BADGE_CTX,
-                                  backend=backend)
-        call_later(self._pool, self, analyse,
-                   lambda s: ticket == self._analysis and self._source_ready(s),
-                   lambda message: ticket == self._analysis and self._source_failed(path, message))
-        self._update_buttons()
-
-    def _source_ready(self, summary: SourceSummary) -> None:
-        self.summary = summary
-        self.options.source = summary.path
-        if self.library is not None:
-            self._sync_picker()
-        self.types.set_summary(summary)
-        self.source_label.setText(
-            f"{summary.kind}: {summary.path} · {formatting.params(summary.parameters)} "
-            f"parameters")
-        self.options.set_vision(summary.vision, summary.vision_refusal)
-        if summary.refusal:
-            self.requant_note.setText(summary.refusal)
-            self.requant_note.show()
-            self.requant_box.show()
-        wanted = self._wanted_type if self.types.row_of(self._wanted_type or "") >= 0 else None
-        row = self.types.row_of(wanted or summary.recommended or "Q4_K_M")
-        self.table.selectRow(max(row, 0))
-        if wanted and summary.recommended and wanted != summary.recommended:
-            # Discover planned from the repo's config; this table from the real tensors.
-            self.status.setText(f"{wanted} is selected as Discover recommended; ★ marks "
-                                f"{summary.recommended}, this table's pick from the files.")
-        self._update_buttons()
-        self.source_ready.emit(summary)
-
-    def _source_failed(self, path: str, message: str) -> None:
-        self.source_label.setText(f"Cannot use {Path(path).name} as a source.")
-        self._show_error(message)
-        self._update_buttons()
-
-    def _sync_picker(self) -> None:
-        path = self.summary.path if self.summary else None
-        row = self.library.model.row_of(path) if path else -1
-        self.library_picker.setCurrentIndex(row)
-
-    def _library_picked(self, row: int) -> None:
-        entry = self.library_picker.itemData(row, ENTRY_ROLE) if self.library else None
-        if entry is not None:
-            self.set_source(entry.info.path if entry.info else entry.path)
-
-    def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Hugging Face model folder")
-        if folder:
-            self.set_source(folder)
-
-    def _choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "GGUF model", "", "GGUF (*.gguf)")
-        if path:
-            self.set_source(path)
 
     # ---- type and output -----------------------------------------------------------------
     def selected_type(self) -> str | None:
