@@ -34,6 +34,8 @@ class SamplingParams:
     json_schema: str | None = None   # JSON text: the reply follows this schema (a grammar)
     json_prefix: str = ""            # ... written between these two (a tool call's markers)
     json_suffix: str = ""
+    gbnf: str = ""                   # a whole llama.cpp grammar (a tool format that is not JSON,
+    #                                  tool_formats' qwen3_coder); the host uses it over json_schema
     logprobs: int | None = None      # None: none; n: each token's log-probability and the top n
     # More chat-template variables (a request's chat_template_kwargs: enable_thinking, ...)
     template_vars: dict = field(default_factory=dict)

@@ -80,7 +80,12 @@ def close_block_first(model, grammar: dict, variables: dict | None = None) -> di
     cannot let the model reason first; where the prompt has opened a <think> block, the
     grammar closes it before the JSON, so the reply is an empty thought and the forced answer
     (as with a template's enable_thinking=false) rather than JSON left inside the block."""
-    if not grammar.get("json_schema") or not opens_block(model, variables):
+    if not (grammar.get("json_schema") or grammar.get("gbnf")) or not opens_block(model,
+                                                                                  variables):
         return grammar
+    if grammar.get("gbnf"):                          # a tool format's own grammar (xml_calls)
+        from .xml_calls import with_text_before
+        return {**grammar, "gbnf": with_text_before(grammar["gbnf"],
+                                                    model.reasoning.end + "\n\n")}
     return {**grammar, "json_prefix": model.reasoning.end + "\n\n"
             + grammar.get("json_prefix", "")}

@@ -4,6 +4,9 @@ A template that knows tools writes the offered tools and earlier calls itself (w
 `tool_calls` and `tool` messages under Hugging Face's names), and its model answers in its
 family's format, which is parsed back here:
 
+  qwen3_coder  Qwen3-Coder / Qwen 3.5 (xml_calls.py):  <tool_call>\n<function=NAME>\n
+           <parameter=ARG>\nVALUE\n</parameter>\n...</function>\n</tool_call>, values typed by
+           the tool's schema
   hermes   Hermes / Qwen 2.5-3 / SmolLM3:  <tool_call>{"name": ..., "arguments": {...}}</tool_call>
   llama3   Llama 3.1-3.3:  the whole reply is {"name": ..., "parameters": {...}}, maybe after
            <|python_tag|>
@@ -20,7 +23,9 @@ import hashlib
 import json
 import re
 
-FAMILIES = ("hermes", "llama3", "mistral", "generic")
+from . import xml_calls
+
+FAMILIES = ("qwen3_coder", "hermes", "llama3", "mistral", "generic")
 _HERMES_OPEN, _HERMES_CLOSE = "<tool_call>", "</tool_call>"
 _PYTHON_TAG, _MISTRAL_TAG = "<|python_tag|>", "[TOOL_CALLS]"
 _EMPTY_THINK = re.compile(r"<think>\s*</think>")
@@ -30,6 +35,8 @@ def detect(template: str | None) -> str:
     """The tool-call family a chat template writes (and so its model was trained on)."""
     if not template or "tools" not in template:
         return "generic"
+    if xml_calls.detect(template):      # <tool_call> too, with XML inside: before hermes
+        return "qwen3_coder"
     if _HERMES_OPEN in template:
         return "hermes"
     if _MISTRAL_TAG in template:
@@ -109,9 +116,13 @@ def _leading_calls(text: str, tag: str) -> tuple[str | None, list[dict]]:
     return head.strip() or None, calls
 
 
-def parse(family: str, text: str) -> tuple[str | None, list[dict]]:
+def parse(family: str, text: str, specs: list[dict] | None = None
+          ) -> tuple[str | None, list[dict]]:
     """(content, calls as {"name", "arguments": dict}) of a reply in the family's format. A reply
-    that holds no complete call is all content (a call cut short by max_tokens stays text)."""
+    that holds no complete call is all content (a call cut short by max_tokens stays text).
+    specs: the offered tools (qwen3_coder types its values by their schemas)."""
+    if family == "qwen3_coder":
+        return xml_calls.parse(text, specs)
     if family == "hermes":
         return _hermes(text)
     if family == "llama3":
@@ -123,14 +134,18 @@ def parse(family: str, text: str) -> tuple[str | None, list[dict]]:
 
 class ReplySplitter:
     """Streams a reply's plain text at once and holds back what may be a call, which parse()
-    reads at the end: hermes holds from a '<tool_call>' (or the start of one) on; llama3 and
+    reads at the end: hermes holds from a '<tool_call>' (or the start of one) on, qwen3_coder
+    from a '<tool_call>' or '<function=' (Qwen3-Coder may leave out the first); llama3 and
     mistral hold a reply whose first visible character starts a call ('{', '[', a tag)."""
 
-    def __init__(self, family: str):
+    def __init__(self, family: str, specs: list[dict] | None = None):
         self.family = family
+        self.specs = specs
         self.held = ""
         self.holding = False        # past the point where a call may start: hold everything
-        self.decided = family == "hermes"
+        self.openers = {"hermes": (_HERMES_OPEN,),
+                        "qwen3_coder": (xml_calls.OPEN, xml_calls.FUNCTION)}.get(family)
+        self.decided = self.openers is not None
 
     def feed(self, text: str) -> str:
         """The part of `text` that can go out as content now."""
@@ -138,13 +153,14 @@ class ReplySplitter:
             self.held += text
             return ""
         self.held += text
-        if self.family == "hermes":
-            at = self.held.find(_HERMES_OPEN)
-            if at >= 0:
+        if self.openers:
+            found = [at for at in (self.held.find(o) for o in self.openers) if at >= 0]
+            if found:
+                at = min(found)
                 out, self.held, self.holding = self.held[:at], self.held[at:], True
                 return out
-            keep = next((n for n in range(min(len(_HERMES_OPEN) - 1, len(self.held)), 0, -1)
-                         if _HERMES_OPEN.startswith(self.held[-n:])), 0)
+            keep = max(next((n for n in range(min(len(o) - 1, len(self.held)), 0, -1)
+                             if o.startswith(self.held[-n:])), 0) for o in self.openers)
             out, self.held = self.held[:len(self.held) - keep], self.held[len(self.held) - keep:]
             return out
         if not self.decided:
@@ -165,7 +181,7 @@ class ReplySplitter:
             return None, []
         if not self.holding:
             return held, []
-        return parse(self.family, held)
+        return parse(self.family, held, self.specs)
 
 
 # ---- writing the conversation for the template ------------------------------------------------------

@@ -152,6 +152,9 @@ class ToolPlan:
         grammar = {}
         if self.choice != "auto":
             name = None if self.choice == "required" else self.choice
+            if self.family == "qwen3_coder":       # XML, not JSON: a grammar of its own
+                grammar = {"gbnf": tool_formats.xml_calls.forced_grammar(self.specs, name)}
+                return messages, tool_formats.template_tools(self.specs), grammar
             schema, prefix, suffix = tool_formats.forced_call(self.family, self.specs, name)
             grammar = {"json_schema": schema, "json_prefix": prefix, "json_suffix": suffix}
         return messages, tool_formats.template_tools(self.specs), grammar
@@ -162,7 +165,7 @@ class ToolPlan:
             return None
         if self.family == "generic":
             return _WholeReply()
-        return tool_formats.ReplySplitter(self.family)
+        return tool_formats.ReplySplitter(self.family, self.specs)
 
     def parse(self, text: str) -> tuple[str | None, list[dict]]:
         splitter = self.splitter()
