@@ -62,9 +62,13 @@ class HostGenerate:
         return {"embeddings": vectors, "prompt_tokens": sum(counts)}
 
     @staticmethod
-    def grammar(json_schema: str | None, prefix: str = "", suffix: str = ""):
+    def grammar(json_schema: str | None, prefix: str = "", suffix: str = "", gbnf: str = ""):
         """llama.cpp's grammar for a JSON schema: every reply parses and follows it, written
-        between `prefix` and `suffix` (a tool call's own markers, "<tool_call>\n" ...)."""
+        between `prefix` and `suffix` (a tool call's own markers, "<tool_call>\n" ...); or a
+        whole grammar (`gbnf`: a tool format that is not JSON)."""
+        if gbnf:
+            from llama_cpp import LlamaGrammar
+            return LlamaGrammar.from_string(gbnf, verbose=False)
         if not json_schema:
             return None
         from llama_cpp import LlamaGrammar
@@ -157,7 +161,7 @@ class HostGenerate:
             seed = random.randrange(2**31)
         finish = "length"
         grammar = self.grammar(sampling.get("json_schema"), sampling.get("json_prefix") or "",
-                               sampling.get("json_suffix") or "")
+                               sampling.get("json_suffix") or "", sampling.get("gbnf") or "")
         stops = list(sampling.get("stop") or ())
         recorder = TokenRecorder(llm, sampling.get("logprobs"))
         from .vision import kv_room
