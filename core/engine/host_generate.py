@@ -68,7 +68,11 @@ class HostGenerate:
         whole grammar (`gbnf`: a tool format that is not JSON)."""
         if gbnf:
             from llama_cpp import LlamaGrammar
-            return LlamaGrammar.from_string(gbnf, verbose=False)
+            try:
+                return LlamaGrammar.from_string(gbnf, verbose=False)
+            except Exception as exc:  # noqa: BLE001 - llama-cpp-python's parser raises ValueError
+                msg = " ".join(str(exc).split()) or type(exc).__name__
+                raise InvalidRequestError(f"the forced tool call cannot be followed ({msg})") from None
         if not json_schema:
             return None
         from llama_cpp import LlamaGrammar
@@ -101,7 +105,8 @@ class HostGenerate:
         if images and self.projector is None:
             raise InvalidRequestError(
                 "this model was loaded without a vision projector (mmproj), so it cannot read "
-                "images; load it with its mmproj file (--mmproj), or leave the image out")
+                "images; put its mmproj*.gguf beside the model file (or name it with --mmproj), "
+                "or leave the image out")
         messages = [{k: v for k, v in m.items() if k != "images"} for m in messages]
         # A raw prompt (the server's /v1/completions) is continued as it is, no chat template.
         prompt = (self.build_prompt(messages, tools, sampling.get("template_vars"))

@@ -20,6 +20,9 @@ from .types import InvalidRequestError
 
 MEDIA_MARKER = "<__media__>"     # libmtmd's mtmd_default_marker(); the host checks they agree
 MAX_IMAGE_BYTES = 32 << 20       # one encoded image; larger is refused before it is sent
+# pixels of one image: llama.cpp decodes the whole image before resizing it, so a small file
+# that declares 20000 x 20000 would take the host's memory (RGB: 3 bytes a pixel)
+MAX_IMAGE_PIXELS = 64 << 20
 
 
 def has_images(content) -> bool:
@@ -70,7 +73,46 @@ def image_bytes(part: dict, where: str) -> bytes:
         raise InvalidRequestError(f"{where}: the image is empty")
     if len(data) > MAX_IMAGE_BYTES:
         raise InvalidRequestError(f"{where}: the image is larger than {MAX_IMAGE_BYTES >> 20} MB")
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise InvalidRequestError(f"{where}: the image is {size[0]} x {size[1]} pixels; at most "
+                                  f"{MAX_IMAGE_PIXELS >> 20} megapixels are read")
     return data
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) a PNG, GIF, BMP or JPEG file declares in its header; None for another
+    format or a header too short to say (llama.cpp's decoder judges those)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if data[:2] == b"BM" and len(data) >= 26:
+        return (abs(int.from_bytes(data[18:22], "little", signed=True)),
+                abs(int.from_bytes(data[22:26], "little", signed=True)))
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The frame size of a JPEG's first start-of-frame marker (SOF0..SOF15 but DHT, JPG, DAC)."""
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:            # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:   # no length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        i += 2 + length
+    return None
 
 
 def host_content(content, first_image: int = 1) -> tuple[str, list[bytes]]:

@@ -120,10 +120,11 @@ class ChatSession:
             raise ChatError("no conversation is open")
         return self.conversation_id
 
-    def engine_messages(self, sees_images: bool = True) -> list[dict]:
+    def engine_messages(self, sees_images: bool = True, cid: int | None = None) -> list[dict]:
         """What the model sees: the system prompt, then every message that says something.
-        sees_images False (no projector): earlier messages' images become "[image: name]"."""
-        conv = self.conversation()
+        sees_images False (no projector): earlier messages' images become "[image: name]".
+        cid: that conversation (default: the open one)."""
+        conv = self.store.get_conversation(cid) if cid is not None else self.conversation()
         out = [{"role": "system", "content": conv.system_prompt.strip()}] \
             if conv.system_prompt.strip() else []
         shown = [m for m in self.store.messages(conv.id) if m.content and m.role != "system"]
@@ -215,10 +216,12 @@ class ChatSession:
         self._check_model()
         conv = self.conversation()
         request = self._load_request()
-        messages = self.engine_messages(sees_images=request.mmproj is not None)
+        sees_images = request.mmproj is not None
         row = self.store.add_message(conv.id, "assistant", "", complete=False)
         return Reply(self.store, self.models, conv.id, row.id, request,
-                     sampling_params(conv.settings), messages, clock=self._clock)
+                     sampling_params(conv.settings),
+                     lambda: self.engine_messages(sees_images=sees_images, cid=conv.id),
+                     clock=self._clock)
 
     def _load_request(self) -> LoadRequest:
         conv = self.conversation()

@@ -23,10 +23,13 @@ class Reply:
     """One assistant reply: its (already stored, empty, incomplete) message and its stream."""
 
     def __init__(self, store, models: ModelManager, cid: int, mid: int, request: LoadRequest,
-                 params: SamplingParams, messages: list[dict], clock=time.monotonic):
+                 params: SamplingParams, messages, clock=time.monotonic):
         self.store, self.models = store, models
         self.cid, self.mid = cid, mid
-        self.request, self.params, self.messages = request, params, messages
+        self.request, self.params = request, params
+        # a list, or a function that builds it: the conversation's stored images are read in the
+        # job's thread, not in the caller's (the window's GUI thread)
+        self._messages = messages
         self._clock = clock
         self.text = ""
         self.pieces = 0
@@ -36,10 +39,18 @@ class Reply:
         self.host = None            # the ModelHost that answered (its .resolved is the plan used)
         self.done: Done | None = None
 
+    @property
+    def messages(self) -> list[dict]:
+        """What the engine gets (built on first use)."""
+        if callable(self._messages):
+            self._messages = self._messages()
+        return self._messages
+
     def run(self, report: Callable[[object], None], cancel) -> Done:
         """The core job: load if needed, stream, save. Events reach `report` as they happen
         (the load's too). Returns the reply's Done; raises EngineError (the row is settled)."""
         try:
+            _ = self.messages             # read now, before a load that may take a while
             self.host = self.models.load(self.request, report=report)
             for event in self._stream(cancel):
                 report(event)
@@ -52,6 +63,7 @@ class Reply:
         """The same as a generator: the load's events (after the load), then Token pieces;
         self.done is set when it ends."""
         try:
+            _ = self.messages
             loading: list = []
             self.host = self.models.load(self.request, report=loading.append)
             yield from loading

@@ -48,7 +48,7 @@ def check(path, values: dict) -> dict:
           "kv_type_k": values.get("kv_type_k", "f16"),
           "kv_type_v": values.get("kv_type_v", "f16"),
           "flash_attn": values.get("flash_attn", "auto")}
-    r = LoadRequest(str(path), **kw)
+    r = LoadRequest(str(path), mmproj=None, **kw)   # values only: no projector search on disk
     normal = {"n_ctx": r.n_ctx, "n_gpu_layers": r.gpu_layers, "kv_type_k": r.kv_type_k,
               "kv_type_v": r.kv_type_v, "flash_attn": r.flash_attn}
     return {k: normal[k] for k in values}

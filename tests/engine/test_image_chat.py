@@ -131,7 +131,8 @@ def test_a_model_loaded_without_a_projector_refuses_an_image(starter_model):
             ask(client, with_image(random_image(1)))
         assert str(info.value) == (
             "this model was loaded without a vision projector (mmproj), so it cannot read "
-            "images; load it with its mmproj file (--mmproj), or leave the image out")
+            "images; put its mmproj*.gguf beside the model file (or name it with --mmproj), "
+            "or leave the image out")
         assert "\n" not in str(info.value)
         text, _, done = ask(client, [{"role": "user", "content": "Hi"}],
                             SamplingParams(temperature=0, max_tokens=2))

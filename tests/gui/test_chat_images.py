@@ -69,5 +69,5 @@ def test_a_model_without_a_projector_says_so(window, qtbot, starter_model, visio
     with qtbot.waitSignal(page.reply_failed, timeout=180000) as failed:
         page.send("Describe this")
     assert failed.args[0] == ("this model was loaded without a vision projector (mmproj), so "
-                              "it cannot read images; load it with its mmproj file (--mmproj), "
-                              "or leave the image out")
+                              "it cannot read images; put its mmproj*.gguf beside the model "
+                              "file (or name it with --mmproj), or leave the image out")

@@ -80,7 +80,8 @@ def test_an_image_gets_the_engines_reply_through_both_apis(vision_server):
      MODEL, "image 1 is not an image llama.cpp can read (use PNG or JPEG)"),
     ({"type": "image_url", "image_url": {"url": URL}}, STARTER_ID,
      "this model was loaded without a vision projector (mmproj), so it cannot read images; "
-     "load it with its mmproj file (--mmproj), or leave the image out"),
+     "put its mmproj*.gguf beside the model file (or name it with --mmproj), "
+     "or leave the image out"),
 ])
 def test_refusals_are_400s_with_one_line(vision_server, part, model, message):
     srv = vision_server[0]

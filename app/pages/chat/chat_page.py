@@ -87,6 +87,7 @@ class ChatPage(ConversationList, ModelChoice, ImageAttachments, ChatLayout):
         self._state = ChatState()
         self._shown_error: str | None = None
         self._editing_mid: int | None = None
+        self._draft: tuple[str, list] = ("", [])   # what the composer held before "Edit last"
         self._default_model: str | None = None   # what a new chat gets when no model is given
         self._render_pending = True
         self._render_timer = QTimer(self, singleShot=True, interval=transcript.RENDER_EVERY_MS)
@@ -163,6 +164,8 @@ class ChatPage(ConversationList, ModelChoice, ImageAttachments, ChatLayout):
         last_user = None if self._live else self.session.last_user_message()
         if last_user is None:
             return
+        if self._editing_mid is None:   # the draft the edit replaces comes back on cancel
+            self._draft = (self.composer.toPlainText(), self.attachments())
         self._editing_mid = last_user.id
         self.composer.setPlainText(last_user.content)
         self.set_attachments(self.session.message_images(last_user))   # kept unless removed
@@ -172,8 +175,9 @@ class ChatPage(ConversationList, ModelChoice, ImageAttachments, ChatLayout):
     def cancel_edit(self) -> None:
         if self._editing_mid is not None:
             self._editing_mid = None
-            self.composer.clear()
-            self.clear_attachments()   # the edited message's images go with its text
+            text, images = self._draft
+            self.composer.setPlainText(text)   # the edited message goes, the draft comes back
+            self.set_attachments(images)
         self.edit_label.hide()
 
     def stop(self) -> None:
