@@ -37,10 +37,36 @@ def venv_python() -> Path:
     return VENV / "bin" / "python"
 
 
-def cmake_args() -> str:
-    """The CMake arguments llama-cpp-python is built with: the user's, plus the RPC backend."""
+# llama.cpp's AMX matrix multiply crashes (SIGSEGV in ggml_backend_amx_mul_mat, llama.cpp issue
+# 20824, open upstream) on Intel CPUs with AMX (Sapphire Rapids and later). A native build
+# (-march=native, llama.cpp's default) compiles it in wherever the CPU has AMX-INT8; ggml only
+# builds it with __AMX_INT8__, so -mno-amx-int8 leaves it out and keeps every other native
+# instruction. Release builds (GGML_NATIVE=OFF) never enable AMX.
+NO_AMX_CMAKE_ARGS = "-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8"
+
+
+def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this (Linux) CPU reports AMX-INT8, the feature a native llama.cpp build uses."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith("flags") and "amx_int8" in line.split()
+               for line in text.splitlines())
+
+
+def cmake_args(has_amx: bool | None = None) -> str:
+    """The CMake arguments llama-cpp-python is built with: the user's, plus the RPC backend,
+    plus AMX left out of a native build on a CPU that has it (unless the user sets the
+    compiler flags or turns native off)."""
     user = os.environ.get("CMAKE_ARGS", "").strip()
-    return f"{user} {RPC_CMAKE_ARG}".strip() if RPC_CMAKE_ARG not in user else user
+    args = f"{user} {RPC_CMAKE_ARG}".strip() if RPC_CMAKE_ARG not in user else user
+    if has_amx is None:
+        has_amx = cpu_has_amx()
+    native_off = "GGML_NATIVE=OFF" in user.upper().replace(" ", "")
+    if has_amx and not native_off and "CMAKE_C_FLAGS" not in user and "CMAKE_CXX_FLAGS" not in user:
+        args = f"{args} {NO_AMX_CMAKE_ARGS}"
+    return args
 
 
 def _stamp() -> str:
