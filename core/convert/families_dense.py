@@ -127,3 +127,16 @@ class Mistral3Text(Adapter):
 
     def gguf_name(self, hf_name: str) -> str:
         return super().gguf_name(self._text_name(hf_name))
+
+
+class Idefics3Text(Adapter):
+    """The language model of Idefics3 / SmolVLM (Idefics3ForConditionalGeneration,
+    SmolVLMForConditionalGeneration): a llama under `model.text_model.`, configured by
+    `text_config`, with lm_head at the top; written as `llama`, as the pinned converter does
+    (it converts text_config's VLlama3ForCausalLM). Vision tower and connector are left out."""
+
+    def skip(self, hf_name: str) -> bool:
+        return super().skip(hf_name) or "vision_model." in hf_name or "connector." in hf_name
+
+    def gguf_name(self, hf_name: str) -> str:
+        return super().gguf_name(hf_name.replace("text_model.", "", 1))

@@ -43,6 +43,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "Glm4MoeForCausalLM": Glm4Moe,
     "ExaoneForCausalLM": d.Exaone,
     "Mistral3ForConditionalGeneration": d.Mistral3Text,
+    "Idefics3ForConditionalGeneration": d.Idefics3Text,   # SmolVLM (v1), Idefics3
+    "SmolVLMForConditionalGeneration": d.Idefics3Text,    # SmolVLM2
     "DeepseekV2ForCausalLM": DeepseekV2,
     "DeepseekV3ForCausalLM": DeepseekV2,
     "GptOssForCausalLM": GptOss,

@@ -107,5 +107,12 @@ def test_a_vision_tower_we_convert_is_marked(hub_env, fakehub):
     assert got == hub.Convertible(True, None, "Gemma3ForConditionalGeneration", True)
     assert "vision projector (mmproj) too" in outlook_text(got, ([], None, "no plan"), str)
     assert hub.convertible(hub.repo_details(ST_REPO)).vision_projector is False
+    smolvlm = {"architectures": ["Idefics3ForConditionalGeneration"], "model_type": "idefics3",
+               "scale_factor": 2, "text_config": {**LLAMA_CONFIG, "model_type": "llama"},
+               "vision_config": {"model_type": "idefics3", "hidden_size": 64, "num_hidden_layers": 2,
+                                 "num_attention_heads": 4, "intermediate_size": 128,
+                                 "image_size": 32, "patch_size": 4}}
+    got = hub.convertible(_repo(fakehub, "s-org/smolvlm", smolvlm))
+    assert got == hub.Convertible(True, None, "Idefics3ForConditionalGeneration", True)
     llava = {**gemma3, "architectures": ["LlavaForConditionalGeneration"]}
     assert hub.convertible(_repo(fakehub, "l-org/llava", llava)).vision_projector is False

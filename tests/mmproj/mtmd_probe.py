@@ -2,8 +2,10 @@
 
 `image_embeddings(model, mmproj, rgb)` loads the language model and the projector the way
 llama.cpp's mtmd tools do, encodes one RGB image and returns what the projector hands the language
-model: one row of n_embd values per image token. Run as a script it prints that array as .npy to
-stdout, so a test can run it in a child process (libmtmd aborts the process on some bad files).
+model: one row of n_embd values per image token (of the first image chunk, or with `all_chunks`
+of every image chunk in prompt order, stacked: a sliced image's tiles). Run as a script it prints
+that array as .npy to stdout, so a test can run it in a child process (libmtmd aborts the process
+on some bad files).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 
 
 def image_embeddings(model: str | Path, mmproj: str | Path, rgb: np.ndarray,
-                     threads: int = 2) -> np.ndarray:
+                     threads: int = 2, all_chunks: bool = False) -> np.ndarray:
     import llama_cpp
     from llama_cpp import mtmd_cpp as mt
     llama_cpp.llama_backend_init()
@@ -45,6 +47,7 @@ def image_embeddings(model: str | Path, mmproj: str | Path, rgb: np.ndarray,
         rc = mt.mtmd_tokenize(ctx, chunks, ctypes.byref(text), bitmaps, 1)
         if rc != 0:
             raise RuntimeError(f"mtmd_tokenize returned {rc}")
+        rows = []
         for i in range(mt.mtmd_input_chunks_size(chunks)):
             chunk = mt.mtmd_input_chunks_get(chunks, i)
             if mt.mtmd_input_chunk_get_type(chunk) != mt.MTMD_INPUT_CHUNK_TYPE_IMAGE:
@@ -54,18 +57,25 @@ def image_embeddings(model: str | Path, mmproj: str | Path, rgb: np.ndarray,
                 raise RuntimeError("mtmd_encode_chunk failed")
             n_embd = llama_cpp.llama_model_n_embd(lm)
             out = mt.mtmd_get_output_embd(ctx)
-            return np.ctypeslib.as_array(out, shape=(n_tokens * n_embd,)).reshape(n_tokens, n_embd).copy()
-        raise RuntimeError("the prompt produced no image chunk")
+            rows.append(np.ctypeslib.as_array(out, shape=(n_tokens * n_embd,))
+                        .reshape(n_tokens, n_embd).copy())
+            if not all_chunks:
+                break
+        if not rows:
+            raise RuntimeError("the prompt produced no image chunk")
+        return np.concatenate(rows)
     finally:
         mt.mtmd_free(ctx)
         llama_cpp.llama_model_free(lm)
 
 
-def image_embeddings_in_child(model, mmproj, rgb: np.ndarray, timeout: float = 300) -> np.ndarray:
+def image_embeddings_in_child(model, mmproj, rgb: np.ndarray, timeout: float = 300,
+                              all_chunks: bool = False) -> np.ndarray:
     """The same, in a child process; raises RuntimeError with the child's last lines on failure."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(rgb, dtype=np.uint8))
-    proc = subprocess.run([sys.executable, "-m", "tests.mmproj.mtmd_probe", str(model), str(mmproj)],
+    proc = subprocess.run([sys.executable, "-m", "tests.mmproj.mtmd_probe", str(model), str(mmproj)]
+                          + (["--all"] if all_chunks else []),
                           input=buf.getvalue(), capture_output=True, timeout=timeout,
                           cwd=Path(__file__).resolve().parents[2])
     if proc.returncode != 0:
@@ -76,7 +86,7 @@ def image_embeddings_in_child(model, mmproj, rgb: np.ndarray, timeout: float = 3
 
 if __name__ == "__main__":
     image = np.load(io.BytesIO(sys.stdin.buffer.read()))
-    emb = image_embeddings(sys.argv[1], sys.argv[2], image)
+    emb = image_embeddings(sys.argv[1], sys.argv[2], image, all_chunks="--all" in sys.argv[3:])
     out = io.BytesIO()
     np.save(out, emb)
     sys.stdout.buffer.write(out.getvalue())

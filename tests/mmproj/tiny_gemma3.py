@@ -32,23 +32,10 @@ class TinyGemma3:
     n_embd_text: int
 
 
-def build_tiny_gemma3(folder: Path, *, wrapped: bool = False, tokens_per_image: int = 4,
-                      hidden: int = 64, ffn: int = 128, layers: int = 2, heads: int = 4,
-                      patch: int = 7, image_size: int = 56, n_embd_text: int = 256,
-                      dtype: str = "F32", seed: int = 1) -> TinyGemma3:
-    """image_size // patch patches a side, pooled to sqrt(tokens_per_image) a side (4 per side
-    by default: llama.cpp's fixed Gemma 3 factor, so no scale-factor key is written)."""
-    folder = Path(folder)
-    text = build_tiny_other(folder, "Gemma3ForCausalLM", n_embd=n_embd_text)
-    text_cfg = json.loads((folder / "config.json").read_text())
-    rng = np.random.default_rng(seed)
-
-    def m(*shape, scale=0.05):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    side = image_size // patch
+def siglip_weights(m, pre: str, *, hidden: int, ffn: int, layers: int, patch: int, side: int
+                   ) -> dict[str, np.ndarray]:
+    """A random SigLIP tower in HF names under `pre`; m(*shape, scale=) draws one tensor."""
     v: dict[str, np.ndarray] = {}
-    pre = "vision_tower.vision_model."
     v[pre + "embeddings.patch_embedding.weight"] = m(hidden, 3, patch, patch, scale=0.1)
     v[pre + "embeddings.patch_embedding.bias"] = m(hidden)
     v[pre + "embeddings.position_embedding.weight"] = m(side * side, hidden, scale=0.5)
@@ -68,6 +55,26 @@ def build_tiny_gemma3(folder: Path, *, wrapped: bool = False, tokens_per_image: 
         v[p + "mlp.fc2.bias"] = m(hidden)
     v[pre + "post_layernorm.weight"] = 1 + m(hidden, scale=0.1)
     v[pre + "post_layernorm.bias"] = m(hidden)
+    return v
+
+
+def build_tiny_gemma3(folder: Path, *, wrapped: bool = False, tokens_per_image: int = 4,
+                      hidden: int = 64, ffn: int = 128, layers: int = 2, heads: int = 4,
+                      patch: int = 7, image_size: int = 56, n_embd_text: int = 256,
+                      dtype: str = "F32", seed: int = 1) -> TinyGemma3:
+    """image_size // patch patches a side, pooled to sqrt(tokens_per_image) a side (4 per side
+    by default: llama.cpp's fixed Gemma 3 factor, so no scale-factor key is written)."""
+    folder = Path(folder)
+    text = build_tiny_other(folder, "Gemma3ForCausalLM", n_embd=n_embd_text)
+    text_cfg = json.loads((folder / "config.json").read_text())
+    rng = np.random.default_rng(seed)
+
+    def m(*shape, scale=0.05):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    side = image_size // patch
+    v = siglip_weights(m, "vision_tower.vision_model.", hidden=hidden, ffn=ffn, layers=layers,
+                       patch=patch, side=side)
     v["multi_modal_projector.mm_input_projection_weight"] = m(hidden, n_embd_text, scale=0.1)
     v["multi_modal_projector.mm_soft_emb_norm.weight"] = m(hidden, scale=0.3)
 
@@ -115,23 +122,17 @@ def _gelu_tanh(x):  # HF's gelu_pytorch_tanh; llama.cpp's ggml_gelu is the same 
     return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
 
 
-def reference_embeddings(tiny: TinyGemma3, rgb: np.ndarray, *, break_: str | None = None
-                         ) -> np.ndarray:
-    """What Gemma3ForConditionalGeneration.get_image_features returns for one image of exactly
-    image_size x image_size (no resize: llama.cpp copies such an image as it is). `break_` names
-    one deliberate mistake, for checking that the comparison notices it."""
-    w = {k: a.astype(np.float64) for k, a in tiny.vision.items()}
-    vc = tiny.config["vision_config"]
-    eps, heads, patch = vc["layer_norm_eps"], vc["num_attention_heads"], vc["patch_size"]
-    mean, std = np.array(IMAGE_MEAN), np.array(IMAGE_STD)
-    if break_ == "channels":
-        mean, std = mean[::-1], std[::-1]
-    x = (rgb.astype(np.float64) / 255.0 - mean) / std                 # (S, S, 3)
+def siglip_tower(w: dict[str, np.ndarray], pre: str, vc: dict, rgb: np.ndarray,
+                 mean, std) -> np.ndarray:
+    """The SigLIP vision transformer (float64): an image of exactly image_size a side, normalized
+    by mean and std, through the conv patch embedding, learned positions, pre-LN blocks and the
+    post-layernorm; one row per patch, row-major. `pre` is the tower's name prefix in `w`."""
+    eps, heads, patch = vc.get("layer_norm_eps", 1e-6), vc["num_attention_heads"], vc["patch_size"]
+    x = (rgb.astype(np.float64) / 255.0 - np.asarray(mean)) / np.asarray(std)    # (S, S, 3)
     side = x.shape[0] // patch
     # Conv2d(kernel = stride = patch), then flatten(2).transpose: patches in row-major order
     patches = x.reshape(side, patch, side, patch, 3).transpose(0, 2, 4, 1, 3)
     patches = patches.reshape(side * side, 3 * patch * patch)
-    pre = "vision_tower.vision_model."
     kernel = w[pre + "embeddings.patch_embedding.weight"].reshape(vc["hidden_size"], -1)
     h = patches @ kernel.T + w[pre + "embeddings.patch_embedding.bias"]
     h = h + w[pre + "embeddings.position_embedding.weight"]
@@ -152,7 +153,22 @@ def reference_embeddings(tiny: TinyGemma3, rgb: np.ndarray, *, break_: str | Non
         h = h + lin("self_attn.out_proj", o)
         a = _layer_norm(h, w[p + "layer_norm2.weight"], w[p + "layer_norm2.bias"], eps)
         h = h + lin("mlp.fc2", _gelu_tanh(lin("mlp.fc1", a)))
-    h = _layer_norm(h, w[pre + "post_layernorm.weight"], w[pre + "post_layernorm.bias"], eps)
+    return _layer_norm(h, w[pre + "post_layernorm.weight"], w[pre + "post_layernorm.bias"], eps)
+
+
+def reference_embeddings(tiny: TinyGemma3, rgb: np.ndarray, *, break_: str | None = None
+                         ) -> np.ndarray:
+    """What Gemma3ForConditionalGeneration.get_image_features returns for one image of exactly
+    image_size x image_size (no resize: llama.cpp copies such an image as it is). `break_` names
+    one deliberate mistake, for checking that the comparison notices it."""
+    w = {k: a.astype(np.float64) for k, a in tiny.vision.items()}
+    vc = tiny.config["vision_config"]
+    eps, patch = vc["layer_norm_eps"], vc["patch_size"]
+    mean, std = np.array(IMAGE_MEAN), np.array(IMAGE_STD)
+    if break_ == "channels":
+        mean, std = mean[::-1], std[::-1]
+    h = siglip_tower(w, "vision_tower.vision_model.", vc, rgb, mean, std)
+    side, hidden = rgb.shape[0] // patch, h.shape[1]
     # Gemma3MultiModalProjector: AvgPool2d over the patch grid, flatten row-major
     per_side = int(round(tiny.config["mm_tokens_per_image"] ** 0.5))
     k = side // per_side

@@ -1,6 +1,7 @@
-"""StarCoder2, Command-R, GLM-4, EXAONE 3 and Mistral 3's text model: a tiny checkpoint in each
-family's real tensor names converts, llama.cpp loads it, its logits are the HF computation's
-(numpy), and the architecture's GGUF keys are the ones llama.cpp's converter writes for it."""
+"""StarCoder2, Command-R, GLM-4, EXAONE 3 and the text models of Mistral 3 and Idefics3 / SmolVLM:
+a tiny checkpoint in each family's real tensor names converts, llama.cpp loads it, its logits are
+the HF computation's (numpy), and the architecture's GGUF keys are the ones llama.cpp's converter
+writes for it."""
 from __future__ import annotations
 
 import numpy as np
@@ -28,6 +29,10 @@ KEYS = {
                                                      "rope.dimension_sections"},
     "ExaoneForCausalLM": _COMMON | {"attention.layer_norm_rms_epsilon", "rope.dimension_count"},
     "Mistral3ForConditionalGeneration": _COMMON | {"attention.layer_norm_rms_epsilon", "vocab_size",
+                                                   "attention.key_length", "attention.value_length",
+                                                   "rope.dimension_count"},
+    # conversion/llama.py for text_config's VLlama3ForCausalLM (text_model. stripped)
+    "Idefics3ForConditionalGeneration": _COMMON | {"attention.layer_norm_rms_epsilon", "vocab_size",
                                                    "attention.key_length", "attention.value_length",
                                                    "rope.dimension_count"},
 }

@@ -1,7 +1,7 @@
-"""Tiny random checkpoints of StarCoder2, Command-R, GLM-4, EXAONE 3 and Mistral 3 (text model of
-the multimodal checkpoint) in their real HF tensor names and config keys, and one numpy forward
-pass of the HF computation that covers their differences (norm kind, parallel block, post-norms,
-partial rope in adjacent pairs, GELU or SwiGLU MLP, logit scale)."""
+"""Tiny random checkpoints of StarCoder2, Command-R, GLM-4, EXAONE 3, Mistral 3 and Idefics3 /
+SmolVLM (text models of the multimodal checkpoints) in their real HF tensor names and config keys,
+and one numpy forward pass of the HF computation that covers their differences (norm kind,
+parallel block, post-norms, partial rope in adjacent pairs, GELU or SwiGLU MLP, logit scale)."""
 from __future__ import annotations
 
 import json
@@ -26,6 +26,8 @@ FAMILIES = {
                                                bias="qkv", tied=True, gguf="qwen2vl"),
     "Mistral3ForConditionalGeneration": dict(model_type="mistral3", names="mistral3", rope="half",
                                              gguf="mistral3"),
+    "Idefics3ForConditionalGeneration": dict(model_type="idefics3", names="idefics3", rope="half",
+                                             gguf="llama"),
 }
 N_EMBD, N_FF, N_HEAD, N_KV, VOCAB = 128, 256, 4, 2, 320
 
@@ -36,7 +38,8 @@ def _names(spec: dict, i: int) -> dict[str, str]:
         return dict(ln1=p + "ln_1", ln2=p + "ln_2", q=p + "attn.attention.q_proj", k=p + "attn.attention.k_proj",
                     v=p + "attn.attention.v_proj", o=p + "attn.attention.out_proj", gate=p + "mlp.c_fc_0",
                     up=p + "mlp.c_fc_1", down=p + "mlp.c_proj")
-    p = {"mistral3": "language_model.model", "qwen_vl": "model.language_model"}.get(spec.get("names"), "model")
+    p = {"mistral3": "language_model.model", "qwen_vl": "model.language_model",
+         "idefics3": "model.text_model"}.get(spec.get("names"), "model")
     p += f".layers.{i}."
     n = dict(ln1=p + "input_layernorm", ln2=p + "post_attention_layernorm", q=p + "self_attn.q_proj",
              k=p + "self_attn.k_proj", v=p + "self_attn.v_proj", o=p + "self_attn.o_proj",
@@ -55,6 +58,8 @@ def _globals(spec: dict) -> tuple[str, str, str]:
         return "language_model.model.embed_tokens", "language_model.model.norm", "language_model.lm_head"
     if spec.get("names") == "qwen_vl":   # transformers >= 4.52 names
         return "model.language_model.embed_tokens", "model.language_model.norm", "lm_head"
+    if spec.get("names") == "idefics3":
+        return "model.text_model.embed_tokens", "model.text_model.norm", "lm_head"
     return "model.embed_tokens", "model.norm", "lm_head"
 
 
@@ -104,6 +109,9 @@ def build_dense(folder: Path, arch: str, *, n_layer: int = 2, seed: int = 0) -> 
     if spec.get("names") == "qwen_vl":
         stored["model.visual.blocks.0.attn.qkv.weight"] = mat(96, 32)
         stored["model.visual.merger.mlp.0.weight"] = mat(E, 64)
+    if spec.get("names") == "idefics3":
+        stored["model.vision_model.encoder.layers.0.self_attn.q_proj.weight"] = mat(64, 64)
+        stored["model.connector.modality_projection.proj.weight"] = mat(E, 256)
     write_safetensors(folder / "model.safetensors", stored, "BF16")
     (folder / "config.json").write_text(json.dumps(_config(spec, n_layer)))
     train_tokenizer(folder, VOCAB)
@@ -134,6 +142,15 @@ def _config(spec: dict, n_layer: int) -> dict:
     elif arch == "ExaoneForCausalLM":   # EXAONE's own keys: num_layers, layer_norm_epsilon (RMS)
         del text["num_hidden_layers"], text["hidden_act"]
         text.update(num_layers=n_layer, layer_norm_epsilon=1e-5, activation_function="silu")
+    elif arch == "Idefics3ForConditionalGeneration":   # SmolVLM's layout: the llama in text_config
+        text.update(model_type="llama", architectures=["VLlama3ForCausalLM"], rms_norm_eps=1e-5,
+                    head_dim=N_EMBD // N_HEAD)
+        return {"architectures": [arch], "model_type": "idefics3", "scale_factor": 2,
+                "image_token_id": 7, "text_config": text, "tie_word_embeddings": False,
+                "vision_config": {"model_type": "idefics3", "hidden_size": 64, "image_size": 32,
+                                  "intermediate_size": 128, "num_attention_heads": 4,
+                                  "num_hidden_layers": 1, "patch_size": 4},
+                "torch_dtype": "bfloat16"}
     else:
         text.update(model_type="mistral", rms_norm_eps=1e-5, head_dim=N_EMBD // N_HEAD)
         return {"architectures": [arch], "model_type": "mistral3", "text_config": text,

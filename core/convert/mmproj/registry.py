@@ -6,6 +6,7 @@ from quantdesk.core.text import shown
 from ..errors import ConvertError
 from .base import VisionAdapter
 from .gemma3 import Gemma3Vision
+from .idefics3 import Idefics3Vision
 from .llama4 import Llama4Vision
 from .pixtral import PixtralVision
 from .qwenvl import Qwen25VLVision, Qwen2VLVision
@@ -17,6 +18,8 @@ VISION_ADAPTERS: dict[str, type[VisionAdapter]] = {
     "Mistral3ForConditionalGeneration": PixtralVision,
     "LlavaForConditionalGeneration": PixtralVision,    # Pixtral-12B (HF form); other Llava towers refused
     "Llama4ForConditionalGeneration": Llama4Vision,
+    "Idefics3ForConditionalGeneration": Idefics3Vision,   # SmolVLM (v1), Idefics3
+    "SmolVLMForConditionalGeneration": Idefics3Vision,    # SmolVLM2
 }
 
 
