@@ -135,6 +135,11 @@ class Idefics3Text(Adapter):
     `text_config`, with lm_head at the top; written as `llama`, as the pinned converter does
     (it converts text_config's VLlama3ForCausalLM). Vision tower and connector are left out."""
 
+    def __init__(self, cfg: dict):
+        # SmolVLM2's text_config omits num_attention_heads: transformers' LlamaConfig default,
+        # as the pinned converter fills in
+        super().__init__({"num_attention_heads": 32, **cfg})
+
     def skip(self, hf_name: str) -> bool:
         return super().skip(hf_name) or "vision_model." in hf_name or "connector." in hf_name
 

@@ -59,3 +59,16 @@ def test_dense_family_converts_and_matches_numpy(arch, tmp_path):
     tokens, got = _llama_logits(out)
     want = dense_forward(weights, tokens, spec)
     assert np.abs(got - want).max() / np.abs(want).max() < TOL.get(arch, 1e-4)
+
+
+def test_smolvlm2_text_config_without_head_count_reads_llamas_default():
+    """SmolVLM2's text_config leaves num_attention_heads out; the pinned converter (and
+    transformers' LlamaConfig) take 32."""
+    from quantdesk.core.convert.registry import adapter_for
+    from .tiny_families_dense import _config
+    cfg = _config(dict(FAMILIES["Idefics3ForConditionalGeneration"],
+                       arch="Idefics3ForConditionalGeneration"), 2)
+    cfg["architectures"] = ["SmolVLMForConditionalGeneration"]
+    assert adapter_for(cfg).n_head == 4
+    del cfg["text_config"]["num_attention_heads"]
+    assert adapter_for(cfg).n_head == 32
