@@ -19,6 +19,7 @@ _LAYOUT = {
     "qwen2": dict(bias="required", q_is_embd=True),
     "qwen2moe": dict(bias="required", shared_expert=True),
     "qwen3": dict(qk_norm="head"), "qwen3moe": dict(qk_norm="head"),
+    "qwen3vl": dict(qk_norm="head"), "qwen3vlmoe": dict(qk_norm="head"),
     "gemma2": dict(norms=("attn_norm", "ffn_norm") + _POST_NORMS),
     "gemma3": dict(norms=("attn_norm", "ffn_norm") + _POST_NORMS, qk_norm="head"),
     "olmo2": dict(norms=_POST_NORMS, qk_norm="full"),

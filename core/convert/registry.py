@@ -9,6 +9,7 @@ from .deepseek import DeepseekV2
 from .glm4_moe import Glm4Moe
 from .gpt_oss import GptOss
 from .llama4 import Llama4
+from .qwen3vl import Qwen3VL, Qwen3VLMoe
 from .architectures import Adapter, Gemma2, Gemma3, Phi3, Qwen2, Qwen3, normalize_config
 from .errors import ConvertError
 
@@ -22,6 +23,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     "Qwen2_5_VLForConditionalGeneration": f.Qwen2VL,
     "Qwen3ForCausalLM": Qwen3,
     "Qwen3MoeForCausalLM": f.Qwen3Moe,
+    "Qwen3VLForConditionalGeneration": Qwen3VL,
+    "Qwen3VLMoeForConditionalGeneration": Qwen3VLMoe,
     "GemmaForCausalLM": f.Gemma,
     "Gemma2ForCausalLM": Gemma2,
     "Gemma3ForCausalLM": Gemma3,
