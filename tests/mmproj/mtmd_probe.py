@@ -2,8 +2,8 @@
 
 `image_embeddings(model, mmproj, rgb)` loads the language model and the projector the way
 llama.cpp's mtmd tools do, encodes one RGB image and returns what the projector hands the language
-model: one row of n_embd values per image token (of the first image chunk, or with `all_chunks`
-of every image chunk in prompt order, stacked: a sliced image's tiles). Run as a script it prints
+model: one row of the model's input width per image token (of the first image chunk, or with
+`all_chunks` of every image chunk in prompt order, stacked: a sliced image's tiles). Run as a script it prints
 that array as .npy to stdout, so a test can run it in a child process (libmtmd aborts the process
 on some bad files).
 """
@@ -55,7 +55,9 @@ def image_embeddings(model: str | Path, mmproj: str | Path, rgb: np.ndarray,
             n_tokens = mt.mtmd_input_chunk_get_n_tokens(chunk)
             if mt.mtmd_encode_chunk(ctx, chunk) != 0:
                 raise RuntimeError("mtmd_encode_chunk failed")
-            n_embd = llama_cpp.llama_model_n_embd(lm)
+            # the language model's input width: n_embd, or for Qwen3-VL n_embd per deepstack
+            # layer more (libmtmd appends the deepstack mergers' outputs to each token's row)
+            n_embd = llama_cpp.llama_model_n_embd_inp(lm)
             out = mt.mtmd_get_output_embd(ctx)
             rows.append(np.ctypeslib.as_array(out, shape=(n_tokens * n_embd,))
                         .reshape(n_tokens, n_embd).copy())

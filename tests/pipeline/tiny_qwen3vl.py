@@ -21,10 +21,14 @@ N_EMBD, N_FF, N_HEAD, N_KV, HEAD_DIM, VOCAB = 128, 256, 4, 2, 32, 320
 N_EXPERT, TOP_K, N_FF_EXP = 4, 2, 64
 SECTIONS = [6, 5, 5]          # rope pairs per head: 16 = HEAD_DIM / 2 (real: [24, 20, 20] of 64)
 DEEPSTACK = [1, 2, 3]         # vision layers feeding the first three text layers (real: [5, 11, 17])
+VISION = dict(depth=4, width=32, heads=2, ff=64)
+PATCH, GRID = 16, 8           # the released patch size; an 8x8 learned position grid (real: 48x48)
 
 
 def build_qwen3vl(folder: Path, *, moe: bool = False, n_layer: int = 4, tied: bool | None = None,
-                  seed: int = 0) -> tuple[dict, dict]:
+                  seed: int = 0, vision: dict | None = None) -> tuple[dict, dict]:
+    """`vision`: the tower's weights (names after `model.visual.`; tests/mmproj/tiny_qwen3vl.py),
+    else a few placeholder tensors the text conversion must leave out."""
     tied = (not moe) if tied is None else tied   # Qwen3-VL-4B ties its head; 30B-A3B does not
     folder.mkdir(parents=True, exist_ok=True)
     r = RandomWeights(seed)
@@ -67,11 +71,11 @@ def build_qwen3vl(folder: Path, *, moe: bool = False, n_layer: int = 4, tied: bo
                  for e in range(N_EXPERT)])
             stored[f"model.language_model.layers.{i}.mlp.experts.down_proj"] = np.stack(
                 [w[x + f"{e}.down_proj.weight"].T for e in range(N_EXPERT)])
-    # the vision side the text conversion leaves out
-    stored["model.visual.blocks.0.attn.qkv.weight"] = mat(96, 32)
-    stored["model.visual.merger.linear_fc1.weight"] = mat(128, 128)
-    stored["model.visual.deepstack_merger_list.0.linear_fc1.weight"] = mat(128, 128)
-    stored["model.visual.patch_embed.proj.weight"] = mat(32, 3, 2, 4, 4)
+    if vision is None:   # the vision side the text conversion leaves out
+        vision = {"blocks.0.attn.qkv.weight": mat(96, 32), "merger.linear_fc1.weight": mat(128, 128),
+                  "deepstack_merger_list.0.linear_fc1.weight": mat(128, 128),
+                  "patch_embed.proj.weight": mat(32, 3, 2, PATCH, PATCH)}
+    stored.update({"model.visual." + k: v for k, v in vision.items()})
     write_safetensors(folder / "model.safetensors", stored, "BF16")
     (folder / "config.json").write_text(json.dumps(_config(moe, n_layer, tied)))
     train_tokenizer(folder, VOCAB)
@@ -92,10 +96,11 @@ def _config(moe: bool, n_layer: int, tied: bool) -> dict:
     if moe:
         text.update(num_experts=N_EXPERT, num_experts_per_tok=TOP_K, moe_intermediate_size=N_FF_EXP,
                     decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True)
-    vision = {"model_type": "qwen3_vl_moe" if moe else "qwen3_vl", "depth": 4, "hidden_size": 32,
-              "intermediate_size": 64, "num_heads": 2, "patch_size": 4, "spatial_merge_size": 2,
+    vision = {"model_type": "qwen3_vl_moe" if moe else "qwen3_vl", "depth": VISION["depth"],
+              "hidden_size": VISION["width"], "intermediate_size": VISION["ff"],
+              "num_heads": VISION["heads"], "patch_size": PATCH, "spatial_merge_size": 2,
               "temporal_patch_size": 2, "in_channels": 3, "out_hidden_size": N_EMBD,
-              "num_position_embeddings": 64, "hidden_act": "gelu_pytorch_tanh",
+              "num_position_embeddings": GRID * GRID, "hidden_act": "gelu_pytorch_tanh",
               "deepstack_visual_indexes": DEEPSTACK}
     arch = "Qwen3VLMoeForConditionalGeneration" if moe else "Qwen3VLForConditionalGeneration"
     return {"architectures": [arch], "model_type": "qwen3_vl_moe" if moe else "qwen3_vl",

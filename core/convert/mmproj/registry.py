@@ -9,12 +9,15 @@ from .gemma3 import Gemma3Vision
 from .idefics3 import Idefics3Vision
 from .llama4 import Llama4Vision
 from .pixtral import PixtralVision
+from .qwen3vl import Qwen3VLVision
 from .qwenvl import Qwen25VLVision, Qwen2VLVision
 
 VISION_ADAPTERS: dict[str, type[VisionAdapter]] = {
     "Gemma3ForConditionalGeneration": Gemma3Vision,
     "Qwen2VLForConditionalGeneration": Qwen2VLVision,
     "Qwen2_5_VLForConditionalGeneration": Qwen25VLVision,
+    "Qwen3VLForConditionalGeneration": Qwen3VLVision,
+    "Qwen3VLMoeForConditionalGeneration": Qwen3VLVision,
     "Mistral3ForConditionalGeneration": PixtralVision,
     "LlavaForConditionalGeneration": PixtralVision,    # Pixtral-12B (HF form); other Llava towers refused
     "Llama4ForConditionalGeneration": Llama4Vision,
