@@ -25,15 +25,16 @@ def image(seed: int = 3, width: int = 288, height: int = 160) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def build(folder: Path, *, moe: bool = False, seed: int = 0) -> dict:
-    """Write the checkpoint; return the vision weights as stored (names after `model.visual.`)."""
+def build(folder: Path, *, moe: bool = False, seed: int = 0) -> tuple[dict, dict, dict]:
+    """Write the checkpoint; return the vision weights as stored (names after `model.visual.`),
+    and the text half's canonical weights and spec (tests/pipeline/tiny_qwen3vl.py)."""
     vision = {k: stored_values(v, "BF16") for k, v in _vision_weights(RandomWeights(seed + 1)).items()}
-    build_qwen3vl(folder, moe=moe, seed=seed, vision=vision)
+    text, spec = build_qwen3vl(folder, moe=moe, seed=seed, vision=vision)
     pre = {"patch_size": PATCH, "temporal_patch_size": 2, "merge_size": 2, "image_mean": MEAN,
            "image_std": STD, "size": {"longest_edge": 16777216, "shortest_edge": 65536},
            "image_processor_type": "Qwen2VLImageProcessorFast", "processor_class": "Qwen3VLProcessor"}
     (folder / "preprocessor_config.json").write_text(json.dumps(pre))
-    return vision
+    return vision, text, spec
 
 
 def _vision_weights(r: RandomWeights) -> dict[str, np.ndarray]:

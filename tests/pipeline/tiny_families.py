@@ -134,14 +134,18 @@ def build_family(folder: Path, arch: str, *, n_layer: int = 4, n_embd: int = 128
     return {k: stored_values(v, "BF16") for k, v in hf.items()}, spec
 
 
-def family_forward(w: dict, tokens: list[int], spec: dict) -> np.ndarray:
-    """Logits (n_tokens, vocab) of the HF computation, float64."""
+def family_forward(w: dict, tokens: list[int], spec: dict, *, embeds: np.ndarray | None = None,
+                   angles: np.ndarray | None = None, after_layer=None) -> np.ndarray:
+    """Logits (n_tokens, vocab) of the HF computation, float64. Multimodal input (Qwen3-VL):
+    `embeds` replace the token embeddings, `angles` (n_tokens, head_dim / 2) the rope angles,
+    `after_layer(i, x)` changes a layer's output (deepstack)."""
     w = {k: v.astype(np.float64) for k, v in w.items()}
     n_head, kvh, g = spec["n_head"], spec["n_head_kv"], spec.get("granite")
-    x = w["model.embed_tokens.weight"][tokens] * (GRANITE["embedding_multiplier"] if g else 1.0)
+    x = w["model.embed_tokens.weight"][tokens] if embeds is None else np.asarray(embeds, np.float64)
+    x = x * (GRANITE["embedding_multiplier"] if g else 1.0)
     n, d = x.shape
     hd = d // n_head
-    ang = np.outer(np.arange(n), 10000.0 ** (-np.arange(0, hd, 2) / hd))
+    ang = np.outer(np.arange(n), 10000.0 ** (-np.arange(0, hd, 2) / hd)) if angles is None else angles
     cos, sin = np.cos(np.concatenate([ang, ang], 1)), np.sin(np.concatenate([ang, ang], 1))
     res = GRANITE["residual_multiplier"] if g else 1.0
     scale = GRANITE["attention_multiplier"] if g else 1 / np.sqrt(hd)
@@ -192,6 +196,8 @@ def family_forward(w: dict, tokens: list[int], spec: dict) -> np.ndarray:
             h = norm(x, w[p + "post_attention_layernorm.weight"])
         m = _mlp(w, p, h, spec, swiglu)
         x = x + (norm(m, w[p + "post_feedforward_layernorm.weight"]) if spec.get("post_norms") else m * res)
+        if after_layer is not None:
+            x = after_layer(i, x)
     head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
     logits = norm(x, w["model.norm.weight"]) @ head.T
     return logits / GRANITE["logits_scaling"] if g else logits
