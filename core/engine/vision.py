@@ -52,10 +52,12 @@ class Projector:
         if mt.mtmd_default_marker().decode() != MEDIA_MARKER:
             raise RuntimeError("this llama-cpp-python's libmtmd uses another media marker")
         dim = projection_dim(path)   # ProjectorError (a ValueError): one line
-        width = int(llama_cpp.llama_model_n_embd_inp(llm.model)
-                    if hasattr(llama_cpp, "llama_model_n_embd_inp")
-                    else llama_cpp.llama_model_n_embd(llm.model))
-        if dim is not None and dim != width:   # libmtmd would refuse it only in its log
+        width = int(llama_cpp.llama_model_n_embd(llm.model))
+        # the input width: Qwen3-VL's is n_embd per deepstack layer more (libmtmd appends the
+        # deepstack mergers' outputs), while its projection_dim states n_embd, as for the others
+        inp = int(llama_cpp.llama_model_n_embd_inp(llm.model)
+                  if hasattr(llama_cpp, "llama_model_n_embd_inp") else width)
+        if dim is not None and dim not in (width, inp):   # libmtmd would refuse it only in its log
             raise RuntimeError(f"{_name(path)} does not fit this model: it projects images to "
                                f"width {dim}, the model's embeddings are {width} wide")
         params = mt.mtmd_context_params_default()

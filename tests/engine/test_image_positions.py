@@ -55,6 +55,12 @@ def _qwenvl(arch: str):
     return build
 
 
+def _qwen3vl(out: Path):
+    from tests.mmproj.tiny_qwen3vl import build
+    build(out / "hf")
+    return _convert(out / "hf", out), (160, 288)       # 5 x 9 merged tokens: 9 positions
+
+
 def _pixtral(out: Path):
     from tests.mmproj.tiny_pixtral import build_tiny_pixtral
     build_tiny_pixtral(out / "hf")
@@ -71,7 +77,7 @@ def _llama4(out: Path):
 # test_qwenvl_mmproj.py); libmtmd decodes both with the same M-RoPE positions, so one of them
 # stands for both here (measured equal to libmtmd for Qwen2-VL too when this file was written).
 FAMILIES = {"gemma3": _gemma3, "qwen2.5vl": _qwenvl("Qwen2_5_VLForConditionalGeneration"),
-            "pixtral": _pixtral, "llama4": _llama4}
+            "qwen3vl": _qwen3vl, "pixtral": _pixtral, "llama4": _llama4}
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
