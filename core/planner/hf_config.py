@@ -15,7 +15,8 @@ from .profile import SWA_PATTERN, ModelProfile, retype
 _ARCH = {"mistral": "llama", "mixtral": "llama", "gemma3_text": "gemma3", "qwen2_moe": "qwen2moe",
          "qwen3_moe": "qwen3moe", "phi3": "phi3", "gpt_oss": "gpt-oss", "deepseek_v2": "deepseek2",
          "deepseek_v3": "deepseek2", "cohere": "command-r", "olmo3": "olmo2", "granitemoe": "granitemoe",
-         "llama4_text": "llama4", "glm4_moe": "glm4moe"}
+         "llama4_text": "llama4", "glm4_moe": "glm4moe", "qwen3_vl_text": "qwen3vl",
+         "qwen3_vl_moe_text": "qwen3vlmoe"}
 
 
 def _text_config(config: dict) -> dict:

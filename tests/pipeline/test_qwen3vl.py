@@ -45,3 +45,22 @@ def test_qwen3vl_text_converts_and_matches_numpy(moe, tmp_path):
     want = family_forward(weights, tokens, spec)
     rel = np.abs(got - want).max() / np.abs(want).max()
     assert rel < 1e-4, rel
+
+
+@pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
+def test_config_profile_is_the_converted_file(moe, tmp_path):
+    """The planner's picture from config.json (text_config) is the file the converter writes."""
+    import json
+
+    from quantdesk.core.planner import estimate_memory, load_profile, profile_from_hf_config
+    build_qwen3vl(tmp_path / "hf", moe=moe)
+    written = load_profile(quantize_model(tmp_path / "hf", tmp_path / "m.gguf", "F32").path)
+    planned = profile_from_hf_config(json.loads((tmp_path / "hf" / "config.json").read_text()),
+                                     source_type="F32")
+    assert planned.architecture == written.architecture == ("qwen3vlmoe" if moe else "qwen3vl")
+    assert planned.n_expert == written.n_expert == (4 if moe else 0)
+
+    def matrices(profile):
+        return {n: s for n, s, _ in profile.tensors if len([d for d in s if d > 1]) >= 2}
+    assert matrices(planned) == matrices(written)
+    assert estimate_memory(planned, n_ctx=512).kv_ram == estimate_memory(written, n_ctx=512).kv_ram
