@@ -29,12 +29,12 @@ from tests.pipeline.tiny_qwen3vl import DEEPSTACK, GRID, HEAD_DIM, N_EMBD, PATCH
 TOL = 3e-3
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["dense", "moe"])
+def converted(request, tmp_path_factory):
     from quantdesk.core.convert.mmproj import open_mmproj_source
     from quantdesk.core.quantize.writer import quantize_model
     folder = tmp_path_factory.mktemp("qwen3vl") / "hf"
-    weights, text_weights, spec = build(folder)
+    weights, text_weights, spec = build(folder, moe=request.param)
     text = quantize_model(folder, folder.parent / "text.gguf", "F16").path
     mmproj = quantize_model(open_mmproj_source(folder), folder.parent / "mmproj.gguf", "F16").path
     return weights, Path(text), Path(mmproj), (folder, text_weights, spec)
