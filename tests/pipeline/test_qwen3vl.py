@@ -64,3 +64,22 @@ def test_config_profile_is_the_converted_file(moe, tmp_path):
         return {n: s for n, s, _ in profile.tensors if len([d for d in s if d > 1]) >= 2}
     assert matrices(planned) == matrices(written)
     assert estimate_memory(planned, n_ctx=512).kv_ram == estimate_memory(written, n_ctx=512).kv_ram
+
+
+def test_transformers_v5_config_converts_the_same(tmp_path):
+    """transformers v5 writes text_config's rope as rope_parameters (theta and M-RoPE sections
+    together); the file's keys and logits do not change."""
+    import json
+    weights, spec = build_qwen3vl(tmp_path / "hf")
+    path = tmp_path / "hf" / "config.json"
+    cfg = json.loads(path.read_text())
+    text = cfg["text_config"]
+    text["rope_parameters"] = {**text.pop("rope_scaling"), "rope_theta": text.pop("rope_theta")}
+    path.write_text(json.dumps(cfg))
+    out = quantize_model(tmp_path / "hf", tmp_path / "m.gguf", "F32").path
+    reader = GGUFReader(out)
+    assert {k[8:] for k in reader.fields if k.startswith("qwen3vl.")} == KEYS["qwen3vl"]
+    assert reader.get_field("qwen3vl.rope.dimension_sections").contents() == SECTIONS + [0]
+    assert reader.get_field("qwen3vl.rope.freq_base").contents() == 10000.0
+    tokens, got = _llama_logits(out)
+    assert np.abs(got - family_forward(weights, tokens, spec)).max() < 1e-4 * np.abs(got).max()
