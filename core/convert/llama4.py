@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from .architectures import Adapter
-from .tensor_plan import transposed_experts
+from .tensor_plan import fused_gate_up_down
 
 _FUSED = re.compile(r"^(?:language_model\.)?model\.(?:language_model\.)?layers\.(\d+)\.feed_forward\.experts\."
                     r"(gate_up_proj|down_proj)$")
@@ -55,23 +55,8 @@ class Llama4(Adapter):
         return super().gguf_name(self._text_name(hf_name))
 
     def packed_tensors(self, ckpt) -> tuple[list, set[str]]:
-        out: list = []
-        consumed: set[str] = set()
-        for name in ckpt.names():
-            m = _FUSED.match(name)
-            if not m:
-                continue
-            consumed.add(name)
-            i, kind = m.group(1), m.group(2)
-            base = f"model.layers.{i}.feed_forward.experts."
-            if kind == "down_proj":
-                out.append(transposed_experts(ckpt, name, self.gguf_name(base + "down_proj.weight")))
-                continue
-            half = ckpt.refs[name].shape[-1] // 2   # gate | up
-            out.append(transposed_experts(ckpt, name, self.gguf_name(base + "gate_proj.weight"), slice(0, half)))
-            out.append(transposed_experts(ckpt, name, self.gguf_name(base + "up_proj.weight"), slice(half, None)))
-        return out, consumed
-
+        return fused_gate_up_down(ckpt, _FUSED, "model.layers.{i}.feed_forward.experts.",
+                                  self.gguf_name)
 
 def llama4_layer_tensors(a: Llama4, i: int) -> dict[str, tuple]:
     """What llama.cpp's llama4 loader creates for layer i (numpy shapes)."""

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from .architectures import Qwen3
-from .tensor_plan import transposed_experts
+from .tensor_plan import fused_gate_up_down
 
 _FUSED = re.compile(r"^(?:model\.)?(?:language_model\.)?(?:model\.)?layers\.(\d+)\.mlp\.experts\."
                     r"(gate_up_proj|down_proj)(?:\.weight)?$")
@@ -47,18 +47,4 @@ class Qwen3VLMoe(Qwen3VL):
     gguf_arch = "qwen3vlmoe"
 
     def packed_tensors(self, ckpt) -> tuple[list, set[str]]:
-        out: list = []
-        consumed: set[str] = set()
-        for name in ckpt.names():
-            m = _FUSED.match(name)
-            if not m:
-                continue
-            consumed.add(name)
-            base = f"model.layers.{m.group(1)}.mlp.experts."
-            if m.group(2) == "down_proj":
-                out.append(transposed_experts(ckpt, name, self.gguf_name(base + "down_proj.weight")))
-                continue
-            half = ckpt.refs[name].shape[-1] // 2   # gate | up
-            out.append(transposed_experts(ckpt, name, self.gguf_name(base + "gate_proj.weight"), slice(0, half)))
-            out.append(transposed_experts(ckpt, name, self.gguf_name(base + "up_proj.weight"), slice(half, None)))
-        return out, consumed
+        return fused_gate_up_down(ckpt, _FUSED, "model.layers.{i}.mlp.experts.", self.gguf_name)

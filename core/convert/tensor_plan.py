@@ -143,3 +143,27 @@ def transposed_experts(ckpt: SafetensorsCheckpoint, hf_name: str, gguf_name: str
     return SourceTensor(name=gguf_name, shape=shape, dtype="F32",
                         nbytes=ckpt.refs[hf_name].nbytes * rows // n_out,
                         load=lambda: load_rows(0, n_exp * rows).reshape(shape), load_rows=load_rows)
+
+
+def fused_gate_up_down(ckpt: SafetensorsCheckpoint, pattern, base: str, gguf_name
+                       ) -> tuple[list[SourceTensor], set[str]]:
+    """Experts stored fused and input x output (Llama 4, Qwen3-VL-MoE): `gate_up_proj`
+    (n_expert, n_embd, 2 * n_ff; gate | up halves) and `down_proj` (n_expert, n_ff, n_embd) as
+    llama.cpp's gate/up/down expert stacks, each transposed one expert at a time
+    (`transposed_experts`). `pattern` matches such a name with groups (layer, kind); `base` is the
+    per-expert HF name prefix for layer {i} that `gguf_name` maps. Returns (tensors, names used)."""
+    out: list[SourceTensor] = []
+    consumed: set[str] = set()
+    for name in ckpt.names():
+        m = pattern.match(name)
+        if not m:
+            continue
+        consumed.add(name)
+        prefix = base.format(i=m.group(1))
+        if m.group(2) == "down_proj":
+            out.append(transposed_experts(ckpt, name, gguf_name(prefix + "down_proj.weight")))
+            continue
+        half = ckpt.refs[name].shape[-1] // 2   # gate | up
+        out.append(transposed_experts(ckpt, name, gguf_name(prefix + "gate_proj.weight"), slice(0, half)))
+        out.append(transposed_experts(ckpt, name, gguf_name(prefix + "up_proj.weight"), slice(half, None)))
+    return out, consumed
