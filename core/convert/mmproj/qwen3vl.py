@@ -16,35 +16,28 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConvertError
-from .base import VisionAdapter
+from .qwenvl import MERGE, QwenVisionTower
 
-_MERGE, _FRAMES = 2, 2          # llama.cpp's qwen3vl graph hard-codes a 2x2 merge over 2 frames
 _MERGER = {"norm": "v.post_ln", "linear_fc1": "mm.0", "linear_fc2": "mm.2"}
 _DEEPSTACK = {"norm": "norm", "linear_fc1": "fc1", "linear_fc2": "fc2"}
 
 
-class Qwen3VLVision(VisionAdapter):
+class Qwen3VLVision(QwenVisionTower):
     projector_type = "qwen3vl_merger"
-    prefixes = ("visual.",)
+    graph = "Qwen3-VL"
 
     def __init__(self, cfg: dict, preprocessor: dict):
         super().__init__(cfg, preprocessor)
-        v = dict(self.vision)
-        if "image_size" not in v:   # the pinned converter's: sqrt(grid cells) * patch size
-            v["image_size"] = int(int(v.get("num_position_embeddings", 2304)) ** 0.5
-                                  * int(v.get("patch_size", 16)))
-        v["num_attention_heads"] = v.get("num_heads")
-        v["num_hidden_layers"] = v.get("depth")
-        self.vision = v
-        for key, want in (("spatial_merge_size", _MERGE), ("temporal_patch_size", _FRAMES)):
-            if int(v.get(key, want)) != want:
-                raise ConvertError(f"vision_config {key} is {v[key]}; llama.cpp's Qwen3-VL graph "
-                                   f"supports only {want}")
-        ds = v.get("deepstack_visual_indexes") or []
+        ds = self.vision.get("deepstack_visual_indexes") or []
         if not isinstance(ds, list) or not all(isinstance(i, int) and 0 <= i < self.block_count for i in ds):
             raise ConvertError(f"vision_config deepstack_visual_indexes {ds!r} are not layers of "
                                f"the {self.block_count}-layer tower")
         self.deepstack = ds
+
+    def default_image_size(self, vision: dict) -> int:
+        # the pinned converter's: sqrt(grid cells) * patch size
+        return int(int(vision.get("num_position_embeddings", 2304)) ** 0.5
+                   * int(vision.get("patch_size", 16)))
 
     def tensors(self, hf_name: str, shape: tuple[int, ...]
                 ) -> list[tuple[str, tuple[int, ...], Callable[[np.ndarray], np.ndarray]]]:
@@ -61,21 +54,14 @@ class Qwen3VLVision(VisionAdapter):
             if part not in _MERGER:
                 raise ConvertError(f"vision tensor {hf_name} is not the merger's norm / linear_fc1 / linear_fc2")
             return [(f"{_MERGER[part]}.{suffix}", tuple(shape), same)]
-        if plain == "visual.patch_embed.proj.weight":
-            if len(shape) != 5 or shape[2] != _FRAMES:
-                raise ConvertError(f"{hf_name} has shape {shape}; expected a Conv3D kernel over "
-                                   f"{_FRAMES} frames")
-            out = (shape[0], shape[1], *shape[3:])
-            return [("v.patch_embd.weight", out, lambda x: x[:, :, 0]),
-                    ("v.patch_embd.weight.1", out, lambda x: x[:, :, 1])]
         if plain == "visual.patch_embed.proj.bias":
             return [("v.patch_embd.bias", tuple(shape), same)]
-        return super().tensors(hf_name, shape)
+        return super().tensors(hf_name, shape)   # the Conv3D kernel split, the rest by name
 
     def add_hparams(self, gw) -> None:
         super().add_hparams(gw)
         gw.add_vision_use_gelu(True)
-        gw.add_vision_spatial_merge_size(int(self.vision.get("spatial_merge_size", _MERGE)))
+        gw.add_vision_spatial_merge_size(int(self.vision.get("spatial_merge_size", MERGE)))
         # the pinned converter takes text_config's rms_norm_eps for the vision norms (HF: 1e-6)
         text = self.cfg.get("text_config") or {}
         gw.add_vision_attention_layernorm_eps(float(text.get("rms_norm_eps", 1e-6)))

@@ -17,29 +17,55 @@ from ..errors import ConvertError
 from .base import VisionAdapter
 
 # llama.cpp's qwen2vl graph hard-codes these (clip.cpp / models/qwen2vl.cpp)
-_MERGE, _FRAMES, _WINDOW_PX = 2, 2, 112
+MERGE, _FRAMES, _WINDOW_PX = 2, 2, 112   # MERGE: also the Qwen3-VL graph's
 
 
-class Qwen2VLVision(VisionAdapter):
-    projector_type = "qwen2vl_merger"
+class QwenVisionTower(VisionAdapter):
+    """What every Qwen-VL tower shares: Qwen's vision_config names (num_heads, depth), the 2x2
+    merge over 2 frames llama.cpp's graphs hard-code, and the Conv3D patch kernel split into two
+    2-D kernels (`v.patch_embd.weight` for frame 0, `v.patch_embd.weight.1` for frame 1)."""
     prefixes = ("visual.",)
+    graph = "Qwen-VL"        # named in the refusals
 
     def __init__(self, cfg: dict, preprocessor: dict):
         super().__init__(cfg, preprocessor)
         # the pinned converter's renames of vision_config (Qwen's own key names)
         v = dict(self.vision)
-        v.setdefault("image_size", 560)
+        if "image_size" not in v:
+            v["image_size"] = self.default_image_size(v)
         v["num_attention_heads"] = v.get("num_heads")
         v["num_hidden_layers"] = v.get("depth")
+        self.vision = v
+        for key, want in (("spatial_merge_size", MERGE), ("temporal_patch_size", _FRAMES)):
+            if int(v.get(key, want)) != want:
+                raise ConvertError(f"vision_config {key} is {v[key]}; llama.cpp's {self.graph} "
+                                   f"graph supports only {want}")
+
+    def default_image_size(self, vision: dict) -> int:
+        return 560
+
+    def tensors(self, hf_name: str, shape: tuple[int, ...]
+                ) -> list[tuple[str, tuple[int, ...], Callable[[np.ndarray], np.ndarray]]]:
+        if self.plain(hf_name) == "visual.patch_embed.proj.weight":
+            if len(shape) != 5 or shape[2] != _FRAMES:
+                raise ConvertError(f"{hf_name} has shape {shape}; expected a Conv3D kernel over "
+                                   f"{_FRAMES} frames")
+            out = (shape[0], shape[1], *shape[3:])
+            return [("v.patch_embd.weight", out, lambda x: x[:, :, 0]),
+                    ("v.patch_embd.weight.1", out, lambda x: x[:, :, 1])]
+        return super().tensors(hf_name, shape)
+
+
+class Qwen2VLVision(QwenVisionTower):
+    projector_type = "qwen2vl_merger"
+
+    def __init__(self, cfg: dict, preprocessor: dict):
+        super().__init__(cfg, preprocessor)
+        v = self.vision
         if "embed_dim" in v:
             # Qwen2-VL: embed_dim is the tower width, hidden_size the merger's output; the pinned
             # converter writes the latter as feed_forward_length (clip.cpp does not read it here)
             v["intermediate_size"], v["hidden_size"] = v.get("hidden_size"), v["embed_dim"]
-        self.vision = v
-        for key, want in (("spatial_merge_size", _MERGE), ("temporal_patch_size", _FRAMES)):
-            if int(v.get(key, want)) != want:
-                raise ConvertError(f"vision_config {key} is {v[key]}; llama.cpp's Qwen-VL graph "
-                                   f"supports only {want}")
 
     def tensors(self, hf_name: str, shape: tuple[int, ...]
                 ) -> list[tuple[str, tuple[int, ...], Callable[[np.ndarray], np.ndarray]]]:
@@ -51,13 +77,6 @@ class Qwen2VLVision(VisionAdapter):
             return [(self.gguf_name(plain.replace(".qkv.", f".{part}.")), (c, *shape[1:]),
                      lambda x, i=i: x[i * c:(i + 1) * c])
                     for i, part in enumerate("qkv")]
-        if plain == "visual.patch_embed.proj.weight":
-            if len(shape) != 5 or shape[2] != _FRAMES:
-                raise ConvertError(f"{hf_name} has shape {shape}; expected a Conv3D kernel over "
-                                   f"{_FRAMES} frames")
-            out = (shape[0], shape[1], *shape[3:])
-            return [("v.patch_embd.weight", out, lambda x: x[:, :, 0]),
-                    ("v.patch_embd.weight.1", out, lambda x: x[:, :, 1])]
         return super().tensors(hf_name, shape)
 
     def forced_type(self, hf_name: str, gguf_name: str, ftype: str) -> str | None:
