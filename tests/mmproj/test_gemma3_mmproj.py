@@ -16,6 +16,7 @@ from gguf import GGUFReader
 from quantdesk.core.convert import ConvertError
 from quantdesk.core.convert.mmproj import open_mmproj_source
 from quantdesk.core.quantize.writer import quantize_model
+from tests.mmproj.checks import assert_keys_and_types, gguf_types, relative_error
 from tests.mmproj.mtmd_probe import image_embeddings_in_child
 from tests.mmproj.tiny_gemma3 import IMAGE_MEAN, IMAGE_STD, build_tiny_gemma3, reference_embeddings
 
@@ -24,11 +25,6 @@ TOLERANCE = 3e-3
 # transformers >= 4.52's model.-wrapped names with factor 2 (then clip.vision.projector
 # .scale_factor is written, as the pinned converter does for its tinygemma3 test model)
 LAYOUTS = {"released": (False, 4), "wrapped": (True, 16)}
-
-
-def _relative_error(got, ref):
-    assert got.shape == ref.shape, (got.shape, ref.shape)
-    return float(np.abs(got - ref).max() / np.abs(ref).max())
 
 
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))
@@ -48,14 +44,14 @@ def test_libmtmd_embeddings_equal_the_reference(converted):
     tiny, _, _, image, got = converted
     ref = reference_embeddings(tiny, image)
     assert got.shape == (tiny.config["mm_tokens_per_image"], tiny.n_embd_text)
-    assert _relative_error(got, ref) < TOLERANCE
+    assert relative_error(got, ref) < TOLERANCE
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mistake", ["channels", "pool order", "norm weight"])
 def test_the_comparison_notices_a_wrong_reference(converted, mistake):
     tiny, _, _, image, got = converted
-    assert _relative_error(got, reference_embeddings(tiny, image, break_=mistake)) > 30 * TOLERANCE
+    assert relative_error(got, reference_embeddings(tiny, image, break_=mistake)) > 30 * TOLERANCE
 
 
 @pytest.mark.slow
@@ -66,8 +62,8 @@ def test_other_file_types_encode_the_same_image(converted, ftype, tmp_path):
     got = image_embeddings_in_child(text, out.path, image)
     # BF16 keeps 8 bits of mantissa, Q8_0 about 8: looser than F16's 11
     bound = TOLERANCE if ftype == "F32" else 3e-2
-    assert _relative_error(got, reference_embeddings(tiny, image)) < bound
-    assert _types(out.path) == expected_types(tiny, ftype)
+    assert relative_error(got, reference_embeddings(tiny, image)) < bound
+    assert gguf_types(out.path) == expected_types(tiny, ftype)
 
 
 # ---- what the pinned converter writes ----------------------------------------------------------
@@ -110,31 +106,10 @@ def expected_types(tiny, ftype: str) -> dict[str, str]:
     return types
 
 
-def _keys(path) -> dict:
-    out = {}
-    for name, field in GGUFReader(path).fields.items():
-        if name.startswith("GGUF."):
-            continue
-        value = field.contents()
-        out[name] = [round(x, 6) for x in value] if isinstance(value, list) else value
-    return out
-
-
-def _types(path) -> dict[str, str]:
-    return {t.name: t.tensor_type.name for t in GGUFReader(path).tensors}
-
-
 @pytest.mark.slow
 def test_keys_and_tensor_types_match_the_pinned_converter(converted):
     tiny, _, mmproj, _, _ = converted
-    keys = _keys(mmproj)
-    assert keys.pop("general.name") == "tiny-gemma3"
-    want = expected_keys(tiny)
-    eps = want.pop("clip.vision.attention.layer_norm_epsilon")
-    assert keys.pop("clip.vision.attention.layer_norm_epsilon") == pytest.approx(eps)
-    assert keys == {k: [round(x, 6) for x in v] if isinstance(v, list) else v
-                    for k, v in want.items()}
-    assert _types(mmproj) == expected_types(tiny, "F16")
+    assert_keys_and_types(mmproj, "tiny-gemma3", expected_keys(tiny), expected_types(tiny, "F16"))
 
 
 @pytest.mark.slow

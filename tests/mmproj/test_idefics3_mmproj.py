@@ -23,7 +23,7 @@ from gguf import GGUFReader
 from quantdesk.core.convert.mmproj import open_mmproj_source, vision_refusal
 from quantdesk.core.quantize.writer import quantize_model
 from tests.mmproj.mtmd_probe import image_embeddings_in_child
-from tests.mmproj.test_gemma3_mmproj import _keys, _relative_error, _types
+from tests.mmproj.checks import assert_keys_and_types, gguf_types, relative_error
 from tests.mmproj.tiny_idefics3 import IMAGE_MEAN, IMAGE_STD, build_tiny_idefics3, reference_tiles
 
 TOLERANCE = 3e-3
@@ -51,7 +51,7 @@ def _tiles(tiny, got):
 @pytest.mark.slow
 def test_libmtmd_embeddings_equal_the_reference(converted):
     tiny, _, _, image, got = converted
-    assert _relative_error(_tiles(tiny, got), reference_tiles(tiny, image)) < TOLERANCE
+    assert relative_error(_tiles(tiny, got), reference_tiles(tiny, image)) < TOLERANCE
 
 
 @pytest.mark.slow
@@ -59,7 +59,7 @@ def test_libmtmd_embeddings_equal_the_reference(converted):
 def test_the_comparison_notices_a_wrong_reference(converted, mistake):
     tiny, _, _, image, got = converted
     wrong = reference_tiles(tiny, image, break_=mistake)
-    assert _relative_error(_tiles(tiny, got), wrong) > 30 * TOLERANCE
+    assert relative_error(_tiles(tiny, got), wrong) > 30 * TOLERANCE
 
 
 @pytest.mark.slow
@@ -69,8 +69,8 @@ def test_other_file_types_encode_the_same_image(converted, ftype, tmp_path):
     out = quantize_model(open_mmproj_source(tiny.folder, ftype), tmp_path / "mm.gguf", ftype)
     got = image_embeddings_in_child(text, out.path, image, all_chunks=True)
     bound = TOLERANCE if ftype == "F32" else 3e-2     # Q8_0 keeps about 8 bits
-    assert _relative_error(_tiles(tiny, got), reference_tiles(tiny, image)) < bound
-    assert _types(out.path) == expected_types(tiny, ftype)
+    assert relative_error(_tiles(tiny, got), reference_tiles(tiny, image)) < bound
+    assert gguf_types(out.path) == expected_types(tiny, ftype)
 
 
 # ---- what the pinned converter writes ----------------------------------------------------------
@@ -113,14 +113,7 @@ def expected_types(tiny, ftype: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_keys_and_tensor_types_match_the_pinned_converter(converted):
     tiny, _, mmproj, _, _ = converted
-    keys = _keys(mmproj)
-    assert keys.pop("general.name") == "tiny-smolvlm"
-    want = expected_keys(tiny)
-    eps = want.pop("clip.vision.attention.layer_norm_epsilon")
-    assert keys.pop("clip.vision.attention.layer_norm_epsilon") == pytest.approx(eps)
-    assert keys == {k: [round(x, 6) for x in v] if isinstance(v, list) else v
-                    for k, v in want.items()}
-    assert _types(mmproj) == expected_types(tiny, "F16")
+    assert_keys_and_types(mmproj, "tiny-smolvlm", expected_keys(tiny), expected_types(tiny, "F16"))
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from quantdesk.core.quantize import quantize_model
 
 from tests.pipeline.tiny_llama4 import E as N_EMBD_TEXT
 
+from .checks import relative_error
 from .mtmd_probe import image_embeddings_in_child
 from .tiny_llama4_vision import (HEADS, HIDDEN, IMAGE, LAYERS, PATCH, PROJ, build_llama4_vision,
                                  llama4_vision_forward)
@@ -76,11 +77,6 @@ def in_libmtmd_order(tokens: np.ndarray) -> np.ndarray:
     by column where transformers walks it row by row; each token's vector is the same."""
     s = TOKENS_PER_SIDE
     return tokens.reshape(s, s, -1).transpose(1, 0, 2).reshape(s * s, -1)
-
-
-def relative_error(got: np.ndarray, want: np.ndarray) -> float:
-    assert got.shape == want.shape
-    return float(np.abs(got - want).max() / np.abs(want).max())
 
 
 @pytest.mark.parametrize("ftype", ["F16", "F32"])

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from gguf import GGUFReader
 
+from tests.mmproj.checks import relative_error
 from tests.mmproj.mtmd_probe import image_embeddings_in_child
 from tests.mmproj.tiny_qwen3vl import MEAN, STD, build, image, vision_forward
 from tests.pipeline.tiny_families import family_forward
@@ -40,19 +41,15 @@ def converted(request, tmp_path_factory):
     return weights, Path(text), Path(mmproj), (folder, text_weights, spec)
 
 
-def _rel_err(got: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.abs(got - ref).max() / np.abs(ref).max())
-
-
 def test_libmtmd_embeddings_equal_numpy_reference(converted):
     weights, text, mmproj, _ = converted
     rgb = image()
     got = image_embeddings_in_child(text, mmproj, rgb)
     ref = vision_forward(weights, rgb)
     assert got.shape == ref.shape == (45, N_EMBD * (1 + len(DEEPSTACK)))   # 9 x 5 merged tokens
-    assert _rel_err(got, ref) <= TOL
+    assert relative_error(got, ref) <= TOL
     for wrong in (dict(rope_axes=(1, 0)), dict(align_corners=False), dict(deepstack=[0, 1, 2])):
-        assert _rel_err(got, vision_forward(weights, rgb, **wrong)) > 10 * TOL, wrong
+        assert relative_error(got, vision_forward(weights, rgb, **wrong)) > 10 * TOL, wrong
 
 
 def test_keys_and_tensors_are_the_pinned_converters(converted):
@@ -165,6 +162,6 @@ def test_text_model_adds_deepstack_and_turns_image_tokens_by_interleaved_mrope(c
                               after_layer=deepstack)
 
     ref = want(SECTIONS, len(DEEPSTACK))
-    assert _rel_err(got, ref) <= 1e-4                                   # measured 2e-7
-    assert _rel_err(got, want(SECTIONS, 0)) > 100 * 1e-4                # deepstack left out: 0.78
-    assert _rel_err(got, want([16, 0, 0], len(DEEPSTACK))) > 100 * 1e-4  # positions as text: 0.066
+    assert relative_error(got, ref) <= 1e-4                                   # measured 2e-7
+    assert relative_error(got, want(SECTIONS, 0)) > 100 * 1e-4                # deepstack left out: 0.78
+    assert relative_error(got, want([16, 0, 0], len(DEEPSTACK))) > 100 * 1e-4  # positions as text: 0.066

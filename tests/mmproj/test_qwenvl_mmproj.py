@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from gguf import GGUFReader
 
+from tests.mmproj.checks import relative_error
 from tests.mmproj.mtmd_probe import image_embeddings_in_child
 from tests.mmproj.tiny_qwenvl import MEAN, PATCH, SPECS, STD, build_qwenvl, image, vision_forward
 from tests.pipeline.tiny_families_dense import N_EMBD
@@ -38,22 +39,18 @@ def converted(request, tmp_path_factory):
     return weights, spec, Path(text), Path(mmproj)
 
 
-def _rel_err(got: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.abs(got - ref).max() / np.abs(ref).max())
-
-
 def test_libmtmd_embeddings_equal_numpy_reference(converted):
     weights, spec, text, mmproj = converted
     rgb = image()
     got = image_embeddings_in_child(text, mmproj, rgb)
     ref = vision_forward(weights, spec, rgb)
     assert got.shape == ref.shape == (45, N_EMBD)          # 9 x 5 merged tokens, no resize
-    assert _rel_err(got, ref) <= TOL
+    assert relative_error(got, ref) <= TOL
     # the comparison sees the parts most easily got wrong
-    assert _rel_err(got, vision_forward(weights, spec, rgb, rope_axes=(1, 0))) > 10 * TOL
+    assert relative_error(got, vision_forward(weights, spec, rgb, rope_axes=(1, 0))) > 10 * TOL
     if spec["rms"]:
         no_windows = dict(spec, fullatt=list(range(spec["depth"])))
-        assert _rel_err(got, vision_forward(weights, no_windows, rgb)) > 10 * TOL
+        assert relative_error(got, vision_forward(weights, no_windows, rgb)) > 10 * TOL
 
 
 def _expected_keys(spec: dict) -> dict:
@@ -167,4 +164,4 @@ def test_q8_0_mmproj_types_follow_the_pinned_rules_and_encode(converted):
     rgb = image()
     got = image_embeddings_in_child(text, out, rgb)
     # 8-bit weights and (in ggml's Q8_0 matmul) 8-bit activations: measured 1.7e-2 on both
-    assert _rel_err(got, vision_forward(weights, spec, rgb)) <= 5e-2
+    assert relative_error(got, vision_forward(weights, spec, rgb)) <= 5e-2
