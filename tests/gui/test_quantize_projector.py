@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
+from tests.gui.test_quantize_page import pick_source
+
 pytestmark = pytest.mark.gui
 
 
@@ -25,12 +27,6 @@ def page(window, qtbot):
     page = window.quantize_page.page
     assert page is not None, "the Quantize page did not build"
     return page
-
-
-def pick_source(page, qtbot, path):
-    with qtbot.waitSignal(page.source_ready, timeout=180000) as ready:
-        page.set_source(path)
-    return ready.args[0]
 
 
 def _projector_row_shown(page) -> bool:

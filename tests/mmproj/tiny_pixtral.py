@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.pipeline.tiny_families_dense import N_EMBD, VOCAB, build_dense
-from tests.pipeline.tiny_llama import (_CORPUS, CHAT_TEMPLATE, RandomWeights, stored_values,
-                                       write_safetensors)
+from tests.pipeline.tiny_llama import RandomWeights, stored_values, train_tokenizer, write_safetensors
 
 # vision tower: hidden 64, 4 heads of 16, 2 layers, 4x4 patches; 2x2 patch merger (Mistral 3)
 HIDDEN, N_HEAD, N_FF, N_LAYER, PATCH, IMAGE_SIZE, MERGE = 64, 4, 128, 2, 4, 64, 2
@@ -27,20 +26,7 @@ EPS = 1e-5
 
 
 def _tokenizer(folder: Path) -> dict[str, int]:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, show_progress=False,
-                                  special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>",
-                                                  *IMAGE_TOKENS],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_CORPUS, trainer)
-    tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_token": False,
-        "chat_template": CHAT_TEMPLATE, "tokenizer_class": "PreTrainedTokenizerFast"}))
-    return {t: tok.token_to_id(t) for t in IMAGE_TOKENS}
+    return train_tokenizer(folder, VOCAB, tuple(IMAGE_TOKENS))
 
 
 def _vision_weights(r: RandomWeights, llava: bool) -> dict[str, np.ndarray]:

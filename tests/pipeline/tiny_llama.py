@@ -72,19 +72,23 @@ def stored_values(arr: np.ndarray, dtype: str) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def train_tokenizer(folder: Path, vocab_size: int) -> None:
+def train_tokenizer(folder: Path, vocab_size: int, extra_special: tuple[str, ...] = ()) -> dict[str, int]:
+    """A byte-level BPE tokenizer.json (+ tokenizer_config.json with the chat template) trained on
+    the corpus; `extra_special` tokens follow the three ChatML ones. Returns their ids."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
-                                  special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>",
+                                                  *extra_special],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_CORPUS, trainer)
     tok.save(str(folder / "tokenizer.json"))
     (folder / "tokenizer_config.json").write_text(json.dumps({
         "bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_token": False,
         "chat_template": CHAT_TEMPLATE, "tokenizer_class": "PreTrainedTokenizerFast"}))
+    return {t: tok.token_to_id(t) for t in extra_special}
 
 
 def train_sentencepiece(folder: Path, vocab_size: int) -> None:
